@@ -1,0 +1,1 @@
+"""Flow Manager: YAML/JSON flow definitions executed durably, sequentially or as a DAG."""

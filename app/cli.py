@@ -1,0 +1,158 @@
+"""`python -m app`: run, validate and inspect flows from the command line.
+
+    python -m app run FILE [--inputs JSON] [--tasks MODULE]...
+    python -m app validate FILE [--tasks MODULE]...
+    python -m app connections
+
+Exit codes: 0 success, 1 the flow is invalid or its run failed, 2 usage errors (bad arguments,
+unreadable files, unloadable task modules).
+
+Next to FILE, the tutorial's layout is honoured: a `flow.py` there is the default task module,
+and a `.env` there provides `${env...}` values (the real environment wins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from app.connections.manager import available_plugins
+from app.engine.environment import default_environment
+from app.engine.executor import FlowExecutor
+from app.errors import (
+    DefinitionError,
+    FlowFailedError,
+    InputValidationError,
+    TaskModuleError,
+    format_loc,
+)
+from app.tasks.loading import load_task_modules
+from app.tasks.registry import TaskRegistry
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    try:
+        code: int = arguments.command(arguments)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a flow and print its outputs as JSON")
+    run.add_argument("file", type=Path, help="the flow definition (YAML or JSON)")
+    run.add_argument("--inputs", default="{}", help="inputs as a JSON object, or @FILE")
+    _add_tasks_option(run)
+    run.set_defaults(command=_run)
+
+    validate = commands.add_parser("validate", help="check a flow definition")
+    validate.add_argument("file", type=Path, help="the flow definition (YAML or JSON)")
+    _add_tasks_option(validate)
+    validate.set_defaults(command=_validate)
+
+    connections = commands.add_parser("connections", help="list connection plugins")
+    connections.set_defaults(command=_connections)
+    return parser
+
+
+def _add_tasks_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="task module (dotted name or .py path); default: flow.py beside FILE if present",
+    )
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    source = _read(arguments.file)
+    inputs = _inputs(arguments.inputs)
+    executor = FlowExecutor(_registry(arguments), env=default_environment(arguments.file.parent))
+    try:
+        outputs = asyncio.run(executor.execute_flow(source, inputs))
+    except (DefinitionError, InputValidationError) as error:
+        _print_problems(arguments.file, error, sys.stderr)
+        return EXIT_FAILED
+    except FlowFailedError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(outputs, indent=2, default=str, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _validate(arguments: argparse.Namespace) -> int:
+    source = _read(arguments.file)
+    executor = FlowExecutor(_registry(arguments))
+    try:
+        definition = executor.load(source)
+    except DefinitionError as error:
+        _print_problems(arguments.file, error, sys.stdout)
+        return EXIT_FAILED
+    print(f"{arguments.file}: valid flow {definition.name!r} with {len(definition.steps)} steps")
+    return EXIT_OK
+
+
+def _connections(arguments: argparse.Namespace) -> int:
+    for plugin in available_plugins():
+        mark = "✅" if plugin.installed else "❌"
+        state = "installed" if plugin.installed else f"missing: pip install {plugin.driver}"
+        print(f"{mark} {plugin.type:<10} {plugin.driver:<8} {plugin.description} ({state})")
+    return EXIT_OK
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {error}") from error
+
+
+def _inputs(text: str) -> dict[str, Any]:
+    if text.startswith("@"):
+        text = _read(Path(text[1:]))
+    try:
+        inputs = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--inputs is not valid JSON: {error}") from error
+    if not isinstance(inputs, dict):
+        raise UsageError("--inputs must be a JSON object")
+    return inputs
+
+
+def _registry(arguments: argparse.Namespace) -> TaskRegistry:
+    modules: list[str] = list(arguments.tasks)
+    beside = arguments.file.parent / "flow.py"
+    if not modules and beside.is_file():
+        modules.append(str(beside))
+    try:
+        return load_task_modules(modules)
+    except TaskModuleError as error:
+        raise UsageError(error.message) from error
+
+
+def _print_problems(
+    path: Path, error: DefinitionError | InputValidationError, stream: TextIO
+) -> None:
+    """One line per problem, `FILE:LINE:COLUMN: place: message` like a compiler's."""
+    for problem in error.problems:
+        where = f"{path}:{problem.line}:{problem.column}" if problem.line else str(path)
+        place = format_loc(problem.loc) or "<definition>"
+        print(f"{where}: {place}: {problem.msg}", file=stream)

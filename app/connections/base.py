@@ -1,0 +1,36 @@
+"""Connection plugins: how a named connection of a flow is opened, pooled, lent and closed."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ClassVar
+
+
+class ConnectionPlugin(ABC):
+    """One open pool (or client) for one connection configuration.
+
+    `params` are the connection's fields from the flow with `${env...}` already resolved;
+    `name` is the connection's name in the flow, used in error messages.
+    """
+
+    type: ClassVar[str]  # the `type:` of a connection in a flow, e.g. "postgres"
+    driver: ClassVar[str]  # the module that must be importable, e.g. "asyncpg"
+    description: ClassVar[str]
+
+    def __init__(self, name: str, params: Mapping[str, Any]) -> None:
+        self.name = name
+        self.params = dict(params)
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Open the pool or client; a refused connection raises ConnectionFailedError."""
+
+    @abstractmethod
+    def session(self) -> AbstractAsyncContextManager[Any]:
+        """Lend what a task receives as `connection` for the duration of one attempt."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the pool or client."""

@@ -1,0 +1,221 @@
+"""From source text to a validated `FlowDefinition`: the flow language's front door.
+
+`parse_definition` accepts both formats: FlowLang (`flow:`, `steps:`) and the Flow Manager
+condition graph (`start_task`, `tasks`, `conditions`). Every problem is reported at once, as a
+`DefinitionError` whose problems point into the source (with line and column where known).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import Any, Literal
+
+from app.dsl.catalog import TaskCatalog
+from app.dsl.condition_graph import is_condition_graph, translate_condition_graph
+from app.dsl.fields import FieldReader
+from app.dsl.graph import build_graph
+from app.dsl.inputs import coerce_input
+from app.dsl.loading import Document, load_document
+from app.dsl.models import (
+    ConnectionSpec,
+    FlowDefinition,
+    FlowOutput,
+    InputSpec,
+    InputType,
+    Mode,
+)
+from app.dsl.problems import ProblemCollector
+from app.dsl.steps import RETRY_FIELDS, StepDefaults, StepParser
+from app.dsl.templates import Template
+from app.errors import InputValidationError, Loc
+
+FLOW_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+TOP_LEVEL_FIELDS = frozenset(
+    {"flow", "description", "mode", "connections", "inputs", "defaults", "steps", "outputs"}
+)
+INPUT_FIELDS = frozenset({"name", "type", "required", "default", "description"})
+OUTPUT_FIELDS = frozenset({"name", "value", "description"})
+
+
+def parse_definition(
+    source: str | bytes,
+    catalog: TaskCatalog,
+    connection_types: Collection[str],
+    *,
+    format: Literal["yaml", "json"] | None = None,
+) -> FlowDefinition:
+    """Load, parse and validate a definition; raise DefinitionError listing every problem."""
+    return build_definition(load_document(source, format=format), catalog, connection_types)
+
+
+def build_definition(
+    document: Document, catalog: TaskCatalog, connection_types: Collection[str]
+) -> FlowDefinition:
+    problems = ProblemCollector(document)
+    reader = FieldReader(problems)
+    if is_condition_graph(document.data):
+        definition = translate_condition_graph(document.data, reader, catalog)
+    else:
+        definition = _FlowParser(reader, catalog, connection_types).parse(document.data)
+    problems.raise_if_any()
+    assert definition is not None  # a definition is only missing when problems were recorded
+    return definition
+
+
+class _FlowParser:
+    def __init__(
+        self, reader: FieldReader, catalog: TaskCatalog, connection_types: Collection[str]
+    ) -> None:
+        self.read = reader
+        self.problems = reader.problems
+        self.catalog = catalog
+        self.connection_types = connection_types
+
+    def parse(self, data: Any) -> FlowDefinition | None:
+        top = self.read.mapping(data, (), "a mapping with `flow:` and `steps:`")
+        if top is None:
+            return None
+        self.read.only_keys(top, TOP_LEVEL_FIELDS, ())
+        name = self._name(top)
+        mode = Mode(
+            self.read.choice(top.get("mode", "sequential"), ("mode",), set(Mode)) or "sequential"
+        )
+        connections = self._connections(top.get("connections", {}))
+        inputs = self._inputs(top.get("inputs", []))
+        defaults = self._defaults(top.get("defaults", {}))
+        if "steps" not in top:
+            self.problems.add((), "a flow needs `steps:`", "missing")
+        steps = StepParser(self.read, self.catalog, connections, defaults).parse_list(
+            top.get("steps", [None]), ("steps",)
+        )
+        outputs = self._outputs(top.get("outputs", []))
+        graph = build_graph(
+            steps, mode, inputs, True, connections, outputs, self.catalog, self.problems
+        )
+        description = top.get("description", "")
+        if not isinstance(description, str):
+            self.problems.add(("description",), "must be a string", "type_error")
+            description = ""
+        return FlowDefinition(
+            name=name or "",
+            steps=tuple(steps),
+            dependencies=graph.dependencies,
+            description=description,
+            mode=mode,
+            connections=connections,
+            inputs=inputs,
+            outputs=tuple(outputs),
+            handlers=graph.handlers,
+        )
+
+    def _name(self, top: Mapping[str, Any]) -> str | None:
+        if "flow" not in top:
+            self.problems.add((), "a flow needs a name: `flow: <Name>`", "missing")
+            return None
+        return self.read.string(top["flow"], ("flow",), FLOW_NAME)
+
+    def _connections(self, raw: Any) -> dict[str, ConnectionSpec]:
+        mapping = self.read.mapping(raw, ("connections",)) or {}
+        connections: dict[str, ConnectionSpec] = {}
+        for name, body in mapping.items():
+            loc: Loc = ("connections", name)
+            self.read.identifier(name, loc)
+            fields = self.read.mapping(body, loc)
+            if fields is None:
+                continue
+            kind = self.read.choice(fields.get("type"), (*loc, "type"), self.connection_types)
+            params: dict[str, Template] = {}
+            for key, value in fields.items():
+                template = self.read.template(value, (*loc, key)) if key != "type" else None
+                if template is not None:
+                    params[key] = template
+            if kind is not None:
+                connections[name] = ConnectionSpec(name, kind, params, loc)
+        return connections
+
+    def _inputs(self, raw: Any) -> dict[str, InputSpec]:
+        entries: list[tuple[Any, Any, Loc]] = []
+        if isinstance(raw, list):
+            for index, item in enumerate(raw):
+                fields = self.read.mapping(item, ("inputs", index))
+                if fields is not None:
+                    entries.append((fields.get("name"), fields, ("inputs", index)))
+        elif isinstance(raw, Mapping):
+            for name, fields in raw.items():
+                # Mapping form: `{user_id: {type: integer}}` or the short `{user_id: integer}`.
+                body = {"type": fields} if isinstance(fields, str) else fields
+                entries.append((name, {"name": name, **(body or {})}, ("inputs", name)))
+        else:
+            self.problems.add(("inputs",), "must be a list or a mapping of inputs", "type_error")
+        inputs: dict[str, InputSpec] = {}
+        for name, fields, loc in entries:
+            spec = self._input(name, fields, loc)
+            if spec is None:
+                continue
+            if spec.name in inputs:
+                self.problems.add(loc, f"duplicate input {spec.name!r}", "duplicate")
+            inputs[spec.name] = spec
+        return inputs
+
+    def _input(self, name: Any, fields: Any, loc: Loc) -> InputSpec | None:
+        body = self.read.mapping(fields, loc)
+        if body is None:
+            return None
+        self.read.only_keys(body, INPUT_FIELDS, loc)
+        checked_name = self.read.identifier(name, (*loc, "name"))
+        kind = InputType(
+            self.read.choice(body.get("type", "any"), (*loc, "type"), set(InputType)) or "any"
+        )
+        required = self.read.boolean(body.get("required", False), (*loc, "required")) or False
+        description = body.get("description", "")
+        if checked_name is None:
+            return None
+        spec = InputSpec(checked_name, kind, required, None, False, str(description), loc)
+        if "default" not in body:
+            return spec
+        try:
+            default = coerce_input(spec, body["default"], (*loc, "default"))
+        except InputValidationError as error:
+            for problem in error.problems:
+                self.problems.add(problem.loc, problem.msg, problem.type)
+            return spec
+        return InputSpec(checked_name, kind, required, default, True, str(description), loc)
+
+    def _defaults(self, raw: Any) -> StepDefaults:
+        body = self.read.mapping(raw, ("defaults",)) or {}
+        self.read.only_keys(body, {"retry", "timeout"}, ("defaults",))
+        retry = self.read.mapping(body.get("retry", {}), ("defaults", "retry")) or {}
+        self.read.only_keys(retry, RETRY_FIELDS, ("defaults", "retry"))
+        timeout = None
+        if "timeout" in body:
+            timeout = self.read.number(body["timeout"], ("defaults", "timeout"), strict=True)
+        return StepDefaults(retry, timeout)
+
+    def _outputs(self, raw: Any) -> list[FlowOutput]:
+        entries: list[tuple[Any, Any, Loc]] = []
+        if isinstance(raw, list):
+            for index, item in enumerate(raw):
+                fields = self.read.mapping(item, ("outputs", index))
+                if fields is not None:
+                    self.read.only_keys(fields, OUTPUT_FIELDS, ("outputs", index))
+                    if "value" not in fields:
+                        self.problems.add(
+                            ("outputs", index), "an output needs a `value`", "missing"
+                        )
+                    entries.append((fields.get("name"), fields.get("value"), ("outputs", index)))
+        elif isinstance(raw, Mapping):
+            entries = [(name, value, ("outputs", name)) for name, value in raw.items()]
+        else:
+            self.problems.add(("outputs",), "must be a list or a mapping of outputs", "type_error")
+        outputs: list[FlowOutput] = []
+        seen: set[str] = set()
+        for name, value, loc in entries:
+            checked = self.read.identifier(name, (*loc, "name") if loc[-1] != name else loc)
+            template = self.read.template(value, loc)
+            if checked in seen:
+                self.problems.add(loc, f"duplicate output {checked!r}", "duplicate")
+            if checked is not None and template is not None:
+                seen.add(checked)
+                outputs.append(FlowOutput(checked, template, loc))
+        return outputs

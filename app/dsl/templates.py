@@ -1,0 +1,262 @@
+"""Definition values that may hold `${...}` placeholders, compiled once and rendered per run.
+
+`compile_template` turns a value from a flow definition (a string, or dicts and lists holding
+strings) into a `Template`. A string that is exactly one placeholder renders to the expression's
+native value; text around placeholders renders to a string, each value written with
+`format_value` (`true`, `null`, compact JSON); parts without placeholders render to themselves,
+the same object every time and without work, so callers must not mutate what they get.
+Dict keys are literal, never templated.
+
+`compile_condition` compiles an `if:` field into one expression in which each `${X}` stands for
+the value `(X)`: `"not ${check_cache.exists}"` means `not (check_cache.exists)`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from app.dsl.expressions import (
+    MAX_VALUE_SIZE,
+    Expression,
+    Reference,
+    Scope,
+    compile_expression,
+    format_value,
+    type_name,
+)
+from app.dsl.placeholders import Placeholder, find_placeholders, unescape
+from app.errors import ExpressionLimitError, ExpressionSyntaxError, Loc, format_loc
+
+_NO_REFERENCES: frozenset[Reference] = frozenset()
+
+
+class Template(ABC):
+    """A compiled definition value."""
+
+    __slots__ = ("is_constant", "references")
+
+    def __init__(self, references: frozenset[Reference], *, is_constant: bool) -> None:
+        self.references = references
+        self.is_constant = is_constant  # no placeholder anywhere inside
+
+    @abstractmethod
+    def render(self, scope: Scope) -> Any:
+        """The value for one run; raises `ExpressionEvaluationError` (or `ExpressionLimitError`)."""
+
+
+class _Constant(Template):
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(_NO_REFERENCES, is_constant=True)
+        self.value = value
+
+    def render(self, scope: Scope) -> Any:
+        return self.value
+
+
+class _Native(Template):
+    """A string that is exactly one placeholder: the expression's value, of any type."""
+
+    __slots__ = ("expression",)
+
+    def __init__(self, expression: Expression) -> None:
+        super().__init__(expression.references, is_constant=False)
+        self.expression = expression
+
+    def render(self, scope: Scope) -> Any:
+        return self.expression.evaluate(scope)
+
+
+class _Text(Template):
+    """Text around placeholders: always a string."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[str | Expression, ...]) -> None:
+        references = frozenset().union(
+            *(part.references for part in parts if isinstance(part, Expression))
+        )
+        super().__init__(references, is_constant=False)
+        self.parts = parts
+
+    def render(self, scope: Scope) -> str:
+        pieces: list[str] = []
+        length = 0
+        for part in self.parts:
+            piece = part if isinstance(part, str) else format_value(part.evaluate(scope))
+            length += len(piece)
+            if length > MAX_VALUE_SIZE:
+                raise ExpressionLimitError(
+                    f"the text would be over {MAX_VALUE_SIZE:,} characters (1 MiB)"
+                )
+            pieces.append(piece)
+        return "".join(pieces)
+
+
+class _Dict(Template):
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[tuple[Any, Template], ...]) -> None:
+        super().__init__(_union(template for _, template in items), is_constant=False)
+        self.items = items
+
+    def render(self, scope: Scope) -> dict[Any, Any]:
+        return {key: template.render(scope) for key, template in self.items}
+
+
+class _List(Template):
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[Template, ...]) -> None:
+        super().__init__(_union(items), is_constant=False)
+        self.items = items
+
+    def render(self, scope: Scope) -> list[Any]:
+        return [template.render(scope) for template in self.items]
+
+
+def _union(templates: Iterable[Template]) -> frozenset[Reference]:
+    return frozenset().union(*(template.references for template in templates))
+
+
+def compile_template(value: Any) -> Template:
+    """Compile a definition value; raises `ExpressionSyntaxError` for a bad placeholder, with
+    `.offset` into the string that holds it (and that string's place in the message when the
+    value is a dict or list)."""
+    try:
+        return _compile(value, ())
+    except RecursionError:
+        raise ExpressionSyntaxError("the value is nested too deeply") from None
+
+
+def _compile(value: Any, loc: Loc) -> Template:
+    if isinstance(value, str):
+        return _compile_string(value, loc)
+    if isinstance(value, Mapping):
+        return _compile_dict(value, loc)
+    if isinstance(value, list):
+        return _compile_list(value, loc)
+    return _Constant(value)
+
+
+def _compile_string(text: str, loc: Loc) -> Template:
+    try:
+        placeholders = find_placeholders(text)
+        if not placeholders:
+            return _Constant(unescape(text))
+        if len(placeholders) == 1 and _is_whole(placeholders[0], text):
+            return _Native(_compile_placeholder(placeholders[0]))
+        return _Text(_text_parts(text, placeholders))
+    except ExpressionSyntaxError as error:
+        if not loc:
+            raise
+        raise ExpressionSyntaxError(
+            f"{format_loc(loc)}: {error.message}", offset=error.offset
+        ) from None
+
+
+def _is_whole(placeholder: Placeholder, text: str) -> bool:
+    return placeholder.start == 0 and placeholder.end == len(text)
+
+
+def _compile_placeholder(placeholder: Placeholder) -> Expression:
+    try:
+        return compile_expression(placeholder.expression)
+    except ExpressionSyntaxError as error:
+        offset = None if error.offset is None else placeholder.start + 2 + error.offset
+        raise ExpressionSyntaxError(error.message, offset=offset) from None
+
+
+def _text_parts(text: str, placeholders: list[Placeholder]) -> tuple[str | Expression, ...]:
+    parts: list[str | Expression] = []
+    position = 0
+    for placeholder in placeholders:
+        if placeholder.start > position:
+            parts.append(unescape(text[position : placeholder.start]))
+        parts.append(_compile_placeholder(placeholder))
+        position = placeholder.end
+    if position < len(text):
+        parts.append(unescape(text[position:]))
+    return tuple(parts)
+
+
+def _compile_dict(value: Mapping[Any, Any], loc: Loc) -> Template:
+    items = tuple((key, _compile(item, (*loc, _loc_part(key)))) for key, item in value.items())
+    constants: dict[Any, Any] = {}
+    for key, template in items:
+        if not isinstance(template, _Constant):
+            return _Dict(items)
+        constants[key] = template.value
+    # Reuse the definition's own object unless an escape (`$${`) changed a string inside.
+    unchanged = all(constants[key] is item for key, item in value.items())
+    return _Constant(value if unchanged else constants)
+
+
+def _compile_list(value: list[Any], loc: Loc) -> Template:
+    items = tuple(_compile(item, (*loc, index)) for index, item in enumerate(value))
+    constants: list[Any] = []
+    for template in items:
+        if not isinstance(template, _Constant):
+            return _List(items)
+        constants.append(template.value)
+    unchanged = all(new is old for new, old in zip(constants, value, strict=True))
+    return _Constant(value if unchanged else constants)
+
+
+def _loc_part(key: Any) -> str | int:
+    return key if isinstance(key, str | int) else str(key)
+
+
+def compile_condition(value: str | bool) -> Expression:
+    """Compile an `if:` field. A bool is a constant; in a string each `${X}` becomes `(X)` and
+    the whole is one expression (a string without placeholders is an expression as it is)."""
+    if isinstance(value, bool):
+        return compile_expression("True" if value else "False")
+    if not isinstance(value, str):
+        raise ExpressionSyntaxError(
+            f"a condition must be a string or a boolean, not {type_name(value)}"
+        )
+    placeholders = find_placeholders(value)
+    if not placeholders:
+        return compile_expression(value)
+    source, origins = _inline(value, placeholders)
+    try:
+        return compile_expression(source)
+    except ExpressionSyntaxError as error:
+        offset = None if error.offset is None else origins[min(error.offset, len(source))]
+        raise ExpressionSyntaxError(error.message, offset=offset) from None
+
+
+def _inline(text: str, placeholders: list[Placeholder]) -> tuple[str, list[int]]:
+    """`text` with each `${X}` written `(X)` and `$${` unescaped, and for every character of
+    the result (and its end) the index in `text` it came from, to report offsets."""
+    pieces: list[str] = []
+    origins: list[int] = []
+
+    def copy(start: int, end: int, *, unescaping: bool = True) -> None:
+        index = start
+        while index < end:
+            if unescaping and text.startswith("$${", index) and index + 3 <= end:
+                pieces.append("${")
+                origins.extend((index + 1, index + 2))
+                index += 3
+            else:
+                pieces.append(text[index])
+                origins.append(index)
+                index += 1
+
+    position = 0
+    for placeholder in placeholders:
+        copy(position, placeholder.start)
+        pieces.append("(")
+        origins.append(placeholder.start)
+        copy(placeholder.start + 2, placeholder.end - 1, unescaping=False)
+        pieces.append(")")
+        origins.append(placeholder.end - 1)
+        position = placeholder.end
+    copy(position, len(text))
+    origins.append(len(text))
+    return "".join(pieces), origins

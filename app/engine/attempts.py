@@ -1,0 +1,145 @@
+"""Running one task to its final outcome: attempts, per-attempt timeouts and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from app.connections.manager import ConnectionManager
+from app.dsl.models import ConnectionSpec, Step
+from app.engine.clock import utcnow
+from app.engine.retries import is_retryable, retry_delay
+from app.engine.scope import context_value
+from app.engine.store import RunStore, TaskKey, TaskStatus
+from app.errors import MissingOutputError, RunError, UnknownConnectionError
+from app.tasks.context import TaskContext
+from app.tasks.registry import RegisteredTask, TaskRegistry
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    key: TaskKey
+    status: TaskStatus
+    outputs: dict[str, Any] | None = None  # of this task (one element, for a fan-out)
+    error: RunError | None = None
+    step_outputs: dict[str, Any] | None = None  # a fan-out's collected outputs, when they differ
+
+    @property
+    def visible_outputs(self) -> dict[str, Any] | None:
+        """What later expressions see as the step's outputs."""
+        return self.outputs if self.step_outputs is None else self.step_outputs
+
+
+class TaskRunner:
+    """Runs the tasks of one run; shared by all its steps."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        flow: str,
+        registry: TaskRegistry,
+        store: RunStore,
+        connections: ConnectionManager,
+        connection_specs: Mapping[str, ConnectionSpec],
+        env: Mapping[str, str],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.flow = flow
+        self.registry = registry
+        self.store = store
+        self.connections = connections
+        self.connection_specs = connection_specs
+        self.env = env
+        self.rng = rng
+        self._resolved_connections: dict[str, dict[str, Any]] = {}
+
+    async def run(
+        self,
+        step: Step,
+        index: int,
+        scope: dict[str, Any],
+        last_error: RunError | None = None,
+        offered: Mapping[str, Any] | None = None,
+    ) -> TaskOutcome:
+        key = TaskKey(step.id, index)
+        task = self.registry.get(step.task)
+        attempt = 1
+        while True:
+            await self.store.task_started(self.run_id, key, attempt, utcnow())
+            scope["context"] = context_value(self.run_id, self.flow, attempt, last_error)
+            try:
+                outputs = await self._attempt(step, task, index, attempt, scope, offered)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exception:
+                error = RunError(step.id, type(exception).__name__, _message(step, exception))
+                if attempt >= step.retry.max_attempts or not is_retryable(exception, step.retry):
+                    return TaskOutcome(key, TaskStatus.FAILED, None, error)
+                delay = retry_delay(step.retry, attempt, self.rng)
+                retry_at = utcnow() + timedelta(seconds=delay)
+                await self.store.attempt_failed(self.run_id, key, attempt, error, retry_at)
+                await asyncio.sleep(delay)
+                attempt += 1
+            else:
+                return TaskOutcome(key, TaskStatus.COMPLETED, outputs, None)
+
+    async def _attempt(
+        self,
+        step: Step,
+        task: RegisteredTask,
+        index: int,
+        attempt: int,
+        scope: Mapping[str, Any],
+        offered: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        arguments = {name: template.render(scope) for name, template in step.arguments.items()}
+        context = TaskContext.for_attempt(self.run_id, self.flow, step.id, index, attempt)
+        async with _deadline(step.timeout), self._connection(step) as connection:
+            outputs = await task.invoke(
+                arguments, context=context, connection=connection, offered=offered
+            )
+        return _declared_outputs(step, outputs)
+
+    def _connection(self, step: Step) -> AbstractAsyncContextManager[Any]:
+        if step.connection is None:
+            return nullcontext()
+        spec = self.connection_specs.get(step.connection)
+        if spec is None:
+            raise UnknownConnectionError(f"the flow declares no connection {step.connection!r}")
+        params = self._resolved_connections.get(spec.name)
+        if params is None:
+            env_scope = {"env": self.env}
+            params = {name: template.render(env_scope) for name, template in spec.params.items()}
+            self._resolved_connections[spec.name] = params
+        return self.connections.session(spec.name, spec.type, params)
+
+
+def _declared_outputs(step: Step, outputs: dict[str, Any]) -> dict[str, Any]:
+    """Only the declared outputs, when the step declares some; each must be present."""
+    if step.outputs is None:
+        return outputs
+    missing = [name for name in step.outputs if name not in outputs]
+    if missing:
+        returned = ", ".join(sorted(outputs)) or "nothing"
+        raise MissingOutputError(
+            f"step {step.id!r} declares the output(s) {', '.join(missing)} but its task "
+            f"returned {returned}"
+        )
+    return {name: outputs[name] for name in step.outputs}
+
+
+def _deadline(timeout: float | None) -> AbstractAsyncContextManager[Any]:
+    return asyncio.timeout(timeout) if timeout is not None else nullcontext()
+
+
+def _message(step: Step, exception: Exception) -> str:
+    if isinstance(exception, TimeoutError) and not str(exception):
+        return f"attempt exceeded the step's timeout of {step.timeout:g}s"
+    return str(exception) or type(exception).__name__

@@ -1,0 +1,107 @@
+"""`FlowExecutor`: run flow definitions in process.
+
+    executor = FlowExecutor(registry)
+    outputs = await executor.execute_flow(flow_yaml, inputs={"user_id": 1})
+
+No service and no database are needed: runs are recorded in an in-memory store unless another
+`RunStore` is given. `${env...}` sees the process environment over a `.env` file in the
+working directory, unless `env` is given. Connections are opened lazily; unless a shared
+`ConnectionManager` is given, each call closes the connections it opened before returning.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from app.connections.manager import ConnectionManager
+from app.dsl.definitions import parse_definition
+from app.dsl.inputs import validate_inputs
+from app.dsl.models import FlowDefinition
+from app.engine.attempts import TaskRunner
+from app.engine.environment import default_environment
+from app.engine.memory_store import InMemoryRunStore
+from app.engine.run import RunExecution, RunResult
+from app.engine.store import RunStatus, RunStore
+from app.errors import FlowFailedError
+from app.tasks.builtins import builtin_registry
+from app.tasks.registry import TaskRegistry
+
+Source = str | bytes | FlowDefinition
+
+
+class FlowExecutor:
+    def __init__(
+        self,
+        registry: TaskRegistry | None = None,
+        *,
+        store: RunStore | None = None,
+        connections: ConnectionManager | None = None,
+        env: Mapping[str, str] | None = None,
+        cache_size: int = 256,
+    ) -> None:
+        self.registry = builtin_registry()
+        if registry is not None:
+            self.registry.include(registry)
+        self.store: RunStore = store if store is not None else InMemoryRunStore()
+        self.env: Mapping[str, str] = default_environment() if env is None else env
+        self._shared_connections = connections
+        self._connection_types = (connections or ConnectionManager()).types
+        self._definitions: OrderedDict[str | bytes, FlowDefinition] = OrderedDict()
+        self._cache_size = cache_size
+
+    def load(
+        self, source: Source, *, format: Literal["yaml", "json"] | None = None
+    ) -> FlowDefinition:
+        """Parse and validate a definition (cached by its text); DefinitionError if invalid."""
+        if isinstance(source, FlowDefinition):
+            return source
+        definition = self._definitions.get(source)
+        if definition is None:
+            catalog = self.registry.catalog()
+            definition = parse_definition(source, catalog, self._connection_types, format=format)
+            self._definitions[source] = definition
+            if len(self._definitions) > self._cache_size:
+                self._definitions.popitem(last=False)
+        else:
+            self._definitions.move_to_end(source)
+        return definition
+
+    async def execute_flow(
+        self, source: Source, inputs: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Run the flow to its end and return its outputs; FlowFailedError if it failed."""
+        result = await self.run(source, inputs)
+        if result.status is not RunStatus.COMPLETED:
+            assert result.error is not None
+            raise FlowFailedError(result.run_id, result.error)
+        return result.outputs or {}
+
+    async def run(
+        self, source: Source, inputs: Mapping[str, Any] | None = None, *, run_id: str | None = None
+    ) -> RunResult:
+        """Run the flow to its end; a failed run is a result, not an exception.
+
+        Invalid definitions (DefinitionError) and inputs (InputValidationError) are refused
+        before the run starts.
+        """
+        definition = self.load(source)
+        values = validate_inputs(definition.inputs, inputs or {}, strict=definition.strict_inputs)
+        run_id = run_id or str(uuid.uuid4())
+        connections = self._shared_connections or ConnectionManager()
+        runner = TaskRunner(
+            run_id=run_id,
+            flow=definition.name,
+            registry=self.registry,
+            store=self.store,
+            connections=connections,
+            connection_specs=definition.connections,
+            env=self.env,
+        )
+        try:
+            return await RunExecution(definition, values, run_id, runner, self.store).execute()
+        finally:
+            if self._shared_connections is None:
+                await connections.aclose()

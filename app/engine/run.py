@@ -1,0 +1,325 @@
+"""`RunExecution`: one run of a flow, from its ready steps to its outputs.
+
+Steps whose dependencies are all finished run concurrently; a lone ready step runs inline (no
+task switch), which keeps sequential flows cheap. Each finished step is reported to the store
+together with the steps it releases. A step that fails with `on_error: fail` fails the run and
+cancels whatever else is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Step
+from app.engine.attempts import TaskOutcome, TaskRunner
+from app.engine.clock import utcnow
+from app.engine.scope import StepView
+from app.engine.store import NewRun, RunStatus, RunStore, TaskKey, TaskStatus
+from app.errors import ExpressionError, RunError
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    flow: str
+    status: RunStatus
+    outputs: dict[str, Any] | None
+    error: RunError | None
+    started_at: datetime
+    finished_at: datetime
+    executed_steps: tuple[str, ...]  # steps that ran (not skipped), in the order they finished
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds() * 1000
+
+
+class RunExecution:
+    def __init__(
+        self,
+        definition: FlowDefinition,
+        inputs: Mapping[str, Any],
+        run_id: str,
+        runner: TaskRunner,
+        store: RunStore,
+    ) -> None:
+        self.definition = definition
+        self.inputs = inputs
+        self.run_id = run_id
+        self.runner = runner
+        self.store = store
+        self.steps = {step.id: step for step in definition.steps}
+        self.waiting = {step_id: set(deps) for step_id, deps in definition.dependencies.items()}
+        self.dependents: dict[str, list[str]] = {step_id: [] for step_id in self.steps}
+        for step_id, deps in definition.dependencies.items():
+            for dependency in deps:
+                self.dependents[dependency].append(step_id)
+        self.scope: dict[str, Any] = {"inputs": inputs}
+        self.errors: dict[str, RunError] = {}
+        self.executed: list[str] = []
+        self.ready: deque[str] = deque()
+        self.running: dict[asyncio.Task[TaskOutcome], str] = {}
+
+    async def execute(self) -> RunResult:
+        started_at = utcnow()
+        self.ready.extend(step_id for step_id in self.steps if not self.waiting[step_id])
+        await self.store.run_started(
+            NewRun(
+                self.run_id,
+                self.definition.name,
+                self.inputs,
+                list(self.steps),
+                list(self.ready),
+                started_at,
+            )
+        )
+        try:
+            failure = await self._run_steps()
+        except asyncio.CancelledError:
+            await self._cancel_running()
+            await self.store.run_finished(self.run_id, RunStatus.CANCELLED, None, None, utcnow())
+            raise
+        if failure is None:
+            outputs, failure = self._outputs()
+        else:
+            await self._cancel_running()
+            outputs = None
+        status = RunStatus.FAILED if failure else RunStatus.COMPLETED
+        finished_at = utcnow()
+        await self.store.run_finished(self.run_id, status, outputs, failure, finished_at)
+        return RunResult(
+            self.run_id,
+            self.definition.name,
+            status,
+            outputs,
+            failure,
+            started_at,
+            finished_at,
+            tuple(self.executed),
+        )
+
+    async def _run_steps(self) -> RunError | None:
+        """Run every step; the error that fails the run, if one does."""
+        while self.ready or self.running:
+            if len(self.ready) == 1 and not self.running:
+                step = self.steps[self.ready.popleft()]
+                failure = await self._settle(step, await self._run_step(step))
+                if failure:
+                    return failure
+                continue
+            while self.ready:
+                step_id = self.ready.popleft()
+                self.running[asyncio.create_task(self._run_step(self.steps[step_id]))] = step_id
+            done, _ = await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda task: self.running[task]):
+                step = self.steps[self.running.pop(task)]
+                failure = await self._settle(step, task.result())
+                if failure:
+                    return failure
+        return None
+
+    async def _run_step(self, step: Step) -> TaskOutcome:
+        key = TaskKey(step.id)
+        last_error = None
+        if step.handler_of is not None:
+            last_error = self.errors.get(step.handler_of)
+            if last_error is None:  # the handled step did not fail: nothing to handle
+                return TaskOutcome(key, TaskStatus.SKIPPED)
+        scope = dict(self.scope)
+        if step.condition is not None:
+            try:
+                if not step.condition.evaluate(scope):
+                    return TaskOutcome(key, TaskStatus.SKIPPED)
+            except ExpressionError as error:
+                return _failed(key, error, "if")
+        if step.for_each is not None:
+            return await self._fan_out(step, scope, last_error)
+        return await self.runner.run(step, 0, scope, last_error, self._offered(step))
+
+    async def _fan_out(
+        self, step: Step, scope: dict[str, Any], last_error: RunError | None
+    ) -> TaskOutcome:
+        assert step.for_each is not None
+        try:
+            items = step.for_each.items.render(scope)
+        except ExpressionError as error:
+            return _failed(TaskKey(step.id), error, "for_each")
+        if not isinstance(items, list | tuple):
+            message = f"for_each must give a list, got {type(items).__name__}"
+            return TaskOutcome(
+                TaskKey(step.id), TaskStatus.FAILED, None, RunError(step.id, "TypeError", message)
+            )
+        fan_out = _FanOut(self, step, scope, items, last_error)
+        return await fan_out.run()
+
+    def _offered(self, step: Step) -> dict[str, Any] | None:
+        """Condition-graph tasks are offered the outputs of the task that routed to them."""
+        if self.definition.kind is not FlowKind.CONDITION_GRAPH:
+            return None
+        data: dict[str, Any] = {}
+        for source in reversed(self.executed):
+            if source in step.data_from:
+                data = {
+                    key: value
+                    for key, value in self.scope[source].items()
+                    if key not in ("status", "error")
+                }
+                break
+        return {"data": data, "inputs": self.inputs}
+
+    async def _settle(self, step: Step, outcome: TaskOutcome) -> RunError | None:
+        """Record a finished step and release its dependents; the run's failure, if it is one."""
+        self.scope[step.id] = StepView(outcome.status, outcome.visible_outputs, outcome.error)
+        if outcome.error is not None:
+            self.errors[step.id] = outcome.error
+        if outcome.status is not TaskStatus.SKIPPED:
+            self.executed.append(step.id)
+        released = []
+        for dependent in self.dependents[step.id]:
+            waits = self.waiting[dependent]
+            waits.discard(step.id)
+            if not waits:
+                released.append(dependent)
+        await self.store.task_finished(
+            self.run_id,
+            outcome.key,
+            outcome.status,
+            outcome.outputs,
+            outcome.error,
+            utcnow(),
+            released,
+        )
+        self.ready.extend(released)
+        if outcome.status is TaskStatus.FAILED and step.on_error is ErrorAction.FAIL:
+            return outcome.error
+        return None
+
+    async def _cancel_running(self) -> None:
+        tasks = list(self.running)
+        self.running.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _outputs(self) -> tuple[dict[str, Any] | None, RunError | None]:
+        if self.definition.kind is FlowKind.CONDITION_GRAPH:
+            return self._last_task_outputs()
+        outputs: dict[str, Any] = {}
+        for output in self.definition.outputs:
+            try:
+                outputs[output.name] = output.value.render(self.scope)
+            except ExpressionError as error:
+                message = f"output {output.name!r}: {error.message}"
+                return None, RunError(None, type(error).__name__, message)
+        return outputs, None
+
+    def _last_task_outputs(self) -> tuple[dict[str, Any] | None, RunError | None]:
+        """Condition graphs: the run ends as its last executed task did."""
+        if not self.executed:
+            return {}, None
+        last = self.executed[-1]
+        if last in self.errors:
+            return None, self.errors[last]
+        view = self.scope[last]
+        return {key: value for key, value in view.items() if key not in ("status", "error")}, None
+
+
+class _FanOut:
+    """One task per element, at most `max_concurrency` at a time, outputs in element order.
+
+    The first element that fails (after its retries) fails the step and cancels the others.
+    """
+
+    def __init__(
+        self,
+        execution: RunExecution,
+        step: Step,
+        scope: dict[str, Any],
+        items: list[Any] | tuple[Any, ...],
+        last_error: RunError | None,
+    ) -> None:
+        assert step.for_each is not None
+        self.execution = execution
+        self.step = step
+        self.for_each = step.for_each
+        self.scope = scope
+        self.items = items
+        self.last_error = last_error
+        self.results: list[dict[str, Any] | None] = [None] * len(items)
+        self.unfinished = len(items)
+        self.next_index = 0
+        self.last_outcome: TaskOutcome | None = None
+
+    async def run(self) -> TaskOutcome:
+        execution = self.execution
+        if not self.items:
+            return TaskOutcome(TaskKey(self.step.id), TaskStatus.COMPLETED, self._collected())
+        await execution.store.tasks_expanded(execution.run_id, self.step.id, len(self.items))
+        workers = min(self.for_each.max_concurrency, len(self.items))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(self._work())
+        except ExceptionGroup as group:
+            failures = group.subgroup(_ElementFailed)
+            if failures is None:
+                raise
+            first = failures.exceptions[0]
+            assert isinstance(first, _ElementFailed)
+            return first.outcome
+        last = self.last_outcome
+        assert last is not None
+        return TaskOutcome(last.key, TaskStatus.COMPLETED, last.outputs, None, self._collected())
+
+    async def _work(self) -> None:
+        execution = self.execution
+        while self.next_index < len(self.items):
+            index = self.next_index
+            self.next_index += 1
+            scope = dict(self.scope)
+            scope[self.for_each.variable] = self.items[index]
+            scope["index"] = index
+            outcome = await execution.runner.run(self.step, index, scope, self.last_error)
+            if outcome.status is TaskStatus.FAILED:
+                assert outcome.error is not None
+                error = RunError(
+                    outcome.error.step,
+                    outcome.error.type,
+                    f"element {index}: {outcome.error.message}",
+                )
+                raise _ElementFailed(TaskOutcome(outcome.key, TaskStatus.FAILED, None, error))
+            self.results[index] = outcome.outputs
+            self.unfinished -= 1
+            if self.unfinished:
+                await execution.store.task_finished(
+                    execution.run_id, outcome.key, outcome.status, outcome.outputs, None, utcnow()
+                )
+            else:  # the last element is recorded with the step's release, by _settle
+                self.last_outcome = outcome
+
+    def _collected(self) -> dict[str, Any]:
+        names = self.step.outputs
+        if names is None:
+            first = next((result for result in self.results if result), {})
+            names = tuple(first)
+        return {name: [(result or {}).get(name) for result in self.results] for name in names}
+
+
+class _ElementFailed(Exception):
+    def __init__(self, outcome: TaskOutcome) -> None:
+        super().__init__(outcome.error.message if outcome.error else "element failed")
+        self.outcome = outcome
+
+
+def _failed(key: TaskKey, error: ExpressionError, field: str) -> TaskOutcome:
+    return TaskOutcome(
+        key,
+        TaskStatus.FAILED,
+        None,
+        RunError(key.step_id, type(error).__name__, f"{field}: {error.message}"),
+    )

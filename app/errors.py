@@ -1,0 +1,148 @@
+"""The one exception hierarchy of Flow Manager.
+
+Every domain error subclasses `FlowManagerError`; its docstring is the default message. This
+module imports nothing of ours, so every layer (the flow language included) may raise these.
+The HTTP layer maps them to status codes in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+Loc = tuple[str | int, ...]
+
+
+class FlowManagerError(Exception):
+    """Flow Manager failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or type(self).__name__).strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a definition or a run's inputs, pointing at its place."""
+
+    loc: Loc
+    msg: str
+    type: str = "value_error"
+    line: int | None = None
+    column: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+        if self.line is not None:
+            answer["line"] = self.line
+            answer["column"] = self.column
+        return answer
+
+    def __str__(self) -> str:
+        where = format_loc(self.loc) or "<definition>"
+        if self.line is not None:
+            where += f" (line {self.line}, column {self.column})"
+        return f"{where}: {self.msg}"
+
+
+def format_loc(loc: Loc) -> str:
+    """`("steps", 2, "pg_query", "params", 0)` -> `steps[2].pg_query.params[0]`."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+class ProblemsError(FlowManagerError):
+    """Something is invalid."""
+
+    def __init__(self, problems: Iterable[Problem], message: str | None = None) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        summary = "; ".join(str(problem) for problem in self.problems)
+        super().__init__(f"{message or self.__doc__}: {summary}" if summary else message)
+
+
+class DefinitionError(ProblemsError):
+    """The flow definition is invalid."""
+
+
+class InputValidationError(ProblemsError):
+    """The run's inputs do not match the flow's declared inputs."""
+
+
+class ExpressionError(FlowManagerError):
+    """The expression is invalid."""
+
+
+class ExpressionSyntaxError(ExpressionError):
+    """The expression cannot be compiled: bad syntax or a forbidden construct."""
+
+    def __init__(self, message: str | None = None, *, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class ExpressionEvaluationError(ExpressionError):
+    """The expression failed while being evaluated."""
+
+
+class ExpressionLimitError(ExpressionEvaluationError):
+    """The expression exceeded a size or time limit."""
+
+
+class TaskError(FlowManagerError):
+    """The task failed."""
+
+
+class NonRetryableError(TaskError):
+    """The task failed and must not be retried."""
+
+
+class MissingOutputError(NonRetryableError):
+    """The task did not return an output its step declares."""
+
+
+class UnknownTaskError(FlowManagerError):
+    """No task is registered under that name."""
+
+
+class ConnectionFailedError(FlowManagerError):
+    """The connection could not be opened."""
+
+
+class DriverMissingError(ConnectionFailedError):
+    """The driver for this connection type is not installed."""
+
+
+class UnknownConnectionError(FlowManagerError):
+    """The flow declares no connection of that name."""
+
+
+@dataclass(frozen=True)
+class RunError:
+    """Why a run or a step failed: the shape of the API's `error` fields."""
+
+    step: str | None
+    type: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "type": self.type, "message": self.message}
+
+
+class FlowFailedError(FlowManagerError):
+    """The flow run failed."""
+
+    def __init__(self, run_id: str, error: RunError) -> None:
+        self.run_id = run_id
+        self.error = error
+        where = f" at step {error.step!r}" if error.step else ""
+        super().__init__(f"Flow run {run_id} failed{where}: {error.type}: {error.message}")
+
+
+class TaskModuleError(FlowManagerError):
+    """A task module could not be loaded."""

@@ -1,0 +1,229 @@
+"""Definitions: both spellings of steps, forms of inputs/outputs, and every validation error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.connections.manager import ConnectionManager
+from app.dsl.catalog import TaskSpec
+from app.dsl.definitions import parse_definition
+from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, InputType, Mode
+from app.errors import DefinitionError, Problem
+from app.tasks.builtins import builtin_registry
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CUSTOM = {
+    "TransformUser": TaskSpec("TransformUser", required_params=frozenset({"user_data"})),
+    "UpdateLastLogin": TaskSpec("UpdateLastLogin", required_params=frozenset({"user_id"})),
+    "Anything": TaskSpec("Anything", accepts_any_params=True),
+}
+CATALOG = {**builtin_registry().catalog(), **CUSTOM}
+TYPES = ConnectionManager().types
+
+
+def parse(source: str) -> FlowDefinition:
+    return parse_definition(source, CATALOG, TYPES)
+
+
+def problems_of(source: str) -> list[Problem]:
+    with pytest.raises(DefinitionError) as caught:
+        parse(source)
+    return list(caught.value.problems)
+
+
+def messages(source: str) -> list[str]:
+    return [problem.msg for problem in problems_of(source)]
+
+
+def test_the_tutorial_flow_parses_as_written() -> None:
+    definition = parse((EXAMPLES / "tutorial" / "flow.yaml").read_text())
+
+    assert definition.name == "UserManager"
+    assert [step.id for step in definition.steps] == [
+        "check_cache",
+        "get_cached_user",
+        "fetch_from_db",
+        "transform",
+        "cache_user",
+        "update_login",
+        "increment_views",
+    ]
+    fetch = definition.step("fetch_from_db")
+    assert fetch.task == "pg_query"
+    assert fetch.connection == "db"
+    assert fetch.arguments["params"].render({"inputs": {"user_id": 7}}) == [7]
+    assert definition.inputs["user_id"].type is InputType.INTEGER
+    assert definition.inputs["user_id"].required
+    assert definition.connections["db"].type == "postgres"
+    assert [output.name for output in definition.outputs] == ["user", "from_cache", "total_views"]
+    assert definition.dependencies["transform"] == frozenset({"fetch_from_db"})
+
+
+def test_json_and_yaml_give_the_same_model() -> None:
+    yaml_text = "flow: Same\nsteps:\n  - set: {id: a, values: {x: 1}}\n"
+    json_text = '{"flow": "Same", "steps": [{"set": {"id": "a", "values": {"x": 1}}}]}'
+
+    assert parse(yaml_text).steps[0].outputs == parse(json_text).steps[0].outputs == ("x",)
+
+
+def test_condition_graph_is_translated_to_the_same_model() -> None:
+    source = (EXAMPLES / "flow_manager" / "sample_flow.json").read_text()
+    catalog = {**CATALOG, **{name: TaskSpec(name) for name in ("task1", "task2", "task3")}}
+
+    definition = parse_definition(source, catalog, TYPES)
+
+    assert definition.name == "flow123"
+    assert definition.kind is FlowKind.CONDITION_GRAPH
+    assert definition.mode is Mode.DAG
+    assert [step.id for step in definition.steps] == ["task1", "task2", "task3"]
+    assert definition.dependencies["task3"] == frozenset({"task2"})
+    assert all(step.on_error is ErrorAction.CONTINUE for step in definition.steps)
+
+
+def test_every_problem_is_reported_at_once_with_line_and_column() -> None:
+    source = """flow: Broken
+steps:
+  - set: {id: a, values: {x: 1}}
+  - set: {id: a, values: {x: 2}}
+  - nope: {id: b}
+  - pg_query: {id: c, query: "SELECT 1", connection: missing}
+"""
+    found = {(problem.msg, problem.line) for problem in problems_of(source)}
+
+    assert ("duplicate step id 'a'", 4) in found
+    assert any(msg.startswith("unknown task type 'nope'") and line == 5 for msg, line in found)
+    assert any(msg.startswith("unknown connection 'missing'") and line == 6 for msg, line in found)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("flow: 1bad\nsteps: [{set: {id: a, values: {}}}]", "does not match"),
+        ("steps: [{set: {id: a, values: {}}}]", "a flow needs a name"),
+        ("flow: X", "a flow needs `steps:`"),
+        ("flow: X\nsteps: []", "must be a non-empty list of steps"),
+        ("flow: X\nsteps: [{set: {values: {}}}]", "a step needs an `id`"),
+        ("flow: X\nsteps: [{set: {id: 9a, values: {}}}]", "does not match"),
+        ("flow: X\nsteps: [{set: {id: a}}]", "set needs the parameter 'values'"),
+        ("flow: X\nsteps: [{set: {id: a, values: {}, bogus: 1}}]", "set has no parameter 'bogus'"),
+        ("flow: X\nsteps: [{task: Missing, id: a}]", "unknown task type 'Missing'"),
+        ("flow: X\nsteps: [{task: TransformUser, id: a}]", "TransformUser needs the parameter"),
+        ("flow: X\nsteps: [{pg_query: {id: a, query: q}}]", "pg_query needs a `connection`"),
+        ("flow: X\nsteps: [{set: {id: a, values: {}, retry: {max_attempts: 0}}}]", "at least 1"),
+        ("flow: X\nsteps: [{set: {id: a, values: {}, timeout: -1}}]", "greater than 0"),
+        ("flow: X\nsteps: [{set: {id: a, values: {}, on_error: explode}}]", "must be one of"),
+        ("flow: X\nsteps: [{set: {id: a, values: {}, as: x}}]", "`as` needs `for_each`"),
+        ("flow: X\nsteps: [{set: {id: a, values: {}, outputs: [status]}}]", "reserved"),
+        ("flow: X\nsteps: [{redis_get: {id: a, key: k, outputs: [nope]}}]", "has no output"),
+        ("flow: X\nmode: parallel\nsteps: [{set: {id: a, values: {}}}]", "must be one of"),
+        ("flow: X\nwhat: 1\nsteps: [{set: {id: a, values: {}}}]", "unknown field 'what'"),
+        ("flow: X\nsteps: [{set: {id: inputs, values: {}}}]", "reserved name"),
+        (
+            "flow: X\ninputs: [{name: n, type: integer, default: x}]\n"
+            "steps: [{set: {id: a, values: {}}}]",
+            "must be an integer",
+        ),
+        (
+            "flow: X\nconnections: {db: {type: mongo}}\nsteps: [{set: {id: a, values: {}}}]",
+            "must be one of",
+        ),
+    ],
+)
+def test_invalid_definitions_are_refused_with_a_precise_message(source: str, expected: str) -> None:
+    assert any(expected in message for message in messages(source)), messages(source)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("steps:\n  - set: {id: a, values: {x: '${inputs.nope}'}}", "unknown input 'nope'"),
+        ("steps:\n  - set: {id: a, values: {x: '${ghost.x}'}}", "unknown name 'ghost'"),
+        (
+            "steps:\n  - set: {id: a, values: {x: 1}}\n  - set: {id: b, values: {y: '${a.z}'}}",
+            "step 'a' has no output 'z'",
+        ),
+        (
+            "steps:\n  - set: {id: a, values: {x: '${b.y}'}}\n  - set: {id: b, values: {y: 1}}",
+            "step 'b' is not an ancestor",
+        ),
+        ("steps:\n  - set: {id: a, values: {x: '${a.x}'}}", "cannot refer to itself"),
+        ("steps:\n  - set: {id: a, values: {x: '${env.HOME}'}}", "only visible in `connections:`"),
+        ("steps:\n  - set: {id: a, values: {x: '${context.secret}'}}", "context has no field"),
+        ("steps:\n  - set: {id: a, values: {x: '${1 +}'}}", "invalid expression"),
+        ("steps:\n  - set: {id: a, values: {x: '${().__class__}'}}", "invalid expression"),
+        ("steps:\n  - set: {id: a, values: {x: 1}, depends_on: [zzz]}", "unknown step 'zzz'"),
+    ],
+)
+def test_invalid_references_are_refused(source: str, expected: str) -> None:
+    found = messages("flow: X\n" + source)
+
+    assert any(expected in message for message in found), found
+
+
+def test_cycles_are_refused_naming_the_cycle() -> None:
+    source = """flow: Loop
+mode: dag
+steps:
+  - set: {id: a, values: {x: "${c.z}"}}
+  - set: {id: b, values: {y: "${a.x}"}}
+  - set: {id: c, values: {z: "${b.y}"}}
+"""
+    (cycle,) = [message for message in messages(source) if message.startswith("cycle")]
+
+    assert cycle in (
+        "cycle: a -> b -> c -> a",
+        "cycle: b -> c -> a -> b",
+        "cycle: c -> a -> b -> c",
+    )
+
+
+def test_env_is_allowed_in_connections_only() -> None:
+    definition = parse(
+        "flow: X\nconnections: {cache: {type: redis, url: '${env.REDIS_URL}'}}\n"
+        "steps: [{redis_get: {id: a, key: k, connection: cache}}]"
+    )
+
+    assert definition.connections["cache"].params["url"].render({"env": {"REDIS_URL": "u"}}) == "u"
+
+
+def test_connection_of_the_wrong_type_is_refused() -> None:
+    found = messages(
+        "flow: X\nconnections: {cache: {type: redis, url: u}}\n"
+        "steps: [{pg_query: {id: a, query: q, connection: cache}}]"
+    )
+
+    assert any("pg_query needs postgres" in message for message in found)
+
+
+def test_handler_steps_may_be_referenced_later_and_wait_for_their_step() -> None:
+    definition = parse(
+        """flow: H
+steps:
+  - fail: {id: f, on_error: [{set: {id: h, values: {v: 1}}}]}
+  - set: {id: after, values: {v: "${h.v}"}}
+"""
+    )
+
+    assert definition.handlers == {"f": ("h",)}
+    assert definition.dependencies["h"] == frozenset({"f"})
+    assert definition.dependencies["after"] == frozenset({"f", "h"})
+
+
+def test_dag_dependencies_come_from_references() -> None:
+    definition = parse(
+        """flow: D
+mode: dag
+steps:
+  - set: {id: a, values: {x: 1}}
+  - set: {id: b, values: {y: 2}}
+  - set: {id: c, values: {z: "${a.x + b.y}"}}
+"""
+    )
+
+    assert definition.dependencies == {
+        "a": frozenset(),
+        "b": frozenset(),
+        "c": frozenset({"a", "b"}),
+    }

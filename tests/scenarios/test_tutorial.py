@@ -1,0 +1,130 @@
+"""The FlowLang tutorial (seed 000), end to end against the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import asyncpg
+import pytest
+
+from app.engine import FlowExecutor
+from app.tasks.loading import load_task_modules
+
+TUTORIAL = Path(__file__).resolve().parents[2] / "examples" / "tutorial"
+FLOW_YAML = (TUTORIAL / "flow.yaml").read_text()
+
+
+def load_setup_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tutorial_setup_db", TUTORIAL / "setup_db.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+async def users_db(postgres_url: str) -> str:
+    """The tutorial's users table with its three sample users (Step 3)."""
+    assert await load_setup_module().setup_database(postgres_url) == 3
+    return postgres_url
+
+
+@pytest.fixture
+def executor(users_db: str, redis_url: str) -> FlowExecutor:
+    registry = load_task_modules([str(TUTORIAL / "flow.py")])
+    return FlowExecutor(registry, env={"DATABASE_URL": users_db, "REDIS_URL": redis_url})
+
+
+async def test_first_run_reads_the_database_then_the_cache_answers(
+    executor: FlowExecutor, users_db: str
+) -> None:
+    first = await executor.execute_flow(FLOW_YAML, inputs={"user_id": 1})
+
+    assert first["user"]["name"] == "Alice Smith"
+    assert first["user"]["email"] == "alice@example.com"
+    assert first["user"]["status"] == "active"
+    assert first["from_cache"] is False
+    assert first["total_views"] == 1
+
+    second = await executor.execute_flow(FLOW_YAML, inputs={"user_id": 1})
+
+    assert second["from_cache"] is True
+    assert second["user"] == first["user"]  # served from Redis, decoded from JSON
+    assert second["total_views"] == 2
+
+    connection = await asyncpg.connect(users_db)
+    try:
+        last_login = await connection.fetchval("SELECT last_login FROM users WHERE id = 1")
+        untouched = await connection.fetchval("SELECT last_login FROM users WHERE id = 2")
+    finally:
+        await connection.close()
+    assert last_login is not None  # UpdateLastLogin ran on the cache miss
+    assert untouched is None
+
+
+async def test_unknown_user_fails_in_transform_with_the_tutorials_error(
+    executor: FlowExecutor,
+) -> None:
+    result = await executor.run(FLOW_YAML, inputs={"user_id": 999})
+
+    assert result.error is not None
+    assert result.error.step == "transform"
+    assert "list index out of range" in result.error.message or "index" in result.error.message
+
+
+def run_tool(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_the_tutorials_test_flow_script_prints_the_expected_output(
+    users_db: str, redis_url: str
+) -> None:
+    repo = TUTORIAL.parents[1]
+    env = {"DATABASE_URL": users_db, "REDIS_URL": redis_url, "PYTHONPATH": str(repo)}
+
+    done = run_tool(["test_flow.py"], env, TUTORIAL)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "Testing user_id = 1...",
+        "",
+        "✅ Flow executed successfully!",
+        "   User: Alice Smith (alice@example.com)",
+        "   From cache: False",
+        "   Total views: 1",
+        "",
+        "Testing again (should use cache)...",
+        "   From cache: True",
+        "   Cache hit: ✅",
+    ]
+
+
+async def test_cli_runs_the_tutorial_flow_and_prints_outputs_as_json(
+    users_db: str, redis_url: str
+) -> None:
+    repo = TUTORIAL.parents[1]
+    env = {"DATABASE_URL": users_db, "REDIS_URL": redis_url}
+    args = ["-m", "app", "run", str(TUTORIAL / "flow.yaml"), "--inputs", '{"user_id": 2}']
+
+    done = run_tool(args, env, repo)
+
+    assert done.returncode == 0, done.stderr
+    outputs = json.loads(done.stdout)
+    assert outputs["user"]["name"] == "Bob Johnson"
+    assert outputs["from_cache"] is False
+    assert outputs["total_views"] == 1
