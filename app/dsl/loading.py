@@ -230,11 +230,9 @@ class _Tokens:
     def __init__(self, text: str) -> None:
         # OPEN and CLOSE must not occur in the text, so only tokens are ever restored.
         used = set(_PRIVATE_USE_CHAR.findall(text))
-        free = [char for char in _PRIVATE_USE if char not in used] if used else _PRIVATE_USE
+        free = "".join(char for char in _PRIVATE_USE if char not in used) if used else _PRIVATE_USE
         self._open, self._close = (free[0], free[1]) if len(free) >= 2 else ("", "")
-        self._digits = "".join(
-            char for char in _PRIVATE_USE if char not in (self._open, self._close)
-        )
+        self._digits = _PRIVATE_USE.replace(self._open, "").replace(self._close, "")
         self._originals: dict[str, str] = {}
         self._pattern = re.compile(
             f"{self._open}[^{self._close}]*{self._close}" if self._open else "(?!)"
@@ -320,7 +318,7 @@ class _Skim:
     def _start_line(self, index: int) -> int:
         text = self._text
         self._line_start = index
-        first = _SPACES.match(text, index).end()  # type: ignore[union-attr]
+        first = _match_end(_SPACES, text, index)
         indent = first - index
         self._state = _EXPECT
         self._key_column, self._parent_column = indent, indent - 1
@@ -405,8 +403,7 @@ class _Skim:
         return index + 1
 
     def _property_end(self, index: int) -> int:
-        pattern = _PROPERTY_FLOW if self._flow else _PROPERTY_BLOCK
-        return pattern.match(self._text, index).end()  # type: ignore[union-attr]
+        return _match_end(_PROPERTY_FLOW if self._flow else _PROPERTY_BLOCK, self._text, index)
 
     def _block_scalar_end(self, index: int) -> int:
         """Where a `|` or `>` scalar's content ends: at the first less-indented, non-blank line."""
@@ -414,11 +411,17 @@ class _Skim:
         end = _line_end(text, index)
         while end < len(text):
             line = end + (2 if text.startswith("\r\n", end) else 1)
-            indent = _SPACES.match(text, line).end() - line  # type: ignore[union-attr]
+            indent = _match_end(_SPACES, text, line) - line
             if indent <= self._parent_column and not _BLANK_LINE.match(text, line):
                 break
             end = _line_end(text, line)
         return end
+
+
+def _match_end(pattern: re.Pattern[str], text: str, index: int) -> int:
+    """End of `pattern` matched at `index` (patterns used here match the empty string too)."""
+    match = pattern.match(text, index)
+    return match.end() if match else index
 
 
 def _line_end(text: str, index: int) -> int:
@@ -454,14 +457,16 @@ class _PlaceholderFinder:
     """Ends of the placeholders (and `$${` escapes) that close on the line they open on.
 
     One scan of a line's rest finds all its placeholders; they are remembered so a line full
-    of placeholders is scanned once. A budget keeps hostile text (thousands of unclosed `${`
-    on one long line) from making the scans quadratic: past it, placeholders stay as written.
+    of placeholders is scanned once. A budget of scanned characters keeps hostile text
+    (thousands of unclosed `${` on one long line) from making the scans quadratic: once it is
+    spent, placeholders stay as written and YAML reads them as it would anyway.
     """
 
     def __init__(self, text: str) -> None:
         self._text = text
         self._ends: dict[int, int | None] = {}
-        self._budget = 4 * len(text) + 100_000
+        self._budget = len(text) + 100_000
+        self._line_end = -1  # end of the line last scanned; the skim only moves forward
 
     def end_of(self, dollar: int) -> int | None:
         text = self._text
@@ -476,25 +481,26 @@ class _PlaceholderFinder:
         return self._ends[start]
 
     def _scan(self, start: int) -> None:
-        line_end = _line_end(self._text, start)
-        self._budget -= line_end - start
-        if self._budget >= 0:
-            for placeholder in _well_formed_placeholders(self._text[start:line_end]):
+        if start >= self._line_end:
+            self._line_end = _line_end(self._text, start)
+        if self._line_end - start <= self._budget:
+            for placeholder in self._well_formed(self._text[start : self._line_end]):
                 self._ends[start + placeholder.start] = start + placeholder.end
         self._ends.setdefault(start, None)
 
-
-def _well_formed_placeholders(text: str) -> list[Placeholder]:
-    """The placeholders of `text` before its first malformed one."""
-    while True:
-        try:
-            return find_placeholders(text)
-        except ExpressionSyntaxError as error:
-            if not error.offset:
-                return []
-            # Cutting at the offset turns the malformed placeholder into an unclosed one, whose
-            # offset is its start; cut there and the rest is well formed.
-            text = text[: error.offset]
+    def _well_formed(self, segment: str) -> list[Placeholder]:
+        """The placeholders of `segment` before its first malformed one."""
+        while len(segment) <= self._budget:
+            self._budget -= len(segment)
+            try:
+                return find_placeholders(segment)
+            except ExpressionSyntaxError as error:
+                if not error.offset:
+                    return []
+                # Cut at the offset, a malformed placeholder becomes an unclosed one, whose
+                # offset is its start; cut there, the rest is well formed.
+                segment = segment[: error.offset]
+        return []
 
 
 # --- Events to nodes -------------------------------------------------------------------------

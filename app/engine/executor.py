@@ -20,7 +20,7 @@ from app.connections.manager import ConnectionManager
 from app.dsl.definitions import parse_definition
 from app.dsl.inputs import validate_inputs
 from app.dsl.models import FlowDefinition
-from app.engine.attempts import TaskRunner
+from app.engine.attempts import TaskOutcome, TaskRunner
 from app.engine.environment import default_environment
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.run import RunExecution, RunResult
@@ -80,12 +80,18 @@ class FlowExecutor:
         return result.outputs or {}
 
     async def run(
-        self, source: Source, inputs: Mapping[str, Any] | None = None, *, run_id: str | None = None
+        self,
+        source: Source,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        restored: Mapping[str, TaskOutcome] | None = None,
     ) -> RunResult:
         """Run the flow to its end; a failed run is a result, not an exception.
 
         Invalid definitions (DefinitionError) and inputs (InputValidationError) are refused
-        before the run starts.
+        before the run starts. `restored` resumes run `run_id`: those steps (see
+        `kept_on_retry`) are kept as they finished and not run again.
         """
         definition = self.load(source)
         values = validate_inputs(definition.inputs, inputs or {}, strict=definition.strict_inputs)
@@ -101,7 +107,8 @@ class FlowExecutor:
             env=self.env,
         )
         try:
-            return await RunExecution(definition, values, run_id, runner, self.store).execute()
+            execution = RunExecution(definition, values, run_id, runner, self.store, restored)
+            return await execution.execute()
         finally:
             if self._shared_connections is None:
                 await connections.aclose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,7 +47,10 @@ class RunExecution:
         run_id: str,
         runner: TaskRunner,
         store: RunStore,
+        restored: Mapping[str, TaskOutcome] | None = None,
     ) -> None:
+        """`restored`: steps finished by an earlier execution of this run (see `kept_on_retry`),
+        in the order they finished; they are not run again."""
         self.definition = definition
         self.inputs = inputs
         self.run_id = run_id
@@ -64,16 +67,20 @@ class RunExecution:
         self.executed: list[str] = []
         self.ready: deque[str] = deque()
         self.running: dict[asyncio.Task[TaskOutcome], str] = {}
+        self.restored = dict(restored or {})
+        for step_id, outcome in self.restored.items():
+            self._record(step_id, outcome)
 
     async def execute(self) -> RunResult:
         started_at = utcnow()
-        self.ready.extend(step_id for step_id in self.steps if not self.waiting[step_id])
+        to_run = [step_id for step_id in self.steps if step_id not in self.restored]
+        self.ready.extend(step_id for step_id in to_run if not self.waiting[step_id])
         await self.store.run_started(
             NewRun(
                 self.run_id,
                 self.definition.name,
                 self.inputs,
-                list(self.steps),
+                to_run,
                 list(self.ready),
                 started_at,
             )
@@ -174,17 +181,7 @@ class RunExecution:
 
     async def _settle(self, step: Step, outcome: TaskOutcome) -> RunError | None:
         """Record a finished step and release its dependents; the run's failure, if it is one."""
-        self.scope[step.id] = StepView(outcome.status, outcome.visible_outputs, outcome.error)
-        if outcome.error is not None:
-            self.errors[step.id] = outcome.error
-        if outcome.status is not TaskStatus.SKIPPED:
-            self.executed.append(step.id)
-        released = []
-        for dependent in self.dependents[step.id]:
-            waits = self.waiting[dependent]
-            waits.discard(step.id)
-            if not waits:
-                released.append(dependent)
+        released = self._record(step.id, outcome)
         await self.store.task_finished(
             self.run_id,
             outcome.key,
@@ -198,6 +195,21 @@ class RunExecution:
         if outcome.status is TaskStatus.FAILED and step.on_error is ErrorAction.FAIL:
             return outcome.error
         return None
+
+    def _record(self, step_id: str, outcome: TaskOutcome) -> list[str]:
+        """Make a finished step visible to expressions; the dependents it releases."""
+        self.scope[step_id] = StepView(outcome.status, outcome.visible_outputs, outcome.error)
+        if outcome.error is not None:
+            self.errors[step_id] = outcome.error
+        if outcome.status is not TaskStatus.SKIPPED:
+            self.executed.append(step_id)
+        released = []
+        for dependent in self.dependents[step_id]:
+            waits = self.waiting[dependent]
+            waits.discard(step_id)
+            if not waits and dependent not in self.restored:
+                released.append(dependent)
+        return released
 
     async def _cancel_running(self) -> None:
         tasks = list(self.running)
@@ -303,11 +315,38 @@ class _FanOut:
                 self.last_outcome = outcome
 
     def _collected(self) -> dict[str, Any]:
-        names = self.step.outputs
-        if names is None:
-            first = next((result for result in self.results if result), {})
-            names = tuple(first)
-        return {name: [(result or {}).get(name) for result in self.results] for name in names}
+        return collect_outputs(self.step, self.results)
+
+
+def collect_outputs(step: Step, results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """A fan-out's outputs: for each output name, the list of the elements' values in order."""
+    names = step.outputs
+    if names is None:
+        first = next((result for result in results if result), {})
+        names = tuple(first)
+    return {name: [(result or {}).get(name) for result in results] for name in names}
+
+
+def kept_on_retry(
+    definition: FlowDefinition, previous: Mapping[str, TaskOutcome]
+) -> dict[str, TaskOutcome]:
+    """The steps a retried run keeps: completed or skipped, with every dependency kept too.
+
+    A skip decided on the result of a step that runs again is decided again.
+    """
+    decided: dict[str, bool] = {}
+
+    def keep(step_id: str) -> bool:
+        if step_id not in decided:
+            outcome = previous.get(step_id)
+            decided[step_id] = (
+                outcome is not None
+                and outcome.status in (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
+                and all(keep(dependency) for dependency in definition.dependencies[step_id])
+            )
+        return decided[step_id]
+
+    return {step_id: outcome for step_id, outcome in previous.items() if keep(step_id)}
 
 
 class _ElementFailed(Exception):

@@ -1,0 +1,73 @@
+"""Resuming a run: finished steps are kept, not run again; the rest runs anew."""
+
+from __future__ import annotations
+
+from app.engine import FlowExecutor, RunStatus, TaskStatus
+from app.engine.attempts import TaskOutcome
+from app.engine.memory_store import InMemoryRunStore
+from app.engine.run import kept_on_retry
+from app.engine.store import TaskKey
+from app.tasks import TaskRegistry
+from tests.engine.conftest import Probe
+
+FLOW = """
+flow: Resume
+mode: dag
+steps:
+  - task: Flaky
+    id: first
+    inputs: {name: first}
+  - task: Flaky
+    id: second
+    inputs: {name: second}
+    depends_on: [first]
+  - set: {id: skipped, values: {v: 1}, if: "${first.calls > 5}"}
+  - task: Flaky
+    id: independent
+    inputs: {name: independent}
+outputs: {first: "${first.calls}", second: "${second.calls}"}
+"""
+
+
+def previous_outcomes(store: InMemoryRunStore, run_id: str) -> dict[str, TaskOutcome]:
+    return {
+        key.step_id: TaskOutcome(key, task.status, dict(task.outputs or {}), task.error)
+        for key, task in store.get(run_id).tasks.items()
+    }
+
+
+async def test_retry_keeps_completed_steps_and_reruns_the_failed_ones(
+    registry: TaskRegistry, probe: Probe, store: InMemoryRunStore
+) -> None:
+    executor = FlowExecutor(registry, store=store, env={})
+    probe.failures_left["second"] = 1
+    failed = await executor.run(FLOW)
+    assert failed.status is RunStatus.FAILED
+
+    definition = executor.load(FLOW)
+    kept = kept_on_retry(definition, previous_outcomes(store, failed.run_id))
+    assert {"first", "independent"} <= set(kept)
+    assert "second" not in kept
+
+    result = await executor.run(definition, run_id=failed.run_id, restored=kept)
+
+    assert result.status is RunStatus.COMPLETED
+    assert result.outputs == {"first": 1, "second": 2}
+    assert probe.calls["first"] == 1  # kept, not run again
+    assert probe.calls["independent"] == 1
+    assert probe.calls["second"] == 2
+    assert store.get(failed.run_id).tasks[TaskKey("second")].status is TaskStatus.COMPLETED
+
+
+def test_a_step_whose_dependency_reruns_is_not_kept(registry: TaskRegistry) -> None:
+    definition = FlowExecutor(registry, env={}).load(FLOW)
+    previous = {
+        "first": TaskOutcome(TaskKey("first"), TaskStatus.FAILED),
+        "second": TaskOutcome(TaskKey("second"), TaskStatus.CANCELLED),
+        "skipped": TaskOutcome(TaskKey("skipped"), TaskStatus.SKIPPED),
+        "independent": TaskOutcome(TaskKey("independent"), TaskStatus.COMPLETED, {"calls": 1}),
+    }
+
+    assert set(kept_on_retry(definition, previous)) == {"independent"}
+    previous["first"] = TaskOutcome(TaskKey("first"), TaskStatus.COMPLETED, {"calls": 1})
+    assert set(kept_on_retry(definition, previous)) == {"first", "skipped", "independent"}
