@@ -146,3 +146,43 @@ class FlowFailedError(FlowManagerError):
 
 class TaskModuleError(FlowManagerError):
     """A task module could not be loaded."""
+
+
+class NotFoundError(FlowManagerError):
+    """Not found."""
+
+
+class UnknownFlowError(NotFoundError):
+    """No flow is registered under that name."""
+
+
+class UnknownVersionError(NotFoundError):
+    """The flow has no such version."""
+
+
+class UnknownRunError(NotFoundError):
+    """No run has that id."""
+
+
+class ConflictError(FlowManagerError):
+    """The request conflicts with the current state."""
+
+
+class RunStateError(ConflictError):
+    """The run's state forbids that."""
+
+
+class RequestError(FlowManagerError):
+    """The request is invalid."""
+
+    def __init__(self, message: str | None = None, *, loc: Loc = ()) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class InvalidCursorError(RequestError):
+    """The cursor is not one this service handed out."""
+
+
+class PayloadTooLargeError(FlowManagerError):
+    """The request body is larger than MAX_BODY_BYTES."""

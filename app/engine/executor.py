@@ -14,11 +14,13 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.connections.manager import ConnectionManager
-from app.dsl.definitions import parse_definition
+from app.dsl.definitions import build_definition
 from app.dsl.inputs import validate_inputs
+from app.dsl.loading import Document, load_document
 from app.dsl.models import FlowDefinition
 from app.engine.attempts import TaskOutcome, TaskRunner
 from app.engine.environment import default_environment
@@ -30,6 +32,13 @@ from app.tasks.builtins import builtin_registry
 from app.tasks.registry import TaskRegistry
 
 Source = str | bytes | FlowDefinition
+Format = Literal["yaml", "json"]
+
+
+@dataclass(frozen=True)
+class ParsedFlow:
+    document: Document
+    definition: FlowDefinition
 
 
 class FlowExecutor:
@@ -52,16 +61,19 @@ class FlowExecutor:
         self._definitions: OrderedDict[str | bytes, FlowDefinition] = OrderedDict()
         self._cache_size = cache_size
 
-    def load(
-        self, source: Source, *, format: Literal["yaml", "json"] | None = None
-    ) -> FlowDefinition:
+    def parse(self, source: str | bytes, *, format: Format | None = None) -> ParsedFlow:
+        """Load and validate a definition, keeping the loaded document; DefinitionError if not."""
+        document = load_document(source, format=format)
+        definition = build_definition(document, self.registry.catalog(), self._connection_types)
+        return ParsedFlow(document, definition)
+
+    def load(self, source: Source, *, format: Format | None = None) -> FlowDefinition:
         """Parse and validate a definition (cached by its text); DefinitionError if invalid."""
         if isinstance(source, FlowDefinition):
             return source
         definition = self._definitions.get(source)
         if definition is None:
-            catalog = self.registry.catalog()
-            definition = parse_definition(source, catalog, self._connection_types, format=format)
+            definition = self.parse(source, format=format).definition
             self._definitions[source] = definition
             if len(self._definitions) > self._cache_size:
                 self._definitions.popitem(last=False)

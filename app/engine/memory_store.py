@@ -101,6 +101,7 @@ class InMemoryRunStore:
         error: RunError | None,
         at: datetime,
         released: Sequence[str] = (),
+        step_finished: bool = True,
     ) -> None:
         run = self.runs[run_id]
         task = run.tasks[key]

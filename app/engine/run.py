@@ -309,7 +309,13 @@ class _FanOut:
             self.unfinished -= 1
             if self.unfinished:
                 await execution.store.task_finished(
-                    execution.run_id, outcome.key, outcome.status, outcome.outputs, None, utcnow()
+                    execution.run_id,
+                    outcome.key,
+                    outcome.status,
+                    outcome.outputs,
+                    None,
+                    utcnow(),
+                    step_finished=False,
                 )
             else:  # the last element is recorded with the step's release, by _settle
                 self.last_outcome = outcome

@@ -82,8 +82,11 @@ class RunStore(Protocol):
         error: RunError | None,
         at: datetime,
         released: Sequence[str] = (),
+        step_finished: bool = True,
     ) -> None:
         """A task completed, failed or was skipped; `released` steps are now ready.
+
+        `step_finished` is False for the elements of a fan-out that finish before its last.
 
         A failed task also cancels the unfinished tasks of its step (a fan-out stops at its
         first failed element).

@@ -1,0 +1,110 @@
+"""Flow definitions: every version of every flow. The caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.engine.clock import utcnow
+from app.store.models import FlowDefinitionRow
+from app.store.records import FlowSummary, FlowVersion, Format
+
+
+async def latest(session: AsyncSession, name: str) -> FlowDefinitionRow | None:
+    statement = (
+        select(FlowDefinitionRow)
+        .where(FlowDefinitionRow.name == name)
+        .order_by(FlowDefinitionRow.version.desc())
+        .limit(1)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def version(session: AsyncSession, name: str, number: int) -> FlowDefinitionRow | None:
+    statement = select(FlowDefinitionRow).where(
+        FlowDefinitionRow.name == name, FlowDefinitionRow.version == number
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def by_id(session: AsyncSession, definition_id: int) -> FlowDefinitionRow:
+    return await session.get_one(FlowDefinitionRow, definition_id)
+
+
+async def versions(session: AsyncSession, name: str) -> Sequence[FlowDefinitionRow]:
+    statement = (
+        select(FlowDefinitionRow)
+        .where(FlowDefinitionRow.name == name)
+        .order_by(FlowDefinitionRow.version)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def latest_of_each(session: AsyncSession) -> Sequence[FlowDefinitionRow]:
+    newest = (
+        select(FlowDefinitionRow.name, func.max(FlowDefinitionRow.version).label("version"))
+        .group_by(FlowDefinitionRow.name)
+        .subquery()
+    )
+    statement = (
+        select(FlowDefinitionRow)
+        .join(
+            newest,
+            (FlowDefinitionRow.name == newest.c.name)
+            & (FlowDefinitionRow.version == newest.c.version),
+        )
+        .order_by(FlowDefinitionRow.name)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def add(
+    session: AsyncSession,
+    *,
+    name: str,
+    number: int,
+    definition: Any,
+    source: str,
+    format: Format,
+    checksum: str,
+    description: str,
+) -> FlowDefinitionRow:
+    row = FlowDefinitionRow(
+        name=name,
+        version=number,
+        definition=definition,
+        source=source,
+        format=format,
+        checksum=checksum,
+        description=description,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def delete_flow(session: AsyncSession, name: str) -> int:
+    """Delete every version (their runs and tasks go with them); how many versions there were."""
+    result = await session.execute(delete(FlowDefinitionRow).where(FlowDefinitionRow.name == name))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def to_version(row: FlowDefinitionRow) -> FlowVersion:
+    return FlowVersion(
+        name=row.name,
+        version=row.version,
+        description=row.description,
+        definition=row.definition,
+        source=row.source,
+        format="json" if row.format == "json" else "yaml",
+        checksum=row.checksum,
+        created_at=row.created_at,
+    )
+
+
+def to_summary(row: FlowDefinitionRow) -> FlowSummary:
+    return FlowSummary(row.name, row.version, row.description, row.checksum, row.created_at)

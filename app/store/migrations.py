@@ -1,0 +1,61 @@
+"""Applying the Alembic migrations (alembic/versions) from code: the service, the CLI, tests.
+
+The service migrates from inside its running event loop: `upgrade(engine)` hands Alembic an open
+connection of the service's own engine, in one transaction that commits when the migrations
+are done. The CLI, which has no loop, calls `upgrade_url(url)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alembic import command
+
+# An editable install (`pip install -e .`): the repository holds both `app/` and `alembic/`.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ALEMBIC_INI = REPO_ROOT / "alembic.ini"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic's config for this repository, from any working directory.
+
+    `url` names the database; without it, alembic/env.py uses the DATABASE_URL setting.
+    """
+    config = Config(ALEMBIC_INI)
+    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    if url is not None:
+        # The ini file's interpolation would read `%` (as in a percent-encoded password).
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logging"] = False  # the caller's logging stays as it is
+    return config
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Migrate the engine's database up to `revision`, in one transaction where it has them."""
+    await _migrate(engine, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
+    """Migrate the engine's database down to `revision` (`base`: no tables of ours left)."""
+    await _migrate(engine, lambda config: command.downgrade(config, revision))
+
+
+def upgrade_url(url: str, revision: str = "head") -> None:
+    """Migrate the database at `url` up to `revision`; for callers without an event loop."""
+    command.upgrade(alembic_config(url), revision)
+
+
+async def _migrate(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
+    config = alembic_config()
+
+    def run(connection: Connection) -> None:
+        config.attributes["connection"] = connection  # alembic/env.py migrates on it
+        step(config)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)

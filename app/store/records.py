@@ -1,0 +1,121 @@
+"""What the store and the services hand back: frozen domain values, separate from ORM rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from app.engine.store import RunStatus, TaskStatus
+from app.errors import RunError
+
+Format = Literal["yaml", "json"]
+
+
+@dataclass(frozen=True)
+class FlowVersion:
+    name: str
+    version: int
+    description: str
+    definition: Any  # the loaded document (YAML or JSON, as data)
+    source: str  # the text as registered
+    format: Format
+    checksum: str  # sha256 of the source text
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Registration:
+    flow: FlowVersion
+    created: bool  # False: the body was identical to the current version
+
+
+@dataclass(frozen=True)
+class FlowSummary:
+    name: str
+    version: int  # the latest
+    description: str
+    checksum: str
+    created_at: datetime  # of the latest version
+
+
+@dataclass(frozen=True)
+class StepRef:
+    id: str
+    task: str
+    depends_on: tuple[str, ...]
+    handler_of: str | None
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    name: str
+    steps: tuple[StepRef, ...]
+    edges: tuple[tuple[str, str], ...]  # (from, to): `to` waits for `from`
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step_id: str
+    task_index: int
+    status: TaskStatus
+    attempts: int
+    outputs: Any | None
+    error: RunError | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds() * 1000
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    flow: str
+    version: int
+    status: RunStatus
+    inputs: Any
+    outputs: Any | None
+    error: RunError | None
+    remaining_steps: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    steps: tuple[StepRecord, ...] = ()  # empty in listings
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds() * 1000
+
+    @property
+    def executed_steps(self) -> tuple[str, ...]:
+        """Steps that ran (not skipped, not cancelled), in the order they finished."""
+        ran = [
+            step
+            for step in self.steps
+            if step.status in (TaskStatus.COMPLETED, TaskStatus.FAILED) and step.task_index == 0
+        ]
+        ran.sort(key=lambda step: (step.finished_at is None, step.finished_at))
+        return tuple(step.step_id for step in ran)
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run: RunRecord
+    created: bool  # False: an earlier request with the same Idempotency-Key made it
+
+
+@dataclass(frozen=True)
+class RunPage:
+    items: tuple[RunRecord, ...]
+    next_cursor: str | None

@@ -1,0 +1,176 @@
+"""Runs and their tasks: create, read, list, change state. The caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.engine.store import RunStatus, TaskStatus
+from app.errors import RunError
+from app.store.models import FlowDefinitionRow, FlowRunRow, TaskRunRow
+from app.store.records import RunRecord, StepRecord
+
+
+async def insert(
+    session: AsyncSession,
+    *,
+    run_id: str,
+    flow_name: str,
+    definition_id: int,
+    status: RunStatus,
+    inputs: Any,
+    step_count: int,
+    idempotency_key: str | None,
+    created_at: datetime,
+) -> None:
+    session.add(
+        FlowRunRow(
+            id=run_id,
+            flow_name=flow_name,
+            definition_id=definition_id,
+            status=status.value,
+            inputs=inputs,
+            remaining_steps=step_count,
+            idempotency_key=idempotency_key,
+            created_at=created_at,
+        )
+    )
+    await session.flush()
+
+
+async def id_for_key(session: AsyncSession, idempotency_key: str) -> str | None:
+    statement = select(FlowRunRow.id).where(FlowRunRow.idempotency_key == idempotency_key)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def get(session: AsyncSession, run_id: str) -> RunRecord | None:
+    """The run with every task, or None."""
+    found = (
+        await session.execute(
+            select(FlowRunRow, FlowDefinitionRow.version)
+            .join(FlowDefinitionRow, FlowRunRow.definition_id == FlowDefinitionRow.id)
+            .where(FlowRunRow.id == run_id)
+        )
+    ).one_or_none()
+    if found is None:
+        return None
+    run, version = found
+    tasks = (
+        await session.execute(
+            select(TaskRunRow).where(TaskRunRow.run_id == run_id).order_by(TaskRunRow.id)
+        )
+    ).scalars()
+    return to_record(run, version, [to_step(task) for task in tasks])
+
+
+async def definition_id_of(session: AsyncSession, run_id: str) -> int | None:
+    statement = select(FlowRunRow.definition_id).where(FlowRunRow.id == run_id)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    flow: str | None,
+    status: RunStatus | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> list[RunRecord]:
+    """Runs newest first, without their tasks; `after` is the (created_at, id) of the last seen."""
+    statement = select(FlowRunRow, FlowDefinitionRow.version).join(
+        FlowDefinitionRow, FlowRunRow.definition_id == FlowDefinitionRow.id
+    )
+    if flow is not None:
+        statement = statement.where(FlowRunRow.flow_name == flow)
+    if status is not None:
+        statement = statement.where(FlowRunRow.status == status.value)
+    if after is not None:
+        statement = statement.where(tuple_(FlowRunRow.created_at, FlowRunRow.id) < after)
+    statement = statement.order_by(FlowRunRow.created_at.desc(), FlowRunRow.id.desc()).limit(limit)
+    return [to_record(run, version, []) for run, version in (await session.execute(statement))]
+
+
+async def change_status(
+    session: AsyncSession,
+    run_id: str,
+    status: RunStatus,
+    *,
+    only_from: Collection[RunStatus],
+    **values: Any,
+) -> bool:
+    """Compare-and-set the run's status; False when it was not in `only_from`."""
+    result = await session.execute(
+        update(FlowRunRow)
+        .where(FlowRunRow.id == run_id, FlowRunRow.status.in_([s.value for s in only_from]))
+        .values(status=status.value, **values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def cancel_unfinished_tasks(session: AsyncSession, run_id: str, at: datetime) -> None:
+    await session.execute(
+        update(TaskRunRow)
+        .where(TaskRunRow.run_id == run_id, TaskRunRow.status.in_(UNFINISHED_TASK_STATUSES))
+        .values(status=TaskStatus.CANCELLED.value, finished_at=at)
+    )
+
+
+async def queued_ids(session: AsyncSession, limit: int) -> Sequence[str]:
+    statement = (
+        select(FlowRunRow.id)
+        .where(FlowRunRow.status == RunStatus.QUEUED.value)
+        .order_by(FlowRunRow.created_at)
+        .limit(limit)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+UNFINISHED_TASK_STATUSES = (
+    TaskStatus.PENDING.value,
+    TaskStatus.QUEUED.value,
+    TaskStatus.RUNNING.value,
+)
+
+
+def to_record(run: FlowRunRow, version: int, steps: Sequence[StepRecord]) -> RunRecord:
+    return RunRecord(
+        run_id=run.id,
+        flow=run.flow_name,
+        version=version,
+        status=RunStatus(run.status),
+        inputs=run.inputs,
+        outputs=run.outputs,
+        error=to_error(run.error),
+        remaining_steps=run.remaining_steps,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        steps=tuple(steps),
+    )
+
+
+def to_step(task: TaskRunRow) -> StepRecord:
+    return StepRecord(
+        step_id=task.step_id,
+        task_index=task.task_index,
+        status=TaskStatus(task.status),
+        attempts=task.attempts,
+        outputs=task.outputs,
+        error=to_error(task.error),
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+    )
+
+
+def to_error(value: Any) -> RunError | None:
+    if not value:
+        return None
+    return RunError(value.get("step"), value.get("type", "Error"), value.get("message", ""))
+
+
+def error_value(error: RunError | None) -> dict[str, Any] | None:
+    return error.as_dict() if error else None
