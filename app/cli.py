@@ -3,6 +3,9 @@
     python -m app run FILE [--inputs JSON] [--tasks MODULE]...
     python -m app validate FILE [--tasks MODULE]...
     python -m app connections
+    python -m app serve [--host HOST] [--port PORT]
+    python -m app worker [--concurrency N]
+    python -m app db upgrade [--revision REV]
 
 Exit codes: 0 success, 1 the flow is invalid or its run failed, 2 usage errors (bad arguments,
 unreadable files, unloadable task modules).
@@ -16,21 +19,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from app.connections.manager import available_plugins
+from app.connections.urls import redact_url
 from app.engine.environment import default_environment
 from app.engine.executor import FlowExecutor
 from app.errors import (
     DefinitionError,
     FlowFailedError,
+    FlowManagerError,
     InputValidationError,
     TaskModuleError,
     format_loc,
 )
+from app.settings import get_settings
 from app.tasks.loading import load_task_modules
 from app.tasks.registry import TaskRegistry
 
@@ -69,6 +76,21 @@ def _parser() -> argparse.ArgumentParser:
 
     connections = commands.add_parser("connections", help="list connection plugins")
     connections.set_defaults(command=_connections)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API (settings from env / .env)")
+    serve.add_argument("--host", help="default: the HOST setting")
+    serve.add_argument("--port", type=int, help="default: the PORT setting")
+    serve.set_defaults(command=_serve)
+
+    worker = commands.add_parser("worker", help="run queued runs (PostgreSQL or MariaDB store)")
+    worker.add_argument("--concurrency", type=int, help="default: the WORKER_CONCURRENCY setting")
+    worker.set_defaults(command=_worker)
+
+    database = commands.add_parser("db", help="manage the store's schema")
+    database_commands = database.add_subparsers(required=True, metavar="ACTION")
+    upgrade = database_commands.add_parser("upgrade", help="apply migrations (alembic)")
+    upgrade.add_argument("--revision", default="head")
+    upgrade.set_defaults(command=_db_upgrade)
     return parser
 
 
@@ -115,6 +137,40 @@ def _connections(arguments: argparse.Namespace) -> int:
         mark = "✅" if plugin.installed else "❌"
         state = "installed" if plugin.installed else f"missing: pip install {plugin.driver}"
         print(f"{mark} {plugin.type:<10} {plugin.driver:<8} {plugin.description} ({state})")
+    return EXIT_OK
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - only the serve command needs the server
+
+    settings = get_settings()
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=arguments.host or settings.host,
+        port=arguments.port or settings.port,
+        log_level=settings.log_level,
+    )
+    return EXIT_OK
+
+
+def _worker(arguments: argparse.Namespace) -> int:
+    from app.worker.standalone import run_worker  # noqa: PLC0415 - the service stack is heavy
+
+    logging.basicConfig(level=get_settings().log_level.upper())
+    try:
+        asyncio.run(run_worker(get_settings(), concurrency=arguments.concurrency))
+    except FlowManagerError as error:
+        raise UsageError(error.message) from error
+    return EXIT_OK
+
+
+def _db_upgrade(arguments: argparse.Namespace) -> int:
+    from app.store.migrations import upgrade_url  # noqa: PLC0415 - alembic is slow to import
+
+    settings = get_settings()
+    upgrade_url(settings.database_url, arguments.revision)
+    print(f"{redact_url(settings.database_url)}: upgraded to {arguments.revision}")
     return EXIT_OK
 
 

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
 
     # Flows.
     task_modules: CommaList = []
+    flow_files: CommaList = []  # definitions registered at start-up (a new version if changed)
     flow_env_allowlist: CommaList = []
     flow_env_file: Path | None = None  # extra values for flows' `${env...}`, e.g. the tutorial's
 
@@ -56,7 +57,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "info"
 
-    @field_validator("task_modules", "flow_env_allowlist", mode="before")
+    @field_validator("task_modules", "flow_files", "flow_env_allowlist", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -3,41 +3,27 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-import asyncpg
 import pytest
 import redis.asyncio as redis_asyncio
 
-from tests.services import (
-    POSTGRES_HOST,
-    POSTGRES_PORT,
-    POSTGRES_USER,
-    REDIS_HOST,
-    REDIS_PORT,
-    require_service,
+from tests.databases import (
+    STORE_DATABASES,
+    fresh_store_database,
+    migrate_to_head,
+    postgres_database,
+    postgres_database_url,
 )
-
-_ADMIN_DSN = f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
+from tests.services import REDIS_HOST, REDIS_PORT, require_service
 
 
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     """URL of a fresh, empty PostgreSQL database that is dropped after the test."""
-    require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
-    name = f"fm_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
-    admin = await asyncpg.connect(_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with postgres_database("fm_test") as name:
+        yield postgres_database_url(name)
 
 
 @pytest.fixture
@@ -54,3 +40,22 @@ async def redis_url() -> AsyncIterator[str]:
     yield url
     await client.flushdb()
     await client.aclose()
+
+
+@pytest.fixture(params=STORE_DATABASES)
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """URL (async driver) of a fresh, empty store database, once per kind of database.
+
+    SQLite in tmp_path; PostgreSQL and MariaDB databases named fm_store_<hex>, dropped after
+    the test. Open it with `tests.databases.store_engine(url)`.
+    """
+    async with fresh_store_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=STORE_DATABASES)
+async def migrated_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """As `store_url`, with the database migrated to Alembic's head."""
+    async with fresh_store_database(request.param, tmp_path) as url:
+        await migrate_to_head(url)
+        yield url

@@ -757,8 +757,8 @@ class _Builder:
             if key is None:
                 continue
             key_loc = (*loc, key)
-            first = self.positions.get(key_loc) if key in result else None
-            if first is not None:
+            if key in result:
+                first = self.positions[key_loc]
                 self.problems.append(
                     _problem(
                         key_loc,

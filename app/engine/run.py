@@ -269,8 +269,10 @@ class _FanOut:
 
     async def run(self) -> TaskOutcome:
         execution = self.execution
-        if not self.items:
-            return TaskOutcome(TaskKey(self.step.id), TaskStatus.COMPLETED, self._collected())
+        if not self.items:  # no element ran: the task row keeps no outputs of its own
+            return TaskOutcome(
+                TaskKey(self.step.id), TaskStatus.COMPLETED, None, None, self._collected()
+            )
         await execution.store.tasks_expanded(execution.run_id, self.step.id, len(self.items))
         workers = min(self.for_each.max_concurrency, len(self.items))
         try:

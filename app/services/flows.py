@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.dsl.models import FlowDefinition
 from app.engine.executor import FlowExecutor, Format, ParsedFlow
-from app.errors import DefinitionError, Problem, UnknownFlowError, UnknownVersionError
+from app.errors import DefinitionError, Problem, UnknownFlowError
 from app.store import definitions
 from app.store.records import FlowSummary, FlowVersion, Registration, StepRef, ValidationReport
 
@@ -68,19 +68,13 @@ class FlowService:
 
     async def list_flows(self) -> list[FlowSummary]:
         async with self.sessions() as session:
-            return [definitions.to_summary(row) for row in await definitions.latest_of_each(session)]
+            return [
+                definitions.to_summary(row) for row in await definitions.latest_of_each(session)
+            ]
 
     async def get(self, name: str, version: int | None = None) -> FlowVersion:
         async with self.sessions() as session:
-            row = await (
-                definitions.latest(session, name)
-                if version is None
-                else definitions.version(session, name, version)
-            )
-            if row is None:
-                await _raise_not_found(session, name, version)
-            assert row is not None
-            return definitions.to_version(row)
+            return definitions.to_version(await definitions.find(session, name, version))
 
     async def versions(self, name: str) -> list[FlowVersion]:
         async with self.sessions() as session:
@@ -96,15 +90,11 @@ class FlowService:
                 raise UnknownFlowError(f"no flow is registered under the name {name!r}")
 
 
-async def _raise_not_found(session: AsyncSession, name: str, version: int | None) -> None:
-    if version is not None and await definitions.latest(session, name) is not None:
-        raise UnknownVersionError(f"flow {name!r} has no version {version}")
-    raise UnknownFlowError(f"no flow is registered under the name {name!r}")
-
-
 def _report(definition: FlowDefinition) -> ValidationReport:
     steps = tuple(
-        StepRef(step.id, step.task, tuple(sorted(definition.dependencies[step.id])), step.handler_of)
+        StepRef(
+            step.id, step.task, tuple(sorted(definition.dependencies[step.id])), step.handler_of
+        )
         for step in definition.steps
     )
     edges = tuple(

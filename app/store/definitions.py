@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.engine.clock import utcnow
+from app.errors import UnknownFlowError, UnknownVersionError
 from app.store.models import FlowDefinitionRow
 from app.store.records import FlowSummary, FlowVersion, Format
 
@@ -28,6 +29,16 @@ async def version(session: AsyncSession, name: str, number: int) -> FlowDefiniti
         FlowDefinitionRow.name == name, FlowDefinitionRow.version == number
     )
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def find(session: AsyncSession, name: str, number: int | None = None) -> FlowDefinitionRow:
+    """The latest version, or version `number`; UnknownFlowError / UnknownVersionError."""
+    row = await (latest(session, name) if number is None else version(session, name, number))
+    if row is not None:
+        return row
+    if number is not None and await latest(session, name) is not None:
+        raise UnknownVersionError(f"flow {name!r} has no version {number}")
+    raise UnknownFlowError(f"no flow is registered under the name {name!r}")
 
 
 async def by_id(session: AsyncSession, definition_id: int) -> FlowDefinitionRow:

@@ -119,10 +119,13 @@ async def cancel_unfinished_tasks(session: AsyncSession, run_id: str, at: dateti
     )
 
 
-async def queued_ids(session: AsyncSession, limit: int) -> Sequence[str]:
+async def ids_with_status(
+    session: AsyncSession, status: RunStatus, limit: int | None = None
+) -> Sequence[str]:
+    """Ids of runs in `status`, oldest first."""
     statement = (
         select(FlowRunRow.id)
-        .where(FlowRunRow.status == RunStatus.QUEUED.value)
+        .where(FlowRunRow.status == status.value)
         .order_by(FlowRunRow.created_at)
         .limit(limit)
     )

@@ -202,8 +202,8 @@ def test_values_behind_an_alias_are_positioned_at_the_anchor() -> None:
         ("# Bob's flow, isn't it\nparams: [${x}] # it's", {"params": ["${x}"]}),
         ("# an unclosed ${ here\nparams: [${x}]", {"params": ["${x}"]}),
         (
-            "query: |\n  'quoted ${x} text\n  it's\nparams: [${y}]",
-            {"query": "'quoted ${x} text\nit's\n", "params": ["${y}"]},
+            "query: |\n  'tis ${x} # not a comment\n\n  [\nparams: [${y}]",
+            {"query": "'tis ${x} # not a comment\n\n[\n", "params": ["${y}"]},
         ),
         (
             "steps:\n  - run: >\n      it's ${a}\n    next: [${b}]",
@@ -230,6 +230,10 @@ def test_unquoted_placeholders_load_as_written(text: str, expected: dict[str, An
         ('key: "${x}\\t"', "${x}\t"),
         ("key: \"${ x == 'y' }\" # ${ unclosed", "${ x == 'y' }"),
         ("key: [\"${x}\", '${y}']", ["${x}", "${y}"]),
+        ("key: ['a #', ${y}]", ["a #", "${y}"]),
+        ('key: ["a #", ${y}]', ["a #", "${y}"]),
+        ("key: '${ a[''k''] }'", "${ a['k'] }"),
+        ('key: "${ \\x41 }"', "${ A }"),
         ("key: '${x\n  }'", "${x }"),
     ],
 )

@@ -1,0 +1,53 @@
+"""`create_app()`: the FastAPI application and its lifespan.
+
+The lifespan opens the store (migrating it first where `MIGRATE_ON_START` says so), the task
+registry and the connection pools, starts the embedded worker, and closes it all in reverse.
+
+    uvicorn --factory app.main:create_app     # or: python -m app serve
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import register_routes
+from app.services.container import Services
+from app.settings import Settings, get_settings
+from app.worker.embedded import EmbeddedWorker
+
+DESCRIPTION = """Store flow definitions (YAML or JSON graphs of tasks with conditions), keep every
+version, and execute them durably — sequentially or as a DAG, with retries, timeouts, error
+handlers and fan-out."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.open(settings)
+        app.state.services = services
+        worker = EmbeddedWorker(
+            services.runs,
+            services.sessions,
+            concurrency=settings.worker_concurrency,
+            poll_interval=settings.poll_interval,
+        )
+        try:
+            await services.register_flow_files()
+            if settings.is_sqlite:  # one process owns a SQLite store: its unfinished runs resume
+                await services.runs.requeue_interrupted()
+            if settings.embedded_worker:
+                worker.start()
+            yield
+        finally:
+            await worker.stop()
+            await services.close()
+
+    app = FastAPI(title="Flow Manager", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    register_routes(app, settings)
+    return app

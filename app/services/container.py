@@ -1,0 +1,73 @@
+"""Wiring: every long-lived object of a service process, built once and closed once."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.connections.manager import ConnectionManager
+from app.engine.environment import allowed_environment
+from app.engine.executor import FlowExecutor, Format
+from app.services.flow_manager import FlowManagerService
+from app.services.flows import FlowService
+from app.services.runs import RunService
+from app.settings import Settings
+from app.store import migrations
+from app.store.database import create_engine, session_factory
+from app.store.run_store import SqlRunStore
+from app.tasks.loading import load_task_modules
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    connections: ConnectionManager
+    executor: FlowExecutor
+    flows: FlowService
+    runs: RunService
+    flow_manager: FlowManagerService
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Services:
+        registry = load_task_modules(settings.task_modules)
+        engine = create_engine(settings)
+        if settings.should_migrate_on_start:
+            await migrations.upgrade(engine)
+        sessions = session_factory(engine)
+        connections = ConnectionManager()
+        executor = FlowExecutor(
+            registry,
+            store=SqlRunStore(sessions),
+            connections=connections,
+            env=allowed_environment(settings.flow_env_allowlist, settings.flow_env_file),
+        )
+        flows = FlowService(sessions, executor)
+        runs = RunService(sessions, executor)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            connections=connections,
+            executor=executor,
+            flows=flows,
+            runs=runs,
+            flow_manager=FlowManagerService(flows, runs, settings.max_wait_seconds),
+        )
+
+    async def register_flow_files(self) -> None:
+        """Register the FLOW_FILES definitions, as the FlowLang server serves its flow.yaml."""
+        for name in self.settings.flow_files:
+            path = Path(name)
+            format: Format = "json" if path.suffix.lower() == ".json" else "yaml"
+            source = await asyncio.to_thread(path.read_text, encoding="utf-8")
+            await self.flows.register(source, format)
+
+    async def close(self, grace: float = 10) -> None:
+        await self.runs.shutdown(grace)
+        await self.connections.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,42 @@
+"""`POST /flow/run`: the Flow Manager seed's endpoint for condition graphs.
+
+The graph is registered under its `id` (a new version only when it changed) and executed in
+this process; the answer lists the tasks that ran and the last one's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.dsl.condition_graph import is_condition_graph
+from app.errors import DefinitionError, Problem
+from app.services.flows import FlowService
+from app.services.runs import RunService
+from app.store.records import RunRecord
+
+
+@dataclass(frozen=True)
+class GraphRun:
+    run: RunRecord
+    executed_tasks: tuple[str, ...]
+
+
+class FlowManagerService:
+    def __init__(self, flows: FlowService, runs: RunService, wait: float) -> None:
+        self.flows = flows
+        self.runs = runs
+        self.wait = wait
+
+    async def run(self, graph: Mapping[str, Any], inputs: Mapping[str, Any]) -> GraphRun:
+        if not is_condition_graph(graph):
+            problem = Problem(("body", "flow"), "must be a condition graph with `start_task`")
+            raise DefinitionError([problem])
+        source = json.dumps(graph, indent=2, ensure_ascii=False)
+        registration = await self.flows.register(source, "json")
+        started = await self.runs.execute(
+            registration.flow.name, inputs, version=registration.flow.version, wait=self.wait
+        )
+        return GraphRun(started.run, started.run.executed_steps)

@@ -1,0 +1,299 @@
+"""Starting, executing, reading, cancelling and retrying runs of stored flows.
+
+Runs execute in this process: `execute` waits for its run (up to `wait` seconds), `start`
+queues it for the embedded worker (`app/worker/embedded.py`). Every transition is persisted by
+the engine through the SQL run store, so a run can be read, cancelled or retried from any
+request. A retried (or interrupted and re-queued) run keeps the steps it had finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.dsl.inputs import validate_inputs
+from app.dsl.models import FlowDefinition
+from app.engine.attempts import TaskOutcome
+from app.engine.clock import utcnow
+from app.engine.executor import FlowExecutor
+from app.engine.run import collect_outputs, kept_on_retry
+from app.engine.store import RunStatus, TaskKey, TaskStatus
+from app.errors import RunError, RunStateError, UnknownRunError
+from app.services.cursors import decode_cursor, encode_cursor
+from app.store import definitions, runs
+from app.store.records import RunPage, RunRecord, StartedRun, StepRecord
+from app.store.types import to_json_value
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class RunService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], executor: FlowExecutor) -> None:
+        self.sessions = sessions
+        self.executor = executor
+        self.in_flight: dict[str, asyncio.Task[None]] = {}
+        self.work_available = asyncio.Event()  # wakes the embedded worker
+        self._shutting_down: set[str] = set()
+
+    # Starting runs.
+
+    async def start(
+        self,
+        name: str,
+        inputs: Mapping[str, Any],
+        *,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> StartedRun:
+        """Queue a run for the worker; inputs are checked first."""
+        run_id, created = await self._create(
+            name, inputs, version, idempotency_key, RunStatus.QUEUED
+        )
+        if created:
+            self.work_available.set()
+        return StartedRun(await self.get(run_id), created)
+
+    async def execute(
+        self,
+        name: str,
+        inputs: Mapping[str, Any],
+        *,
+        version: int | None = None,
+        wait: float = 30,
+        idempotency_key: str | None = None,
+    ) -> StartedRun:
+        """Run in this process and wait up to `wait` seconds for the run to finish."""
+        run_id, created = await self._create(
+            name, inputs, version, idempotency_key, RunStatus.RUNNING
+        )
+        task = self.launch(run_id) if created else self.in_flight.get(run_id)
+        if task is not None and wait > 0:
+            await asyncio.wait({task}, timeout=wait)
+        return StartedRun(await self.get(run_id), created)
+
+    async def _create(
+        self,
+        name: str,
+        inputs: Mapping[str, Any],
+        version: int | None,
+        idempotency_key: str | None,
+        status: RunStatus,
+    ) -> tuple[str, bool]:
+        """A new run row (id, True), or the run an earlier request made with the key (id, False)."""
+        try:
+            async with self.sessions.begin() as session:
+                if idempotency_key is not None:
+                    existing = await runs.id_for_key(session, idempotency_key)
+                    if existing is not None:
+                        return existing, False
+                row = await definitions.find(session, name, version)
+                definition = self._definition(row.source, row.format)
+                values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
+                run_id = _new_run_id()
+                await runs.insert(
+                    session,
+                    run_id=run_id,
+                    flow_name=name,
+                    definition_id=row.id,
+                    status=status,
+                    inputs=to_json_value(values),
+                    step_count=len(definition.steps),
+                    idempotency_key=idempotency_key,
+                    created_at=utcnow(),
+                )
+                return run_id, True
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            async with self.sessions() as session:  # lost the race to an identical request
+                existing = await runs.id_for_key(session, idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+
+    def launch(self, run_id: str) -> asyncio.Task[None]:
+        """Execute the run (already marked running) in a task of this process."""
+        task = asyncio.create_task(self._execute(run_id), name=f"run-{run_id}")
+        self.in_flight[run_id] = task
+        task.add_done_callback(lambda _: self._landed(run_id))
+        return task
+
+    def _landed(self, run_id: str) -> None:
+        self.in_flight.pop(run_id, None)
+        self.work_available.set()  # a slot is free for queued work
+
+    async def _execute(self, run_id: str) -> None:
+        try:
+            async with self.sessions() as session:
+                record = await runs.get(session, run_id)
+                definition_id = await runs.definition_id_of(session, run_id)
+                assert record is not None
+                assert definition_id is not None
+                row = await definitions.by_id(session, definition_id)
+            definition = self._definition(row.source, row.format)
+            restored = kept_on_retry(definition, previous_outcomes(definition, record.steps))
+            await self.executor.run(definition, record.inputs, run_id=run_id, restored=restored)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the store or the definition broke, not a step
+            logger.exception("run %s could not be executed", run_id)
+            await self._mark_failed(run_id, error)
+
+    async def _mark_failed(self, run_id: str, error: Exception) -> None:
+        failure = RunError(None, type(error).__name__, str(error) or type(error).__name__)
+        async with self.sessions.begin() as session:
+            now = utcnow()
+            await runs.change_status(
+                session,
+                run_id,
+                RunStatus.FAILED,
+                only_from=ACTIVE,
+                error=failure.as_dict(),
+                finished_at=now,
+            )
+            await runs.cancel_unfinished_tasks(session, run_id, now)
+
+    def _definition(self, source: str, format: str) -> FlowDefinition:
+        return self.executor.load(source, format="json" if format == "json" else "yaml")
+
+    # Reading runs.
+
+    async def get(self, run_id: str) -> RunRecord:
+        async with self.sessions() as session:
+            record = await runs.get(session, run_id)
+        if record is None:
+            raise UnknownRunError(f"no run has the id {run_id!r}")
+        return record
+
+    async def list_runs(
+        self,
+        *,
+        flow: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        after = decode_cursor(cursor) if cursor else None
+        async with self.sessions() as session:
+            found = await runs.page(session, flow=flow, status=status, limit=limit + 1, after=after)
+        items = found[:limit]
+        more = len(found) > limit
+        next_cursor = encode_cursor(items[-1].created_at, items[-1].run_id) if more else None
+        return RunPage(tuple(items), next_cursor)
+
+    # Changing runs.
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        task = self.in_flight.get(run_id)
+        if task is not None:
+            task.cancel()  # the engine records the cancellation as it unwinds
+            await asyncio.wait({task}, timeout=10)
+            return await self.get(run_id)
+        async with self.sessions.begin() as session:
+            now = utcnow()
+            changed = await runs.change_status(
+                session, run_id, RunStatus.CANCELLED, only_from=ACTIVE, finished_at=now
+            )
+            if changed:
+                await runs.cancel_unfinished_tasks(session, run_id, now)
+        record = await self.get(run_id)
+        if not changed:
+            raise RunStateError(
+                f"run {run_id} is {record.status.value}; "
+                "only queued or running runs can be cancelled"
+            )
+        return record
+
+    async def retry(self, run_id: str) -> RunRecord:
+        """Run a failed or cancelled run again from its unfinished steps."""
+        async with self.sessions.begin() as session:
+            changed = await runs.change_status(
+                session,
+                run_id,
+                RunStatus.RUNNING,
+                only_from=RETRYABLE,
+                finished_at=None,
+                error=None,
+            )
+        if not changed:
+            record = await self.get(run_id)
+            raise RunStateError(
+                f"run {run_id} is {record.status.value}; "
+                "only failed or cancelled runs can be retried"
+            )
+        self.launch(run_id)
+        return await self.get(run_id)
+
+    # Lifecycle.
+
+    async def requeue_interrupted(self) -> int:
+        """Runs left `running` by a process that stopped go back to the queue (single process)."""
+        async with self.sessions.begin() as session:
+            ids = await runs.ids_with_status(session, RunStatus.RUNNING)
+            for run_id in ids:
+                await runs.change_status(
+                    session, run_id, RunStatus.QUEUED, only_from=[RunStatus.RUNNING]
+                )
+        if ids:
+            self.work_available.set()
+        return len(ids)
+
+    async def shutdown(self, grace: float) -> None:
+        """Let in-flight runs finish for `grace` seconds; interrupt and re-queue the rest."""
+        tasks = list(self.in_flight.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        interrupted = list(self.in_flight.items())
+        for _, task in interrupted:
+            task.cancel()
+        if interrupted:
+            await asyncio.wait([task for _, task in interrupted])
+        async with self.sessions.begin() as session:
+            for run_id, _ in interrupted:
+                await runs.change_status(
+                    session,
+                    run_id,
+                    RunStatus.QUEUED,
+                    only_from=[RunStatus.CANCELLED],
+                    finished_at=None,
+                )
+
+
+def previous_outcomes(
+    definition: FlowDefinition, steps: Sequence[StepRecord]
+) -> dict[str, TaskOutcome]:
+    """Each step's result in an earlier execution, as the engine sees results."""
+    rows: dict[str, list[StepRecord]] = defaultdict(list)
+    for row in steps:
+        rows[row.step_id].append(row)
+    outcomes: dict[str, TaskOutcome] = {}
+    for step in definition.steps:
+        tasks = sorted(rows.get(step.id, ()), key=lambda task: task.task_index)
+        if not tasks:
+            continue
+        if step.for_each is None or tasks[0].status is TaskStatus.SKIPPED:
+            first = tasks[0]
+            outcomes[step.id] = TaskOutcome(
+                TaskKey(step.id), first.status, first.outputs, first.error
+            )
+        elif all(task.status is TaskStatus.COMPLETED for task in tasks):
+            empty = len(tasks) == 1 and tasks[0].outputs is None  # a fan-out over no element
+            collected = collect_outputs(step, [] if empty else [task.outputs for task in tasks])
+            outcomes[step.id] = TaskOutcome(
+                TaskKey(step.id), TaskStatus.COMPLETED, None, None, collected
+            )
+    return outcomes
+
+
+def _new_run_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,230 @@
+"""Alembic owns the schema: the migrations build what the models describe, on all three databases.
+
+Each test runs on SQLite, PostgreSQL and MariaDB (the `store_url` / `migrated_store_url`
+fixtures), through the service's own engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import delete, func, inspect, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.store.database import session_factory
+from app.store.migrations import REPO_ROOT, downgrade, upgrade, upgrade_url
+from app.store.models import Base, FlowDefinitionRow, FlowRunRow, TaskRunRow, WorkerRow
+from tests.databases import store_engine
+
+STORE_TABLES = {"flow_definitions", "flow_runs", "task_runs", "workers"}
+HEAD = "0001_initial"
+
+
+async def table_names(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    return set(names) - {"alembic_version"}
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
+
+
+def schema_differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+def flow_definition(name: str = "Greeter", **fields: Any) -> FlowDefinitionRow:
+    values: dict[str, Any] = {
+        "name": name,
+        "version": 1,
+        "definition": {"flow": name, "steps": []},
+        "source": f"flow: {name}\nsteps: []\n",
+        "format": "yaml",
+        "checksum": "0" * 64,
+        "description": "",
+        "created_at": datetime.now(UTC),
+    }
+    return FlowDefinitionRow(**(values | fields))
+
+
+async def test_upgrade_from_inside_the_event_loop_creates_the_four_tables(store_url: str) -> None:
+    async with store_engine(store_url) as engine:
+        await upgrade(engine)
+
+        assert await table_names(engine) == STORE_TABLES
+        assert await current_revision(engine) == HEAD
+
+
+async def test_upgrading_an_up_to_date_database_changes_nothing(migrated_store_url: str) -> None:
+    async with store_engine(migrated_store_url) as engine:
+        async with session_factory(engine)() as session, session.begin():
+            session.add(flow_definition())
+
+        await upgrade(engine)
+
+        async with session_factory(engine)() as session:
+            count = await session.scalar(select(func.count()).select_from(FlowDefinitionRow))
+        assert count == 1
+        assert await current_revision(engine) == HEAD
+
+
+async def test_downgrade_to_base_removes_the_tables_and_upgrade_builds_them_again(
+    store_url: str,
+) -> None:
+    async with store_engine(store_url) as engine:
+        await upgrade(engine)
+
+        await downgrade(engine)
+        assert await table_names(engine) == set()
+        assert await current_revision(engine) is None
+
+        await upgrade(engine)
+        assert await table_names(engine) == STORE_TABLES
+        assert await current_revision(engine) == HEAD
+
+
+async def test_models_and_migrations_agree(migrated_store_url: str) -> None:
+    async with store_engine(migrated_store_url) as engine, engine.connect() as connection:
+        differences = await connection.run_sync(schema_differences)
+
+    assert differences == []
+
+
+async def test_alembic_command_upgrades_the_database_named_by_database_url(
+    store_url: str,
+) -> None:
+    scheme, _, rest = store_url.partition("://")
+    plain_url = f"{scheme.split('+')[0]}://{rest}"  # as an operator writes it: no driver named
+    environment = os.environ | {"DATABASE_URL": plain_url}
+    alembic = Path(sys.executable).with_name("alembic")
+
+    process = await asyncio.create_subprocess_exec(
+        str(alembic),
+        "upgrade",
+        "head",
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+
+    assert process.returncode == 0, output.decode()
+    async with store_engine(store_url) as engine:
+        assert await table_names(engine) == STORE_TABLES
+        assert await current_revision(engine) == HEAD
+
+
+def test_upgrade_url_migrates_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    upgrade_url(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+
+    async def check() -> None:
+        async with store_engine(f"sqlite+aiosqlite:///{tmp_path / 'elsewhere.db'}") as engine:
+            assert await table_names(engine) == STORE_TABLES
+
+    asyncio.run(check())
+
+
+async def test_timezone_aware_datetimes_come_back_as_the_same_instant_in_utc(
+    migrated_store_url: str,
+) -> None:
+    india = timezone(timedelta(hours=5, minutes=30))
+    started = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=india)
+    heartbeat = datetime(2026, 3, 29, 1, 30, 15, 999999, tzinfo=UTC)
+    async with store_engine(migrated_store_url) as engine:
+        sessions = session_factory(engine)
+        async with sessions() as session, session.begin():
+            session.add(
+                WorkerRow(
+                    id="w1", hostname="h", pid=1, started_at=started, last_heartbeat=heartbeat
+                )
+            )
+
+        async with sessions() as session:
+            worker = await session.get_one(WorkerRow, "w1")
+            stale = await session.scalar(
+                select(WorkerRow.id).where(
+                    WorkerRow.last_heartbeat < heartbeat + timedelta(microseconds=1)
+                )
+            )
+            fresh = await session.scalar(
+                select(WorkerRow.id).where(WorkerRow.last_heartbeat < heartbeat)
+            )
+
+    assert worker.started_at == started
+    assert worker.started_at.tzinfo is UTC
+    assert worker.started_at.microsecond == 123456
+    assert worker.last_heartbeat == heartbeat
+    # Comparisons in SQL (the lease queue's) see microseconds too.
+    assert (stale, fresh) == ("w1", None)
+
+
+async def test_json_documents_round_trip(migrated_store_url: str) -> None:
+    document = {
+        "flow": "Grüße",
+        "steps": [{"set": {"id": "s", "values": {"emoji": "🚀", "cjk": "流れ"}}}],
+        "nested": {"list": [1, 2.5, None, True, False, {"deep": ["x", {"y": []}]}]},
+        "empty": {},
+    }
+    source = "flow: Grüße\n# 🚀 流れ\n"
+    async with store_engine(migrated_store_url) as engine:
+        sessions = session_factory(engine)
+        async with sessions() as session, session.begin():
+            row = flow_definition(definition=document, source=source)
+            session.add(row)
+        async with sessions() as session:
+            stored = await session.get_one(FlowDefinitionRow, row.id)
+
+    assert stored.definition == document
+    assert stored.source == source
+
+
+async def test_deleting_a_definition_deletes_its_runs_and_their_tasks(
+    migrated_store_url: str,
+) -> None:
+    now = datetime.now(UTC)
+    async with store_engine(migrated_store_url) as engine:
+        sessions = session_factory(engine)
+        async with sessions() as session, session.begin():
+            definition = flow_definition()
+            session.add(definition)
+            await session.flush()
+            session.add(
+                FlowRunRow(
+                    id="r1",
+                    flow_name="Greeter",
+                    definition_id=definition.id,
+                    status="queued",
+                    inputs={},
+                    remaining_steps=1,
+                    created_at=now,
+                )
+            )
+            await session.flush()
+            session.add(TaskRunRow(run_id="r1", step_id="greet", status="pending"))
+
+        async with sessions() as session, session.begin():
+            await session.execute(delete(FlowDefinitionRow))
+
+        async with sessions() as session:
+            runs = await session.scalar(select(func.count()).select_from(FlowRunRow))
+            tasks = await session.scalar(select(func.count()).select_from(TaskRunRow))
+    assert (runs, tasks) == (0, 0)
