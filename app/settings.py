@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -96,11 +96,13 @@ class Settings(BaseSettings):
 
 def split_pool_options(url: str) -> tuple[str, dict[str, str]]:
     """`...?pool_size=20&charset=utf8mb4` -> (`...?charset=utf8mb4`, {"pool_size": "20"})."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    options = {key: value for key, value in query if key in POOL_OPTIONS}
-    rest = [(key, value) for key, value in query if key not in POOL_OPTIONS]
-    return urlunsplit(parts._replace(query=urlencode(rest))), options
+    base, separator, query = url.partition("?")
+    if not separator:
+        return url, {}
+    pairs = parse_qsl(query, keep_blank_values=True)
+    options = {key: value for key, value in pairs if key in POOL_OPTIONS}
+    rest = urlencode([(key, value) for key, value in pairs if key not in POOL_OPTIONS])
+    return (f"{base}?{rest}" if rest else base), options
 
 
 @lru_cache

@@ -16,7 +16,7 @@ from tests.databases import (
     postgres_database,
     postgres_database_url,
 )
-from tests.services import REDIS_HOST, REDIS_PORT, require_service
+from tests.servers import REDIS_HOST, REDIS_PORT, require_service
 
 
 @pytest.fixture

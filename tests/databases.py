@@ -1,7 +1,7 @@
 """Fresh, empty databases for tests on the store's three kinds of database, dropped afterwards.
 
 SQLite is a file in the test's tmp_path; PostgreSQL and MariaDB get a uniquely named database on
-the machine's server (skipped when the server is absent, failed under CI: tests/services.py).
+the machine's server (skipped when the server is absent, failed under CI: tests/servers.py).
 A database costs ~25 ms to create on PostgreSQL and ~10 ms on MariaDB; migrating it to head
 ~100 ms on either, so migrated databases are built per test rather than cloned from a template.
 """
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from app.settings import Settings
 from app.store.database import create_engine
 from app.store.migrations import upgrade
-from tests.services import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, require_service
+from tests.servers import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, require_service
 
 MARIADB_HOST = os.environ.get("TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = int(os.environ.get("TEST_MARIADB_PORT", "3306"))

@@ -100,14 +100,14 @@ class RunService:
                 definition = self._definition(row.source, row.format)
                 values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
                 run_id = _new_run_id()
-                await runs.insert(
+                await runs.create(
                     session,
                     run_id=run_id,
                     flow_name=name,
                     definition_id=row.id,
                     status=status,
                     inputs=to_json_value(values),
-                    step_count=len(definition.steps),
+                    step_ids=[step.id for step in definition.steps],
                     idempotency_key=idempotency_key,
                     created_at=utcnow(),
                 )
@@ -198,8 +198,7 @@ class RunService:
         if task is not None:
             task.cancel()  # the engine records the cancellation as it unwinds
             await asyncio.wait({task}, timeout=10)
-            return await self.get(run_id)
-        async with self.sessions.begin() as session:
+        async with self.sessions.begin() as session:  # queued, or cancelled before it began
             now = utcnow()
             changed = await runs.change_status(
                 session, run_id, RunStatus.CANCELLED, only_from=ACTIVE, finished_at=now
@@ -207,7 +206,7 @@ class RunService:
             if changed:
                 await runs.cancel_unfinished_tasks(session, run_id, now)
         record = await self.get(run_id)
-        if not changed:
+        if task is None and not changed:
             raise RunStateError(
                 f"run {run_id} is {record.status.value}; "
                 "only queued or running runs can be cancelled"
@@ -264,7 +263,7 @@ class RunService:
                     session,
                     run_id,
                     RunStatus.QUEUED,
-                    only_from=[RunStatus.CANCELLED],
+                    only_from=[RunStatus.CANCELLED, RunStatus.RUNNING],
                     finished_at=None,
                 )
 

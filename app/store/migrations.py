@@ -2,17 +2,19 @@
 
 The service migrates from inside its running event loop: `upgrade(engine)` hands Alembic an open
 connection of the service's own engine, in one transaction that commits when the migrations
-are done. The CLI, which has no loop, calls `upgrade_url(url)`.
+are done (PostgreSQL's DDL is transactional; MariaDB and SQLite commit each DDL statement). The
+CLI, which has no loop, calls `upgrade_url(url)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic.config import Config
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alembic import command
 
@@ -57,5 +59,27 @@ async def _migrate(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
         config.attributes["connection"] = connection  # alembic/env.py migrates on it
         step(config)
 
-    async with engine.begin() as connection:
+    async with (
+        engine.connect() as connection,
+        _sqlite_foreign_keys_off(connection),
+        connection.begin(),
+    ):
         await connection.run_sync(run)
+
+
+@asynccontextmanager
+async def _sqlite_foreign_keys_off(connection: AsyncConnection) -> AsyncIterator[None]:
+    """SQLite alters a table by copy, drop and rename (batch mode): with foreign keys enforced,
+    dropping a parent table would cascade-delete its children's rows. The pragma is ignored
+    inside a transaction, so it is switched outside, and restored for the pool's next user."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    enforced = (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
+    await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    await connection.commit()
+    try:
+        yield
+    finally:
+        await connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+        await connection.commit()

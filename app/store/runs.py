@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.engine.store import RunStatus, TaskStatus
@@ -15,7 +15,7 @@ from app.store.models import FlowDefinitionRow, FlowRunRow, TaskRunRow
 from app.store.records import RunRecord, StepRecord
 
 
-async def insert(
+async def create(
     session: AsyncSession,
     *,
     run_id: str,
@@ -23,10 +23,11 @@ async def insert(
     definition_id: int,
     status: RunStatus,
     inputs: Any,
-    step_count: int,
+    step_ids: Sequence[str],
     idempotency_key: str | None,
     created_at: datetime,
 ) -> None:
+    """A new run with one pending task per step, so it shows every step before it starts."""
     session.add(
         FlowRunRow(
             id=run_id,
@@ -34,12 +35,20 @@ async def insert(
             definition_id=definition_id,
             status=status.value,
             inputs=inputs,
-            remaining_steps=step_count,
+            remaining_steps=len(step_ids),
             idempotency_key=idempotency_key,
             created_at=created_at,
         )
     )
     await session.flush()
+    if step_ids:
+        await session.execute(
+            insert(TaskRunRow),
+            [
+                {"run_id": run_id, "step_id": step_id, "task_index": 0, "status": "pending"}
+                for step_id in step_ids
+            ],
+        )
 
 
 async def id_for_key(session: AsyncSession, idempotency_key: str) -> str | None:

@@ -15,13 +15,15 @@ from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, func, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.store import migrations
 from app.store.database import session_factory
-from app.store.migrations import REPO_ROOT, downgrade, upgrade, upgrade_url
+from app.store.migrations import REPO_ROOT, alembic_config, downgrade, upgrade, upgrade_url
 from app.store.models import Base, FlowDefinitionRow, FlowRunRow, TaskRunRow, WorkerRow
 from tests.databases import store_engine
 
@@ -197,34 +199,86 @@ async def test_json_documents_round_trip(migrated_store_url: str) -> None:
     assert stored.source == source
 
 
-async def test_deleting_a_definition_deletes_its_runs_and_their_tasks(
-    migrated_store_url: str,
-) -> None:
-    now = datetime.now(UTC)
-    async with store_engine(migrated_store_url) as engine:
-        sessions = session_factory(engine)
-        async with sessions() as session, session.begin():
-            definition = flow_definition()
-            session.add(definition)
-            await session.flush()
-            session.add(
-                FlowRunRow(
-                    id="r1",
-                    flow_name="Greeter",
-                    definition_id=definition.id,
-                    status="queued",
-                    inputs={},
-                    remaining_steps=1,
-                    created_at=now,
-                )
+async def add_run_with_a_task(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session, session.begin():
+        definition = flow_definition()
+        session.add(definition)
+        await session.flush()
+        session.add(
+            FlowRunRow(
+                id="r1",
+                flow_name=definition.name,
+                definition_id=definition.id,
+                status="queued",
+                inputs={},
+                remaining_steps=1,
+                created_at=datetime.now(UTC),
             )
-            await session.flush()
-            session.add(TaskRunRow(run_id="r1", step_id="greet", status="pending"))
+        )
+        await session.flush()
+        session.add(TaskRunRow(run_id="r1", step_id="greet", status="pending"))
 
-        async with sessions() as session, session.begin():
+
+async def count_runs_and_tasks(engine: AsyncEngine) -> tuple[int | None, int | None]:
+    async with session_factory(engine)() as session:
+        runs = await session.scalar(select(func.count()).select_from(FlowRunRow))
+        tasks = await session.scalar(select(func.count()).select_from(TaskRunRow))
+    return runs, tasks
+
+
+async def test_deleting_a_definition_deletes_its_runs_and_their_tasks(store_url: str) -> None:
+    async with store_engine(store_url) as engine:
+        # Migrating on the service's engine leaves its connections enforcing foreign keys.
+        await upgrade(engine)
+        await add_run_with_a_task(engine)
+
+        async with session_factory(engine)() as session, session.begin():
             await session.execute(delete(FlowDefinitionRow))
 
-        async with sessions() as session:
-            runs = await session.scalar(select(func.count()).select_from(FlowRunRow))
-            tasks = await session.scalar(select(func.count()).select_from(TaskRunRow))
-    assert (runs, tasks) == (0, 0)
+        assert await count_runs_and_tasks(engine) == (0, 0)
+
+
+REBUILD_FLOW_DEFINITIONS = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0099_rebuild_flow_definitions"
+down_revision = "0001_initial"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("flow_definitions", recreate="always") as batch:
+        batch.add_column(sa.Column("probe", sa.Integer(), nullable=True))
+
+
+def downgrade():
+    pass
+"""
+
+
+async def test_a_later_migration_rebuilding_a_parent_table_keeps_its_children_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite alters a table by copy, drop and rename; dropping a parent table with foreign keys
+    # enforced would cascade-delete every run.
+    extra_versions = tmp_path / "versions"
+    extra_versions.mkdir()
+    (extra_versions / "0099_rebuild_flow_definitions.py").write_text(REBUILD_FLOW_DEFINITIONS)
+
+    def config_with_the_rebuild(url: str | None = None) -> Config:
+        config = alembic_config(url)
+        shipped = REPO_ROOT / "alembic" / "versions"
+        config.set_main_option("version_locations", f"{shipped}{os.pathsep}{extra_versions}")
+        return config
+
+    async with store_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}") as engine:
+        await upgrade(engine, HEAD)
+        await add_run_with_a_task(engine)
+        monkeypatch.setattr(migrations, "alembic_config", config_with_the_rebuild)
+
+        await upgrade(engine)
+
+        assert await current_revision(engine) == "0099_rebuild_flow_definitions"
+        assert await count_runs_and_tasks(engine) == (1, 1)

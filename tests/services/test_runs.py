@@ -1,0 +1,175 @@
+"""The run service on each store: execute, retry, cancel, idempotency, interrupted runs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.engine.store import RunStatus, TaskStatus
+from app.errors import InputValidationError, RunStateError, UnknownFlowError
+from app.services.container import Services
+from app.store.records import RunRecord
+from app.worker.embedded import EmbeddedWorker
+from tests.polling import until
+from tests.services import sample_tasks
+
+CHAIN = """
+flow: Chain
+inputs: {n: integer}
+steps:
+  - task: Count
+    id: first
+    inputs: {name: first}
+  - task: FailUntilAllowed
+    id: second
+    inputs: {name: second}
+  - set: {id: third, values: {total: "${first.calls + second.calls + inputs.n}"}}
+outputs: {total: "${third.total}"}
+"""
+
+GATED = """
+flow: Gated
+steps:
+  - task: WaitForGate
+    id: wait
+    inputs: {name: gate}
+  - task: Count
+    id: after
+    inputs: {name: after}
+"""
+
+
+async def test_execute_persists_the_run_and_every_step(services: Services) -> None:
+    await services.flows.register(CHAIN)
+
+    started = await services.runs.execute("Chain", {"n": "5"}, wait=10)
+
+    run = started.run
+    assert started.created
+    assert run.status is RunStatus.COMPLETED
+    assert run.inputs == {"n": 5}
+    assert run.outputs == {"total": 7}
+    assert run.remaining_steps == 0
+    assert [(step.step_id, step.status, step.attempts) for step in run.steps] == [
+        ("first", TaskStatus.COMPLETED, 1),
+        ("second", TaskStatus.COMPLETED, 1),
+        ("third", TaskStatus.COMPLETED, 1),
+    ]
+    assert all(step.finished_at and step.started_at for step in run.steps)
+
+
+async def test_bad_inputs_create_no_run(services: Services) -> None:
+    await services.flows.register(CHAIN)
+
+    with pytest.raises(InputValidationError):
+        await services.runs.execute("Chain", {"n": "five"})
+    with pytest.raises(UnknownFlowError):
+        await services.runs.execute("Nope", {})
+
+    assert (await services.runs.list_runs()).items == ()
+
+
+async def test_retry_reruns_only_unfinished_steps(services: Services) -> None:
+    await services.flows.register(CHAIN)
+    sample_tasks.failures_left["second"] = 1
+
+    failed = (await services.runs.execute("Chain", {"n": 0}, wait=10)).run
+    assert failed.status is RunStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.step == "second"
+
+    await services.runs.retry(failed.run_id)
+    retried = await wait_until_finished(services, failed.run_id)
+
+    assert retried.status is RunStatus.COMPLETED
+    assert retried.outputs == {"total": 3}  # first ran once (1), second twice (2)
+    assert sample_tasks.calls["first"] == 1
+    assert sample_tasks.calls["second"] == 2
+    with pytest.raises(RunStateError):
+        await services.runs.retry(failed.run_id)
+
+
+async def test_cancel_stops_a_running_run(services: Services) -> None:
+    await services.flows.register(GATED)
+
+    started = await services.runs.execute("Gated", {}, wait=0)
+    assert started.run.status is RunStatus.RUNNING
+    await until(lambda: sample_tasks.calls["gate"] == 1)  # inside the step, waiting
+
+    cancelled = await services.runs.cancel(started.run.run_id)
+
+    assert cancelled.status is RunStatus.CANCELLED
+    assert {step.status for step in cancelled.steps} == {TaskStatus.CANCELLED}
+    assert sample_tasks.calls["after"] == 0
+    with pytest.raises(RunStateError):
+        await services.runs.cancel(started.run.run_id)
+
+
+async def test_same_idempotency_key_gives_one_run_even_at_the_same_instant(
+    services: Services,
+) -> None:
+    await services.flows.register(CHAIN)
+
+    results = await asyncio.gather(
+        *(services.runs.start("Chain", {"n": 1}, idempotency_key="key-1") for _ in range(5))
+    )
+
+    assert len({result.run.run_id for result in results}) == 1
+    assert sum(result.created for result in results) == 1
+    assert len((await services.runs.list_runs()).items) == 1
+
+
+async def test_interrupted_runs_are_requeued_and_resume(services: Services) -> None:
+    await services.flows.register(GATED)
+    started = await services.runs.execute("Gated", {}, wait=0)
+    await until(lambda: sample_tasks.calls["gate"] == 1)
+
+    await services.runs.shutdown(grace=0)  # the process stops while the gate is shut
+
+    interrupted = await services.runs.get(started.run.run_id)
+    assert interrupted.status is RunStatus.QUEUED
+    assert interrupted.steps[0].status is TaskStatus.CANCELLED
+    sample_tasks.gates["gate"].set()
+    run_id = started.run.run_id
+
+    worker = EmbeddedWorker(services.runs, services.sessions, concurrency=2, poll_interval=0.05)
+    assert await worker.claim() == 1
+    resumed = await wait_until_finished(services, run_id)
+
+    assert resumed.status is RunStatus.COMPLETED
+    assert sample_tasks.calls["gate"] == 2  # the interrupted attempt ran again
+    assert sample_tasks.calls["after"] == 1
+
+
+async def test_runs_are_listed_newest_first_with_a_cursor(services: Services) -> None:
+    await services.flows.register(CHAIN)
+    ids = [(await services.runs.execute("Chain", {"n": n}, wait=10)).run.run_id for n in range(5)]
+
+    first = await services.runs.list_runs(limit=2)
+    second = await services.runs.list_runs(limit=2, cursor=first.next_cursor)
+    third = await services.runs.list_runs(limit=2, cursor=second.next_cursor)
+
+    listed = [run.run_id for page in (first, second, third) for run in page.items]
+    assert listed == list(reversed(ids))
+    assert third.next_cursor is None
+
+
+async def test_a_queued_run_shows_every_step_pending(services: Services) -> None:
+    await services.flows.register(CHAIN)
+
+    started = await services.runs.start("Chain", {"n": 1})
+
+    assert [(s.step_id, s.status) for s in started.run.steps] == [
+        ("first", TaskStatus.PENDING),
+        ("second", TaskStatus.PENDING),
+        ("third", TaskStatus.PENDING),
+    ]
+
+
+async def wait_until_finished(services: Services, run_id: str) -> RunRecord:
+    async def finished() -> bool:
+        return (await services.runs.get(run_id)).finished
+
+    await until(finished)
+    return await services.runs.get(run_id)
