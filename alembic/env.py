@@ -16,11 +16,11 @@ import asyncio
 from logging.config import fileConfig
 from typing import Any
 
+from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from alembic import context
 from app.settings import POOL_OPTIONS, get_settings
 from app.store.database import async_url
 from app.store.models import Base

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
+
 from app.store.types import BigId, JsonDocument, LongText, UTCDateTime
 
 revision: str = "0001_initial"

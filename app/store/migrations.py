@@ -12,11 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from alembic import command
 
 # An editable install (`pip install -e .`): the repository holds both `app/` and `alembic/`.
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ async def services(migrated_store_url: str) -> AsyncIterator[Services]:
     sample_tasks.failures_left.clear()
     sample_tasks.gates.clear()
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=migrated_store_url,
         migrate_on_start=False,
         task_modules=["tests.services.sample_tasks"],

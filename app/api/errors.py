@@ -1,0 +1,100 @@
+"""The one place where errors become HTTP answers, all in FastAPI's shape `{"detail": ...}`.
+
+| error | status | detail |
+|---|---|---|
+| DefinitionError | 422 | problems; `loc` points into the definition, with `line`/`column` |
+| InputValidationError | 422 | problems; `loc` is `["body", "inputs", name]` |
+| RequestError (e.g. InvalidCursorError) | 422 | one problem at the error's `loc` |
+| NotFoundError | 404 | message |
+| ConflictError (e.g. RunStateError) | 409 | message |
+| PayloadTooLargeError | 413 | message |
+| FastAPI's RequestValidationError | 422 | FastAPI's standard list |
+| HTTPException (415, 413, 404 route...) | its status | its detail |
+| anything else | 500 | "Internal Server Error" (the server logs the traceback) |
+
+A request error is 422 rather than 400 so that every "this part of the request is wrong"
+answer has the same status and shape as FastAPI's own validation errors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from app.errors import (
+    ConflictError,
+    DefinitionError,
+    FlowManagerError,
+    InputValidationError,
+    NotFoundError,
+    PayloadTooLargeError,
+    Problem,
+    ProblemsError,
+    RequestError,
+)
+
+MESSAGE_STATUS: dict[type[FlowManagerError], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    PayloadTooLargeError: 413,
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    for error_type in MESSAGE_STATUS:
+        app.add_exception_handler(error_type, message_answer)
+    app.add_exception_handler(DefinitionError, problems_answer)
+    app.add_exception_handler(InputValidationError, problems_answer)
+    app.add_exception_handler(RequestError, request_error_answer)
+    app.add_exception_handler(RequestValidationError, request_validation_exception_handler)
+    app.add_exception_handler(HTTPException, http_exception_handler)
+    app.add_exception_handler(Exception, unexpected_error_answer)
+
+
+def error_answer(status: int, detail: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+async def message_answer(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, FlowManagerError)
+    status = next(code for kind, code in MESSAGE_STATUS.items() if isinstance(error, kind))
+    return error_answer(status, error.message)
+
+
+async def problems_answer(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ProblemsError)
+    # Inputs always arrive in a request body's `inputs` field.
+    prefix: tuple[str, ...] = ("body",) if isinstance(error, InputValidationError) else ()
+    return error_answer(422, [_located(problem, prefix) for problem in error.problems])
+
+
+async def request_error_answer(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestError)
+    problem = Problem(error.loc, error.message, _snake_case(type(error).__name__))
+    return error_answer(422, [problem.as_dict()])
+
+
+async def unexpected_error_answer(_: Request, __: Exception) -> JSONResponse:
+    # Starlette re-raises the error after this answer, so the server logs its traceback.
+    return error_answer(500, "Internal Server Error")
+
+
+def _located(problem: Problem, prefix: tuple[str, ...]) -> dict[str, Any]:
+    answer = problem.as_dict()
+    answer["loc"] = [*prefix, *answer["loc"]]
+    return answer
+
+
+def _snake_case(class_name: str) -> str:
+    """`InvalidCursorError` -> `invalid_cursor`."""
+    words = re.findall(r"[A-Z][a-z0-9]*", class_name.removesuffix("Error")) or ["request"]
+    return "_".join(word.lower() for word in words)

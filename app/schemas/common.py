@@ -1,0 +1,75 @@
+"""Shapes shared by every resource: timestamps, errors and run errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+
+from app.errors import RunError
+
+# ISO 8601 with an explicit offset (`+00:00`), whatever pydantic's default spelling is.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields are refused, so a misspelt field is never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Message(BaseModel):
+    """An error answered as a sentence."""
+
+    detail: str
+
+
+class ProblemItem(BaseModel):
+    """One thing wrong with the request; `loc` points into the body, query or definition."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    line: int | None = None  # YAML/JSON position in a definition, where known
+    column: int | None = None
+
+
+class Problems(BaseModel):
+    """An error answered as a list of problems (FastAPI's validation shape)."""
+
+    detail: list[ProblemItem]
+
+
+class ErrorInfo(BaseModel):
+    """Why a run or a step failed."""
+
+    step: str | None
+    type: str
+    message: str
+
+    @classmethod
+    def of(cls, error: RunError | None) -> ErrorInfo | None:
+        return (
+            None if error is None else cls(step=error.step, type=error.type, message=error.message)
+        )
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the error answers a route gives."""
+    described = {
+        404: ("Unknown flow, version or run", Message),
+        409: ("The run's state forbids that", Message),
+        413: ("The body is larger than MAX_BODY_BYTES", Message),
+        415: ("The body's Content-Type is not accepted here", Message),
+        422: ("The request is invalid; each problem says where", Problems),
+        503: ("The store is unreachable", Message),
+    }
+    return {
+        status: {"description": described[status][0], "model": described[status][1]}
+        for status in statuses
+    }

@@ -1,0 +1,154 @@
+"""Requests and answers of the `/flows` routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.common import Timestamp
+from app.store.records import FlowSummary, FlowVersion, ValidationReport
+
+HELLO_YAML = """flow: Hello
+description: Greet someone in several languages
+mode: dag
+inputs:
+  - {name: name, type: string, required: true}
+  - {name: languages, type: array, default: [en, fr]}
+steps:
+  - set:
+      id: words
+      values: {greetings: {en: Hello, fr: Bonjour, de: Hallo}}
+  - set:
+      id: greet
+      for_each: ${inputs.languages}
+      as: language
+      values:
+        text: "${words.greetings[language]}, ${inputs.name}!"
+outputs:
+  greetings: ${greet.text}
+"""
+
+HELLO_JSON: dict[str, Any] = {
+    "flow": "Hello",
+    "description": "Greet someone",
+    "inputs": [{"name": "name", "type": "string", "required": True}],
+    "steps": [{"set": {"id": "greet", "values": {"text": "Hello, ${inputs.name}!"}}}],
+    "outputs": {"text": "${greet.text}"},
+}
+
+# The definition routes read their body themselves (YAML or JSON), so /docs learns of it here.
+DEFINITION_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A flow definition as YAML (`application/yaml`, `text/yaml`, "
+        "`application/x-yaml`) or JSON (`application/json`), at most MAX_BODY_BYTES.",
+        "content": {
+            "application/yaml": {"schema": {"type": "string"}, "example": HELLO_YAML},
+            "text/yaml": {"schema": {"type": "string"}, "example": HELLO_YAML},
+            "application/json": {"schema": {"type": "object"}, "example": HELLO_JSON},
+        },
+    }
+}
+
+
+class Registered(BaseModel):
+    name: str
+    version: int
+    created_at: Timestamp
+    checksum: str = Field(description="sha256 of the definition's text")
+
+    @classmethod
+    def of(cls, flow: FlowVersion) -> Registered:
+        return cls(
+            name=flow.name, version=flow.version, created_at=flow.created_at, checksum=flow.checksum
+        )
+
+
+class FlowListItem(BaseModel):
+    name: str
+    version: int = Field(description="the latest version")
+    description: str
+    checksum: str
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, flow: FlowSummary) -> FlowListItem:
+        return cls(
+            name=flow.name,
+            version=flow.version,
+            description=flow.description,
+            checksum=flow.checksum,
+            created_at=flow.created_at,
+        )
+
+
+class FlowDetail(BaseModel):
+    name: str
+    version: int
+    description: str
+    definition: Any = Field(description="the definition as data")
+    source: str = Field(description="the definition's text as registered")
+    checksum: str
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, flow: FlowVersion) -> FlowDetail:
+        return cls(
+            name=flow.name,
+            version=flow.version,
+            description=flow.description,
+            definition=flow.definition,
+            source=flow.source,
+            checksum=flow.checksum,
+            created_at=flow.created_at,
+        )
+
+
+class VersionItem(BaseModel):
+    version: int
+    checksum: str
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, flow: FlowVersion) -> VersionItem:
+        return cls(version=flow.version, checksum=flow.checksum, created_at=flow.created_at)
+
+
+class StepItem(BaseModel):
+    id: str
+    task: str
+    depends_on: list[str]
+    handler_of: str | None = Field(description="the step whose failure this step handles")
+
+
+class Edge(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    from_: str = Field(alias="from", description="the step that must finish first")
+    to: str
+
+
+class ValidationResult(BaseModel):
+    valid: bool = True
+    name: str
+    steps: list[StepItem]
+    edges: list[Edge]
+
+    @classmethod
+    def of(cls, report: ValidationReport) -> ValidationResult:
+        return cls(
+            name=report.name,
+            steps=[
+                StepItem(
+                    id=step.id,
+                    task=step.task,
+                    depends_on=list(step.depends_on),
+                    handler_of=step.handler_of,
+                )
+                for step in report.steps
+            ],
+            edges=[
+                Edge.model_validate({"from": first, "to": then}) for first, then in report.edges
+            ],
+        )

@@ -1,0 +1,200 @@
+"""`POST /flows/{name}/execute` of a 3-step `set` chain against a real uvicorn process.
+
+    .venv/bin/python -m bench.bench_api [--store sqlite|postgresql|both] [--requests 2000]
+
+For each store: one uvicorn process (one worker), the chain registered, then requests from
+1 and from 16 concurrent clients. Prints requests/s, p50 and p99 latency, and the store's
+commits per run (PostgreSQL: pg_stat_database.xact_commit; SQLite: counted in-process on an
+identical service). Targets on a 2-core machine with PostgreSQL: p50 <= 10 ms for one client,
+>= 400 runs/s with 16 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy import event
+
+CHAIN = """
+flow: Chain
+inputs: {n: integer}
+steps:
+  - set: {id: a, values: {x: "${inputs.n + 1}"}}
+  - set: {id: b, values: {y: "${a.x * 2}"}}
+  - set: {id: c, values: {z: "${b.y - 1}"}}
+outputs: {z: "${c.z}"}
+"""
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def server(database_url: str) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MIGRATE_ON_START": "true",
+        "LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "app.main:create_app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("the server did not start")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+async def measure(base: str, clients: int, requests: int) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) of `requests` executions spread over `clients`."""
+    latencies: list[float] = []
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def one_client() -> None:
+            for n in counter:
+                started = time.perf_counter()
+                answer = await client.post("/flows/Chain/execute", json={"inputs": {"n": n}})
+                latencies.append((time.perf_counter() - started) * 1000)
+                body = answer.json()
+                assert answer.status_code == 200 and body["outputs"] == {"z": n * 2 + 1}, body
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return requests / elapsed, statistics.median(latencies), p99
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    name = f"fm_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield name
+    finally:
+        admin = await asyncpg.connect(ADMIN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def postgres_commits(name: str) -> int:
+    connection = await asyncpg.connect(ADMIN)
+    try:
+        value = await connection.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", name
+        )
+        return int(value)
+    finally:
+        await connection.close()
+
+
+async def sqlite_commits_per_run(url: str) -> float:
+    """Commits of one execution, counted in-process on the same service stack."""
+    from app.services.container import Services
+    from app.settings import Settings
+
+    services = await Services.open(Settings(_env_file=None, database_url=url))
+    commits = 0
+
+    def count(_connection: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(services.engine.sync_engine, "commit", count)
+    try:
+        await services.flows.register(CHAIN)
+        runs = 50
+        before = commits
+        for n in range(runs):
+            await services.runs.execute("Chain", {"n": n}, wait=30)
+        return (commits - before) / runs
+    finally:
+        await services.close()
+
+
+async def bench_store(store: str, requests: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        if store == "sqlite":
+            url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
+            await report(store, url, requests, None)
+            print(f"  commits per run: {await sqlite_commits_per_run(url):.1f}")
+        else:
+            async with postgres_database() as name:
+                url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+                await report(store, url, requests, name)
+
+
+async def report(store: str, url: str, requests: int, pg_name: str | None) -> None:
+    with server(url) as base:
+        httpx.post(f"{base}/flows", content=CHAIN, headers={"content-type": "application/yaml"})
+        await measure(base, 4, 200)  # warm-up: imports, pools, caches
+        for clients in (1, 16):
+            before = await postgres_commits(pg_name) if pg_name else 0
+            rate, p50, p99 = await measure(base, clients, requests)
+            line = f"{store:<10} {clients:>2} clients: {rate:7.1f} runs/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+            if pg_name:
+                commits = (await postgres_commits(pg_name) - before) / requests
+                line += f"  commits/run {commits:.1f}"
+            print(line, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--requests", type=int, default=2000)
+    arguments = parser.parse_args()
+    stores = ["sqlite", "postgresql"] if arguments.store == "both" else [arguments.store]
+    for store in stores:
+        asyncio.run(bench_store(store, arguments.requests))
+
+
+if __name__ == "__main__":
+    main()
