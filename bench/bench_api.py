@@ -101,7 +101,8 @@ async def measure(base: str, clients: int, requests: int) -> tuple[float, float,
                 answer = await client.post("/flows/Chain/execute", json={"inputs": {"n": n}})
                 latencies.append((time.perf_counter() - started) * 1000)
                 body = answer.json()
-                assert answer.status_code == 200 and body["outputs"] == {"z": n * 2 + 1}, body
+                if answer.status_code != 200 or body["outputs"] != {"z": n * 2 + 1}:
+                    raise RuntimeError(f"unexpected answer {answer.status_code}: {body}")
 
         started = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(clients)))
@@ -174,12 +175,16 @@ async def bench_store(store: str, requests: int) -> None:
 
 async def report(store: str, url: str, requests: int, pg_name: str | None) -> None:
     with server(url) as base:
-        httpx.post(f"{base}/flows", content=CHAIN, headers={"content-type": "application/yaml"})
+        async with httpx.AsyncClient(base_url=base) as client:
+            await client.post("/flows", content=CHAIN, headers={"content-type": "application/yaml"})
         await measure(base, 4, 200)  # warm-up: imports, pools, caches
         for clients in (1, 16):
             before = await postgres_commits(pg_name) if pg_name else 0
             rate, p50, p99 = await measure(base, clients, requests)
-            line = f"{store:<10} {clients:>2} clients: {rate:7.1f} runs/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+            line = (
+                f"{store:<10} {clients:>2} clients: {rate:7.1f} runs/s"
+                f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+            )
             if pg_name:
                 commits = (await postgres_commits(pg_name) - before) / requests
                 line += f"  commits/run {commits:.1f}"
