@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app.engine.store import FINISHED_TASK_STATUSES, NewRun, RunStatus, TaskKey, TaskStatus
+from app.engine.store import (
+    FINISHED_TASK_STATUSES,
+    NewRun,
+    RunEnd,
+    RunStatus,
+    TaskKey,
+    TaskStatus,
+)
 from app.errors import RunError
 
 
@@ -102,6 +109,7 @@ class InMemoryRunStore:
         at: datetime,
         released: Sequence[str] = (),
         step_finished: bool = True,
+        ended: RunEnd | None = None,
     ) -> None:
         run = self.runs[run_id]
         task = run.tasks[key]
@@ -117,6 +125,8 @@ class InMemoryRunStore:
                 if same_step and other.status not in FINISHED_TASK_STATUSES:
                     other.status = TaskStatus.CANCELLED
                     other.finished_at = at
+        if ended is not None:
+            await self.run_finished(run_id, ended.status, ended.outputs, ended.error, ended.at)
 
     async def run_finished(
         self,

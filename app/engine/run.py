@@ -19,7 +19,7 @@ from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Step
 from app.engine.attempts import TaskOutcome, TaskRunner
 from app.engine.clock import utcnow
 from app.engine.scope import StepView
-from app.engine.store import NewRun, RunStatus, RunStore, TaskKey, TaskStatus
+from app.engine.store import NewRun, RunEnd, RunStatus, RunStore, TaskKey, TaskStatus
 from app.errors import ExpressionError, RunError
 
 
@@ -86,38 +86,36 @@ class RunExecution:
             )
         )
         try:
-            failure = await self._run_steps()
+            ended = await self._run_steps()
         except asyncio.CancelledError:
             await self._cancel_running()
             await self.store.run_finished(self.run_id, RunStatus.CANCELLED, None, None, utcnow())
             raise
-        if failure is None:
-            outputs, failure = self._outputs()
-        else:
-            await self._cancel_running()
-            outputs = None
-        status = RunStatus.FAILED if failure else RunStatus.COMPLETED
-        finished_at = utcnow()
-        await self.store.run_finished(self.run_id, status, outputs, failure, finished_at)
         return RunResult(
             self.run_id,
             self.definition.name,
-            status,
-            outputs,
-            failure,
+            ended.status,
+            dict(ended.outputs) if ended.outputs is not None else None,
+            ended.error,
             started_at,
-            finished_at,
+            ended.at,
             tuple(self.executed),
         )
 
-    async def _run_steps(self) -> RunError | None:
-        """Run every step; the error that fails the run, if one does."""
-        while self.ready or self.running:
+    async def _run_steps(self) -> RunEnd:
+        """Run every step; how the run ended."""
+        if not self.ready:  # every step was restored: only the outputs remain
+            ended = self._end()
+            await self.store.run_finished(
+                self.run_id, ended.status, ended.outputs, ended.error, ended.at
+            )
+            return ended
+        while True:
             if len(self.ready) == 1 and not self.running:
                 step = self.steps[self.ready.popleft()]
-                failure = await self._settle(step, await self._run_step(step))
-                if failure:
-                    return failure
+                end = await self._settle(step, await self._run_step(step))
+                if end:
+                    return end
                 continue
             while self.ready:
                 step_id = self.ready.popleft()
@@ -125,10 +123,9 @@ class RunExecution:
             done, _ = await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=lambda task: self.running[task]):
                 step = self.steps[self.running.pop(task)]
-                failure = await self._settle(step, task.result())
-                if failure:
-                    return failure
-        return None
+                end = await self._settle(step, task.result())
+                if end:
+                    return end
 
     async def _run_step(self, step: Step) -> TaskOutcome:
         key = TaskKey(step.id)
@@ -179,9 +176,19 @@ class RunExecution:
                 break
         return {"data": data, "inputs": self.inputs}
 
-    async def _settle(self, step: Step, outcome: TaskOutcome) -> RunError | None:
-        """Record a finished step and release its dependents; the run's failure, if it is one."""
+    async def _settle(self, step: Step, outcome: TaskOutcome) -> RunEnd | None:
+        """Record a finished step and release its dependents; how the run ended, if it did.
+
+        The step that ends the run ends it in the same store call (one transaction).
+        """
         released = self._record(step.id, outcome)
+        self.ready.extend(released)
+        end = None
+        if outcome.status is TaskStatus.FAILED and step.on_error is ErrorAction.FAIL:
+            await self._cancel_running()
+            end = RunEnd(RunStatus.FAILED, None, outcome.error, utcnow())
+        elif not self.ready and not self.running:
+            end = self._end()
         await self.store.task_finished(
             self.run_id,
             outcome.key,
@@ -190,11 +197,9 @@ class RunExecution:
             outcome.error,
             utcnow(),
             released,
+            ended=end,
         )
-        self.ready.extend(released)
-        if outcome.status is TaskStatus.FAILED and step.on_error is ErrorAction.FAIL:
-            return outcome.error
-        return None
+        return end
 
     def _record(self, step_id: str, outcome: TaskOutcome) -> list[str]:
         """Make a finished step visible to expressions; the dependents it releases."""
@@ -217,6 +222,12 @@ class RunExecution:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _end(self) -> RunEnd:
+        """Every step is settled: the run's outputs, or why they could not be made."""
+        outputs, failure = self._outputs()
+        status = RunStatus.FAILED if failure else RunStatus.COMPLETED
+        return RunEnd(status, outputs, failure, utcnow())
 
     def _outputs(self) -> tuple[dict[str, Any] | None, RunError | None]:
         if self.definition.kind is FlowKind.CONDITION_GRAPH:

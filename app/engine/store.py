@@ -58,6 +58,16 @@ class NewRun:
     started_at: datetime
 
 
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run ended."""
+
+    status: RunStatus
+    outputs: Mapping[str, Any] | None
+    error: RunError | None
+    at: datetime
+
+
 class RunStore(Protocol):
     async def run_started(self, run: NewRun) -> None:
         """The run starts: one pending task per step, the ready ones queued."""
@@ -83,13 +93,14 @@ class RunStore(Protocol):
         at: datetime,
         released: Sequence[str] = (),
         step_finished: bool = True,
+        ended: RunEnd | None = None,
     ) -> None:
         """A task completed, failed or was skipped; `released` steps are now ready.
 
         `step_finished` is False for the elements of a fan-out that finish before its last.
-
         A failed task also cancels the unfinished tasks of its step (a fan-out stops at its
-        first failed element).
+        first failed element). With `ended`, the task's step ended the run: the same
+        transaction ends the run as `run_finished` would.
         """
 
     async def run_finished(

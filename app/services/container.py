@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.connections.manager import ConnectionManager
@@ -25,6 +27,7 @@ from app.tasks.loading import load_task_modules
 class Services:
     settings: Settings
     engine: AsyncEngine
+    run_store: SqlRunStore
     sessions: async_sessionmaker[AsyncSession]
     connections: ConnectionManager
     executor: FlowExecutor
@@ -40,9 +43,10 @@ class Services:
             await migrations.upgrade(engine)
         sessions = session_factory(engine)
         connections = ConnectionManager()
+        run_store = SqlRunStore(engine)
         executor = FlowExecutor(
             registry,
-            store=SqlRunStore(sessions),
+            store=run_store,
             connections=connections,
             env=allowed_environment(settings.flow_env_allowlist, settings.flow_env_file),
         )
@@ -51,6 +55,7 @@ class Services:
         return cls(
             settings=settings,
             engine=engine,
+            run_store=run_store,
             sessions=sessions,
             connections=connections,
             executor=executor,
@@ -67,7 +72,17 @@ class Services:
             source = await asyncio.to_thread(path.read_text, encoding="utf-8")
             await self.flows.register(source, format)
 
+    async def store_reachable(self) -> bool:
+        """Whether the store answers a trivial query within 5 seconds (GET /ready)."""
+        try:
+            async with asyncio.timeout(5), self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError, TimeoutError):
+            return False
+        return True
+
     async def close(self, grace: float = 10) -> None:
         await self.runs.shutdown(grace)
+        await self.run_store.aclose()
         await self.connections.aclose()
         await self.engine.dispose()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 
 from app.errors import InvalidCursorError
 
@@ -16,12 +17,24 @@ def encode_cursor(created_at: datetime, run_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, run id) a cursor carries; InvalidCursorError for anything else.
+
+    Only what `encode_cursor` can produce gets through: an aware datetime that converts to UTC
+    and a run id that is a UUID (so no text the database cannot compare, such as NUL).
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, run_id = json.loads(raw)
         moment = datetime.fromisoformat(created_at)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as error:
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime")
+        return moment.astimezone(UTC), str(uuid.UUID(run_id))
+    except (
+        binascii.Error,
+        ValueError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        UnicodeDecodeError,
+    ) as error:
         raise InvalidCursorError(loc=("query", "cursor")) from error
-    if moment.tzinfo is None or not isinstance(run_id, str):
-        raise InvalidCursorError(loc=("query", "cursor"))
-    return moment, run_id

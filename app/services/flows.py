@@ -32,8 +32,8 @@ class FlowService:
 
         With `name` (PUT /flows/{name}), the definition must carry that name.
         """
+        parsed = self.executor.parse(source, format=format)  # refuses bytes that are not UTF-8
         text = source.decode("utf-8") if isinstance(source, bytes) else source
-        parsed = self.executor.parse(text, format=format)
         definition = parsed.definition
         if name is not None and definition.name != name:
             where = ("id",) if parsed.document.data.get("start_task") else ("flow",)

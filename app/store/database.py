@@ -39,7 +39,7 @@ def async_url(url: str) -> str:
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = make_url(async_url(settings.database_url))
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {"pool_pre_ping": False}
     if url.get_backend_name() == "sqlite":
         # One writer at a time: a file database behind a small pool, busy waits not errors.
         options.update(connect_args={"timeout": 30})

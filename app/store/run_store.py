@@ -1,35 +1,48 @@
 """`SqlRunStore`: the engine's `RunStore` protocol on the SQL tables.
 
 Each call is one transaction: a finished task, its outputs, the release of the steps it
-unblocks and the run's remaining-step count are committed together (DESIGN.md section 5), so a
-crash never loses a finished step nor half-records one.
+unblocks and the run's remaining-step count are committed together (DESIGN.md section 5), and
+the task that ends a run ends it in the same transaction. A crash never loses a finished step
+nor half-records one.
+
+Start marks (`task_started`) are written behind: most steps finish within milliseconds, and
+their start is then recorded with their finish, in one commit instead of two. A step still
+running after `START_MARK_DELAY` gets its own "running" commit, so long steps show up.
+Losing an unwritten start mark in a crash loses nothing: the task is simply not running.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import case, delete, func, insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.engine.store import NewRun, RunStatus, TaskKey, TaskStatus
+from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
 from app.errors import RunError
 from app.store.models import FlowRunRow, TaskRunRow
 from app.store.runs import UNFINISHED_TASK_STATUSES, cancel_unfinished_tasks, error_value
 from app.store.types import to_json_value
 
+START_MARK_DELAY = 0.2  # seconds a task may run before its start gets a commit of its own
+
+StartMark = tuple[int, datetime]  # (attempt, started at)
+
 
 class SqlRunStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._start_marks: dict[tuple[str, TaskKey], StartMark] = {}
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def run_started(self, run: NewRun) -> None:
         """The run row exists (the service created it); its tasks are (re)created here."""
         ready = set(run.ready)
-        async with self.sessions.begin() as session:
-            await session.execute(
+        async with self.engine.begin() as connection:
+            await connection.execute(
                 update(FlowRunRow)
                 .where(FlowRunRow.id == run.run_id)
                 .values(
@@ -42,13 +55,13 @@ class SqlRunStore:
                 )
             )
             if run.steps:
-                # A retried run replaces the tasks of the steps it runs again.
-                await session.execute(
+                # A new run has pending rows already; a retried one replaces the steps it reruns.
+                await connection.execute(
                     delete(TaskRunRow).where(
                         TaskRunRow.run_id == run.run_id, TaskRunRow.step_id.in_(run.steps)
                     )
                 )
-                await session.execute(
+                await connection.execute(
                     insert(TaskRunRow),
                     [
                         _new_task(run.run_id, step_id, 0, step_id in ready, run.started_at)
@@ -59,28 +72,28 @@ class SqlRunStore:
     async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:
         if count <= 1:
             return
-        async with self.sessions.begin() as session:
-            await session.execute(
+        async with self.engine.begin() as connection:
+            await connection.execute(
                 insert(TaskRunRow),
                 [_new_task(run_id, step_id, index, True, None) for index in range(1, count)],
             )
 
     async def task_started(self, run_id: str, key: TaskKey, attempt: int, at: datetime) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                _task(run_id, key).values(status=TaskStatus.RUNNING.value, attempts=attempt)
-            )
-            await session.execute(
-                _task(run_id, key).where(TaskRunRow.started_at.is_(None)).values(started_at=at)
-            )
+        self._start_marks[run_id, key] = (attempt, at)
+        flush = asyncio.create_task(self._write_start_later(run_id, key))
+        self._flushes.add(flush)
+        flush.add_done_callback(self._flushes.discard)
 
     async def attempt_failed(
         self, run_id: str, key: TaskKey, attempt: int, error: RunError, retry_at: datetime
     ) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
+        async with self.engine.begin() as connection:
+            await connection.execute(
                 _task(run_id, key).values(
-                    status=TaskStatus.QUEUED.value, error=error.as_dict(), available_at=retry_at
+                    status=TaskStatus.QUEUED.value,
+                    error=error.as_dict(),
+                    available_at=retry_at,
+                    **self._start_values(run_id, key),
                 )
             )
 
@@ -94,28 +107,22 @@ class SqlRunStore:
         at: datetime,
         released: Sequence[str] = (),
         step_finished: bool = True,
+        ended: RunEnd | None = None,
     ) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
+        async with self.engine.begin() as connection:
+            await connection.execute(
                 _task(run_id, key).values(
                     status=status.value,
                     outputs=to_json_value(outputs) if outputs is not None else None,
                     error=error_value(error),
                     finished_at=at,
+                    **self._start_values(run_id, key),
                 )
             )
             if status is TaskStatus.FAILED:  # a failed element ends its fan-out
-                await session.execute(
-                    update(TaskRunRow)
-                    .where(
-                        TaskRunRow.run_id == run_id,
-                        TaskRunRow.step_id == key.step_id,
-                        TaskRunRow.status.in_(UNFINISHED_TASK_STATUSES),
-                    )
-                    .values(status=TaskStatus.CANCELLED.value, finished_at=at)
-                )
+                await cancel_unfinished_tasks(connection, run_id, at, step_id=key.step_id)
             if released:
-                await session.execute(
+                await connection.execute(
                     update(TaskRunRow)
                     .where(
                         TaskRunRow.run_id == run_id,
@@ -125,8 +132,10 @@ class SqlRunStore:
                     )
                     .values(status=TaskStatus.QUEUED.value, available_at=at)
                 )
-            if step_finished:
-                await session.execute(
+            if ended is not None:
+                await _end_run(connection, run_id, ended)
+            elif step_finished:
+                await connection.execute(
                     update(FlowRunRow)
                     .where(FlowRunRow.id == run_id)
                     .values(remaining_steps=FlowRunRow.remaining_steps - 1)
@@ -140,19 +149,53 @@ class SqlRunStore:
         error: RunError | None,
         at: datetime,
     ) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(FlowRunRow)
-                .where(FlowRunRow.id == run_id)
-                .values(
-                    status=status.value,
-                    outputs=to_json_value(outputs) if outputs is not None else None,
-                    error=error_value(error),
-                    finished_at=at,
-                    remaining_steps=0,
-                )
-            )
-            await cancel_unfinished_tasks(session, run_id, at)
+        async with self.engine.begin() as connection:
+            await _end_run(connection, run_id, RunEnd(status, outputs, error, at))
+
+    async def aclose(self) -> None:
+        """Stop the pending start-mark writes (their tasks are not running any more)."""
+        for flush in list(self._flushes):
+            flush.cancel()
+        await asyncio.gather(*self._flushes, return_exceptions=True)
+        self._start_marks.clear()
+
+    def _start_values(self, run_id: str, key: TaskKey) -> dict[str, Any]:
+        """The unwritten start mark of this task, folded into the caller's update."""
+        mark = self._start_marks.pop((run_id, key), None)
+        if mark is None:
+            return {}
+        attempt, at = mark
+        return {"attempts": attempt, "started_at": func.coalesce(TaskRunRow.started_at, at)}
+
+    async def _write_start_later(self, run_id: str, key: TaskKey) -> None:
+        await asyncio.sleep(START_MARK_DELAY)
+        await self._write_start(run_id, key)
+
+    async def _write_start(self, run_id: str, key: TaskKey) -> None:
+        values = self._start_values(run_id, key)
+        if not values:  # the task already finished (or failed) and took its mark along
+            return
+        running = case(
+            (TaskRunRow.status.in_(UNFINISHED_TASK_STATUSES), TaskStatus.RUNNING.value),
+            else_=TaskRunRow.status,
+        )
+        async with self.engine.begin() as connection:
+            await connection.execute(_task(run_id, key).values(status=running, **values))
+
+
+async def _end_run(connection: AsyncConnection, run_id: str, ended: RunEnd) -> None:
+    await connection.execute(
+        update(FlowRunRow)
+        .where(FlowRunRow.id == run_id)
+        .values(
+            status=ended.status.value,
+            outputs=to_json_value(ended.outputs) if ended.outputs is not None else None,
+            error=error_value(ended.error),
+            finished_at=ended.at,
+            remaining_steps=0,
+        )
+    )
+    await cancel_unfinished_tasks(connection, run_id, ended.at)
 
 
 def _task(run_id: str, key: TaskKey) -> Any:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.engine.store import RunStatus, TaskStatus
 from app.errors import RunError
@@ -120,12 +120,16 @@ async def change_status(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def cancel_unfinished_tasks(session: AsyncSession, run_id: str, at: datetime) -> None:
-    await session.execute(
-        update(TaskRunRow)
-        .where(TaskRunRow.run_id == run_id, TaskRunRow.status.in_(UNFINISHED_TASK_STATUSES))
-        .values(status=TaskStatus.CANCELLED.value, finished_at=at)
+async def cancel_unfinished_tasks(
+    db: AsyncSession | AsyncConnection, run_id: str, at: datetime, step_id: str | None = None
+) -> None:
+    """Cancel the run's unfinished tasks (of one step only, when given)."""
+    statement = update(TaskRunRow).where(
+        TaskRunRow.run_id == run_id, TaskRunRow.status.in_(UNFINISHED_TASK_STATUSES)
     )
+    if step_id is not None:
+        statement = statement.where(TaskRunRow.step_id == step_id)
+    await db.execute(statement.values(status=TaskStatus.CANCELLED.value, finished_at=at))
 
 
 async def ids_with_status(

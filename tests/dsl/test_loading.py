@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.dsl import loading
+from app.dsl import yaml_nodes
 from app.dsl.loading import MAX_DEFINITION_BYTES, Document, Position, load_document
 from app.errors import DefinitionError
 
@@ -34,7 +34,7 @@ PARSERS = ["libyaml", "python"] if yaml.__with_libyaml__ else ["python"]
 def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs a test with libyaml and with pure-Python PyYAML: both must load alike."""
     if request.param == "python":
-        monkeypatch.setattr(loading, "_PARSER", yaml.SafeLoader)
+        monkeypatch.setattr(yaml_nodes, "_PARSER", yaml.SafeLoader)
 
 
 def problems_of(text: str | bytes, **options: Any) -> list[dict[str, Any]]:
