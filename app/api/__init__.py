@@ -1,0 +1,20 @@
+"""The HTTP API (DESIGN.md section 3): routers, error answers and the body size limit.
+
+The routes hold no logic: they parse the request, call one service and shape its answer.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app.api.body import BodySizeLimit
+from app.api.errors import install_error_handlers
+from app.api.routes import flow_manager, flows, runs, system
+from app.settings import Settings
+
+
+def register_routes(app: FastAPI, settings: Settings) -> None:
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for router in (flows.router, runs.router, flow_manager.router, system.router):
+        app.include_router(router)

@@ -18,6 +18,7 @@ answer has the same status and shape as FastAPI's own validation errors.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -27,7 +28,7 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from app.errors import (
@@ -55,13 +56,23 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DefinitionError, problems_answer)
     app.add_exception_handler(InputValidationError, problems_answer)
     app.add_exception_handler(RequestError, request_error_answer)
-    app.add_exception_handler(RequestValidationError, request_validation_exception_handler)
-    app.add_exception_handler(HTTPException, http_exception_handler)
+    app.add_exception_handler(RequestValidationError, validation_answer)
+    app.add_exception_handler(HTTPException, http_answer)
     app.add_exception_handler(Exception, unexpected_error_answer)
 
 
+class ErrorResponse(JSONResponse):
+    """JSON that renders whatever text an error message quotes back, lone surrogates too."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:  # a surrogate cannot be UTF-8; as an escape it is valid JSON
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_answer(status: int, detail: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status)
+    return ErrorResponse({"detail": detail}, status_code=status)
 
 
 async def message_answer(_: Request, error: Exception) -> JSONResponse:
@@ -81,6 +92,16 @@ async def request_error_answer(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestError)
     problem = Problem(error.loc, error.message, _snake_case(type(error).__name__))
     return error_answer(422, [problem.as_dict()])
+
+
+async def validation_answer(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    return await request_validation_exception_handler(request, error)
+
+
+async def http_answer(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    return await http_exception_handler(request, error)
 
 
 async def unexpected_error_answer(_: Request, __: Exception) -> JSONResponse:

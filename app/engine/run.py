@@ -50,7 +50,7 @@ class RunExecution:
         restored: Mapping[str, TaskOutcome] | None = None,
     ) -> None:
         """`restored`: steps finished by an earlier execution of this run (see `kept_on_retry`),
-        in the order they finished; they are not run again."""
+        in the order they finished; they are not run again. None: the run is new."""
         self.definition = definition
         self.inputs = inputs
         self.run_id = run_id
@@ -67,6 +67,7 @@ class RunExecution:
         self.executed: list[str] = []
         self.ready: deque[str] = deque()
         self.running: dict[asyncio.Task[TaskOutcome], str] = {}
+        self.fresh = restored is None
         self.restored = dict(restored or {})
         for step_id, outcome in self.restored.items():
             self._record(step_id, outcome)
@@ -83,6 +84,7 @@ class RunExecution:
                 to_run,
                 list(self.ready),
                 started_at,
+                fresh=self.fresh,
             )
         )
         try:

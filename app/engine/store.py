@@ -56,6 +56,7 @@ class NewRun:
     steps: Sequence[str]  # every step id, in definition order
     ready: Sequence[str]  # the steps that wait for nothing
     started_at: datetime
+    fresh: bool = True  # False when resuming: the steps to run may have tasks from before
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class RunEnd:
 
 class RunStore(Protocol):
     async def run_started(self, run: NewRun) -> None:
-        """The run starts: one pending task per step, the ready ones queued."""
+        """The run starts: one pending task per step to run, the ready ones queued."""
 
     async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:
         """A `for_each` step fans out into `count` tasks (indexes 0..count-1)."""

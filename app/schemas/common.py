@@ -59,8 +59,10 @@ class ErrorInfo(BaseModel):
         )
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI documentation of the error answers a route gives."""
+def error_responses(
+    *statuses: int, also: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the error answers a route gives (and `also` other answers)."""
     described = {
         404: ("Unknown flow, version or run", Message),
         409: ("The run's state forbids that", Message),
@@ -69,7 +71,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: ("The request is invalid; each problem says where", Problems),
         503: ("The store is unreachable", Message),
     }
-    return {
-        status: {"description": described[status][0], "model": described[status][1]}
-        for status in statuses
+    documented: dict[int | str, dict[str, Any]] = {
+        status: {"description": description} for status, description in (also or {}).items()
     }
+    for status in statuses:
+        documented[status] = {"description": described[status][0], "model": described[status][1]}
+    return documented

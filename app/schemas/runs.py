@@ -60,7 +60,7 @@ class ExecutionResult(BaseModel):
             status=run.status,
             outputs=run.outputs,
             error=ErrorInfo.of(run.error),
-            duration_ms=run.duration_ms,
+            duration_ms=milliseconds(run.duration_ms),
         )
 
 
@@ -95,7 +95,7 @@ class StepDetail(BaseModel):
             error=ErrorInfo.of(step.error),
             started_at=step.started_at,
             finished_at=step.finished_at,
-            duration_ms=step.duration_ms,
+            duration_ms=milliseconds(step.duration_ms),
         )
 
 
@@ -132,6 +132,11 @@ class RunList(BaseModel):
     @classmethod
     def of(cls, page: RunPage) -> RunList:
         return cls(items=[RunSummary.of(run) for run in page.items], next_cursor=page.next_cursor)
+
+
+def milliseconds(duration: float | None) -> float | None:
+    """To the microsecond the store keeps: `87.209`, not `87.20899999999999`."""
+    return None if duration is None else round(duration, 3)
 
 
 def _run_fields(run: RunRecord) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +35,7 @@ from app.store.types import to_json_value
 logger = logging.getLogger(__name__)
 
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+Fresh = tuple[FlowDefinition, dict[str, Any]]  # a new run's definition and checked inputs
 RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 
@@ -56,12 +58,10 @@ class RunService:
         idempotency_key: str | None = None,
     ) -> StartedRun:
         """Queue a run for the worker; inputs are checked first."""
-        run_id, created = await self._create(
-            name, inputs, version, idempotency_key, RunStatus.QUEUED
-        )
-        if created:
+        new = await self._create(name, inputs, version, idempotency_key, RunStatus.QUEUED)
+        if new.created:
             self.work_available.set()
-        return StartedRun(await self.get(run_id), created)
+        return StartedRun(await self.get(new.run_id, with_steps=False), new.created)
 
     async def execute(
         self,
@@ -73,13 +73,11 @@ class RunService:
         idempotency_key: str | None = None,
     ) -> StartedRun:
         """Run in this process and wait up to `wait` seconds for the run to finish."""
-        run_id, created = await self._create(
-            name, inputs, version, idempotency_key, RunStatus.RUNNING
-        )
-        task = self.launch(run_id) if created else self.in_flight.get(run_id)
+        new = await self._create(name, inputs, version, idempotency_key, RunStatus.RUNNING)
+        task = self.launch(new.run_id, new.fresh) if new.created else self.in_flight.get(new.run_id)
         if task is not None and wait > 0:
             await asyncio.wait({task}, timeout=wait)
-        return StartedRun(await self.get(run_id), created)
+        return StartedRun(await self.get(new.run_id, with_steps=False), new.created)
 
     async def _create(
         self,
@@ -88,14 +86,14 @@ class RunService:
         version: int | None,
         idempotency_key: str | None,
         status: RunStatus,
-    ) -> tuple[str, bool]:
-        """A new run row (id, True), or the run an earlier request made with the key (id, False)."""
+    ) -> _Created:
+        """A new run, or the run an earlier request made with the same idempotency key."""
         try:
             async with self.sessions.begin() as session:
                 if idempotency_key is not None:
                     existing = await runs.id_for_key(session, idempotency_key)
                     if existing is not None:
-                        return existing, False
+                        return _Created(existing)
                 row = await definitions.find(session, name, version)
                 definition = self._definition(row.source, row.format)
                 values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
@@ -111,7 +109,7 @@ class RunService:
                     idempotency_key=idempotency_key,
                     created_at=utcnow(),
                 )
-                return run_id, True
+                return _Created(run_id, (definition, values))
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -119,11 +117,15 @@ class RunService:
                 existing = await runs.id_for_key(session, idempotency_key)
             if existing is None:
                 raise
-            return existing, False
+            return _Created(existing)
 
-    def launch(self, run_id: str) -> asyncio.Task[None]:
-        """Execute the run (already marked running) in a task of this process."""
-        task = asyncio.create_task(self._execute(run_id), name=f"run-{run_id}")
+    def launch(self, run_id: str, fresh: Fresh | None = None) -> asyncio.Task[None]:
+        """Execute the run (already marked running) in a task of this process.
+
+        `fresh`: the definition and inputs of a run just created here, which has no earlier
+        results to restore, so nothing needs reading back.
+        """
+        task = asyncio.create_task(self._execute(run_id, fresh), name=f"run-{run_id}")
         self.in_flight[run_id] = task
         task.add_done_callback(lambda _: self._landed(run_id))
         return task
@@ -132,8 +134,12 @@ class RunService:
         self.in_flight.pop(run_id, None)
         self.work_available.set()  # a slot is free for queued work
 
-    async def _execute(self, run_id: str) -> None:
+    async def _execute(self, run_id: str, fresh: Fresh | None) -> None:
         try:
+            if fresh is not None:
+                definition, inputs = fresh
+                await self.executor.run(definition, inputs, run_id=run_id)
+                return
             async with self.sessions() as session:
                 record = await runs.get(session, run_id)
                 definition_id = await runs.definition_id_of(session, run_id)
@@ -168,9 +174,9 @@ class RunService:
 
     # Reading runs.
 
-    async def get(self, run_id: str) -> RunRecord:
+    async def get(self, run_id: str, *, with_steps: bool = True) -> RunRecord:
         async with self.sessions() as session:
-            record = await runs.get(session, run_id)
+            record = await runs.get(session, run_id, with_steps=with_steps)
         if record is None:
             raise UnknownRunError(f"no run has the id {run_id!r}")
         return record
@@ -266,6 +272,16 @@ class RunService:
                     only_from=[RunStatus.CANCELLED, RunStatus.RUNNING],
                     finished_at=None,
                 )
+
+
+@dataclass(frozen=True)
+class _Created:
+    run_id: str
+    fresh: Fresh | None = None  # set when this call created the run
+
+    @property
+    def created(self) -> bool:
+        return self.fresh is not None
 
 
 def previous_outcomes(

@@ -111,7 +111,7 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class StartedRun:
-    run: RunRecord
+    run: RunRecord  # without its steps
     created: bool  # False: an earlier request with the same Idempotency-Key made it
 
 

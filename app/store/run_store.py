@@ -39,8 +39,7 @@ class SqlRunStore:
         self._flushes: set[asyncio.Task[None]] = set()
 
     async def run_started(self, run: NewRun) -> None:
-        """The run row exists (the service created it); its tasks are (re)created here."""
-        ready = set(run.ready)
+        """The run row and a pending task per step exist (the service created them)."""
         async with self.engine.begin() as connection:
             await connection.execute(
                 update(FlowRunRow)
@@ -54,8 +53,7 @@ class SqlRunStore:
                     remaining_steps=len(run.steps),
                 )
             )
-            if run.steps:
-                # A new run has pending rows already; a retried one replaces the steps it reruns.
+            if not run.fresh and run.steps:  # a resumed run replaces the tasks it reruns
                 await connection.execute(
                     delete(TaskRunRow).where(
                         TaskRunRow.run_id == run.run_id, TaskRunRow.step_id.in_(run.steps)
@@ -63,10 +61,17 @@ class SqlRunStore:
                 )
                 await connection.execute(
                     insert(TaskRunRow),
-                    [
-                        _new_task(run.run_id, step_id, 0, step_id in ready, run.started_at)
-                        for step_id in run.steps
-                    ],
+                    [_new_task(run.run_id, step_id, 0, False, None) for step_id in run.steps],
+                )
+            if run.ready:
+                await connection.execute(
+                    update(TaskRunRow)
+                    .where(
+                        TaskRunRow.run_id == run.run_id,
+                        TaskRunRow.step_id.in_(run.ready),
+                        TaskRunRow.task_index == 0,
+                    )
+                    .values(status=TaskStatus.QUEUED.value, available_at=run.started_at)
                 )
 
     async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:

@@ -56,8 +56,8 @@ async def id_for_key(session: AsyncSession, idempotency_key: str) -> str | None:
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def get(session: AsyncSession, run_id: str) -> RunRecord | None:
-    """The run with every task, or None."""
+async def get(session: AsyncSession, run_id: str, *, with_steps: bool = True) -> RunRecord | None:
+    """The run (with every task unless told otherwise), or None."""
     found = (
         await session.execute(
             select(FlowRunRow, FlowDefinitionRow.version)
@@ -68,6 +68,8 @@ async def get(session: AsyncSession, run_id: str) -> RunRecord | None:
     if found is None:
         return None
     run, version = found
+    if not with_steps:
+        return to_record(run, version, [])
     tasks = (
         await session.execute(
             select(TaskRunRow).where(TaskRunRow.run_id == run_id).order_by(TaskRunRow.id)

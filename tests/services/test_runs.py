@@ -45,7 +45,7 @@ async def test_execute_persists_the_run_and_every_step(services: Services) -> No
 
     started = await services.runs.execute("Chain", {"n": "5"}, wait=10)
 
-    run = started.run
+    run = await services.runs.get(started.run.run_id)
     assert started.created
     assert run.status is RunStatus.COMPLETED
     assert run.inputs == {"n": 5}
@@ -74,7 +74,9 @@ async def test_retry_reruns_only_unfinished_steps(services: Services) -> None:
     await services.flows.register(CHAIN)
     sample_tasks.failures_left["second"] = 1
 
-    failed = (await services.runs.execute("Chain", {"n": 0}, wait=10)).run
+    failed = await services.runs.get(
+        (await services.runs.execute("Chain", {"n": 0}, wait=10)).run.run_id
+    )
     assert failed.status is RunStatus.FAILED
     assert failed.error is not None
     assert failed.error.step == "second"
@@ -159,8 +161,9 @@ async def test_a_queued_run_shows_every_step_pending(services: Services) -> None
     await services.flows.register(CHAIN)
 
     started = await services.runs.start("Chain", {"n": 1})
+    run = await services.runs.get(started.run.run_id)
 
-    assert [(s.step_id, s.status) for s in started.run.steps] == [
+    assert [(s.step_id, s.status) for s in run.steps] == [
         ("first", TaskStatus.PENDING),
         ("second", TaskStatus.PENDING),
         ("third", TaskStatus.PENDING),

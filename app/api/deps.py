@@ -1,0 +1,68 @@
+"""Dependencies of the routes, as `Annotated` aliases: the services and the request's parts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+
+from app.api.body import DefinitionBody, read_definition
+from app.dsl.definitions import FLOW_NAME
+from app.services.container import Services
+from app.services.flow_manager import FlowManagerService
+from app.services.flows import FlowService
+from app.services.runs import RunService
+from app.settings import Settings
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_flows(services: ServicesDep) -> FlowService:
+    return services.flows
+
+
+def get_runs(services: ServicesDep) -> RunService:
+    return services.runs
+
+
+def get_flow_manager(services: ServicesDep) -> FlowManagerService:
+    return services.flow_manager
+
+
+FlowsDep = Annotated[FlowService, Depends(get_flows)]
+RunsDep = Annotated[RunService, Depends(get_runs)]
+FlowManagerDep = Annotated[FlowManagerService, Depends(get_flow_manager)]
+
+DefinitionDep = Annotated[DefinitionBody, Depends(read_definition)]
+
+# Path and header parameters: what cannot name a stored thing is refused before the store sees it.
+FlowName = Annotated[
+    str, Path(pattern=FLOW_NAME.pattern, description="the flow's name", examples=["UserManager"])
+]
+Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="a version number, from 1")]
+RunId = Annotated[uuid.UUID, Path(description="the run's id")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x20-\x7e]+$",
+        description="repeat a request safely: the same key answers the first run (200)",
+    ),
+]

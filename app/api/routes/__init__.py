@@ -1,0 +1,1 @@
+"""One router per resource: flows, runs, the Flow Manager endpoint and the operational routes."""

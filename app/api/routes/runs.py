@@ -1,0 +1,147 @@
+"""Runs: start one of a stored flow (and wait for it, or not), read, list, cancel, retry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+from fastapi.openapi.models import Example
+
+from app.api.body import JsonBodyRoute
+from app.api.deps import FlowName, IdempotencyKey, RunId, RunsDep, SettingsDep
+from app.dsl.definitions import FLOW_NAME
+from app.engine.store import RunStatus
+from app.schemas.common import error_responses
+from app.schemas.runs import (
+    ExecuteRequest,
+    ExecutionResult,
+    RunDetail,
+    RunList,
+    RunStarted,
+    StartRequest,
+)
+
+router = APIRouter(tags=["runs"], route_class=JsonBodyRoute)
+
+EXAMPLES: dict[str, Example] = {
+    "tutorial": {"summary": "The tutorial's request", "value": {"inputs": {"user_id": 1}}},
+    "no wait": {"summary": "Answer 202 at once", "value": {"inputs": {"user_id": 1}, "wait": 0}},
+}
+STILL_RUNNING = "The wait ran out; the run goes on (see Location)"
+REPEATED = "An earlier request with this Idempotency-Key made the run"
+
+
+def run_location(run_id: str) -> str:
+    return f"/runs/{run_id}"
+
+
+@router.post(
+    "/flows/{name}/execute",
+    summary="Run a flow and wait for its result",
+    description="200 when the run finished within `wait` seconds (a failed run too, with "
+    "`status: failed` and its `error`); 202 with `Location` when it is still running. Inputs "
+    "are checked before any run is created (422).",
+    response_model=ExecutionResult,
+    responses=error_responses(404, 413, 415, 422, also={202: STILL_RUNNING}),
+)
+async def execute_flow(
+    name: FlowName,
+    runs: RunsDep,
+    settings: SettingsDep,
+    response: Response,
+    request: Annotated[
+        ExecuteRequest, Body(default_factory=ExecuteRequest, openapi_examples=EXAMPLES)
+    ],
+    idempotency_key: IdempotencyKey = None,
+) -> ExecutionResult:
+    wait = settings.execute_wait_seconds if request.wait is None else request.wait
+    started = await runs.execute(
+        name,
+        request.inputs,
+        version=request.version,
+        wait=min(wait, settings.max_wait_seconds),
+        idempotency_key=idempotency_key,
+    )
+    if not started.run.finished:
+        response.status_code = 202
+        response.headers["Location"] = run_location(started.run.run_id)
+    return ExecutionResult.of(started.run)
+
+
+@router.post(
+    "/flows/{name}/runs",
+    summary="Start a run in the background",
+    description="202 with `Location: /runs/{id}`; the embedded worker (or any worker) runs it.",
+    status_code=202,
+    response_model=RunStarted,
+    responses=error_responses(404, 413, 415, 422, also={200: REPEATED}),
+)
+async def start_run(
+    name: FlowName,
+    runs: RunsDep,
+    response: Response,
+    request: Annotated[
+        StartRequest,
+        Body(default_factory=StartRequest, openapi_examples={"tutorial": EXAMPLES["tutorial"]}),
+    ],
+    idempotency_key: IdempotencyKey = None,
+) -> RunStarted:
+    started = await runs.start(
+        name, request.inputs, version=request.version, idempotency_key=idempotency_key
+    )
+    response.status_code = 202 if started.created else 200
+    response.headers["Location"] = run_location(started.run.run_id)
+    return RunStarted.of(started.run)
+
+
+@router.get(
+    "/runs",
+    summary="List runs, newest first",
+    response_model=RunList,
+    responses=error_responses(422),
+)
+async def list_runs(
+    runs: RunsDep,
+    flow: Annotated[str | None, Query(pattern=FLOW_NAME.pattern, description="flow name")] = None,
+    status: Annotated[RunStatus | None, Query(description="only runs in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="runs per page")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page")
+    ] = None,
+) -> RunList:
+    return RunList.of(await runs.list_runs(flow=flow, status=status, limit=limit, cursor=cursor))
+
+
+@router.get(
+    "/runs/{run_id}",
+    summary="Read a run with every step",
+    response_model=RunDetail,
+    responses=error_responses(404, 422),
+)
+async def get_run(run_id: RunId, runs: RunsDep) -> RunDetail:
+    return RunDetail.of(await runs.get(str(run_id)))
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    summary="Cancel a queued or running run",
+    response_model=RunDetail,
+    responses=error_responses(404, 409, 422),
+)
+async def cancel_run(run_id: RunId, runs: RunsDep) -> RunDetail:
+    return RunDetail.of(await runs.cancel(str(run_id)))
+
+
+@router.post(
+    "/runs/{run_id}/retry",
+    summary="Resume a failed or cancelled run from its unfinished steps",
+    description="Completed steps keep their results and are not run again. 202 with "
+    "`Location`; 409 unless the run failed or was cancelled.",
+    status_code=202,
+    response_model=RunDetail,
+    responses=error_responses(404, 409, 422),
+)
+async def retry_run(run_id: RunId, runs: RunsDep, response: Response) -> RunDetail:
+    run = await runs.retry(str(run_id))
+    response.headers["Location"] = run_location(run.run_id)
+    return RunDetail.of(run)
