@@ -19,6 +19,7 @@ from app.services.runs import RunService
 from app.settings import Settings
 from app.store import migrations
 from app.store.database import create_engine, session_factory
+from app.store.pg_run_store import PgRunStore
 from app.store.run_store import SqlRunStore
 from app.tasks.loading import load_task_modules
 
@@ -43,7 +44,7 @@ class Services:
             await migrations.upgrade(engine)
         sessions = session_factory(engine)
         connections = ConnectionManager()
-        run_store = SqlRunStore(engine)
+        run_store = run_store_for(engine)
         executor = FlowExecutor(
             registry,
             store=run_store,
@@ -86,3 +87,8 @@ class Services:
         await self.run_store.aclose()
         await self.connections.aclose()
         await self.engine.dispose()
+
+
+def run_store_for(engine: AsyncEngine) -> SqlRunStore:
+    """PostgreSQL gets its one-statement hot path; the other stores the portable one."""
+    return PgRunStore(engine) if engine.dialect.name == "postgresql" else SqlRunStore(engine)

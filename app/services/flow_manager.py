@@ -39,4 +39,5 @@ class FlowManagerService:
         started = await self.runs.execute(
             registration.flow.name, inputs, version=registration.flow.version, wait=self.wait
         )
-        return GraphRun(started.run, started.run.executed_steps)
+        run = await self.runs.get(started.run.run_id)  # with its steps, which say what ran
+        return GraphRun(run, run.executed_steps)

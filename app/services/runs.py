@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +25,7 @@ from app.dsl.models import FlowDefinition
 from app.engine.attempts import TaskOutcome
 from app.engine.clock import utcnow
 from app.engine.executor import FlowExecutor
-from app.engine.run import collect_outputs, kept_on_retry
+from app.engine.run import RunResult, collect_outputs, kept_on_retry
 from app.engine.store import RunStatus, TaskKey, TaskStatus
 from app.errors import RunError, RunStateError, UnknownRunError
 from app.services.cursors import decode_cursor, encode_cursor
@@ -35,6 +36,7 @@ from app.store.types import to_json_value
 logger = logging.getLogger(__name__)
 
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+DEFINITION_CACHE_SIZE = 256
 Fresh = tuple[FlowDefinition, dict[str, Any]]  # a new run's definition and checked inputs
 RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 
@@ -43,9 +45,9 @@ class RunService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], executor: FlowExecutor) -> None:
         self.sessions = sessions
         self.executor = executor
-        self.in_flight: dict[str, asyncio.Task[None]] = {}
+        self.in_flight: dict[str, asyncio.Task[RunResult | None]] = {}
         self.work_available = asyncio.Event()  # wakes the embedded worker
-        self._shutting_down: set[str] = set()
+        self._definitions: OrderedDict[int, FlowDefinition] = OrderedDict()
 
     # Starting runs.
 
@@ -76,7 +78,10 @@ class RunService:
         new = await self._create(name, inputs, version, idempotency_key, RunStatus.RUNNING)
         task = self.launch(new.run_id, new.fresh) if new.created else self.in_flight.get(new.run_id)
         if task is not None and wait > 0:
-            await asyncio.wait({task}, timeout=wait)
+            done, _ = await asyncio.wait({task}, timeout=wait)
+            result = task.result() if done and not task.cancelled() else None
+            if result is not None and new.created:  # answer from memory: nothing to read back
+                return StartedRun(new.finished(result), created=True)
         return StartedRun(await self.get(new.run_id, with_steps=False), new.created)
 
     async def _create(
@@ -94,22 +99,23 @@ class RunService:
                     existing = await runs.id_for_key(session, idempotency_key)
                     if existing is not None:
                         return _Created(existing)
-                row = await definitions.find(session, name, version)
-                definition = self._definition(row.source, row.format)
+                definition_id, number = await definitions.locate(session, name, version)
+                definition = await self._definition(session, definition_id)
                 values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
                 run_id = _new_run_id()
+                created_at = utcnow()
                 await runs.create(
                     session,
                     run_id=run_id,
                     flow_name=name,
-                    definition_id=row.id,
+                    definition_id=definition_id,
                     status=status,
                     inputs=to_json_value(values),
                     step_ids=[step.id for step in definition.steps],
                     idempotency_key=idempotency_key,
-                    created_at=utcnow(),
+                    created_at=created_at,
                 )
-                return _Created(run_id, (definition, values))
+                return _Created(run_id, (definition, values), number, created_at)
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -119,7 +125,7 @@ class RunService:
                 raise
             return _Created(existing)
 
-    def launch(self, run_id: str, fresh: Fresh | None = None) -> asyncio.Task[None]:
+    def launch(self, run_id: str, fresh: Fresh | None = None) -> asyncio.Task[RunResult | None]:
         """Execute the run (already marked running) in a task of this process.
 
         `fresh`: the definition and inputs of a run just created here, which has no earlier
@@ -134,26 +140,28 @@ class RunService:
         self.in_flight.pop(run_id, None)
         self.work_available.set()  # a slot is free for queued work
 
-    async def _execute(self, run_id: str, fresh: Fresh | None) -> None:
+    async def _execute(self, run_id: str, fresh: Fresh | None) -> RunResult | None:
+        """Run to the end; the result, or None when the run could not be executed."""
         try:
             if fresh is not None:
                 definition, inputs = fresh
-                await self.executor.run(definition, inputs, run_id=run_id)
-                return
+                return await self.executor.run(definition, inputs, run_id=run_id)
             async with self.sessions() as session:
                 record = await runs.get(session, run_id)
                 definition_id = await runs.definition_id_of(session, run_id)
                 assert record is not None
                 assert definition_id is not None
-                row = await definitions.by_id(session, definition_id)
-            definition = self._definition(row.source, row.format)
+                definition = await self._definition(session, definition_id)
             restored = kept_on_retry(definition, previous_outcomes(definition, record.steps))
-            await self.executor.run(definition, record.inputs, run_id=run_id, restored=restored)
+            return await self.executor.run(
+                definition, record.inputs, run_id=run_id, restored=restored
+            )
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the store or the definition broke, not a step
             logger.exception("run %s could not be executed", run_id)
             await self._mark_failed(run_id, error)
+            return None
 
     async def _mark_failed(self, run_id: str, error: Exception) -> None:
         failure = RunError(None, type(error).__name__, str(error) or type(error).__name__)
@@ -169,8 +177,16 @@ class RunService:
             )
             await runs.cancel_unfinished_tasks(session, run_id, now)
 
-    def _definition(self, source: str, format: str) -> FlowDefinition:
-        return self.executor.load(source, format="json" if format == "json" else "yaml")
+    async def _definition(self, session: AsyncSession, definition_id: int) -> FlowDefinition:
+        """The parsed definition of a stored version (versions never change: cached by id)."""
+        definition = self._definitions.get(definition_id)
+        if definition is None:
+            source, format = await definitions.source_of(session, definition_id)
+            definition = self.executor.load(source, format="json" if format == "json" else "yaml")
+            self._definitions[definition_id] = definition
+            if len(self._definitions) > DEFINITION_CACHE_SIZE:
+                self._definitions.popitem(last=False)
+        return definition
 
     # Reading runs.
 
@@ -278,10 +294,30 @@ class RunService:
 class _Created:
     run_id: str
     fresh: Fresh | None = None  # set when this call created the run
+    version: int = 0
+    created_at: datetime | None = None
 
     @property
     def created(self) -> bool:
         return self.fresh is not None
+
+    def finished(self, result: RunResult) -> RunRecord:
+        """The run this call created, as it finished."""
+        assert self.fresh is not None
+        assert self.created_at is not None
+        return RunRecord(
+            run_id=self.run_id,
+            flow=result.flow,
+            version=self.version,
+            status=result.status,
+            inputs=to_json_value(self.fresh[1]),
+            outputs=to_json_value(result.outputs) if result.outputs is not None else None,
+            error=result.error,
+            remaining_steps=0,
+            created_at=self.created_at,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+        )
 
 
 def previous_outcomes(

@@ -41,8 +41,33 @@ async def find(session: AsyncSession, name: str, number: int | None = None) -> F
     raise UnknownFlowError(f"no flow is registered under the name {name!r}")
 
 
-async def by_id(session: AsyncSession, definition_id: int) -> FlowDefinitionRow:
-    return await session.get_one(FlowDefinitionRow, definition_id)
+async def locate(session: AsyncSession, name: str, number: int | None = None) -> tuple[int, int]:
+    """(id, version) of the latest version or of version `number`, without its text.
+
+    Versions never change, so callers cache what they parse by id; this is the only query the
+    start of a run needs.
+    """
+    statement = select(FlowDefinitionRow.id, FlowDefinitionRow.version).where(
+        FlowDefinitionRow.name == name
+    )
+    if number is None:
+        statement = statement.order_by(FlowDefinitionRow.version.desc()).limit(1)
+    else:
+        statement = statement.where(FlowDefinitionRow.version == number)
+    found = (await session.execute(statement)).one_or_none()
+    if found is None:
+        await find(session, name, number)  # raises the precise not-found error
+        raise AssertionError("unreachable")
+    return int(found[0]), int(found[1])
+
+
+async def source_of(session: AsyncSession, definition_id: int) -> tuple[str, str]:
+    """(source, format) of a stored version."""
+    statement = select(FlowDefinitionRow.source, FlowDefinitionRow.format).where(
+        FlowDefinitionRow.id == definition_id
+    )
+    source, format = (await session.execute(statement)).one()
+    return str(source), str(format)
 
 
 async def versions(session: AsyncSession, name: str) -> Sequence[FlowDefinitionRow]:

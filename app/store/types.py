@@ -56,10 +56,10 @@ def to_json_value(value: Any) -> Any:
 
     Postgres rows carry such values; the store keeps JSON, so they are converted once, here.
     """
-    return json.loads(json.dumps(value, default=_json_default))
+    return json.loads(json.dumps(value, default=json_default))
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
