@@ -145,7 +145,9 @@ class _FlowParser:
             for name, fields in raw.items():
                 # Mapping form: `{user_id: {type: integer}}` or the short `{user_id: integer}`.
                 body = {"type": fields} if isinstance(fields, str) else fields
-                entries.append((name, {"name": name, **(body or {})}, ("inputs", name)))
+                if isinstance(body, Mapping):
+                    body = {"name": name, **body}
+                entries.append((name, body, ("inputs", name)))
         else:
             self.problems.add(("inputs",), "must be a list or a mapping of inputs", "type_error")
         inputs: dict[str, InputSpec] = {}

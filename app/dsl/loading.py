@@ -20,7 +20,9 @@ Choices a caller relies on:
   expanded, `MAX_DEPTH` nested mappings/lists. JSON obeys the same limits.
 - Problem types: encoding, too_large, empty, not_a_mapping, yaml_syntax, json_syntax,
   duplicate_key, invalid_key, unsupported_tag, invalid_scalar, too_deep, too_many_nodes,
-  alias_cycle.
+  alias_cycle, invalid_character.
+- Strings (keys and values) may not hold NUL or lone surrogates (`"\u0000"`, `"\ud800"` in
+  JSON): no store can keep them, so they are refused here, where the place is known.
 
 The work is split by job: `yaml_reader` (with `yaml_placeholders`, `yaml_skim`, `yaml_nodes`
 and `yaml_data`) and `json_reader` read the text; `yaml_limits` and `yaml_positions` hold what
@@ -29,6 +31,7 @@ both share. This module is the front every caller imports.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -39,7 +42,7 @@ from app.dsl.yaml_data import Reading
 from app.dsl.yaml_limits import MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_NODES, check_size
 from app.dsl.yaml_positions import Position, definition_error, position_at
 from app.dsl.yaml_reader import read_yaml
-from app.errors import DefinitionError, Loc
+from app.errors import DefinitionError, Loc, Problem
 
 __all__ = [
     "MAX_DEFINITION_BYTES",
@@ -113,6 +116,47 @@ def _document(reading: Reading, format: Format) -> Document:
         raise definition_error("definition is empty", "empty", start)
     if not isinstance(reading.data, dict):
         raise definition_error("a flow definition must be a mapping", "not_a_mapping", start)
-    if reading.problems:
-        raise DefinitionError(reading.problems)
+    problems = [*reading.problems, *_unstorable_characters(reading)]
+    if problems:
+        raise DefinitionError(problems)
     return Document(reading.data, MappingProxyType(reading.positions), format)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable_characters(reading: Reading) -> list[Problem]:
+    """A problem for each key or string value holding NUL or a lone surrogate."""
+    found: list[Problem] = []
+    pending: list[tuple[Loc, Any]] = [((), reading.data)]
+    while pending:
+        loc, value = pending.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                found.append(_character_problem(reading, loc, "value"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _UNSTORABLE.search(key):
+                    found.append(_character_problem(reading, (*loc, key), "key"))
+                pending.append(((*loc, key), item))
+        elif isinstance(value, list):
+            pending.extend(((*loc, index), item) for index, item in enumerate(value))
+    return sorted(found, key=lambda problem: (problem.line or 0, problem.column or 0))
+
+
+def _character_problem(reading: Reading, loc: Loc, what: str) -> Problem:
+    position = next(
+        (
+            reading.positions[loc[:end]]
+            for end in range(len(loc), -1, -1)
+            if loc[:end] in reading.positions
+        ),
+        None,
+    )
+    return Problem(
+        loc,
+        f"this {what} holds a NUL character or a lone surrogate, which cannot be stored",
+        "invalid_character",
+        position.line if position else None,
+        position.column if position else None,
+    )

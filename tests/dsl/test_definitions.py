@@ -227,3 +227,29 @@ steps:
         "b": frozenset(),
         "c": frozenset({"a", "b"}),
     }
+
+
+@pytest.mark.parametrize("value", ["1", "1e999", "[a]", "true"])
+def test_mapping_form_input_that_is_not_a_mapping_is_a_problem(value: str) -> None:
+    found = problems_of(
+        f"flow: X\ninputs: {{n: {value}}}\nsteps: [{{set: {{id: a, values: {{}}}}}}]"
+    )
+
+    assert [(problem.loc, problem.msg) for problem in found] == [
+        (("inputs", "n"), "must be a mapping")
+    ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '{"flow": "X\\u0000", "steps": [{"set": {"id": "a", "values": {}}}]}',
+        '{"flow": "X", "steps": [{"set": {"id": "a", "values": {"\\ud800": 1}}}]}',
+        'flow: "X\\0"\nsteps: [{set: {id: a, values: {}}}]',
+    ],
+)
+def test_characters_no_store_can_keep_are_refused_with_their_place(source: str) -> None:
+    (problem,) = problems_of(source)
+
+    assert problem.type == "invalid_character"
+    assert problem.line == 1

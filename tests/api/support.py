@@ -1,0 +1,92 @@
+"""Helpers of the API tests: building the app, registering flows, polling runs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from app.main import create_app
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+TASK_MODULES = [
+    str(EXAMPLES / "flow_manager" / "tasks.py"),
+    str(Path(__file__).with_name("tasks.py")),
+]
+YAML = {"content-type": "application/yaml"}
+JSON = {"content-type": "application/json"}
+DEADLINE_SECONDS = 20.0
+POLL_SECONDS = 0.02
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def api_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "migrate_on_start": True,
+        "task_modules": TASK_MODULES,
+        "poll_interval": 0.05,
+        "flow_env_allowlist": [],
+    }
+    return Settings(_env_file=None, **(values | overrides))
+
+
+@asynccontextmanager
+async def serve(
+    settings: Settings, *, raise_app_exceptions: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app, with its lifespan (store, embedded worker) running.
+
+    With `raise_app_exceptions=False` an unexpected error is a 500 answer, not an exception.
+    """
+    app: FastAPI = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def register(
+    client: httpx.AsyncClient, source: str | bytes, headers: dict[str, str] = YAML
+) -> dict[str, Any]:
+    response = await client.post("/flows", content=source, headers=headers)
+    assert response.status_code in (200, 201), response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def poll_run(
+    client: httpx.AsyncClient,
+    run_id: str,
+    until: tuple[str, ...] = FINISHED,
+    step: str | None = None,
+) -> dict[str, Any]:
+    """The run once its status is in `until` (and step `step` is running, when given)."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        response = await client.get(f"/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        run: dict[str, Any] = response.json()
+        if run["status"] in until and (step is None or step_status(run, step) == "running"):
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} stayed {run['status']}: {run}"
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def step_status(run: dict[str, Any], step_id: str) -> str:
+    return str(next(step["status"] for step in run["steps"] if step["step_id"] == step_id))
+
+
+async def snapshot(client: httpx.AsyncClient) -> tuple[Any, Any]:
+    """Every flow and every run, to prove a refused request wrote nothing."""
+    flows = (await client.get("/flows")).json()
+    runs = (await client.get("/runs", params={"limit": 200})).json()
+    return flows, runs

@@ -1,0 +1,38 @@
+"""Tasks for the API tests, loaded through TASK_MODULES like a user's own module.
+
+Each records its execution as a line in `<directory>/<name>.log`, so a test can count how
+often a step really ran; `FailUntilMarker` fails until the file `<directory>/<marker>` exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.tasks import NonRetryableError, TaskRegistry
+
+registry = TaskRegistry()
+
+
+def executions(directory: Path, name: str) -> int:
+    log = directory / f"{name}.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def _record(directory: str, name: str) -> int:
+    with (Path(directory) / f"{name}.log").open("a") as log:
+        log.write("ran\n")
+    return executions(Path(directory), name)
+
+
+@registry.register("RecordExecution", description="Count an execution")
+def record_execution(directory: str, name: str) -> dict[str, Any]:
+    return {"count": _record(directory, name)}
+
+
+@registry.register("FailUntilMarker", description="Fail until a marker file exists")
+def fail_until_marker(directory: str, name: str, marker: str) -> dict[str, Any]:
+    count = _record(directory, name)
+    if not (Path(directory) / marker).exists():
+        raise NonRetryableError(f"the marker {marker!r} is missing")
+    return {"count": count}

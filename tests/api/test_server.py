@@ -1,0 +1,166 @@
+"""The service as users run it: a real uvicorn process, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.flow_manager_sample import SAMPLE
+from tests.api.flows import GREET_YAML
+from tests.api.support import JSON, ROOT, TASK_MODULES, YAML, poll_run
+
+START_DEADLINE_SECONDS = 30.0
+STOP_DEADLINE_SECONDS = 20.0
+MAX_BODY_BYTES = 4096
+UVICORN = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> int:
+        """SIGTERM, as an orchestrator stops it; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=STOP_DEADLINE_SECONDS)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_healthy(server: Server) -> None:
+    deadline = time.monotonic() + START_DEADLINE_SECONDS
+    while True:
+        if server.process.poll() is not None:
+            pytest.fail(
+                f"uvicorn exited with {server.process.returncode}:\n{server.log.read_text()}"
+            )
+        try:
+            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"uvicorn did not answer /health in time:\n{server.log.read_text()}")
+        time.sleep(0.05)  # between polls of a process that is starting
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    port = free_port()
+    environment = os.environ | {
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": database_url,
+        "MIGRATE_ON_START": "true",
+        "TASK_MODULES": ",".join(TASK_MODULES),
+        "POLL_INTERVAL": "0.05",
+        "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+    }
+    log = tmp_path / "uvicorn.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*UVICORN, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tmp_path,  # away from any .env of the repository
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    running = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_until_healthy(running)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+async def test_a_flow_is_registered_and_executed_over_http(http: httpx.AsyncClient) -> None:
+    registered = await http.post("/flows", content=GREET_YAML, headers=YAML)
+    executed = await http.post("/flows/Greet/execute", json={"inputs": {"name": "Ada"}})
+    queued = await http.post("/flows/Greet/runs", json={"inputs": {"name": "Bo"}})
+
+    assert registered.status_code == 201
+    assert (executed.status_code, executed.json()["outputs"]["text"]) == (200, "Hello, Ada!")
+    assert queued.status_code == 202
+    run = await poll_run(http, queued.json()["run_id"])
+    assert (run["status"], run["outputs"]["text"]) == ("completed", "Hello, Bo!")
+
+
+async def test_the_flow_manager_sample_answers_as_the_seed_says(http: httpx.AsyncClient) -> None:
+    response = await http.post("/flow/run", json=SAMPLE)
+
+    answer = response.json()
+    assert (response.status_code, answer["status"]) == (200, "completed")
+    assert answer["executed_tasks"] == ["task1", "task2", "task3"]
+    assert answer["final_output"] == {"stored": True}
+
+
+async def test_large_bodies_are_refused_declared_or_streamed(http: httpx.AsyncClient) -> None:
+    async def stream() -> AsyncIterator[bytes]:
+        for _ in range(1000):  # 1 MB in all, far past the limit
+            yield b" " * 1000
+
+    declared = await http.post("/flows", content=b" " * (MAX_BODY_BYTES + 1), headers=YAML)
+    streamed = await http.post("/flows/Greet/execute", content=stream(), headers=JSON)
+    health = await http.get("/health")
+
+    assert declared.status_code == 413
+    assert streamed.status_code == 413
+    assert str(MAX_BODY_BYTES) in streamed.json()["detail"]
+    assert health.status_code == 200
+    assert (await http.get("/flows")).json() == []
+
+
+async def test_garbage_does_not_hurt_the_server(http: httpx.AsyncClient, server: Server) -> None:
+    for body in (b"\x00\xff" * 100, b"{" * 3000, b"flow: [", b""):
+        for path in ("/flows", "/flows/validate", "/flow/run", "/flows/Greet/execute"):
+            response = await http.post(path, content=body, headers=JSON)
+
+            assert 400 <= response.status_code < 500, (path, body[:10], response.text)
+
+    assert (await http.get("/health")).status_code == 200
+    assert "Traceback" not in server.log.read_text()
+
+
+async def test_the_docs_are_served(http: httpx.AsyncClient) -> None:
+    docs = await http.get("/docs")
+    spec = await http.get("/openapi.json")
+
+    assert docs.status_code == 200
+    assert spec.json()["info"]["title"] == "Flow Manager"
+
+
+async def test_sigterm_stops_the_server_cleanly(http: httpx.AsyncClient, server: Server) -> None:
+    await http.post("/flows/Greet/execute", json={})  # some work done first (a 404)
+
+    code = server.stop()
+
+    log = server.log.read_text()
+    # uvicorn re-raises the signal once its shutdown is done, so the code may say SIGTERM.
+    assert code in (0, -signal.SIGTERM), log
+    assert "Application shutdown complete" in log
+    assert "Traceback" not in log

@@ -1,0 +1,68 @@
+"""Liveness, readiness and the connection plugins."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.api.support import api_settings, serve
+
+
+async def test_health_answers_ok(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_ready_when_the_store_answers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ready"})
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port that is bound but not listening: every connection to it is refused."""
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        yield reserved.getsockname()[1]
+
+
+async def test_not_ready_while_the_store_is_unreachable(refused_port: int) -> None:
+    settings = api_settings(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{refused_port}/nowhere",
+        migrate_on_start=False,
+        embedded_worker=False,
+    )
+    async with serve(settings) as client:
+        ready = await client.get("/ready")
+        health = await client.get("/health")
+
+    assert ready.status_code == 503
+    assert ready.json() == {"detail": "the store is unreachable"}
+    assert health.status_code == 200
+
+
+async def test_connections_lists_each_plugin_and_its_driver(client: httpx.AsyncClient) -> None:
+    response = await client.get("/connections")
+
+    assert response.status_code == 200
+    plugins = {plugin["type"]: plugin for plugin in response.json()}
+    assert set(plugins) >= {"postgres", "redis", "http"}
+    assert plugins["postgres"]["driver"] == "asyncpg"
+    assert plugins["redis"]["installed"] is True
+    assert all(plugin["description"] for plugin in plugins.values())
+
+
+async def test_unknown_routes_and_methods_keep_fastapis_shape(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/nowhere")
+    wrong_method = await client.patch("/flows")
+
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
+    assert (wrong_method.status_code, wrong_method.json()) == (
+        405,
+        {"detail": "Method Not Allowed"},
+    )
