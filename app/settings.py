@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     postgres_db: str = "flow_db"
     postgres_user: str = "postgres"
     postgres_password: str = ""
-    pool_size: int = Field(5, ge=1)
+    pool_size: int = Field(20, ge=1)
     max_overflow: int = Field(10, ge=0)
     pool_timeout: float = Field(30, gt=0)
     pool_recycle: int = Field(3600, ge=-1)

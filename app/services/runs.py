@@ -47,6 +47,7 @@ class RunService:
         self.executor = executor
         self.in_flight: dict[str, asyncio.Task[RunResult | None]] = {}
         self.work_available = asyncio.Event()  # wakes the embedded worker
+        self.worker_saturated = False  # the worker left queued work for want of a free slot
         self._definitions: OrderedDict[int, FlowDefinition] = OrderedDict()
 
     # Starting runs.
@@ -138,7 +139,8 @@ class RunService:
 
     def _landed(self, run_id: str) -> None:
         self.in_flight.pop(run_id, None)
-        self.work_available.set()  # a slot is free for queued work
+        if self.worker_saturated:  # a slot is free for the queued work the worker had to leave
+            self.work_available.set()
 
     async def _execute(self, run_id: str, fresh: Fresh | None) -> RunResult | None:
         """Run to the end; the result, or None when the run could not be executed."""

@@ -59,6 +59,7 @@ class EmbeddedWorker:
         """Start as many queued runs as there are free slots; how many started."""
         free = self.concurrency - len(self.service.in_flight)
         if free <= 0:
+            self.service.worker_saturated = True
             return 0
         started = 0
         async with self.sessions.begin() as session:
@@ -71,4 +72,6 @@ class EmbeddedWorker:
             if claimed:
                 self.service.launch(run_id)
                 started += 1
+        # Every slot taken: more may be queued, so a finishing run should wake the worker.
+        self.service.worker_saturated = started >= free
         return started
