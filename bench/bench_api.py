@@ -29,15 +29,8 @@ import asyncpg
 import httpx
 from sqlalchemy import event
 
-CHAIN = """
-flow: Chain
-inputs: {n: integer}
-steps:
-  - set: {id: a, values: {x: "${inputs.n + 1}"}}
-  - set: {id: b, values: {y: "${a.x * 2}"}}
-  - set: {id: c, values: {z: "${b.y - 1}"}}
-outputs: {z: "${c.z}"}
-"""
+from bench.flows import CHAIN
+
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 

@@ -15,16 +15,7 @@ import time
 
 from app.engine import FlowExecutor
 from app.engine.memory_store import InMemoryRunStore
-
-CHAIN = """
-flow: Chain
-inputs: {n: integer}
-steps:
-  - set: {id: a, values: {x: "${inputs.n + 1}"}}
-  - set: {id: b, values: {y: "${a.x * 2}"}}
-  - set: {id: c, values: {z: "${b.y - 1}"}}
-outputs: {z: "${c.z}"}
-"""
+from bench.flows import CHAIN
 
 FAN_OUT = """
 flow: FanOut

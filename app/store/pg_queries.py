@@ -23,15 +23,18 @@ WHERE run_id = $1 AND step_id = ANY($4::text[]) AND task_index = 0
     AND status IN {UNFINISHED}
 """
 
-# $1 run_id, $2 step_id, $3 task_index, $4 status, $5 outputs, $6 error, $7 finished_at,
-# $8 attempts (or NULL), $9 started_at (or NULL), $10 released step ids, $11 steps finished (0|1)
-FINISH_TASK = f"""
+# The task's own row. $1 run_id, $2 step_id, $3 task_index, $4 status, $5 outputs, $6 error,
+# $7 finished_at, $8 attempts (or NULL), $9 started_at (or NULL).
+_FINISHED = """
 WITH finished AS (
     UPDATE task_runs
     SET status = $4, outputs = $5::jsonb, error = $6::jsonb, finished_at = $7,
         attempts = COALESCE($8, attempts), started_at = COALESCE(started_at, $9)
     WHERE run_id = $1 AND step_id = $2 AND task_index = $3
-), siblings AS (
+)"""
+
+# $10 released step ids, $11 steps finished (0|1)
+FINISH_TASK = f"""{_FINISHED}, siblings AS (
     UPDATE task_runs
     SET status = 'cancelled', finished_at = $7
     WHERE run_id = $1 AND step_id = $2 AND task_index <> $3 AND $4 = 'failed'
@@ -46,13 +49,7 @@ UPDATE flow_runs SET remaining_steps = remaining_steps - $11 WHERE id = $1
 
 # As FINISH_TASK for the task that ends its run: $10 run status, $11 run outputs,
 # $12 run error; every other unfinished task of the run is cancelled.
-FINISH_TASK_AND_RUN = f"""
-WITH finished AS (
-    UPDATE task_runs
-    SET status = $4, outputs = $5::jsonb, error = $6::jsonb, finished_at = $7,
-        attempts = COALESCE($8, attempts), started_at = COALESCE(started_at, $9)
-    WHERE run_id = $1 AND step_id = $2 AND task_index = $3
-), unfinished AS (
+FINISH_TASK_AND_RUN = f"""{_FINISHED}, unfinished AS (
     UPDATE task_runs
     SET status = 'cancelled', finished_at = $7
     WHERE run_id = $1 AND NOT (step_id = $2 AND task_index = $3)
