@@ -35,7 +35,13 @@ class FlowManagerService:
             problem = Problem(("body", "flow"), "must be a condition graph with `start_task`")
             raise DefinitionError([problem])
         source = json.dumps(graph, indent=2, ensure_ascii=False)
-        registration = await self.flows.register(source, "json")
+        try:
+            registration = await self.flows.register(source, "json")
+        except DefinitionError as error:  # point into the request body, not the re-dumped text
+            raise DefinitionError(
+                Problem(("body", "flow", *problem.loc), problem.msg, problem.type)
+                for problem in error.problems
+            ) from None
         started = await self.runs.execute(
             registration.flow.name, inputs, version=registration.flow.version, wait=self.wait
         )
