@@ -22,6 +22,8 @@ from app.engine.scope import StepView
 from app.engine.store import NewRun, RunEnd, RunStatus, RunStore, TaskKey, TaskStatus
 from app.errors import ExpressionError, RunError
 
+MAX_FAN_OUT = 100_000  # elements of one for_each: each is a task (a row, in a durable store)
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -155,11 +157,19 @@ class RunExecution:
             items = step.for_each.items.render(scope)
         except ExpressionError as error:
             return _failed(TaskKey(step.id), error, "for_each")
+        problem = None
         if not isinstance(items, list | tuple):
-            message = f"for_each must give a list, got {type(items).__name__}"
-            return TaskOutcome(
-                TaskKey(step.id), TaskStatus.FAILED, None, RunError(step.id, "TypeError", message)
+            problem = RunError(
+                step.id, "TypeError", f"for_each must give a list, got {type(items).__name__}"
             )
+        elif len(items) > MAX_FAN_OUT:
+            problem = RunError(
+                step.id,
+                "FanOutTooLargeError",
+                f"for_each gave {len(items)} elements; at most {MAX_FAN_OUT} are allowed",
+            )
+        if problem is not None:
+            return TaskOutcome(TaskKey(step.id), TaskStatus.FAILED, None, problem)
         fan_out = _FanOut(self, step, scope, items, last_error)
         return await fan_out.run()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.engine import FlowExecutor, RunStatus, TaskStatus
+from app.engine import run as run_module
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.store import TaskKey
 from tests.engine.conftest import Probe
@@ -96,3 +99,17 @@ steps:
 
     assert result.error is not None
     assert "for_each must give a list, got int" in result.error.message
+
+
+async def test_fan_out_is_bounded(executor: FlowExecutor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_module, "MAX_FAN_OUT", 3)
+    flow = """
+flow: TooWide
+steps:
+  - set: {id: each, for_each: "${[1, 2, 3, 4]}", values: {v: 1}}
+"""
+    result = await executor.run(flow)
+
+    assert result.error is not None
+    assert result.error.type == "FanOutTooLargeError"
+    assert "at most 3" in result.error.message
