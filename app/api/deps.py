@@ -1,4 +1,8 @@
-"""Dependencies of the routes, as `Annotated` aliases: the services and the request's parts."""
+"""Dependencies of the routes, as `Annotated` aliases: the services and the request's parts.
+
+They are `async def` although they await nothing: FastAPI runs a plain `def` dependency in a
+worker thread, a thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from app.services.runs import RunService
 from app.settings import Settings
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -24,7 +28,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -32,15 +36,15 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_flows(services: ServicesDep) -> FlowService:
+async def get_flows(services: ServicesDep) -> FlowService:
     return services.flows
 
 
-def get_runs(services: ServicesDep) -> RunService:
+async def get_runs(services: ServicesDep) -> RunService:
     return services.runs
 
 
-def get_flow_manager(services: ServicesDep) -> FlowManagerService:
+async def get_flow_manager(services: ServicesDep) -> FlowManagerService:
     return services.flow_manager
 
 
