@@ -28,8 +28,8 @@ async def create(
     created_at: datetime,
 ) -> None:
     """A new run with one pending task per step, so it shows every step before it starts."""
-    session.add(
-        FlowRunRow(
+    await session.execute(
+        insert(FlowRunRow).values(
             id=run_id,
             flow_name=flow_name,
             definition_id=definition_id,
@@ -40,7 +40,6 @@ async def create(
             created_at=created_at,
         )
     )
-    await session.flush()
     if step_ids:
         await session.execute(
             insert(TaskRunRow),
