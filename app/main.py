@@ -35,13 +35,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.sessions,
             concurrency=settings.worker_concurrency,
             poll_interval=settings.poll_interval,
+            heartbeat_interval=settings.heartbeat_seconds,
         )
         try:
             await services.register_flow_files()
             if settings.is_sqlite:  # one process owns a SQLite store: its unfinished runs resume
                 await services.runs.requeue_interrupted()
             if settings.embedded_worker:
-                worker.start()
+                await worker.start()
             yield
         finally:
             await worker.stop()

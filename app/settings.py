@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         )
 
     @property
+    def heartbeat_seconds(self) -> float:
+        """How often a worker says it is alive: a third of a lease, at most every 10 s."""
+        return min(10.0, self.lease_seconds / 3)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -9,12 +9,12 @@ from fastapi import FastAPI
 
 from app.api.body import BodySizeLimit
 from app.api.errors import install_error_handlers
-from app.api.routes import flow_manager, flows, runs, system
+from app.api.routes import flow_manager, flows, runs, system, workers
 from app.settings import Settings
 
 
 def register_routes(app: FastAPI, settings: Settings) -> None:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for router in (flows.router, runs.router, flow_manager.router, system.router):
+    for router in (flows.router, runs.router, flow_manager.router, workers.router, system.router):
         app.include_router(router)

@@ -17,6 +17,7 @@ from app.services.container import Services
 from app.services.flow_manager import FlowManagerService
 from app.services.flows import FlowService
 from app.services.runs import RunService
+from app.services.workers import WorkerService
 from app.settings import Settings
 
 
@@ -48,7 +49,12 @@ async def get_flow_manager(services: ServicesDep) -> FlowManagerService:
     return services.flow_manager
 
 
+async def get_workers(services: ServicesDep) -> WorkerService:
+    return services.workers
+
+
 FlowsDep = Annotated[FlowService, Depends(get_flows)]
+WorkersDep = Annotated[WorkerService, Depends(get_workers)]
 RunsDep = Annotated[RunService, Depends(get_runs)]
 FlowManagerDep = Annotated[FlowManagerService, Depends(get_flow_manager)]
 

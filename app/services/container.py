@@ -16,6 +16,7 @@ from app.engine.executor import FlowExecutor, Format
 from app.services.flow_manager import FlowManagerService
 from app.services.flows import FlowService
 from app.services.runs import RunService
+from app.services.workers import WorkerService
 from app.settings import Settings
 from app.store import migrations
 from app.store.database import create_engine, session_factory
@@ -35,6 +36,7 @@ class Services:
     flows: FlowService
     runs: RunService
     flow_manager: FlowManagerService
+    workers: WorkerService
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -63,6 +65,7 @@ class Services:
             flows=flows,
             runs=runs,
             flow_manager=FlowManagerService(flows, runs, settings.max_wait_seconds),
+            workers=WorkerService(sessions),
         )
 
     async def register_flow_files(self) -> None:

@@ -119,3 +119,12 @@ class StartedRun:
 class RunPage:
     items: tuple[RunRecord, ...]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    id: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    last_heartbeat: datetime

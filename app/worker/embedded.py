@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.engine.store import RunStatus
 from app.services.runs import RunService
 from app.store import runs
+from app.worker.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +29,18 @@ class EmbeddedWorker:
         *,
         concurrency: int,
         poll_interval: float,
+        heartbeat_interval: float = 10,
     ) -> None:
         self.service = service
         self.sessions = sessions
         self.concurrency = concurrency
         self.poll_interval = poll_interval
+        self.heartbeat = Heartbeat(sessions, heartbeat_interval)
         self._loop: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Register in `workers`, start the heartbeat and the claim loop."""
+        await self.heartbeat.start()
         self._loop = asyncio.create_task(self._run_forever(), name="embedded-worker")
 
     async def stop(self) -> None:
@@ -44,6 +49,7 @@ class EmbeddedWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
             self._loop = None
+            await self.heartbeat.stop()
 
     async def _run_forever(self) -> None:
         while True:

@@ -38,7 +38,7 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    worker.start()
+    await worker.start()
     logger.info("worker started (concurrency %d)", worker.concurrency)
     try:
         await stop.wait()

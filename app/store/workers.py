@@ -1,0 +1,42 @@
+"""Worker processes: who runs runs, and when each last said it was alive."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.models import WorkerRow
+from app.store.records import WorkerRecord
+
+
+async def register(
+    session: AsyncSession, worker_id: str, hostname: str, pid: int, at: datetime
+) -> None:
+    session.add(
+        WorkerRow(id=worker_id, hostname=hostname, pid=pid, started_at=at, last_heartbeat=at)
+    )
+    await session.flush()
+
+
+async def heartbeat(session: AsyncSession, worker_id: str, at: datetime) -> bool:
+    """Record that the worker is alive; False when its row is gone (pruned or never made)."""
+    result = await session.execute(
+        update(WorkerRow).where(WorkerRow.id == worker_id).values(last_heartbeat=at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def remove(session: AsyncSession, worker_id: str) -> None:
+    await session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
+
+
+async def all_workers(session: AsyncSession) -> Sequence[WorkerRecord]:
+    """Every registered worker, the most recently alive first."""
+    rows = await session.execute(select(WorkerRow).order_by(WorkerRow.last_heartbeat.desc()))
+    return [
+        WorkerRecord(row.id, row.hostname, row.pid, row.started_at, row.last_heartbeat)
+        for row in rows.scalars()
+    ]
