@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from app.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "examples" / "hello.yaml"
@@ -146,3 +147,16 @@ def test_python_dash_m_app_reports_exit_codes() -> None:
     assert run("validate", str(HELLO)) == 0
     assert run("run", "missing.yaml") == 2
     assert run("frobnicate") == 2
+
+
+def test_a_standalone_worker_is_refused_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'flows.db'}")
+    get_settings.cache_clear()
+    try:
+        assert main(["worker"]) == 2
+    finally:
+        get_settings.cache_clear()
+
+    assert "SQLite is single-process" in capsys.readouterr().err
