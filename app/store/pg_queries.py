@@ -48,7 +48,8 @@ UPDATE flow_runs SET remaining_steps = remaining_steps - $11 WHERE id = $1
 """
 
 # As FINISH_TASK for the task that ends its run: $10 run status, $11 run outputs,
-# $12 run error; every other unfinished task of the run is cancelled.
+# $12 run error; every other unfinished task of the run is cancelled. A run that already
+# ended (cancelled from another process) keeps its end.
 FINISH_TASK_AND_RUN = f"""{_FINISHED}, unfinished AS (
     UPDATE task_runs
     SET status = 'cancelled', finished_at = $7
@@ -58,5 +59,5 @@ FINISH_TASK_AND_RUN = f"""{_FINISHED}, unfinished AS (
 UPDATE flow_runs
 SET status = $10, outputs = $11::jsonb, error = $12::jsonb, finished_at = $7,
     remaining_steps = 0
-WHERE id = $1
+WHERE id = $1 AND status = 'running'
 """

@@ -189,9 +189,11 @@ class SqlRunStore:
 
 
 async def _end_run(connection: AsyncConnection, run_id: str, ended: RunEnd) -> None:
+    """End a running run; one already ended elsewhere (cancelled from another process) keeps
+    its end."""
     await connection.execute(
         update(FlowRunRow)
-        .where(FlowRunRow.id == run_id)
+        .where(FlowRunRow.id == run_id, FlowRunRow.status == RunStatus.RUNNING.value)
         .values(
             status=ended.status.value,
             outputs=to_json_value(ended.outputs) if ended.outputs is not None else None,

@@ -9,6 +9,7 @@ import pytest
 from app.engine.store import RunStatus, TaskStatus
 from app.errors import InputValidationError, RunStateError, UnknownFlowError
 from app.services.container import Services
+from app.store import runs
 from app.store.records import RunRecord
 from app.worker.embedded import EmbeddedWorker
 from tests.polling import until
@@ -176,3 +177,21 @@ async def wait_until_finished(services: Services, run_id: str) -> RunRecord:
 
     await until(finished)
     return await services.runs.get(run_id)
+
+
+async def test_a_run_cancelled_elsewhere_is_not_ended_again_by_its_executor(
+    services: Services,
+) -> None:
+    await services.flows.register(GATED)
+    started = await services.runs.execute("Gated", {}, wait=0)
+    run_id = started.run.run_id
+    await until(lambda: sample_tasks.calls["gate"] == 1)
+    async with services.sessions.begin() as session:  # as another process's cancel does
+        await runs.change_status(
+            session, run_id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING]
+        )
+
+    sample_tasks.gates["gate"].set()
+    await until(lambda: run_id not in services.runs.in_flight)
+
+    assert (await services.runs.get(run_id)).status is RunStatus.CANCELLED
