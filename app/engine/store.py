@@ -35,9 +35,8 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-FINISHED_TASK_STATUSES = frozenset(
-    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED}
-)
+UNFINISHED_TASK_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING})
+FINISHED_TASK_STATUSES = frozenset(TaskStatus) - UNFINISHED_TASK_STATUSES
 
 
 @dataclass(frozen=True)

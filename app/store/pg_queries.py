@@ -7,7 +7,9 @@ its dependents and the run's bookkeeping happen in a single statement, as pgflow
 
 from __future__ import annotations
 
-UNFINISHED = "('pending', 'queued', 'running')"
+from app.store.runs import UNFINISHED_TASK_STATUSES
+
+UNFINISHED = "(" + ", ".join(f"'{status}'" for status in UNFINISHED_TASK_STATUSES) + ")"
 
 # $1 run_id, $2 started_at, $3 remaining_steps, $4 ready step ids
 START_FRESH_RUN = f"""

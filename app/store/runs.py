@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.engine.store import UNFINISHED_TASK_STATUSES as UNFINISHED
 from app.engine.store import RunStatus, TaskStatus
 from app.errors import RunError
 from app.store.models import FlowDefinitionRow, FlowRunRow, TaskRunRow
@@ -146,11 +147,7 @@ async def ids_with_status(
     return (await session.execute(statement)).scalars().all()
 
 
-UNFINISHED_TASK_STATUSES = (
-    TaskStatus.PENDING.value,
-    TaskStatus.QUEUED.value,
-    TaskStatus.RUNNING.value,
-)
+UNFINISHED_TASK_STATUSES = sorted(status.value for status in UNFINISHED)
 
 
 def to_record(run: FlowRunRow, version: int, steps: Sequence[StepRecord]) -> RunRecord:
