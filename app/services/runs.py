@@ -35,7 +35,6 @@ from app.store.types import to_json_value
 
 logger = logging.getLogger(__name__)
 
-ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 DEFINITION_CACHE_SIZE = 256
 Fresh = tuple[FlowDefinition, dict[str, Any]]  # a new run's definition and checked inputs
 RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
@@ -168,16 +167,9 @@ class RunService:
     async def _mark_failed(self, run_id: str, error: Exception) -> None:
         failure = RunError(None, type(error).__name__, str(error) or type(error).__name__)
         async with self.sessions.begin() as session:
-            now = utcnow()
-            await runs.change_status(
-                session,
-                run_id,
-                RunStatus.FAILED,
-                only_from=ACTIVE,
-                error=failure.as_dict(),
-                finished_at=now,
+            await runs.end_active(
+                session, run_id, RunStatus.FAILED, utcnow(), error=failure.as_dict()
             )
-            await runs.cancel_unfinished_tasks(session, run_id, now)
 
     async def _definition(self, session: AsyncSession, definition_id: int) -> FlowDefinition:
         """The parsed definition of a stored version (versions never change: cached by id)."""
@@ -223,12 +215,7 @@ class RunService:
             task.cancel()  # the engine records the cancellation as it unwinds
             await asyncio.wait({task}, timeout=10)
         async with self.sessions.begin() as session:  # queued, or cancelled before it began
-            now = utcnow()
-            changed = await runs.change_status(
-                session, run_id, RunStatus.CANCELLED, only_from=ACTIVE, finished_at=now
-            )
-            if changed:
-                await runs.cancel_unfinished_tasks(session, run_id, now)
+            changed = await runs.end_active(session, run_id, RunStatus.CANCELLED, utcnow())
         record = await self.get(run_id)
         if task is None and not changed:
             raise RunStateError(

@@ -122,6 +122,27 @@ async def change_status(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+async def end_active(
+    session: AsyncSession, run_id: str, status: RunStatus, at: datetime, **values: Any
+) -> bool:
+    """End a queued or running run (and cancel its unfinished tasks); False when it was not
+    active."""
+    ended = await change_status(
+        session,
+        run_id,
+        status,
+        only_from=ACTIVE_RUN_STATUSES,
+        finished_at=at,
+        **values,
+    )
+    if ended:
+        await cancel_unfinished_tasks(session, run_id, at)
+    return ended
+
+
 async def cancel_unfinished_tasks(
     db: AsyncSession | AsyncConnection, run_id: str, at: datetime, step_id: str | None = None
 ) -> None:
