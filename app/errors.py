@@ -144,6 +144,16 @@ class FlowFailedError(FlowManagerError):
         super().__init__(f"Flow run {run_id} failed{where}: {error.type}: {error.message}")
 
 
+class LeaseLostError(FlowManagerError):
+    """This process no longer holds the run's lease: another worker took the run over, or the
+    run ended elsewhere. Nothing more of this execution is recorded."""
+
+
+class SingleProcessStoreError(FlowManagerError):
+    """SQLite is single-process: the API's embedded worker runs its runs; use PostgreSQL (or
+    MariaDB) to run workers in other processes."""
+
+
 class TaskModuleError(FlowManagerError):
     """A task module could not be loaded."""
 

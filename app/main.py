@@ -1,7 +1,8 @@
 """`create_app()`: the FastAPI application and its lifespan.
 
 The lifespan opens the store (migrating it first where `MIGRATE_ON_START` says so), the task
-registry and the connection pools, starts the embedded worker, and closes it all in reverse.
+registry and the connection pools, joins the cluster (heartbeat, leases, notifications), starts
+the embedded worker, and on shutdown drains the runs in flight and closes it all in reverse.
 
     uvicorn --factory app.main:create_app     # or: python -m app serve
 """
@@ -32,21 +33,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         worker = EmbeddedWorker(
             services.runs,
-            services.sessions,
             concurrency=settings.worker_concurrency,
             poll_interval=settings.poll_interval,
-            heartbeat_interval=settings.heartbeat_seconds,
         )
         try:
             await services.register_flow_files()
-            if settings.is_sqlite:  # one process owns a SQLite store: its unfinished runs resume
-                await services.runs.requeue_interrupted()
+            await services.start()
             if settings.embedded_worker:
                 await worker.start()
             yield
         finally:
             await worker.stop()
-            await services.close()
+            await services.close(grace=settings.shutdown_grace_seconds)
 
     app = FastAPI(title="Flow Manager", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(10, ge=1)
     poll_interval: float = Field(1.0, gt=0)
     lease_seconds: float = Field(30, gt=0)
+    # On SIGTERM, runs in flight get this long to finish; the others are released to other
+    # workers.
+    shutdown_grace_seconds: float = Field(30, ge=0)
     execute_wait_seconds: float = Field(30, ge=0)
     max_wait_seconds: float = Field(300, ge=0)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)

@@ -95,6 +95,9 @@ class RunExecution:
             await self._cancel_running()
             await self.store.run_finished(self.run_id, RunStatus.CANCELLED, None, None, utcnow())
             raise
+        except Exception:  # the store refused a transition (or failed): stop, record nothing more
+            await self._cancel_running()
+            raise
         return RunResult(
             self.run_id,
             self.definition.name,
@@ -304,8 +307,8 @@ class _FanOut:
                     group.create_task(self._work())
         except ExceptionGroup as group:
             failures = group.subgroup(_ElementFailed)
-            if failures is None:
-                raise
+            if failures is None:  # the store refused or failed: the caller sees its error
+                raise group.exceptions[0] from None
             first = failures.exceptions[0]
             assert isinstance(first, _ElementFailed)
             return first.outcome

@@ -1,9 +1,11 @@
 """Starting, executing, reading, cancelling and retrying runs of stored flows.
 
-Runs execute in this process: `execute` waits for its run (up to `wait` seconds), `start`
-queues it for the embedded worker (`app/worker/embedded.py`). Every transition is persisted by
+`execute` runs its run in this process and waits for it (up to `wait` seconds); `start` queues
+it for any worker (`claim`). Whoever executes a run holds its lease (`store/queue.py`) and
+renews it (`renew_leases`, from the heartbeat); if this process dies, another worker takes the
+run over and finishes it from the steps that had finished. Every transition is persisted by
 the engine through the SQL run store, so a run can be read, cancelled or retried from any
-request. A retried (or interrupted and re-queued) run keeps the steps it had finished.
+process. A retried (or taken over) run keeps the steps it had finished.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from app.engine.clock import utcnow
 from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult, collect_outputs, kept_on_retry
 from app.engine.store import RunStatus, TaskKey, TaskStatus
-from app.errors import RunError, RunStateError, UnknownRunError
+from app.errors import LeaseLostError, RunError, RunStateError, UnknownRunError
 from app.services.cursors import decode_cursor, encode_cursor
-from app.store import definitions, runs
+from app.store import definitions, notifications, queue, runs
 from app.store.records import RunPage, RunRecord, StartedRun, StepRecord
 from app.store.types import to_json_value
 
@@ -41,9 +43,19 @@ RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 class RunService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], executor: FlowExecutor) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        executor: FlowExecutor,
+        *,
+        owner: str,
+        lease_seconds: float,
+    ) -> None:
+        """`owner`: this process's worker id, the holder of the leases of the runs it runs."""
         self.sessions = sessions
         self.executor = executor
+        self.owner = owner
+        self.lease_seconds = lease_seconds
         self.in_flight: dict[str, asyncio.Task[RunResult | None]] = {}
         self.work_available = asyncio.Event()  # wakes the embedded worker
         self.worker_saturated = False  # the worker left queued work for want of a free slot
@@ -104,6 +116,7 @@ class RunService:
                 values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
                 run_id = _new_run_id()
                 created_at = utcnow()
+                queued = status is RunStatus.QUEUED
                 await runs.create(
                     session,
                     run_id=run_id,
@@ -114,7 +127,10 @@ class RunService:
                     step_ids=[step.id for step in definition.steps],
                     idempotency_key=idempotency_key,
                     created_at=created_at,
+                    lease=None if queued else self._lease(created_at),
                 )
+                if queued:
+                    await notifications.notify(session, notifications.RUNS_QUEUED)
                 return _Created(run_id, (definition, values), number, created_at)
         except IntegrityError:
             if idempotency_key is None:
@@ -125,8 +141,25 @@ class RunService:
                 raise
             return _Created(existing)
 
+    async def claim(self, limit: int) -> int:
+        """Claim up to `limit` queued runs, or runs whose worker died, and launch them here;
+        how many."""
+        async with self.sessions.begin() as session:
+            claims = await queue.claim(session, self.owner, utcnow(), self.lease_seconds, limit)
+            fresh = {
+                claim.run_id: (await self._definition(session, claim.definition_id), claim.inputs)
+                for claim in claims
+                if claim.fresh
+            }
+        for claim in claims:
+            if not claim.fresh:
+                logger.info("run %s: its worker's lease expired; taking it over", claim.run_id)
+            self.launch(claim.run_id, fresh.get(claim.run_id))
+        return len(claims)
+
     def launch(self, run_id: str, fresh: Fresh | None = None) -> asyncio.Task[RunResult | None]:
-        """Execute the run (already marked running) in a task of this process.
+        """Execute the run (already marked running, its lease held here) in a task of this
+        process.
 
         `fresh`: the definition and inputs of a run just created here, which has no earlier
         results to restore, so nothing needs reading back.
@@ -159,6 +192,9 @@ class RunService:
             )
         except asyncio.CancelledError:
             raise
+        except LeaseLostError:
+            logger.info("run %s: lease lost; its new owner (or its end) stands", run_id)
+            return None
         except Exception as error:  # the store or the definition broke, not a step
             logger.exception("run %s could not be executed", run_id)
             await self._mark_failed(run_id, error)
@@ -170,6 +206,9 @@ class RunService:
             await runs.end_active(
                 session, run_id, RunStatus.FAILED, utcnow(), error=failure.as_dict()
             )
+
+    def _lease(self, now: datetime) -> dict[str, Any]:
+        return queue.lease_values(self.owner, now, self.lease_seconds)
 
     async def _definition(self, session: AsyncSession, definition_id: int) -> FlowDefinition:
         """The parsed definition of a stored version (versions never change: cached by id)."""
@@ -210,12 +249,19 @@ class RunService:
     # Changing runs.
 
     async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a queued or running run, wherever it runs.
+
+        Here, the engine records the cancellation as it unwinds. Elsewhere, the run is ended
+        here and its worker is notified: it stops the run's steps (see `stop_local`).
+        """
         task = self.in_flight.get(run_id)
         if task is not None:
-            task.cancel()  # the engine records the cancellation as it unwinds
+            task.cancel()
             await asyncio.wait({task}, timeout=10)
-        async with self.sessions.begin() as session:  # queued, or cancelled before it began
+        async with self.sessions.begin() as session:  # queued, running elsewhere, or unstarted
             changed = await runs.end_active(session, run_id, RunStatus.CANCELLED, utcnow())
+            if changed:
+                await notifications.notify(session, notifications.RUN_CANCELLED, run_id)
         record = await self.get(run_id)
         if task is None and not changed:
             raise RunStateError(
@@ -234,6 +280,7 @@ class RunService:
                 only_from=RETRYABLE,
                 finished_at=None,
                 error=None,
+                **self._lease(utcnow()),
             )
         if not changed:
             record = await self.get(run_id)
@@ -244,39 +291,52 @@ class RunService:
         self.launch(run_id)
         return await self.get(run_id)
 
-    # Lifecycle.
+    # Leases and lifecycle.
 
-    async def requeue_interrupted(self) -> int:
-        """Runs left `running` by a process that stopped go back to the queue (single process)."""
+    def stop_local(self, run_id: str) -> None:
+        """Stop the run's execution here, if it runs here (it was cancelled or taken over
+        elsewhere); its store writes are refused, so it records nothing more."""
+        task = self.in_flight.get(run_id)
+        if task is not None:
+            task.cancel()
+
+    async def renew_leases(self) -> None:
+        """Extend the leases of the runs running here; stop those this process lost."""
         async with self.sessions.begin() as session:
-            ids = await runs.ids_with_status(session, RunStatus.RUNNING)
-            for run_id in ids:
-                await runs.change_status(
-                    session, run_id, RunStatus.QUEUED, only_from=[RunStatus.RUNNING]
-                )
-        if ids:
+            lost = await queue.renew(
+                session, self.owner, list(self.in_flight), utcnow(), self.lease_seconds
+            )
+        for run_id in lost:
+            logger.info("run %s: no longer held here (cancelled or taken over)", run_id)
+            self.stop_local(run_id)
+
+    async def resume_interrupted(self) -> int:
+        """A single-process store at start: the runs it left running resume at once (their
+        leases were this process's, before it stopped); how many."""
+        async with self.sessions.begin() as session:
+            count = await queue.expire_all(session, utcnow())
+        if count:
             self.work_available.set()
-        return len(ids)
+        return count
 
     async def shutdown(self, grace: float) -> None:
-        """Let in-flight runs finish for `grace` seconds; interrupt and re-queue the rest."""
+        """Let in-flight runs finish for `grace` seconds; release the others' leases, so
+        another worker takes them over at once, and stop them here."""
         tasks = list(self.in_flight.values())
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
-        interrupted = list(self.in_flight.items())
-        for _, task in interrupted:
+        unfinished = dict(self.in_flight)
+        if not unfinished:
+            return
+        try:
+            async with self.sessions.begin() as session:
+                await queue.release(session, self.owner, list(unfinished), utcnow())
+        except Exception:  # the store is down: the leases expire by themselves
+            logger.exception("releasing %d unfinished run(s) failed", len(unfinished))
+        for task in unfinished.values():
             task.cancel()
-        if interrupted:
-            await asyncio.wait([task for _, task in interrupted])
-        async with self.sessions.begin() as session:
-            for run_id, _ in interrupted:
-                await runs.change_status(
-                    session,
-                    run_id,
-                    RunStatus.QUEUED,
-                    only_from=[RunStatus.CANCELLED, RunStatus.RUNNING],
-                    finished_at=None,
-                )
+        await asyncio.wait(unfinished.values())
+        logger.info("released %d unfinished run(s) to other workers", len(unfinished))
 
 
 @dataclass(frozen=True)

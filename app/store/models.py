@@ -48,6 +48,7 @@ class FlowRunRow(Base):
         Index(None, "flow_name", "created_at"),
         Index(None, "status", "created_at"),
         Index(None, "created_at", "id"),
+        Index(None, "lease_owner"),  # a worker renews (and on shutdown releases) its leases
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -61,6 +62,9 @@ class FlowRunRow(Base):
     error: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True)
     remaining_steps: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    # The worker executing the run, and until when: past it, any worker may take the run over.
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -2,7 +2,9 @@
 
 Writable CTEs let a task's completion, the cancellation of its fan-out siblings, the release of
 its dependents and the run's bookkeeping happen in a single statement, as pgflow's
-`complete_task` does. Every value is a bind parameter.
+`complete_task` does. Every statement first locks its run and checks the writer's lease (the
+`run` CTE, as `queue.hold` does): when the lease is lost, the statement changes nothing and
+returns false. Every value is a bind parameter.
 """
 
 from __future__ import annotations
@@ -11,55 +13,67 @@ from app.store.runs import UNFINISHED_TASK_STATUSES
 
 UNFINISHED = "(" + ", ".join(f"'{status}'" for status in UNFINISHED_TASK_STATUSES) + ")"
 
-# $1 run_id, $2 started_at, $3 remaining_steps, $4 ready step ids
-START_FRESH_RUN = f"""
+# Every statement: $1 run_id, $2 lease owner (the writer), $3 now.
+_HOLD = """
 WITH run AS (
-    UPDATE flow_runs
-    SET status = 'running', started_at = $2, finished_at = NULL, outputs = NULL,
-        error = NULL, remaining_steps = $3
-    WHERE id = $1
-)
-UPDATE task_runs
-SET status = 'queued', available_at = $2
-WHERE run_id = $1 AND step_id = ANY($4::text[]) AND task_index = 0
-    AND status IN {UNFINISHED}
-"""
-
-# The task's own row. $1 run_id, $2 step_id, $3 task_index, $4 status, $5 outputs, $6 error,
-# $7 finished_at, $8 attempts (or NULL), $9 started_at (or NULL).
-_FINISHED = """
-WITH finished AS (
-    UPDATE task_runs
-    SET status = $4, outputs = $5::jsonb, error = $6::jsonb, finished_at = $7,
-        attempts = COALESCE($8, attempts), started_at = COALESCE(started_at, $9)
-    WHERE run_id = $1 AND step_id = $2 AND task_index = $3
+    SELECT id FROM flow_runs
+    WHERE id = $1 AND lease_owner = $2 AND status = 'running' AND lease_expires_at > $3
+    FOR UPDATE
 )"""
 
-# $10 released step ids, $11 steps finished (0|1)
-FINISH_TASK = f"""{_FINISHED}, siblings AS (
+# $4 started_at, $5 remaining_steps, $6 ready step ids
+START_FRESH_RUN = f"""{_HOLD}, started AS (
+    UPDATE flow_runs
+    SET started_at = $4, finished_at = NULL, outputs = NULL, error = NULL, remaining_steps = $5
+    WHERE id = (SELECT id FROM run)
+), ready AS (
     UPDATE task_runs
-    SET status = 'cancelled', finished_at = $7
-    WHERE run_id = $1 AND step_id = $2 AND task_index <> $3 AND $4 = 'failed'
+    SET status = 'queued', available_at = $4
+    WHERE run_id = (SELECT id FROM run) AND step_id = ANY($6::text[]) AND task_index = 0
         AND status IN {UNFINISHED}
-), released AS (
-    UPDATE task_runs
-    SET status = 'queued', available_at = $7
-    WHERE run_id = $1 AND step_id = ANY($10::text[]) AND task_index = 0 AND status = 'pending'
 )
-UPDATE flow_runs SET remaining_steps = remaining_steps - $11 WHERE id = $1
+SELECT EXISTS (SELECT 1 FROM run)
 """
 
-# As FINISH_TASK for the task that ends its run: $10 run status, $11 run outputs,
-# $12 run error; every other unfinished task of the run is cancelled. A run that already
-# ended (cancelled from another process) keeps its end.
+# The task's own row. $4 step_id, $5 task_index, $6 status, $7 outputs, $8 error,
+# $9 finished_at, $10 attempts (or NULL), $11 started_at (or NULL).
+_FINISHED = f"""{_HOLD}, finished AS (
+    UPDATE task_runs
+    SET status = $6, outputs = $7::jsonb, error = $8::jsonb, finished_at = $9,
+        attempts = COALESCE($10, attempts), started_at = COALESCE(started_at, $11),
+        lease_owner = $2
+    WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index = $5
+)"""
+
+# $12 released step ids, $13 steps finished (0|1)
+FINISH_TASK = f"""{_FINISHED}, siblings AS (
+    UPDATE task_runs
+    SET status = 'cancelled', finished_at = $9
+    WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index <> $5
+        AND $6 = 'failed' AND status IN {UNFINISHED}
+), released AS (
+    UPDATE task_runs
+    SET status = 'queued', available_at = $9
+    WHERE run_id = (SELECT id FROM run) AND step_id = ANY($12::text[]) AND task_index = 0
+        AND status = 'pending'
+), counted AS (
+    UPDATE flow_runs SET remaining_steps = remaining_steps - $13 WHERE id = (SELECT id FROM run)
+)
+SELECT EXISTS (SELECT 1 FROM run)
+"""
+
+# As FINISH_TASK for the task that ends its run: $12 run status, $13 run outputs,
+# $14 run error; every other unfinished task of the run is cancelled, the lease is let go.
 FINISH_TASK_AND_RUN = f"""{_FINISHED}, unfinished AS (
     UPDATE task_runs
-    SET status = 'cancelled', finished_at = $7
-    WHERE run_id = $1 AND NOT (step_id = $2 AND task_index = $3)
+    SET status = 'cancelled', finished_at = $9
+    WHERE run_id = (SELECT id FROM run) AND NOT (step_id = $4 AND task_index = $5)
         AND status IN {UNFINISHED}
+), ended AS (
+    UPDATE flow_runs
+    SET status = $12, outputs = $13::jsonb, error = $14::jsonb, finished_at = $9,
+        remaining_steps = 0, lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = (SELECT id FROM run)
 )
-UPDATE flow_runs
-SET status = $10, outputs = $11::jsonb, error = $12::jsonb, finished_at = $7,
-    remaining_steps = 0
-WHERE id = $1 AND status = 'running'
+SELECT EXISTS (SELECT 1 FROM run)
 """

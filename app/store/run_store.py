@@ -9,20 +9,27 @@ Start marks (`task_started`) are written behind: most steps finish within millis
 their start is then recorded with their finish, in one commit instead of two. A step still
 running after `START_MARK_DELAY` gets its own "running" commit, so long steps show up.
 Losing an unwritten start mark in a crash loses nothing: the task is simply not running.
+
+Every write is made by the holder of the run's lease (`owner`, this process's worker id): each
+transaction first locks the run and checks the lease (`queue.hold`), and raises
+`LeaseLostError` without writing when another worker took the run over or it ended elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.engine.clock import utcnow
 from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
-from app.errors import RunError
+from app.errors import LeaseLostError, RunError
+from app.store import queue
 from app.store.models import FlowRunRow, TaskRunRow
 from app.store.runs import UNFINISHED_TASK_STATUSES, cancel_unfinished_tasks, error_value
 from app.store.types import to_json_value
@@ -33,14 +40,15 @@ StartMark = tuple[int, datetime]  # (attempt, started at)
 
 
 class SqlRunStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, owner: str) -> None:
         self.engine = engine
+        self.owner = owner
         self._start_marks: dict[tuple[str, TaskKey], StartMark] = {}
         self._flushes: set[asyncio.Task[None]] = set()
 
     async def run_started(self, run: NewRun) -> None:
         """The run row and a pending task per step exist (the service created them)."""
-        async with self.engine.begin() as connection:
+        async with self._holding(run.run_id) as connection:
             await connection.execute(
                 update(FlowRunRow)
                 .where(FlowRunRow.id == run.run_id)
@@ -77,7 +85,7 @@ class SqlRunStore:
     async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:
         if count <= 1:
             return
-        async with self.engine.begin() as connection:
+        async with self._holding(run_id) as connection:
             await connection.execute(
                 insert(TaskRunRow),
                 [_new_task(run_id, step_id, index, True, None) for index in range(1, count)],
@@ -92,7 +100,7 @@ class SqlRunStore:
     async def attempt_failed(
         self, run_id: str, key: TaskKey, attempt: int, error: RunError, retry_at: datetime
     ) -> None:
-        async with self.engine.begin() as connection:
+        async with self._holding(run_id) as connection:
             await connection.execute(
                 _task(run_id, key).values(
                     status=TaskStatus.QUEUED.value,
@@ -114,13 +122,14 @@ class SqlRunStore:
         step_finished: bool = True,
         ended: RunEnd | None = None,
     ) -> None:
-        async with self.engine.begin() as connection:
+        async with self._holding(run_id) as connection:
             await connection.execute(
                 _task(run_id, key).values(
                     status=status.value,
                     outputs=to_json_value(outputs) if outputs is not None else None,
                     error=error_value(error),
                     finished_at=at,
+                    lease_owner=self.owner,
                     **self._start_values(run_id, key),
                 )
             )
@@ -154,7 +163,7 @@ class SqlRunStore:
         error: RunError | None,
         at: datetime,
     ) -> None:
-        async with self.engine.begin() as connection:
+        async with self._holding(run_id) as connection:
             await _end_run(connection, run_id, RunEnd(status, outputs, error, at))
 
     async def aclose(self) -> None:
@@ -163,6 +172,13 @@ class SqlRunStore:
             flush.cancel()
         await asyncio.gather(*self._flushes, return_exceptions=True)
         self._start_marks.clear()
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, run_id: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction that holds the run's lease (else `LeaseLostError`, nothing written)."""
+        async with self.engine.begin() as connection:
+            await queue.hold(connection, run_id, self.owner, utcnow())
+            yield connection
 
     def _start_values(self, run_id: str, key: TaskKey) -> dict[str, Any]:
         """The unwritten start mark of this task, folded into the caller's update."""
@@ -174,7 +190,8 @@ class SqlRunStore:
 
     async def _write_start_later(self, run_id: str, key: TaskKey) -> None:
         await asyncio.sleep(START_MARK_DELAY)
-        await self._write_start(run_id, key)
+        with contextlib.suppress(LeaseLostError):  # the run's new owner writes its own marks
+            await self._write_start(run_id, key)
 
     async def _write_start(self, run_id: str, key: TaskKey) -> None:
         values = self._start_values(run_id, key)
@@ -184,8 +201,10 @@ class SqlRunStore:
             (TaskRunRow.status.in_(UNFINISHED_TASK_STATUSES), TaskStatus.RUNNING.value),
             else_=TaskRunRow.status,
         )
-        async with self.engine.begin() as connection:
-            await connection.execute(_task(run_id, key).values(status=running, **values))
+        async with self._holding(run_id) as connection:
+            await connection.execute(
+                _task(run_id, key).values(status=running, lease_owner=self.owner, **values)
+            )
 
 
 async def _end_run(connection: AsyncConnection, run_id: str, ended: RunEnd) -> None:
@@ -200,6 +219,8 @@ async def _end_run(connection: AsyncConnection, run_id: str, ended: RunEnd) -> N
             error=error_value(ended.error),
             finished_at=ended.at,
             remaining_steps=0,
+            lease_owner=None,
+            lease_expires_at=None,
         )
     )
     await cancel_unfinished_tasks(connection, run_id, ended.at)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,8 +27,12 @@ async def create(
     step_ids: Sequence[str],
     idempotency_key: str | None,
     created_at: datetime,
+    lease: Mapping[str, Any] | None = None,
 ) -> None:
-    """A new run with one pending task per step, so it shows every step before it starts."""
+    """A new run with one pending task per step, so it shows every step before it starts.
+
+    A run created running is created with its lease (`queue.lease_values`).
+    """
     await session.execute(
         insert(FlowRunRow).values(
             id=run_id,
@@ -39,6 +43,7 @@ async def create(
             remaining_steps=len(step_ids),
             idempotency_key=idempotency_key,
             created_at=created_at,
+            **(lease or {}),
         )
     )
     if step_ids:
@@ -136,6 +141,8 @@ async def end_active(
         status,
         only_from=ACTIVE_RUN_STATUSES,
         finished_at=at,
+        lease_owner=None,
+        lease_expires_at=None,
         **values,
     )
     if ended:

@@ -1,7 +1,10 @@
-"""`python -m app worker`: a process that only runs queued runs, next to the API processes.
+"""`python -m app worker`: a process that only runs runs, next to the API processes.
 
-It shares the store with the API (PostgreSQL or MariaDB); a run is claimed by one process only
-(compare-and-set on its status). SQLite is single-process, so it is refused there.
+It shares the store with the API (PostgreSQL, or MariaDB) and claims runs through the queue
+(`store/queue.py`): any number of workers on any number of machines. SQLite is single-process,
+so it is refused there. On SIGTERM (or SIGINT) it stops claiming, gives the runs in flight
+`SHUTDOWN_GRACE_SECONDS` to finish and releases the others' leases, so another worker takes them
+over at once.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import asyncio
 import logging
 import signal
 
-from app.errors import FlowManagerError
+from app.errors import SingleProcessStoreError
 from app.services.container import Services
 from app.settings import Settings
 from app.worker.embedded import EmbeddedWorker
@@ -18,19 +21,13 @@ from app.worker.embedded import EmbeddedWorker
 logger = logging.getLogger(__name__)
 
 
-class SingleProcessStoreError(FlowManagerError):
-    """SQLite is single-process: the API's embedded worker runs its runs; use PostgreSQL to
-    run workers in other processes."""
-
-
 async def run_worker(settings: Settings, *, concurrency: int | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then let in-flight runs finish (or re-queue them)."""
+    """Run until SIGTERM or SIGINT, then drain."""
     if settings.is_sqlite:
         raise SingleProcessStoreError()
     services = await Services.open(settings)
     worker = EmbeddedWorker(
         services.runs,
-        services.sessions,
         concurrency=concurrency or settings.worker_concurrency,
         poll_interval=settings.poll_interval,
     )
@@ -38,10 +35,14 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await worker.start()
-    logger.info("worker started (concurrency %d)", worker.concurrency)
     try:
+        await services.start()
+        await worker.start()
+        logger.info(
+            "worker %s started (concurrency %d)", services.heartbeat.worker_id, worker.concurrency
+        )
         await stop.wait()
+        logger.info("stopping: no more claims; draining the runs in flight")
     finally:
         await worker.stop()
-        await services.close(grace=settings.lease_seconds)
+        await services.close(grace=settings.shutdown_grace_seconds)

@@ -1,4 +1,5 @@
-"""GET /workers: the API's embedded worker registers, beats and leaves."""
+"""GET /workers: every API process registers, beats and leaves (it runs `/execute` runs, and
+its embedded worker's)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,14 @@ async def test_the_embedded_worker_is_listed_with_a_fresh_heartbeat(
 
         await until(beaten)
 
-    async with serve(api_settings(database_url, embedded_worker=False)) as client:
-        assert (await client.get("/workers")).json() == []  # the first app left on shutdown
+    async with serve(api_settings(database_url)) as client:
+        (second,) = (await client.get("/workers")).json()  # the first app left on shutdown
+        assert second["id"] != worker["id"]
 
 
-async def test_no_embedded_worker_means_no_worker(settings: Settings) -> None:
+async def test_an_api_without_the_embedded_worker_is_listed_for_its_execute_runs(
+    settings: Settings,
+) -> None:
     without: Settings = settings.model_copy(update={"embedded_worker": False})
 
     async with serve(without) as client:
@@ -42,4 +46,4 @@ async def test_no_embedded_worker_means_no_worker(settings: Settings) -> None:
 
     workers: list[Any] = answer.json()
     assert answer.status_code == 200
-    assert workers == []
+    assert [worker["pid"] for worker in workers] == [os.getpid()]

@@ -28,7 +28,7 @@ from app.store.models import Base, FlowDefinitionRow, FlowRunRow, TaskRunRow, Wo
 from tests.databases import store_engine
 
 STORE_TABLES = {"flow_definitions", "flow_runs", "task_runs", "workers"}
-HEAD = "0001_initial"
+HEAD = "0002_run_leases"
 
 
 async def table_names(engine: AsyncEngine) -> set[str]:
@@ -243,7 +243,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099_rebuild_flow_definitions"
-down_revision = "0001_initial"
+down_revision = "0002_run_leases"
 branch_labels = None
 depends_on = None
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from app.services.heartbeat import Heartbeat, new_worker_id
 from app.settings import Settings
 from app.store import workers
 from app.store.database import create_engine, session_factory
-from app.worker.heartbeat import Heartbeat
 from tests.polling import until
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -38,7 +38,7 @@ async def test_register_beat_list_and_remove(migrated_store_url: str) -> None:
 async def test_a_pruned_worker_registers_again_on_its_next_beat(migrated_store_url: str) -> None:
     engine = create_engine(Settings(_env_file=None, database_url=migrated_store_url))
     sessions = session_factory(engine)
-    heartbeat = Heartbeat(sessions, interval=0.02)
+    heartbeat = Heartbeat(sessions, 0.02, new_worker_id())
     try:
         await heartbeat.start()
         async with sessions.begin() as session:

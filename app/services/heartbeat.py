@@ -1,0 +1,86 @@
+"""A service process's heartbeat: its row in `workers`, and the leases of the runs it runs.
+
+Every process that executes runs (an API process, embedded worker or not, and a standalone
+worker) registers as `host:pid:random` and beats every `interval` seconds, a third of a lease:
+each beat says it is alive (`GET /workers`) and renews its runs' leases, stopping the runs it
+lost (cancelled or taken over elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.engine.clock import utcnow
+from app.store import workers
+
+logger = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    """host:pid:random, unique even when the operating system reuses a pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        interval: float,
+        worker_id: str,
+        on_beat: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.interval = interval
+        self.worker_id = worker_id
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
+        self.on_beat = on_beat
+        self._loop: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Register and start beating; a store that is down now is retried on every beat."""
+        try:
+            await self._register()
+        except Exception:
+            logger.exception("worker registration failed; retrying on the next beat")
+        self._loop = asyncio.create_task(self._beat_forever(), name="worker-heartbeat")
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
+            try:
+                async with self.sessions.begin() as session:
+                    await workers.remove(session, self.worker_id)
+            except Exception:  # the row goes stale; GET /workers shows its last heartbeat
+                logger.exception("worker deregistration failed")
+
+    async def beat(self) -> None:
+        async with self.sessions.begin() as session:
+            alive = await workers.heartbeat(session, self.worker_id, utcnow())
+        if not alive:  # someone pruned us: say we are here again
+            await self._register()
+        if self.on_beat is not None:
+            await self.on_beat()
+
+    async def _register(self) -> None:
+        async with self.sessions.begin() as session:
+            await workers.register(session, self.worker_id, self.hostname, self.pid, utcnow())
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.beat()
+            except Exception:  # a database hiccup must not stop the beat
+                logger.exception("worker heartbeat failed")

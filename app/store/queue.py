@@ -1,0 +1,147 @@
+"""The run queue: claiming runs, holding their leases, taking over the runs of dead workers.
+
+A run is executed by one worker at a time, the holder of its lease (`flow_runs.lease_owner`
+until `lease_expires_at`). A worker claims work in batches: queued runs, and running runs whose
+lease expired (their worker died or stalled), with `FOR UPDATE SKIP LOCKED`, so concurrent
+claimers never wait for each other nor claim the same run. The worker renews its leases while
+it runs them; every write it makes for a run first locks the run row and checks the lease
+(`hold`), so a worker that lost its lease can never record a result. docs/architecture.md
+explains why this is safe under concurrency and crashes.
+
+Times come from the workers' clocks (UTC), as for every timestamp of the store: machines that
+share a database keep their clocks in sync (NTP), well within a lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.engine.store import RunStatus
+from app.errors import LeaseLostError
+from app.store.models import FlowRunRow
+
+Db = AsyncSession | AsyncConnection
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run a worker claimed: `fresh` when it never started, else it is taken over."""
+
+    run_id: str
+    definition_id: int
+    inputs: Any
+    fresh: bool
+
+
+def lease_values(owner: str, now: datetime, lease_seconds: float) -> dict[str, Any]:
+    """The columns that give `owner` the run's lease from `now`."""
+    return {"lease_owner": owner, "lease_expires_at": now + timedelta(seconds=lease_seconds)}
+
+
+async def claim(db: Db, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
+    """Claim up to `limit` runs, oldest first: queued ones and those whose lease expired.
+
+    The rows are locked `FOR UPDATE SKIP LOCKED` until the caller commits, so a concurrent
+    claimer skips them instead of waiting or claiming them twice.
+    """
+    claimable = or_(
+        FlowRunRow.status == RunStatus.QUEUED.value,
+        and_(
+            FlowRunRow.status == RunStatus.RUNNING.value,
+            or_(FlowRunRow.lease_expires_at.is_(None), FlowRunRow.lease_expires_at <= now),
+        ),
+    )
+    found = (
+        await db.execute(
+            select(FlowRunRow.id, FlowRunRow.definition_id, FlowRunRow.inputs, FlowRunRow.status)
+            .where(claimable)
+            .order_by(FlowRunRow.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not found:
+        return []
+    await db.execute(
+        update(FlowRunRow)
+        .where(FlowRunRow.id.in_([row.id for row in found]))
+        .values(status=RunStatus.RUNNING.value, **lease_values(owner, now, lease_seconds))
+    )
+    return [
+        Claim(row.id, row.definition_id, row.inputs, row.status == RunStatus.QUEUED.value)
+        for row in found
+    ]
+
+
+async def hold(db: Db, run_id: str, owner: str, now: datetime) -> None:
+    """Lock the run for the caller's transaction, or raise `LeaseLostError` when `owner` no
+    longer holds its unexpired lease (or the run ended elsewhere)."""
+    held = (
+        await db.execute(
+            select(FlowRunRow.id)
+            .where(
+                FlowRunRow.id == run_id,
+                FlowRunRow.lease_owner == owner,
+                FlowRunRow.status == RunStatus.RUNNING.value,
+                FlowRunRow.lease_expires_at > now,
+            )
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if held is None:
+        raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
+
+
+async def renew(
+    db: Db, owner: str, run_ids: Collection[str], now: datetime, lease_seconds: float
+) -> set[str]:
+    """Extend `owner`'s leases on `run_ids`; the ids of those it no longer holds.
+
+    A run is lost when another worker took it over or it ended elsewhere (cancelled). Rows
+    locked by this worker's own writes are skipped: they are held, and renewed next time.
+    """
+    if not run_ids:
+        return set()
+    ids = list(run_ids)
+    mine = and_(
+        FlowRunRow.id.in_(ids),
+        FlowRunRow.lease_owner == owner,
+        FlowRunRow.status == RunStatus.RUNNING.value,
+    )
+    lockable = select(FlowRunRow.id).where(mine).with_for_update(skip_locked=True)
+    renewable = list((await db.execute(lockable)).scalars())
+    if renewable:
+        await db.execute(
+            update(FlowRunRow)
+            .where(FlowRunRow.id.in_(renewable))
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+    held = (await db.execute(select(FlowRunRow.id).where(mine))).scalars()
+    return set(ids) - set(held)
+
+
+async def release(db: Db, owner: str, run_ids: Sequence[str], now: datetime) -> None:
+    """Give up `owner`'s leases on `run_ids`: any worker may take those runs over at once."""
+    if run_ids:
+        await db.execute(
+            update(FlowRunRow)
+            .where(FlowRunRow.id.in_(list(run_ids)), FlowRunRow.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=now)
+        )
+
+
+async def expire_all(db: Db, now: datetime) -> int:
+    """Expire every running run's lease (a single-process store at start: their worker was
+    this process, before it stopped); how many."""
+    result = await db.execute(
+        update(FlowRunRow)
+        .where(FlowRunRow.status == RunStatus.RUNNING.value)
+        .values(lease_owner=None, lease_expires_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
