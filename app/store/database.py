@@ -50,6 +50,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
             pool_timeout=settings.pool_timeout,
             pool_recycle=settings.pool_recycle,
         )
+    if url.get_backend_name() == "mysql":
+        # PostgreSQL's default. InnoDB's REPEATABLE READ adds gap locks, which make a claim
+        # (`FOR UPDATE SKIP LOCKED`) wait on another claimer instead of skipping its rows.
+        options.update(isolation_level="READ COMMITTED")
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -171,11 +171,11 @@ async def test_a_queued_run_shows_every_step_pending(services: Services) -> None
     ]
 
 
-async def wait_until_finished(services: Services, run_id: str) -> RunRecord:
+async def wait_until_finished(services: Services, run_id: str, deadline: float = 10) -> RunRecord:
     async def finished() -> bool:
         return (await services.runs.get(run_id)).finished
 
-    await until(finished)
+    await until(finished, deadline)
     return await services.runs.get(run_id)
 
 

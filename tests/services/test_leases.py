@@ -1,0 +1,143 @@
+"""Two service processes on one store: takeover, refused late results, cancels that travel.
+
+Each `Services` here stands for a process (its own worker id, pools and run store); they share
+one database as the API and worker processes of a deployment do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from app.engine.clock import utcnow
+from app.engine.store import RunStatus, TaskStatus
+from app.services.container import Services
+from app.settings import Settings
+from app.store.models import FlowRunRow
+from app.worker.embedded import EmbeddedWorker
+from tests.databases import fresh_store_database, migrate_to_head
+from tests.polling import until
+from tests.services import sample_tasks
+from tests.services.test_runs import CHAIN, GATED, wait_until_finished
+
+
+@asynccontextmanager
+async def process(url: str, **overrides: Any) -> AsyncIterator[Services]:
+    settings = Settings(
+        _env_file=None,
+        database_url=url,
+        migrate_on_start=False,
+        task_modules=["tests.services.sample_tasks"],
+        poll_interval=0.05,
+        **overrides,
+    )
+    services = await Services.open(settings)
+    try:
+        yield services
+    finally:
+        await services.close(grace=0)
+
+
+@pytest.fixture(autouse=True)
+def fresh_sample_tasks() -> None:
+    sample_tasks.calls.clear()
+    sample_tasks.gates.clear()
+
+
+@pytest.fixture
+async def postgres_store(tmp_path: Path) -> AsyncIterator[str]:
+    async with fresh_store_database("postgresql", tmp_path) as url:
+        await migrate_to_head(url)
+        yield url
+
+
+async def expire_lease(services: Services, run_id: str) -> None:
+    """As if the run's worker stalled past its lease."""
+    async with services.sessions.begin() as session:
+        await session.execute(
+            update(FlowRunRow).where(FlowRunRow.id == run_id).values(lease_expires_at=utcnow())
+        )
+
+
+async def test_a_stalled_worker_cannot_record_its_late_result(migrated_store_url: str) -> None:
+    async with process(migrated_store_url) as stalled, process(migrated_store_url) as other:
+        await stalled.flows.register(GATED)
+        run_id = (await stalled.runs.execute("Gated", {}, wait=0)).run.run_id
+        first_execution = stalled.runs.in_flight[run_id]
+        await until(lambda: sample_tasks.calls["gate"] == 1)
+        await expire_lease(stalled, run_id)
+
+        assert await other.runs.claim(5) == 1  # taken over
+        await until(lambda: sample_tasks.calls["gate"] == 2)  # the step runs again there
+        sample_tasks.gates["gate"].set()  # both attempts finish
+        finished = await wait_until_finished(other, run_id)
+
+        assert await first_execution is None  # its finish was refused; it stopped there
+        assert finished.status is RunStatus.COMPLETED
+        assert sample_tasks.calls["after"] == 1  # the late result released nothing
+        assert [(step.step_id, step.status) for step in finished.steps] == [
+            ("wait", TaskStatus.COMPLETED),
+            ("after", TaskStatus.COMPLETED),
+        ]
+
+
+async def test_a_run_cancelled_from_another_process_stops_at_the_next_renewal(
+    migrated_store_url: str,
+) -> None:
+    async with process(migrated_store_url) as runner, process(migrated_store_url) as api:
+        await runner.flows.register(GATED)
+        run_id = (await runner.runs.execute("Gated", {}, wait=0)).run.run_id
+        await until(lambda: sample_tasks.calls["gate"] == 1)
+
+        cancelled = await api.runs.cancel(run_id)
+        await runner.runs.renew_leases()  # no notification on this store: the beat finds out
+
+        assert cancelled.status is RunStatus.CANCELLED
+        await until(lambda: run_id not in runner.runs.in_flight)
+        sample_tasks.gates["gate"].set()
+        record = await api.runs.get(run_id)
+        assert record.status is RunStatus.CANCELLED
+        assert [step.status for step in record.steps] == [TaskStatus.CANCELLED] * 2
+        assert sample_tasks.calls["after"] == 0
+
+
+async def test_a_cancel_reaches_the_run_on_another_process_at_once(postgres_store: str) -> None:
+    # Leases of a minute: the heartbeat would find out in 20 s; only the notification is fast.
+    async with (
+        process(postgres_store, lease_seconds=60) as runner,
+        process(postgres_store, lease_seconds=60) as api,
+    ):
+        await runner.start()
+        assert runner.listener is not None
+        await until(runner.listener.listening.is_set)
+        await runner.flows.register(GATED)
+        run_id = (await runner.runs.execute("Gated", {}, wait=0)).run.run_id
+        await until(lambda: sample_tasks.calls["gate"] == 1)
+
+        await api.runs.cancel(run_id)
+
+        await until(lambda: run_id not in runner.runs.in_flight, deadline=5)
+        assert (await api.runs.get(run_id)).status is RunStatus.CANCELLED
+
+
+async def test_a_queued_run_wakes_a_worker_on_another_process(postgres_store: str) -> None:
+    async with process(postgres_store) as worker_process, process(postgres_store) as api:
+        await worker_process.start()
+        assert worker_process.listener is not None
+        await until(worker_process.listener.listening.is_set)
+        worker = EmbeddedWorker(worker_process.runs, concurrency=2, poll_interval=60)
+        await worker.start()  # its first claim finds nothing; then it waits for a minute
+        try:
+            await api.flows.register(CHAIN)
+            run_id = (await api.runs.start("Chain", {"n": 1})).run.run_id
+
+            finished = await wait_until_finished(api, run_id, deadline=5)
+        finally:
+            await worker.stop()
+
+        assert finished.status is RunStatus.COMPLETED
