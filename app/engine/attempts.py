@@ -7,7 +7,7 @@ import random
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.connections.manager import ConnectionManager
@@ -33,6 +33,18 @@ class TaskOutcome:
     def visible_outputs(self) -> dict[str, Any] | None:
         """What later expressions see as the step's outputs."""
         return self.outputs if self.step_outputs is None else self.step_outputs
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a step's attempts resume when its run is taken over by another worker.
+
+    An attempt interrupted mid-way runs again under its own number (execution is at least
+    once per attempt); after a failed attempt, the next one waits for its retry time.
+    """
+
+    attempt: int
+    not_before: datetime | None = None
 
 
 class TaskRunner:
@@ -67,10 +79,15 @@ class TaskRunner:
         scope: dict[str, Any],
         last_error: RunError | None = None,
         offered: Mapping[str, Any] | None = None,
+        resume: ResumePoint | None = None,
     ) -> TaskOutcome:
         key = TaskKey(step.id, index)
         task = self.registry.get(step.task)
         attempt = 1
+        if resume is not None:
+            attempt = resume.attempt
+            if resume.not_before is not None:
+                await asyncio.sleep(max(0.0, (resume.not_before - utcnow()).total_seconds()))
         while True:
             await self.store.task_started(self.run_id, key, attempt, utcnow())
             scope["context"] = context_value(self.run_id, self.flow, attempt, last_error)

@@ -22,7 +22,7 @@ from app.dsl.definitions import build_definition
 from app.dsl.inputs import validate_inputs
 from app.dsl.loading import Document, load_document
 from app.dsl.models import FlowDefinition
-from app.engine.attempts import TaskOutcome, TaskRunner
+from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.environment import default_environment
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.run import RunExecution, RunResult
@@ -98,12 +98,14 @@ class FlowExecutor:
         *,
         run_id: str | None = None,
         restored: Mapping[str, TaskOutcome] | None = None,
+        resume: Mapping[str, ResumePoint] | None = None,
     ) -> RunResult:
         """Run the flow to its end; a failed run is a result, not an exception.
 
         Invalid definitions (DefinitionError) and inputs (InputValidationError) are refused
         before the run starts. `restored` resumes run `run_id`: those steps (see
-        `kept_on_retry`) are kept as they finished and not run again.
+        `kept_on_retry`) are kept as they finished and not run again; `resume` says where the
+        attempts of the steps that were under way continue.
         """
         definition = self.load(source)
         values = validate_inputs(definition.inputs, inputs or {}, strict=definition.strict_inputs)
@@ -119,7 +121,9 @@ class FlowExecutor:
             env=self.env,
         )
         try:
-            execution = RunExecution(definition, values, run_id, runner, self.store, restored)
+            execution = RunExecution(
+                definition, values, run_id, runner, self.store, restored, resume
+            )
             return await execution.execute()
         finally:
             if self._shared_connections is None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Step
-from app.engine.attempts import TaskOutcome, TaskRunner
+from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.clock import utcnow
 from app.engine.scope import StepView
 from app.engine.store import NewRun, RunEnd, RunStatus, RunStore, TaskKey, TaskStatus
@@ -50,9 +50,11 @@ class RunExecution:
         runner: TaskRunner,
         store: RunStore,
         restored: Mapping[str, TaskOutcome] | None = None,
+        resume: Mapping[str, ResumePoint] | None = None,
     ) -> None:
         """`restored`: steps finished by an earlier execution of this run (see `kept_on_retry`),
-        in the order they finished; they are not run again. None: the run is new."""
+        in the order they finished; they are not run again. None: the run is new. `resume`:
+        where the attempts of steps that were under way resume (a run taken over)."""
         self.definition = definition
         self.inputs = inputs
         self.run_id = run_id
@@ -71,6 +73,7 @@ class RunExecution:
         self.running: dict[asyncio.Task[TaskOutcome], str] = {}
         self.fresh = restored is None
         self.restored = dict(restored or {})
+        self.resume = dict(resume or {})
         for step_id, outcome in self.restored.items():
             self._record(step_id, outcome)
 
@@ -150,7 +153,9 @@ class RunExecution:
                 return _failed(key, error, "if")
         if step.for_each is not None:
             return await self._fan_out(step, scope, last_error)
-        return await self.runner.run(step, 0, scope, last_error, self._offered(step))
+        return await self.runner.run(
+            step, 0, scope, last_error, self._offered(step), self.resume.get(step.id)
+        )
 
     async def _fan_out(
         self, step: Step, scope: dict[str, Any], last_error: RunError | None

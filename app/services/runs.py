@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.dsl.inputs import validate_inputs
 from app.dsl.models import FlowDefinition
-from app.engine.attempts import TaskOutcome
+from app.engine.attempts import ResumePoint, TaskOutcome
 from app.engine.clock import utcnow
 from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult, collect_outputs, kept_on_retry
@@ -188,7 +188,11 @@ class RunService:
                 definition = await self._definition(session, definition_id)
             restored = kept_on_retry(definition, previous_outcomes(definition, record.steps))
             return await self.executor.run(
-                definition, record.inputs, run_id=run_id, restored=restored
+                definition,
+                record.inputs,
+                run_id=run_id,
+                restored=restored,
+                resume=resume_points(definition, record.steps),
             )
         except asyncio.CancelledError:
             raise
@@ -393,6 +397,27 @@ def previous_outcomes(
                 TaskKey(step.id), TaskStatus.COMPLETED, None, None, collected
             )
     return outcomes
+
+
+def resume_points(
+    definition: FlowDefinition, steps: Sequence[StepRecord]
+) -> dict[str, ResumePoint]:
+    """Where the attempts of the steps that were under way continue, when a run is taken over.
+
+    A task left running was interrupted: its attempt runs again, under the same number. A
+    task queued again after a failed attempt waits for its retry: the next attempt, at its
+    `available_at`. Fan-outs start over (their elements are tasks of their own).
+    """
+    single = {step.id for step in definition.steps if step.for_each is None}
+    points: dict[str, ResumePoint] = {}
+    for task in steps:
+        if task.step_id not in single or task.attempts == 0:
+            continue
+        if task.status is TaskStatus.RUNNING:
+            points[task.step_id] = ResumePoint(task.attempts)
+        elif task.status is TaskStatus.QUEUED and task.error is not None:
+            points[task.step_id] = ResumePoint(task.attempts + 1, task.available_at)
+    return points
 
 
 def _new_run_id() -> str:

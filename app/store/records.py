@@ -64,6 +64,7 @@ class StepRecord:
     error: RunError | None
     started_at: datetime | None
     finished_at: datetime | None
+    available_at: datetime | None = None  # when a queued task may run (a retry's due time)
 
     @property
     def duration_ms(self) -> float | None:

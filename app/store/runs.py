@@ -205,6 +205,7 @@ def to_step(task: TaskRunRow) -> StepRecord:
         error=to_error(task.error),
         started_at=task.started_at,
         finished_at=task.finished_at,
+        available_at=task.available_at,
     )
 
 

@@ -141,3 +141,39 @@ async def test_a_queued_run_wakes_a_worker_on_another_process(postgres_store: st
             await worker.stop()
 
         assert finished.status is RunStatus.COMPLETED
+
+
+FLAKY = """
+flow: Flaky
+steps:
+  - task: FailUntilAllowed
+    id: flaky
+    inputs: {name: flaky}
+    retry: {max_attempts: 3, delay: 1}
+"""
+
+
+async def test_a_taken_over_retry_keeps_its_attempt_count_and_its_due_time(
+    migrated_store_url: str,
+) -> None:
+    sample_tasks.failures_left["flaky"] = 1
+    async with process(migrated_store_url) as stalled, process(migrated_store_url) as other:
+        await stalled.flows.register(FLAKY)
+        run_id = (await stalled.runs.execute("Flaky", {}, wait=0)).run.run_id
+
+        async def waiting_for_retry() -> bool:
+            (task,) = (await other.runs.get(run_id)).steps
+            return task.status is TaskStatus.QUEUED and task.error is not None
+
+        await until(waiting_for_retry)  # attempt 1 failed; attempt 2 is due in a second
+        (failed,) = (await other.runs.get(run_id)).steps
+        await expire_lease(stalled, run_id)
+        assert await other.runs.claim(5) == 1
+        await stalled.runs.renew_leases()  # the stalled worker finds out, and stops
+        finished = await wait_until_finished(other, run_id)
+
+        (task,) = finished.steps
+        assert finished.status is RunStatus.COMPLETED
+        assert (task.attempts, sample_tasks.calls["flaky"]) == (2, 2)
+        assert failed.available_at is not None
+        assert task.started_at is not None and task.started_at >= failed.available_at
