@@ -35,6 +35,14 @@ START_FRESH_RUN = f"""{_HOLD}, started AS (
 SELECT EXISTS (SELECT 1 FROM run)
 """
 
+# A fan-out's elements 1..$5-1 (element 0 is the step's own row). $4 step_id, $5 count
+EXPAND_TASKS = f"""{_HOLD}, expanded AS (
+    INSERT INTO task_runs (run_id, step_id, task_index, status, attempts)
+    SELECT id, $4, index, 'queued', 0 FROM run, generate_series(1, $5 - 1) AS index
+)
+SELECT EXISTS (SELECT 1 FROM run)
+"""
+
 # The task's own row. $4 step_id, $5 task_index, $6 status, $7 outputs, $8 error,
 # $9 finished_at, $10 attempts (or NULL), $11 started_at (or NULL).
 _FINISHED = f"""{_HOLD}, finished AS (

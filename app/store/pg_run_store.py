@@ -1,14 +1,14 @@
 """`PgRunStore`: the SQL run store with PostgreSQL's one-statement hot path and group commit.
 
-The transitions every step goes through (a fresh run's start, a task's finish, the finish that
-ends a run) each run as one statement of `pg_queries.py` on the pool's asyncpg connection.
+The transitions every step goes through (a fresh run's start, a fan-out's expansion, a task's
+finish, the finish that ends a run) each run as one statement of `pg_queries.py` on the pool's asyncpg connection.
 Writes that arrive while a commit is in flight are committed together by the next one: a batch
 of N writes is one transaction and one round trip per kind of statement (asyncpg pipelines
 `fetchmany`), so the commits per run fall as the load rises, while a lone write still commits
 at once on its own. Every statement checks the writer's lease; a refused write raises
 `LeaseLostError` in the coroutine that asked for it.
 
-The rarer transitions (resumed runs, fan-out expansion, retries, cancellation) keep the
+The rarer transitions (resumed runs, retries, cancellation) keep the
 portable SQLAlchemy statements of `SqlRunStore`.
 """
 
@@ -62,6 +62,10 @@ class PgRunStore(SqlRunStore):
             len(run.steps),
             list(run.ready),
         )
+
+    async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:
+        if count > 1:
+            await self._write(run_id, pg_queries.EXPAND_TASKS, step_id, count)
 
     async def task_finished(
         self,

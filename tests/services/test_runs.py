@@ -195,3 +195,29 @@ async def test_a_run_cancelled_elsewhere_is_not_ended_again_by_its_executor(
     await until(lambda: run_id not in services.runs.in_flight)
 
     assert (await services.runs.get(run_id)).status is RunStatus.CANCELLED
+
+
+FAN_OUT = """
+flow: FanOut
+inputs: {items: array}
+steps:
+  - set: {id: each, for_each: "${inputs.items}", values: {v: "${item * 10}"}}
+  - set: {id: total, values: {sum: "${sum(each.v)}"}}
+outputs: {sum: "${total.sum}", each: "${each.v}"}
+"""
+
+
+async def test_a_fan_out_persists_one_task_per_element(services: Services) -> None:
+    await services.flows.register(FAN_OUT)
+
+    started = await services.runs.execute("FanOut", {"items": [1, 2, 3]}, wait=10)
+
+    run = await services.runs.get(started.run.run_id)
+    assert run.status is RunStatus.COMPLETED
+    assert run.outputs == {"sum": 60, "each": [10, 20, 30]}
+    assert [(s.step_id, s.task_index, s.status, s.outputs) for s in run.steps] == [
+        ("each", 0, TaskStatus.COMPLETED, {"v": 10}),
+        ("total", 0, TaskStatus.COMPLETED, {"sum": 60}),
+        ("each", 1, TaskStatus.COMPLETED, {"v": 20}),
+        ("each", 2, TaskStatus.COMPLETED, {"v": 30}),
+    ]
