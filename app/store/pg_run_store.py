@@ -1,7 +1,8 @@
 """`PgRunStore`: the SQL run store with PostgreSQL's one-statement hot path and group commit.
 
 The transitions every step goes through (a fresh run's start, a fan-out's expansion, a task's
-finish, the finish that ends a run) each run as one statement of `pg_queries.py` on the pool's asyncpg connection.
+finish, the finish that ends a run) each run as one statement of `pg_queries.py` on the pool's
+asyncpg connection.
 Writes that arrive while a commit is in flight are committed together by the next one: a batch
 of N writes is one transaction and one round trip per kind of statement (asyncpg pipelines
 `fetchmany`), so the commits per run fall as the load rises, while a lone write still commits

@@ -176,4 +176,5 @@ async def test_a_taken_over_retry_keeps_its_attempt_count_and_its_due_time(
         assert finished.status is RunStatus.COMPLETED
         assert (task.attempts, sample_tasks.calls["flaky"]) == (2, 2)
         assert failed.available_at is not None
-        assert task.started_at is not None and task.started_at >= failed.available_at
+        assert task.started_at is not None
+        assert task.started_at >= failed.available_at
