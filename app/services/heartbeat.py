@@ -2,8 +2,8 @@
 
 Every process that executes runs (an API process, embedded worker or not, and a standalone
 worker) registers as `host:pid:random` and beats every `interval` seconds, a third of a lease:
-each beat says it is alive (`GET /workers`) and renews its runs' leases, stopping the runs it
-lost (cancelled or taken over elsewhere).
+each beat says it is alive (`GET /workers`), forgets workers long silent, and renews its runs'
+leases, stopping the runs it lost (cancelled or taken over elsewhere).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,6 +23,9 @@ from app.engine.clock import utcnow
 from app.store import workers
 
 logger = logging.getLogger(__name__)
+
+# A worker silent for this many beats died (a clean stop removes its row): any worker forgets it.
+FORGET_AFTER_BEATS = 30
 
 
 def new_worker_id() -> str:
@@ -66,8 +70,12 @@ class Heartbeat:
                 logger.exception("worker deregistration failed")
 
     async def beat(self) -> None:
+        now = utcnow()
         async with self.sessions.begin() as session:
-            alive = await workers.heartbeat(session, self.worker_id, utcnow())
+            alive = await workers.heartbeat(session, self.worker_id, now)
+            await workers.prune(
+                session, now - timedelta(seconds=self.interval * FORGET_AFTER_BEATS)
+            )
         if not alive:  # someone pruned us: say we are here again
             await self._register()
         if self.on_beat is not None:

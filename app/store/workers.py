@@ -29,6 +29,12 @@ async def heartbeat(session: AsyncSession, worker_id: str, at: datetime) -> bool
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def prune(session: AsyncSession, silent_since: datetime) -> int:
+    """Forget the workers not heard from since `silent_since` (they died); how many."""
+    result = await session.execute(delete(WorkerRow).where(WorkerRow.last_heartbeat < silent_since))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def remove(session: AsyncSession, worker_id: str) -> None:
     await session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
 

@@ -54,3 +54,19 @@ async def test_a_pruned_worker_registers_again_on_its_next_beat(migrated_store_u
             assert await workers.all_workers(session) == []
     finally:
         await engine.dispose()
+
+
+async def test_a_beat_forgets_workers_long_silent(migrated_store_url: str) -> None:
+    engine = create_engine(Settings(_env_file=None, database_url=migrated_store_url))
+    sessions = session_factory(engine)
+    heartbeat = Heartbeat(sessions, 1.0, new_worker_id())
+    try:
+        async with sessions.begin() as session:  # died long ago, and a moment ago
+            await workers.register(session, "h:1:dead", "h", 1, AT)
+            await workers.register(session, "h:2:late", "h", 2, datetime.now(UTC))
+        await heartbeat.beat()
+        async with sessions() as session:
+            listed = {worker.id for worker in await workers.all_workers(session)}
+        assert listed == {"h:2:late", heartbeat.worker_id}
+    finally:
+        await engine.dispose()
