@@ -6,6 +6,7 @@ one database as the API and worker processes of a deployment do.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import update
 
 from app.engine.clock import utcnow
 from app.engine.store import RunStatus, TaskStatus
+from app.errors import RunStateError
 from app.services.container import Services
 from app.settings import Settings
 from app.store.models import FlowRunRow
@@ -46,6 +48,7 @@ async def process(url: str, **overrides: Any) -> AsyncIterator[Services]:
 @pytest.fixture(autouse=True)
 def fresh_sample_tasks() -> None:
     sample_tasks.calls.clear()
+    sample_tasks.failures_left.clear()
     sample_tasks.gates.clear()
 
 
@@ -178,3 +181,38 @@ async def test_a_taken_over_retry_keeps_its_attempt_count_and_its_due_time(
         assert failed.available_at is not None
         assert task.started_at is not None
         assert task.started_at >= failed.available_at
+
+
+async def test_two_processes_retrying_a_run_at_once_resume_it_once(
+    migrated_store_url: str,
+) -> None:
+    sample_tasks.failures_left["second"] = 1
+    async with process(migrated_store_url) as one, process(migrated_store_url) as two:
+        await one.flows.register(CHAIN)
+        failed = (await one.runs.execute("Chain", {"n": 1}, wait=10)).run
+        assert failed.status is RunStatus.FAILED
+
+        answers = await asyncio.gather(
+            one.runs.retry(failed.run_id), two.runs.retry(failed.run_id), return_exceptions=True
+        )
+
+        refused = [answer for answer in answers if isinstance(answer, RunStateError)]
+        assert len(refused) == 1
+        finished = await wait_until_finished(one, failed.run_id)
+        assert finished.status is RunStatus.COMPLETED
+        assert (sample_tasks.calls["first"], sample_tasks.calls["second"]) == (1, 2)
+
+
+async def test_two_processes_given_one_idempotency_key_at_once_make_one_run(
+    migrated_store_url: str,
+) -> None:
+    async with process(migrated_store_url) as one, process(migrated_store_url) as two:
+        await one.flows.register(CHAIN)
+
+        started = await asyncio.gather(
+            one.runs.start("Chain", {"n": 1}, idempotency_key="k"),
+            two.runs.start("Chain", {"n": 1}, idempotency_key="k"),
+        )
+
+        assert started[0].run.run_id == started[1].run.run_id
+        assert sorted(answer.created for answer in started) == [False, True]
