@@ -32,6 +32,7 @@ from app.engine.store import RunStatus, TaskKey, TaskStatus
 from app.errors import LeaseLostError, RunError, RunStateError, UnknownRunError
 from app.services.cursors import decode_cursor, encode_cursor
 from app.store import definitions, notifications, queue, runs
+from app.store.database import is_passing_failure
 from app.store.records import RunPage, RunRecord, StartedRun, StepRecord
 from app.store.types import to_json_value
 
@@ -199,17 +200,33 @@ class RunService:
         except LeaseLostError:
             logger.info("run %s: lease lost; its new owner (or its end) stands", run_id)
             return None
-        except Exception as error:  # the store or the definition broke, not a step
-            logger.exception("run %s could not be executed", run_id)
-            await self._mark_failed(run_id, error)
+        except Exception as error:
+            if is_passing_failure(error):  # the store is down or overloaded: try again later
+                logger.warning("run %s: the store failed (%r); handing it over", run_id, error)
+                await self._give_up(run_id)
+            else:  # the store refused what was asked, or the definition broke: not a step
+                logger.exception("run %s could not be executed", run_id)
+                await self._mark_failed(run_id, error)
             return None
+
+    async def _give_up(self, run_id: str) -> None:
+        """Release the run's lease, so a worker takes it over (from its finished steps) once
+        the store answers again; if it does not answer now, the lease expires by itself."""
+        try:
+            async with self.sessions.begin() as session:
+                await queue.release(session, self.owner, [run_id], utcnow())
+        except Exception as error:
+            logger.warning("run %s: releasing it failed too (%r)", run_id, error)
 
     async def _mark_failed(self, run_id: str, error: Exception) -> None:
         failure = RunError(None, type(error).__name__, str(error) or type(error).__name__)
-        async with self.sessions.begin() as session:
-            await runs.end_active(
-                session, run_id, RunStatus.FAILED, utcnow(), error=failure.as_dict()
-            )
+        try:
+            async with self.sessions.begin() as session:
+                await runs.end_active(
+                    session, run_id, RunStatus.FAILED, utcnow(), error=failure.as_dict()
+                )
+        except Exception:  # the run stays running; its lease expires and it is taken over
+            logger.exception("run %s: recording its failure failed", run_id)
 
     def _lease(self, now: datetime) -> dict[str, Any]:
         return queue.lease_values(self.owner, now, self.lease_seconds)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+import asyncpg
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -70,3 +71,27 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+_PASSING_ERRORS = (
+    OSError,  # the network
+    TimeoutError,
+    exc.TimeoutError,  # no connection free in the pool in time
+    exc.InterfaceError,
+    asyncpg.PostgresConnectionError,  # refused, or lost
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InsufficientResourcesError,  # too many connections, out of memory or disk
+    asyncpg.OperatorInterventionError,  # the server is starting or shutting down
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+def is_passing_failure(error: BaseException) -> bool:
+    """Whether the store failed for a passing reason (unreachable, overloaded, a deadlock),
+    not because of what was asked of it: the same work may succeed later."""
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated or isinstance(error, exc.OperationalError):
+            return True
+        error = error.orig or error
+    return isinstance(error, _PASSING_ERRORS)

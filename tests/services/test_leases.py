@@ -216,3 +216,28 @@ async def test_two_processes_given_one_idempotency_key_at_once_make_one_run(
 
         assert started[0].run.run_id == started[1].run.run_id
         assert sorted(answer.created for answer in started) == [False, True]
+
+
+async def test_a_run_whose_store_fails_for_a_moment_is_handed_over_not_failed(
+    migrated_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with process(migrated_store_url) as services:
+        await services.flows.register(CHAIN)
+        store = services.run_store
+        finish = store.task_finished
+        outages = [ConnectionResetError("the database went away")]
+
+        async def flaky_finish(*args: Any, **kwargs: Any) -> None:
+            if outages:
+                raise outages.pop()
+            await finish(*args, **kwargs)
+
+        monkeypatch.setattr(store, "task_finished", flaky_finish)
+        run_id = (await services.runs.execute("Chain", {"n": 1}, wait=10)).run.run_id
+
+        handed_over = await services.runs.get(run_id)
+        assert handed_over.status is RunStatus.RUNNING
+        assert await services.runs.claim(5) == 1
+        finished = await wait_until_finished(services, run_id)
+        assert finished.status is RunStatus.COMPLETED
+        assert finished.outputs == {"total": 4}  # first ran twice: its finish was never recorded
