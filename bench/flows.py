@@ -9,3 +9,19 @@ steps:
   - set: {id: c, values: {z: "${b.y - 1}"}}
 outputs: {z: "${c.z}"}
 """
+
+# 1 -> 10 -> 1: a step, a fan-out of 10 elements that reads it, a step that sums the fan-out;
+# 12 tasks a run. `total` is 10 * n + 55.
+FAN_OUT_10 = """
+flow: FanOut10
+inputs: {n: integer}
+steps:
+  - set: {id: a, values: {x: "${inputs.n}"}}
+  - set:
+      id: each
+      for_each: "${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}"
+      max_concurrency: 10
+      values: {v: "${item + a.x}"}
+  - set: {id: c, values: {total: "${sum(each.v)}"}}
+outputs: {total: "${c.total}"}
+"""

@@ -93,5 +93,11 @@ def is_passing_failure(error: BaseException) -> bool:
     if isinstance(error, exc.DBAPIError):
         if error.connection_invalidated or isinstance(error, exc.OperationalError):
             return True
-        error = error.orig or error
+        # The driver's own error: asyncpg's, under the adapter's wrapper of SQLAlchemy.
+        driver_error: BaseException | None = error.orig
+        while driver_error is not None:
+            if isinstance(driver_error, _PASSING_ERRORS):
+                return True
+            driver_error = driver_error.__cause__
+        return False
     return isinstance(error, _PASSING_ERRORS)

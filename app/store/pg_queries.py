@@ -43,6 +43,17 @@ EXPAND_TASKS = f"""{_HOLD}, expanded AS (
 SELECT EXISTS (SELECT 1 FROM run)
 """
 
+# A task still running after the start-mark delay. $4 step_id, $5 task_index, $6 attempts,
+# $7 started_at
+START_TASK = f"""{_HOLD}, started AS (
+    UPDATE task_runs
+    SET status = CASE WHEN status IN {UNFINISHED} THEN 'running' ELSE status END,
+        attempts = $6, started_at = COALESCE(started_at, $7), lease_owner = $2
+    WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index = $5
+)
+SELECT EXISTS (SELECT 1 FROM run)
+"""
+
 # The task's own row. $4 step_id, $5 task_index, $6 status, $7 outputs, $8 error,
 # $9 finished_at, $10 attempts (or NULL), $11 started_at (or NULL).
 _FINISHED = f"""{_HOLD}, finished AS (

@@ -1,8 +1,8 @@
 """`PgRunStore`: the SQL run store with PostgreSQL's one-statement hot path and group commit.
 
 The transitions every step goes through (a fresh run's start, a fan-out's expansion, a task's
-finish, the finish that ends a run) each run as one statement of `pg_queries.py` on the pool's
-asyncpg connection.
+start mark and its finish, the finish that ends a run) each run as one statement of
+`pg_queries.py` on the pool's asyncpg connection.
 Writes that arrive while a commit is in flight are committed together by the next one: a batch
 of N writes is one transaction and one round trip per kind of statement (asyncpg pipelines
 `fetchmany`), so the commits per run fall as the load rises, while a lone write still commits
@@ -104,6 +104,18 @@ class PgRunStore(SqlRunStore):
                 ended.status.value,
                 _json(ended.outputs),
                 _json(run_error),
+            )
+
+    async def _write_starts(self, due: list[tuple[str, TaskKey]]) -> None:
+        """All in the next group commit."""
+        await asyncio.gather(*(self._write_start_mark(run_id, key) for run_id, key in due))
+
+    async def _write_start(self, run_id: str, key: TaskKey) -> None:
+        mark = self._start_marks.pop((run_id, key), None)
+        if mark is not None:  # else the task already finished and took its mark along
+            attempt, at = mark
+            await self._write(
+                run_id, pg_queries.START_TASK, key.step_id, key.task_index, attempt, at
             )
 
     async def aclose(self) -> None:

@@ -7,7 +7,8 @@ nor half-records one.
 
 Start marks (`task_started`) are written behind: most steps finish within milliseconds, and
 their start is then recorded with their finish, in one commit instead of two. A step still
-running after `START_MARK_DELAY` gets its own "running" commit, so long steps show up.
+running after `START_MARK_DELAY` gets its own "running" commit, so long steps show up: one
+background writer per store writes the marks that came due, every `START_MARK_DELAY`.
 Losing an unwritten start mark in a crash loses nothing: the task is simply not running.
 
 Every write is made by the holder of the run's lease (`owner`, this process's worker id): each
@@ -19,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, update
@@ -34,6 +36,8 @@ from app.store.models import FlowRunRow, TaskRunRow
 from app.store.runs import UNFINISHED_TASK_STATUSES, cancel_unfinished_tasks, error_value
 from app.store.types import to_json_value
 
+logger = logging.getLogger(__name__)
+
 START_MARK_DELAY = 0.2  # seconds a task may run before its start gets a commit of its own
 
 StartMark = tuple[int, datetime]  # (attempt, started at)
@@ -44,7 +48,7 @@ class SqlRunStore:
         self.engine = engine
         self.owner = owner
         self._start_marks: dict[tuple[str, TaskKey], StartMark] = {}
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._mark_writer: asyncio.Task[None] | None = None
 
     async def run_started(self, run: NewRun) -> None:
         """The run row and a pending task per step exist (the service created them)."""
@@ -93,9 +97,8 @@ class SqlRunStore:
 
     async def task_started(self, run_id: str, key: TaskKey, attempt: int, at: datetime) -> None:
         self._start_marks[run_id, key] = (attempt, at)
-        flush = asyncio.create_task(self._write_start_later(run_id, key))
-        self._flushes.add(flush)
-        flush.add_done_callback(self._flushes.discard)
+        if self._mark_writer is None:
+            self._mark_writer = asyncio.create_task(self._write_due_marks(), name="start-marks")
 
     async def attempt_failed(
         self, run_id: str, key: TaskKey, attempt: int, error: RunError, retry_at: datetime
@@ -167,10 +170,11 @@ class SqlRunStore:
             await _end_run(connection, run_id, RunEnd(status, outputs, error, at))
 
     async def aclose(self) -> None:
-        """Stop the pending start-mark writes (their tasks are not running any more)."""
-        for flush in list(self._flushes):
-            flush.cancel()
-        await asyncio.gather(*self._flushes, return_exceptions=True)
+        """Stop writing start marks (their tasks are not running any more)."""
+        if self._mark_writer is not None:
+            self._mark_writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._mark_writer
         self._start_marks.clear()
 
     @contextlib.asynccontextmanager
@@ -188,10 +192,29 @@ class SqlRunStore:
         attempt, at = mark
         return {"attempts": attempt, "started_at": func.coalesce(TaskRunRow.started_at, at)}
 
-    async def _write_start_later(self, run_id: str, key: TaskKey) -> None:
-        await asyncio.sleep(START_MARK_DELAY)
-        with contextlib.suppress(LeaseLostError):  # the run's new owner writes its own marks
+    async def _write_due_marks(self) -> None:
+        """While tasks run, write the start marks of those running longer than the delay."""
+        try:
+            while self._start_marks:
+                await asyncio.sleep(START_MARK_DELAY)
+                due_before = utcnow() - timedelta(seconds=START_MARK_DELAY)
+                due = [key for key, (_, at) in self._start_marks.items() if at <= due_before]
+                await self._write_starts(due)
+        finally:
+            self._mark_writer = None
+
+    async def _write_starts(self, due: list[tuple[str, TaskKey]]) -> None:
+        for run_id, key in due:  # one at a time: one writer, one pooled connection
+            await self._write_start_mark(run_id, key)
+
+    async def _write_start_mark(self, run_id: str, key: TaskKey) -> None:
+        """Best effort: when the store fails now, the mark is lost, not the run."""
+        try:
             await self._write_start(run_id, key)
+        except LeaseLostError:  # the run's new owner writes its own marks
+            pass
+        except Exception as error:
+            logger.warning("run %s: writing the start of %s failed (%r)", run_id, key, error)
 
     async def _write_start(self, run_id: str, key: TaskKey) -> None:
         values = self._start_values(run_id, key)
