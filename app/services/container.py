@@ -65,7 +65,9 @@ class Services:
             env=allowed_environment(settings.flow_env_allowlist, settings.flow_env_file),
         )
         flows = FlowService(sessions, executor)
-        runs = RunService(sessions, executor, owner=worker_id, lease_seconds=settings.lease_seconds)
+        runs = RunService(
+            sessions, executor, run_store, owner=worker_id, lease_seconds=settings.lease_seconds
+        )
         listener = None
         if engine.dialect.name == "postgresql":
             listener = notifications.Listener(

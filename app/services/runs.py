@@ -15,11 +15,10 @@ import logging
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.dsl.inputs import validate_inputs
@@ -33,7 +32,8 @@ from app.errors import LeaseLostError, RunError, RunStateError, UnknownRunError
 from app.services.cursors import decode_cursor, encode_cursor
 from app.store import definitions, notifications, queue, runs
 from app.store.database import is_passing_failure
-from app.store.records import RunPage, RunRecord, StartedRun, StepRecord
+from app.store.records import NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
+from app.store.run_store import SqlRunStore
 from app.store.types import to_json_value
 
 logger = logging.getLogger(__name__)
@@ -48,13 +48,16 @@ class RunService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         executor: FlowExecutor,
+        store: SqlRunStore,
         *,
         owner: str,
         lease_seconds: float,
     ) -> None:
-        """`owner`: this process's worker id, the holder of the leases of the runs it runs."""
+        """`store`: the executor's run store, which also creates runs on its fastest path.
+        `owner`: this process's worker id, the holder of the leases of the runs it runs."""
         self.sessions = sessions
         self.executor = executor
+        self.store = store
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.in_flight: dict[str, asyncio.Task[RunResult | None]] = {}
@@ -106,52 +109,47 @@ class RunService:
         status: RunStatus,
     ) -> _Created:
         """A new run, or the run an earlier request made with the same idempotency key."""
-        try:
-            async with self.sessions.begin() as session:
-                if idempotency_key is not None:
-                    existing = await runs.id_for_key(session, idempotency_key)
-                    if existing is not None:
-                        return _Created(existing)
-                definition_id, number = await definitions.locate(session, name, version)
-                definition = await self._definition(session, definition_id)
-                values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
-                run_id = _new_run_id()
-                created_at = utcnow()
-                queued = status is RunStatus.QUEUED
-                await runs.create(
-                    session,
-                    run_id=run_id,
-                    flow_name=name,
-                    definition_id=definition_id,
-                    status=status,
-                    inputs=to_json_value(values),
-                    step_ids=[step.id for step in definition.steps],
-                    idempotency_key=idempotency_key,
-                    created_at=created_at,
-                    lease=None if queued else self._lease(created_at),
-                )
-                if queued:
-                    await notifications.notify(session, notifications.RUNS_QUEUED)
-                return _Created(run_id, (definition, values), number, created_at)
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            async with self.sessions() as session:  # lost the race to an identical request
-                existing = await runs.id_for_key(session, idempotency_key)
-            if existing is None:
-                raise
+        if idempotency_key is not None:
+            existing = await self._run_with_key(idempotency_key)
+            if existing is not None:
+                return _Created(existing)
+        definition_id, number = await self.store.locate(name, version)
+        definition = await self._definition(definition_id)
+        values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
+        created_at = utcnow()
+        run = NewRunRow(
+            run_id=_new_run_id(),
+            flow_name=name,
+            definition_id=definition_id,
+            status=status,
+            inputs=to_json_value(values),
+            step_ids=[step.id for step in definition.steps],
+            idempotency_key=idempotency_key,
+            created_at=created_at,
+        )
+        if status is RunStatus.RUNNING:  # /execute: created holding its lease
+            run = replace(run, **self._lease(created_at))
+        if not await self.store.create_run(run):
+            assert idempotency_key is not None  # lost the race to an identical request
+            existing = await self._run_with_key(idempotency_key)
+            assert existing is not None
             return _Created(existing)
+        return _Created(run.run_id, (definition, values), number, created_at)
+
+    async def _run_with_key(self, idempotency_key: str) -> str | None:
+        async with self.sessions() as session:
+            return await runs.id_for_key(session, idempotency_key)
 
     async def claim(self, limit: int) -> int:
         """Claim up to `limit` queued runs, or runs whose worker died, and launch them here;
         how many."""
         async with self.sessions.begin() as session:
             claims = await queue.claim(session, self.owner, utcnow(), self.lease_seconds, limit)
-            fresh = {
-                claim.run_id: (await self._definition(session, claim.definition_id), claim.inputs)
-                for claim in claims
-                if claim.fresh
-            }
+        fresh = {
+            claim.run_id: (await self._definition(claim.definition_id), claim.inputs)
+            for claim in claims
+            if claim.fresh
+        }
         for claim in claims:
             if not claim.fresh:
                 logger.info("run %s: its worker's lease expired; taking it over", claim.run_id)
@@ -186,7 +184,7 @@ class RunService:
                 definition_id = await runs.definition_id_of(session, run_id)
                 assert record is not None
                 assert definition_id is not None
-                definition = await self._definition(session, definition_id)
+            definition = await self._definition(definition_id)
             restored = kept_on_retry(definition, previous_outcomes(definition, record.steps))
             return await self.executor.run(
                 definition,
@@ -231,11 +229,12 @@ class RunService:
     def _lease(self, now: datetime) -> dict[str, Any]:
         return queue.lease_values(self.owner, now, self.lease_seconds)
 
-    async def _definition(self, session: AsyncSession, definition_id: int) -> FlowDefinition:
+    async def _definition(self, definition_id: int) -> FlowDefinition:
         """The parsed definition of a stored version (versions never change: cached by id)."""
         definition = self._definitions.get(definition_id)
         if definition is None:
-            source, format = await definitions.source_of(session, definition_id)
+            async with self.sessions() as session:
+                source, format = await definitions.source_of(session, definition_id)
             definition = self.executor.load(source, format="json" if format == "json" else "yaml")
             self._definitions[definition_id] = definition
             if len(self._definitions) > DEFINITION_CACHE_SIZE:

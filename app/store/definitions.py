@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.engine.clock import utcnow
@@ -41,19 +41,22 @@ async def find(session: AsyncSession, name: str, number: int | None = None) -> F
     raise UnknownFlowError(f"no flow is registered under the name {name!r}")
 
 
+_DEFINITIONS = cast(Table, FlowDefinitionRow.__table__)
+
+
 async def locate(session: AsyncSession, name: str, number: int | None = None) -> tuple[int, int]:
     """(id, version) of the latest version or of version `number`, without its text.
 
     Versions never change, so callers cache what they parse by id; this is the only query the
     start of a run needs.
     """
-    statement = select(FlowDefinitionRow.id, FlowDefinitionRow.version).where(
-        FlowDefinitionRow.name == name
-    )
+    # The table's columns, not the ORM class's: a Core select skips the ORM's compile path.
+    columns = _DEFINITIONS.c
+    statement = select(columns.id, columns.version).where(columns.name == name)
     if number is None:
-        statement = statement.order_by(FlowDefinitionRow.version.desc()).limit(1)
+        statement = statement.order_by(columns.version.desc()).limit(1)
     else:
-        statement = statement.where(FlowDefinitionRow.version == number)
+        statement = statement.where(columns.version == number)
     found = (await session.execute(statement)).one_or_none()
     if found is None:
         await find(session, name, number)  # raises the precise not-found error

@@ -13,7 +13,32 @@ from app.store.runs import UNFINISHED_TASK_STATUSES
 
 UNFINISHED = "(" + ", ".join(f"'{status}'" for status in UNFINISHED_TASK_STATUSES) + ")"
 
-# Every statement: $1 run_id, $2 lease owner (the writer), $3 now.
+# Starting a run: the flow's version, then the run with a pending task per step.
+LATEST_VERSION = """
+SELECT id, version FROM flow_definitions WHERE name = $1 ORDER BY version DESC LIMIT 1
+"""
+GIVEN_VERSION = "SELECT id, version FROM flow_definitions WHERE name = $1 AND version = $2"
+
+# $1 run_id, $2 flow_name, $3 definition_id, $4 status, $5 inputs, $6 step ids in order,
+# $7 idempotency key, $8 created_at, $9 lease owner, $10 lease expiry. False when the
+# idempotency key is taken (nothing is written).
+CREATE_RUN = """
+WITH run AS (
+    INSERT INTO flow_runs (id, flow_name, definition_id, status, inputs, remaining_steps,
+        idempotency_key, created_at, lease_owner, lease_expires_at)
+    VALUES ($1, $2, $3, $4, $5::jsonb, cardinality($6::text[]), $7, $8, $9, $10)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), tasks AS (
+    INSERT INTO task_runs (run_id, step_id, task_index, status, attempts)
+    SELECT run.id, step.id, 0, 'pending', 0
+    FROM run, unnest($6::text[]) WITH ORDINALITY AS step(id, position)
+    ORDER BY step.position
+)
+SELECT EXISTS (SELECT 1 FROM run)
+"""
+
+# The engine's transitions, each: $1 run_id, $2 lease owner (the writer), $3 now.
 _HOLD = """
 WITH run AS (
     SELECT id FROM flow_runs

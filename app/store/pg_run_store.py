@@ -26,9 +26,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine.clock import utcnow
-from app.engine.store import NewRun, RunEnd, TaskKey, TaskStatus
+from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
 from app.errors import LeaseLostError, RunError
 from app.store import pg_queries
+from app.store.database import is_passing_failure
+from app.store.records import NewRunRow
 from app.store.run_store import SqlRunStore
 from app.store.types import json_default
 
@@ -38,8 +40,7 @@ class _Write:
     """One statement waiting for the next group commit; `done` gets whether it was applied."""
 
     sql: str
-    args: tuple[Any, ...]  # after the lease check's run id, owner and now
-    run_id: str
+    args: tuple[Any, ...]  # the run's id first
     done: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -51,6 +52,32 @@ class PgRunStore(SqlRunStore):
         self._pending: list[_Write] = []
         self._committer: asyncio.Task[None] | None = None
         self.commits = 0  # group commits made (bench/ reports commits per run)
+
+    async def locate(self, name: str, number: int | None) -> tuple[int, int]:
+        if number is None:
+            found = await self._fetchrow(pg_queries.LATEST_VERSION, name)
+        else:
+            found = await self._fetchrow(pg_queries.GIVEN_VERSION, name, number)
+        if found is None:  # the portable path raises the precise not-found error
+            return await super().locate(name, number)
+        return int(found[0]), int(found[1])
+
+    async def create_run(self, run: NewRunRow) -> bool:
+        if run.status is RunStatus.QUEUED:  # with its notification, on the portable path
+            return await super().create_run(run)
+        return await self._submit(
+            pg_queries.CREATE_RUN,
+            run.run_id,
+            run.flow_name,
+            run.definition_id,
+            run.status.value,
+            _json(run.inputs),
+            list(run.step_ids),
+            run.idempotency_key,
+            run.created_at,
+            run.lease_owner,
+            run.lease_expires_at,
+        )
 
     async def run_started(self, run: NewRun) -> None:
         if not run.fresh:
@@ -124,13 +151,17 @@ class PgRunStore(SqlRunStore):
         await super().aclose()
 
     async def _write(self, run_id: str, sql: str, *args: Any) -> None:
-        """Queue the statement for the next group commit and wait for it to commit."""
-        write = _Write(sql, args, run_id)
+        """Queue a lease-checked statement for the next group commit and wait for it."""
+        if not await self._submit(sql, run_id, self.owner, utcnow(), *args):
+            raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
+
+    async def _submit(self, sql: str, *args: Any) -> bool:
+        """Queue the statement (the run's id first) for the next group commit; its answer."""
+        write = _Write(sql, args)
         self._pending.append(write)
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_pending(), name="group-commit")
-        if not await asyncio.shield(write.done):
-            raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
+        return await asyncio.shield(write.done)
 
     async def _commit_pending(self) -> None:
         """Commit the queued writes, batch after batch, until none is left."""
@@ -140,42 +171,55 @@ class PgRunStore(SqlRunStore):
                 try:
                     applied = await self._commit(batch)
                 except Exception as error:
-                    for write in batch:
-                        write.done.set_exception(error)
+                    if len(batch) > 1 and not is_passing_failure(error):
+                        # One refused statement must not fail the others: each on its own.
+                        for write in batch:
+                            await self._commit_alone(write)
+                    else:
+                        for write in batch:
+                            write.done.set_exception(error)
                 else:
                     for write, was_applied in zip(batch, applied, strict=True):
                         write.done.set_result(was_applied)
         finally:
             self._committer = None
 
+    async def _commit_alone(self, write: _Write) -> None:
+        try:
+            (applied,) = await self._commit([write])
+        except Exception as error:
+            write.done.set_exception(error)
+        else:
+            write.done.set_result(applied)
+
     async def _commit(self, batch: list[_Write]) -> list[bool]:
-        """One transaction for the batch; whether each write held its lease (was applied)."""
-        now = utcnow()
+        """One transaction for the batch; whether each write was applied (held its lease)."""
         async with self.engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             self.commits += 1
             if len(batch) == 1:
-                write = batch[0]
-                return [
-                    bool(await raw.fetchval(write.sql, write.run_id, self.owner, now, *write.args))
-                ]
+                return [bool(await raw.fetchval(batch[0].sql, *batch[0].args))]
             # Only the lease holder writes a run, and every other writer locks a single run or
             # skips locked rows (claims, lease renewal): this transaction never waits in a
             # cycle. Runs go in id order all the same.
             by_sql: dict[str, list[int]] = defaultdict(list)
-            for position in sorted(range(len(batch)), key=lambda i: batch[i].run_id):
+            for position in sorted(range(len(batch)), key=lambda i: batch[i].args[0]):
                 by_sql[batch[position].sql].append(position)
             applied = [False] * len(batch)
             async with raw.transaction():
                 for sql, positions in by_sql.items():
-                    rows = await raw.fetchmany(
-                        sql,
-                        [(batch[i].run_id, self.owner, now, *batch[i].args) for i in positions],
-                    )
+                    rows = await raw.fetchmany(sql, [batch[i].args for i in positions])
                     for position, row in zip(positions, rows, strict=True):
                         applied[position] = bool(row[0])
             return applied
+
+    async def _fetchrow(self, sql: str, *args: Any) -> Any:
+        """A read, in autocommit: one round trip."""
+        async with self.engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            return await raw.fetchrow(sql, *args)
 
 
 def _json(value: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -108,6 +109,22 @@ class RunRecord:
         ]
         ran.sort(key=lambda step: (step.finished_at is None, step.finished_at))
         return tuple(step.step_id for step in ran)
+
+
+@dataclass(frozen=True)
+class NewRunRow:
+    """A run to create, with one pending task per step."""
+
+    run_id: str
+    flow_name: str
+    definition_id: int
+    status: RunStatus  # queued, or running (with its lease) for /execute
+    inputs: Any
+    step_ids: Sequence[str]
+    idempotency_key: str | None
+    created_at: datetime
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.engine.clock import utcnow
 from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
 from app.errors import LeaseLostError, RunError
-from app.store import queue
+from app.store import definitions, notifications, queue, runs
 from app.store.models import FlowRunRow, TaskRunRow
+from app.store.records import NewRunRow
 from app.store.runs import UNFINISHED_TASK_STATUSES, cancel_unfinished_tasks, error_value
 from app.store.types import to_json_value
 
@@ -49,6 +51,29 @@ class SqlRunStore:
         self.owner = owner
         self._start_marks: dict[tuple[str, TaskKey], StartMark] = {}
         self._mark_writer: asyncio.Task[None] | None = None
+
+    # Starting runs: the service's calls, on the store's fastest path to the database.
+
+    async def locate(self, name: str, number: int | None) -> tuple[int, int]:
+        """(id, version) of the flow's latest version, or of version `number`."""
+        async with AsyncSession(self.engine) as session:
+            return await definitions.locate(session, name, number)
+
+    async def create_run(self, run: NewRunRow) -> bool:
+        """Create the run (and notify the workers of a queued one); False when its
+        idempotency key is already taken."""
+        try:
+            async with AsyncSession(self.engine) as session, session.begin():
+                await runs.create(session, run)
+                if run.status is RunStatus.QUEUED:
+                    await notifications.notify(session, notifications.RUNS_QUEUED)
+        except IntegrityError:
+            if run.idempotency_key is None:
+                raise
+            return False
+        return True
+
+    # The engine's transitions.
 
     async def run_started(self, run: NewRun) -> None:
         """The run row and a pending task per step exist (the service created them)."""

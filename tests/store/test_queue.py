@@ -16,6 +16,7 @@ from app.errors import LeaseLostError
 from app.store import queue, runs
 from app.store.database import session_factory
 from app.store.models import FlowDefinitionRow, FlowRunRow
+from app.store.records import NewRunRow
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,16 +57,10 @@ async def add_runs(engine: AsyncEngine, count: int) -> list[str]:
         await session.flush()
         ids = [f"run-{index}" for index in range(count)]
         for index, run_id in enumerate(ids):
+            created_at = T0 + timedelta(seconds=index)
             await runs.create(
                 session,
-                run_id=run_id,
-                flow_name="f",
-                definition_id=definition.id,
-                status=RunStatus.QUEUED,
-                inputs={"index": index},
-                step_ids=[],
-                idempotency_key=None,
-                created_at=T0 + timedelta(seconds=index),
+                NewRunRow(run_id, "f", definition.id, RunStatus.QUEUED, {}, [], None, created_at),
             )
     return ids
 
@@ -94,10 +89,7 @@ async def test_a_claim_takes_queued_runs_oldest_first_and_leases_them(engine: As
 
     claimed = await claim(engine, "w1", T0, limit=2)
 
-    assert [(c.run_id, c.fresh, c.inputs) for c in claimed] == [
-        (ids[0], True, {"index": 0}),
-        (ids[1], True, {"index": 1}),
-    ]
+    assert [(c.run_id, c.fresh) for c in claimed] == [(ids[0], True), (ids[1], True)]
     assert await lease_of(engine, ids[0]) == ("running", "w1", T0 + timedelta(seconds=LEASE))
     assert [c.run_id for c in await claim(engine, "w2", T0)] == [ids[2]]
     assert await claim(engine, "w3", T0) == []
