@@ -145,23 +145,20 @@ class RunService:
         how many."""
         async with self.sessions.begin() as session:
             claims = await queue.claim(session, self.owner, utcnow(), self.lease_seconds, limit)
-        fresh = {
-            claim.run_id: (await self._definition(claim.definition_id), claim.inputs)
-            for claim in claims
-            if claim.fresh
-        }
         for claim in claims:
             if not claim.fresh:
                 logger.info("run %s: its worker's lease expired; taking it over", claim.run_id)
-            self.launch(claim.run_id, fresh.get(claim.run_id))
+            self.launch(claim.run_id, claim)
         return len(claims)
 
-    def launch(self, run_id: str, fresh: Fresh | None = None) -> asyncio.Task[RunResult | None]:
+    def launch(
+        self, run_id: str, fresh: Fresh | queue.Claim | None = None
+    ) -> asyncio.Task[RunResult | None]:
         """Execute the run (already marked running, its lease held here) in a task of this
         process.
 
-        `fresh`: the definition and inputs of a run just created here, which has no earlier
-        results to restore, so nothing needs reading back.
+        `fresh`: the definition and inputs of a run just created here, or the claim of a run
+        that never started, which have no earlier results to restore: nothing is read back.
         """
         task = asyncio.create_task(self._execute(run_id, fresh), name=f"run-{run_id}")
         self.in_flight[run_id] = task
@@ -173,9 +170,14 @@ class RunService:
         if self.worker_saturated:  # a slot is free for the queued work the worker had to leave
             self.work_available.set()
 
-    async def _execute(self, run_id: str, fresh: Fresh | None) -> RunResult | None:
+    async def _execute(self, run_id: str, fresh: Fresh | queue.Claim | None) -> RunResult | None:
         """Run to the end; the result, or None when the run could not be executed."""
         try:
+            if isinstance(fresh, queue.Claim):  # loaded here, so a failure is the run's
+                claim = fresh
+                fresh = None  # taken over: its finished steps are read back below
+                if claim.fresh:
+                    fresh = (await self._definition(claim.definition_id), claim.inputs)
             if fresh is not None:
                 definition, inputs = fresh
                 return await self.executor.run(definition, inputs, run_id=run_id)
