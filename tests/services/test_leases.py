@@ -30,14 +30,13 @@ from tests.services.test_runs import CHAIN, GATED, wait_until_finished
 
 @asynccontextmanager
 async def process(url: str, **overrides: Any) -> AsyncIterator[Services]:
-    settings = Settings(
-        _env_file=None,
-        database_url=url,
-        migrate_on_start=False,
-        task_modules=["tests.services.sample_tasks"],
-        poll_interval=0.05,
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "database_url": url,
+        "migrate_on_start": False,
+        "task_modules": ["tests.services.sample_tasks"],
+        "poll_interval": 0.05,
+    }
+    settings = Settings(_env_file=None, **(values | overrides))
     services = await Services.open(settings)
     try:
         yield services
@@ -241,3 +240,22 @@ async def test_a_run_whose_store_fails_for_a_moment_is_handed_over_not_failed(
         finished = await wait_until_finished(services, run_id)
         assert finished.status is RunStatus.COMPLETED
         assert finished.outputs == {"total": 4}  # first ran twice: its finish was never recorded
+
+
+async def test_a_worker_without_the_flows_tasks_fails_the_run_it_claimed_with_the_reason(
+    migrated_store_url: str,
+) -> None:
+    async with (
+        process(migrated_store_url) as api,
+        process(migrated_store_url, task_modules=[]) as misconfigured,
+    ):
+        await api.flows.register(CHAIN)
+        run_id = (await api.runs.start("Chain", {"n": 1})).run.run_id
+
+        assert await misconfigured.runs.claim(5) == 1
+        failed = await wait_until_finished(api, run_id)
+
+        assert failed.status is RunStatus.FAILED
+        assert failed.error is not None
+        assert failed.error.type == "DefinitionError"
+        assert "Count" in failed.error.message
