@@ -64,6 +64,7 @@ class RunService:
         self.work_available = asyncio.Event()  # wakes the embedded worker
         self.worker_saturated = False  # the worker left queued work for want of a free slot
         self._definitions: OrderedDict[int, FlowDefinition] = OrderedDict()
+        self._loading: dict[int, asyncio.Future[FlowDefinition]] = {}
 
     # Starting runs.
 
@@ -232,15 +233,28 @@ class RunService:
         return queue.lease_values(self.owner, now, self.lease_seconds)
 
     async def _definition(self, definition_id: int) -> FlowDefinition:
-        """The parsed definition of a stored version (versions never change: cached by id)."""
+        """The parsed definition of a stored version (versions never change: cached by id).
+
+        Loaded once however many runs ask at the same moment: a worker that claims 100 runs
+        of a new version reads it once, not on 100 connections.
+        """
         definition = self._definitions.get(definition_id)
-        if definition is None:
-            async with self.sessions() as session:
-                source, format = await definitions.source_of(session, definition_id)
-            definition = self.executor.load(source, format="json" if format == "json" else "yaml")
-            self._definitions[definition_id] = definition
-            if len(self._definitions) > DEFINITION_CACHE_SIZE:
-                self._definitions.popitem(last=False)
+        if definition is not None:
+            return definition
+        loading = self._loading.get(definition_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_definition(definition_id))
+            self._loading[definition_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(definition_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load_definition(self, definition_id: int) -> FlowDefinition:
+        async with self.sessions() as session:
+            source, format = await definitions.source_of(session, definition_id)
+        definition = self.executor.load(source, format="json" if format == "json" else "yaml")
+        self._definitions[definition_id] = definition
+        if len(self._definitions) > DEFINITION_CACHE_SIZE:
+            self._definitions.popitem(last=False)
         return definition
 
     # Reading runs.

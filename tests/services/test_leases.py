@@ -20,6 +20,7 @@ from app.engine.store import RunStatus, TaskStatus
 from app.errors import RunStateError
 from app.services.container import Services
 from app.settings import Settings
+from app.store import definitions
 from app.store.models import FlowRunRow
 from app.worker.embedded import EmbeddedWorker
 from tests.databases import fresh_store_database, migrate_to_head
@@ -259,3 +260,25 @@ async def test_a_worker_without_the_flows_tasks_fails_the_run_it_claimed_with_th
         assert failed.error is not None
         assert failed.error.type == "DefinitionError"
         assert "Count" in failed.error.message
+
+
+async def test_runs_claimed_together_read_their_new_version_once(
+    migrated_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with process(migrated_store_url) as api, process(migrated_store_url) as worker:
+        await api.flows.register(CHAIN)
+        ids = [(await api.runs.start("Chain", {"n": n})).run.run_id for n in range(20)]
+        reads = []
+        source_of = definitions.source_of
+
+        async def counted_source_of(session: Any, definition_id: int) -> tuple[str, str]:
+            reads.append(definition_id)
+            return await source_of(session, definition_id)
+
+        monkeypatch.setattr(definitions, "source_of", counted_source_of)
+
+        assert await worker.runs.claim(20) == 20
+        finished = [await wait_until_finished(api, run_id) for run_id in ids]
+
+        assert {run.status for run in finished} == {RunStatus.COMPLETED}
+        assert len(reads) == 1

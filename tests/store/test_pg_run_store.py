@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.engine.store import RunStatus
-from app.store.database import session_factory
-from app.store.models import FlowDefinitionRow, FlowRunRow, TaskRunRow
+from app.store.models import FlowRunRow, TaskRunRow
 from app.store.pg_run_store import PgRunStore
 from app.store.records import NewRunRow
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+from tests.store.samples import T0, add_definition
 
 
 @pytest.fixture
@@ -31,23 +28,6 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
         await migrate_to_head(url)
         async with store_engine(url) as opened:
             yield opened
-
-
-async def add_definition(engine: AsyncEngine) -> int:
-    async with session_factory(engine).begin() as session:
-        definition = FlowDefinitionRow(
-            name="f",
-            version=1,
-            definition={},
-            source="",
-            format="yaml",
-            checksum="",
-            description="",
-            created_at=T0,
-        )
-        session.add(definition)
-        await session.flush()
-        return definition.id
 
 
 def new_run(run_id: str, definition_id: int, key: str | None = None) -> NewRunRow:

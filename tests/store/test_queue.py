@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,11 +15,11 @@ from app.engine.store import RunStatus
 from app.errors import LeaseLostError
 from app.store import queue, runs
 from app.store.database import session_factory
-from app.store.models import FlowDefinitionRow, FlowRunRow
+from app.store.models import FlowRunRow
 from app.store.records import NewRunRow
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
+from tests.store.samples import T0, add_definition
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LEASE = 30.0
 
 
@@ -42,25 +42,14 @@ async def shared_engine(
 
 async def add_runs(engine: AsyncEngine, count: int) -> list[str]:
     """`count` queued runs of one flow, created a second apart, oldest first."""
+    definition_id = await add_definition(engine)
     async with session_factory(engine).begin() as session:
-        definition = FlowDefinitionRow(
-            name="f",
-            version=1,
-            definition={},
-            source="",
-            format="yaml",
-            checksum="",
-            description="",
-            created_at=T0,
-        )
-        session.add(definition)
-        await session.flush()
         ids = [f"run-{index}" for index in range(count)]
         for index, run_id in enumerate(ids):
             created_at = T0 + timedelta(seconds=index)
             await runs.create(
                 session,
-                NewRunRow(run_id, "f", definition.id, RunStatus.QUEUED, {}, [], None, created_at),
+                NewRunRow(run_id, "f", definition_id, RunStatus.QUEUED, {}, [], None, created_at),
             )
     return ids
 
