@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -41,44 +41,41 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(database_url: str) -> Iterator[str]:
+def server(database_url: str, settings: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A uvicorn process (one worker) serving the API on `database_url`; its base URL.
+
+    `settings`: more environment for it (the service's settings), over the defaults here.
+    """
     port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "MIGRATE_ON_START": "true",
         "LOG_LEVEL": "warning",
+        **(settings or {}),
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "app.main:create_app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-    )
+    command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen(command, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the server did not start")
+        wait_until_healthy(base)
         yield base
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def wait_until_healthy(base: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not start")
 
 
 async def measure(base: str, clients: int, requests: int) -> tuple[float, float, float]:

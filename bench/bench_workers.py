@@ -44,7 +44,7 @@ import asyncpg
 import httpx
 
 from app.store.migrations import upgrade_url
-from bench.bench_api import free_port, postgres_commits, postgres_database
+from bench.bench_api import postgres_commits, postgres_database, server
 from bench.flows import CHAIN, FAN_OUT_10
 
 QUEUE_CLIENTS = 16
@@ -110,44 +110,10 @@ async def ceiling() -> float:
 # --- Queueing runs through the API ------------------------------------------------------------
 
 
-@contextmanager
-def api_server(url: str) -> Iterator[str]:
-    """One uvicorn process that only queues runs: its embedded worker is off."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "EMBEDDED_WORKER": "false",
-        "MIGRATE_ON_START": "false",
-        "LOG_LEVEL": "warning",
-    }
-    command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
-    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    process = subprocess.Popen(command, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def wait_until_healthy(base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the API process did not start")
-
-
 async def queue_runs(url: str, flow: Flow, runs: int) -> float:
     """Register the flow and queue `runs` runs through the API; runs queued per second."""
-    with api_server(url) as base:
+    queue_only = {"EMBEDDED_WORKER": "false", "MIGRATE_ON_START": "false"}
+    with server(url, queue_only) as base:  # its embedded worker off: it only queues
         limits = httpx.Limits(max_connections=QUEUE_CLIENTS)
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
             answer = await client.post(

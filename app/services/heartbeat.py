@@ -9,7 +9,6 @@ leases, stopping the runs it lost (cancelled or taken over elsewhere).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -19,6 +18,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.background import stop_task
 from app.engine.clock import utcnow
 from app.store import workers
 
@@ -59,9 +59,7 @@ class Heartbeat:
 
     async def stop(self) -> None:
         if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+            await stop_task(self._loop)
             self._loop = None
             try:
                 async with self.sessions.begin() as session:

@@ -19,6 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.background import stop_task
+
 logger = logging.getLogger(__name__)
 
 RUNS_QUEUED = "flow_manager_runs_queued"  # payload: empty
@@ -54,11 +56,8 @@ class Listener:
         self._loop = asyncio.create_task(self._listen_forever(), name="notification-listener")
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
+        await stop_task(self._loop)
+        self._loop = None
 
     async def _listen_forever(self) -> None:
         reconnecting = False

@@ -29,6 +29,7 @@ from sqlalchemy import case, delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from app.background import stop_task
 from app.engine.clock import utcnow
 from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
 from app.errors import LeaseLostError, RunError
@@ -196,10 +197,7 @@ class SqlRunStore:
 
     async def aclose(self) -> None:
         """Stop writing start marks (their tasks are not running any more)."""
-        if self._mark_writer is not None:
-            self._mark_writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._mark_writer
+        await stop_task(self._mark_writer)
         self._start_marks.clear()
 
     @contextlib.asynccontextmanager

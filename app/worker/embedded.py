@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 
+from app.background import stop_task
 from app.services.runs import RunService
 
 logger = logging.getLogger(__name__)
@@ -29,11 +30,8 @@ class EmbeddedWorker:
 
     async def stop(self) -> None:
         """Stop claiming (the runs in flight go on; `RunService.shutdown` drains them)."""
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
+        await stop_task(self._loop)
+        self._loop = None
 
     async def _run_forever(self) -> None:
         while True:
