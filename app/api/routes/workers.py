@@ -1,4 +1,4 @@
-"""`GET /workers`: the worker processes and their last heartbeat."""
+"""`GET /workers`: the processes that execute runs, and their last heartbeat."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ router = APIRouter(tags=["workers"])
 
 @router.get(
     "/workers",
-    summary="Workers (embedded and standalone) with their last heartbeat, most recent first",
+    summary="Processes that execute runs (API processes and standalone workers) with their "
+    "last heartbeat, most recent first",
     response_model=list[WorkerItem],
 )
 async def list_workers(workers: WorkersDep) -> list[WorkerItem]:
