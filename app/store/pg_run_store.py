@@ -146,9 +146,10 @@ class PgRunStore(SqlRunStore):
             )
 
     async def aclose(self) -> None:
+        """Stop writing start marks, then let the writes already queued commit."""
+        await super().aclose()
         if self._committer is not None:
             await asyncio.shield(self._committer)
-        await super().aclose()
 
     async def _write(self, run_id: str, sql: str, *args: Any) -> None:
         """Queue a lease-checked statement for the next group commit and wait for it."""
@@ -165,6 +166,7 @@ class PgRunStore(SqlRunStore):
 
     async def _commit_pending(self) -> None:
         """Commit the queued writes, batch after batch, until none is left."""
+        batch: list[_Write] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
@@ -181,6 +183,11 @@ class PgRunStore(SqlRunStore):
                 else:
                     for write, was_applied in zip(batch, applied, strict=True):
                         write.done.set_result(was_applied)
+        except asyncio.CancelledError:  # the process is stopping: no writer waits forever
+            for write in [*batch, *self._pending]:
+                if not write.done.done():
+                    write.done.cancel()
+            raise
         finally:
             self._committer = None
 
