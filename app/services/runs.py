@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -118,6 +118,8 @@ class RunService:
         definition = await self._definition(definition_id)
         values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
         created_at = utcnow()
+        # /execute's run is created holding its lease; a queued run waits for a claim.
+        lease = self._lease(created_at) if status is RunStatus.RUNNING else {}
         run = NewRunRow(
             run_id=_new_run_id(),
             flow_name=name,
@@ -127,9 +129,8 @@ class RunService:
             step_ids=[step.id for step in definition.steps],
             idempotency_key=idempotency_key,
             created_at=created_at,
+            **lease,
         )
-        if status is RunStatus.RUNNING:  # /execute: created holding its lease
-            run = replace(run, **self._lease(created_at))
         if not await self.store.create_run(run):
             assert idempotency_key is not None  # lost the race to an identical request
             existing = await self._run_with_key(idempotency_key)
