@@ -28,17 +28,18 @@ from app.engine.clock import utcnow
 from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult, collect_outputs, kept_on_retry
 from app.engine.store import RunStatus, TaskKey, TaskStatus
-from app.errors import LeaseLostError, RunError, RunStateError, UnknownRunError
+from app.errors import ConflictError, LeaseLostError, RunError, RunStateError, UnknownRunError
 from app.services.cursors import decode_cursor, encode_cursor
 from app.store import definitions, notifications, queue, runs
 from app.store.database import is_passing_failure
-from app.store.records import NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
+from app.store.records import Creation, NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
 from app.store.run_store import SqlRunStore
 from app.store.types import to_json_value
 
 logger = logging.getLogger(__name__)
 
 DEFINITION_CACHE_SIZE = 256
+STALE_VERSION_ATTEMPTS = 5  # a version registered (or deleted) while a run starts: look again
 Fresh = tuple[FlowDefinition, dict[str, Any]]  # a new run's definition and checked inputs
 RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 
@@ -65,6 +66,8 @@ class RunService:
         self.worker_saturated = False  # the worker left queued work for want of a free slot
         self._definitions: OrderedDict[int, FlowDefinition] = OrderedDict()
         self._loading: dict[int, asyncio.Future[FlowDefinition]] = {}
+        # (name, version asked for) -> (id, version) found; checked when a run is created.
+        self._versions: dict[tuple[str, int | None], tuple[int, int]] = {}
 
     # Starting runs.
 
@@ -109,34 +112,55 @@ class RunService:
         idempotency_key: str | None,
         status: RunStatus,
     ) -> _Created:
-        """A new run, or the run an earlier request made with the same idempotency key."""
+        """A new run, or the run an earlier request made with the same idempotency key.
+
+        The flow's version is looked up once per process and remembered; the statement that
+        creates the run checks that it is still current (the latest, unless one was asked
+        for), and when it is not the version is looked up again.
+        """
         if idempotency_key is not None:
             existing = await self._run_with_key(idempotency_key)
             if existing is not None:
                 return _Created(existing)
-        definition_id, number = await self.store.locate(name, version)
-        definition = await self._definition(definition_id)
-        values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
-        created_at = utcnow()
-        # /execute's run is created holding its lease; a queued run waits for a claim.
-        lease = self._lease(created_at) if status is RunStatus.RUNNING else {}
-        run = NewRunRow(
-            run_id=_new_run_id(),
-            flow_name=name,
-            definition_id=definition_id,
-            status=status,
-            inputs=to_json_value(values),
-            step_ids=[step.id for step in definition.steps],
-            idempotency_key=idempotency_key,
-            created_at=created_at,
-            **lease,
-        )
-        if not await self.store.create_run(run):
-            assert idempotency_key is not None  # lost the race to an identical request
-            existing = await self._run_with_key(idempotency_key)
-            assert existing is not None
-            return _Created(existing)
-        return _Created(run.run_id, (definition, values), number, created_at)
+        for _ in range(STALE_VERSION_ATTEMPTS):
+            definition_id, number = await self._located(name, version)
+            definition = await self._definition(definition_id)
+            values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
+            created_at = utcnow()
+            # /execute's run is created holding its lease; a queued run waits for a claim.
+            lease = self._lease(created_at) if status is RunStatus.RUNNING else {}
+            run = NewRunRow(
+                run_id=_new_run_id(),
+                flow_name=name,
+                definition_id=definition_id,
+                status=status,
+                inputs=to_json_value(values),
+                step_ids=[step.id for step in definition.steps],
+                idempotency_key=idempotency_key,
+                created_at=created_at,
+                latest_only=version is None,
+                **lease,
+            )
+            creation = await self.store.create_run(run)
+            if creation is Creation.CREATED:
+                return _Created(run.run_id, (definition, values), number, created_at)
+            if creation is Creation.KEY_TAKEN:  # lost the race to an identical request
+                assert idempotency_key is not None
+                existing = await self._run_with_key(idempotency_key)
+                assert existing is not None
+                return _Created(existing)
+            self._versions.pop((name, version), None)  # stale: a version came or went
+        raise ConflictError(f"flow {name!r} kept changing while a run was being started")
+
+    async def _located(self, name: str, version: int | None) -> tuple[int, int]:
+        """(id, version) of the flow's latest version (or of `version`), remembered."""
+        located = self._versions.get((name, version))
+        if located is None:
+            located = await self.store.locate(name, version)
+            if len(self._versions) >= DEFINITION_CACHE_SIZE:
+                self._versions.clear()
+            self._versions[name, version] = located
+        return located
 
     async def _run_with_key(self, idempotency_key: str) -> str | None:
         async with self.sessions() as session:

@@ -64,6 +64,20 @@ async def locate(session: AsyncSession, name: str, number: int | None = None) ->
     return int(found[0]), int(found[1])
 
 
+async def is_current(session: AsyncSession, definition_id: int, *, latest_only: bool) -> bool:
+    """Whether the version still exists and, with `latest_only`, is its flow's latest."""
+    columns = _DEFINITIONS.c
+    found = (
+        await session.execute(
+            select(columns.name, columns.version).where(columns.id == definition_id)
+        )
+    ).one_or_none()
+    if found is None or not latest_only:
+        return found is not None
+    newer = select(columns.id).where(columns.name == found.name, columns.version > found.version)
+    return (await session.execute(newer.limit(1))).first() is None
+
+
 async def source_of(session: AsyncSession, definition_id: int) -> tuple[str, str]:
     """(source, format) of a stored version."""
     statement = select(FlowDefinitionRow.source, FlowDefinitionRow.format).where(

@@ -20,13 +20,21 @@ SELECT id, version FROM flow_definitions WHERE name = $1 ORDER BY version DESC L
 GIVEN_VERSION = "SELECT id, version FROM flow_definitions WHERE name = $1 AND version = $2"
 
 # $1 run_id, $2 flow_name, $3 definition_id, $4 status, $5 inputs, $6 step ids in order,
-# $7 idempotency key, $8 created_at, $9 lease owner, $10 lease expiry. False when the
-# idempotency key is taken (nothing is written).
+# $7 idempotency key, $8 created_at, $9 lease owner, $10 lease expiry, $11 latest only. Its
+# `Creation`: nothing is written when the key is taken or the version stale (a newer one
+# exists, with $11, or it was deleted).
 CREATE_RUN = """
-WITH run AS (
+WITH version AS (
+    SELECT definition.id FROM flow_definitions AS definition
+    WHERE definition.id = $3 AND NOT ($11 AND EXISTS (
+        SELECT 1 FROM flow_definitions AS newer
+        WHERE newer.name = definition.name AND newer.version > definition.version
+    ))
+), run AS (
     INSERT INTO flow_runs (id, flow_name, definition_id, status, inputs, remaining_steps,
         idempotency_key, created_at, lease_owner, lease_expires_at)
-    VALUES ($1, $2, $3, $4, $5::jsonb, cardinality($6::text[]), $7, $8, $9, $10)
+    SELECT $1, $2, version.id, $4, $5::jsonb, cardinality($6::text[]), $7, $8, $9, $10
+    FROM version
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
 ), tasks AS (
@@ -35,7 +43,8 @@ WITH run AS (
     FROM run, unnest($6::text[]) WITH ORDINALITY AS step(id, position)
     ORDER BY step.position
 )
-SELECT EXISTS (SELECT 1 FROM run)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM run) THEN 'created'
+    WHEN EXISTS (SELECT 1 FROM version) THEN 'key taken' ELSE 'stale' END
 """
 
 # The engine's transitions, each: $1 run_id, $2 lease owner (the writer), $3 now.

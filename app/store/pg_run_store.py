@@ -30,18 +30,19 @@ from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
 from app.errors import LeaseLostError, RunError
 from app.store import pg_queries
 from app.store.database import is_passing_failure
-from app.store.records import NewRunRow
+from app.store.records import Creation, NewRunRow
 from app.store.run_store import SqlRunStore
 from app.store.types import json_default
 
 
 @dataclass
 class _Write:
-    """One statement waiting for the next group commit; `done` gets whether it was applied."""
+    """One statement waiting for the next group commit; `done` gets its answer (the one value
+    it selects)."""
 
     sql: str
     args: tuple[Any, ...]  # the run's id first
-    done: asyncio.Future[bool] = field(
+    done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -62,21 +63,24 @@ class PgRunStore(SqlRunStore):
             return await super().locate(name, number)
         return int(found[0]), int(found[1])
 
-    async def create_run(self, run: NewRunRow) -> bool:
+    async def create_run(self, run: NewRunRow) -> Creation:
         if run.status is RunStatus.QUEUED:  # with its notification, on the portable path
             return await super().create_run(run)
-        return await self._submit(
-            pg_queries.CREATE_RUN,
-            run.run_id,
-            run.flow_name,
-            run.definition_id,
-            run.status.value,
-            _json(run.inputs),
-            list(run.step_ids),
-            run.idempotency_key,
-            run.created_at,
-            run.lease_owner,
-            run.lease_expires_at,
+        return Creation(
+            await self._submit(
+                pg_queries.CREATE_RUN,
+                run.run_id,
+                run.flow_name,
+                run.definition_id,
+                run.status.value,
+                _json(run.inputs),
+                list(run.step_ids),
+                run.idempotency_key,
+                run.created_at,
+                run.lease_owner,
+                run.lease_expires_at,
+                run.latest_only,
+            )
         )
 
     async def run_started(self, run: NewRun) -> None:
@@ -153,10 +157,10 @@ class PgRunStore(SqlRunStore):
 
     async def _write(self, run_id: str, sql: str, *args: Any) -> None:
         """Queue a lease-checked statement for the next group commit and wait for it."""
-        if not await self._submit(sql, run_id, self.owner, utcnow(), *args):
+        if await self._submit(sql, run_id, self.owner, utcnow(), *args) is not True:
             raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
 
-    async def _submit(self, sql: str, *args: Any) -> bool:
+    async def _submit(self, sql: str, *args: Any) -> Any:
         """Queue the statement (the run's id first) for the next group commit; its answer."""
         write = _Write(sql, args)
         self._pending.append(write)
@@ -171,7 +175,7 @@ class PgRunStore(SqlRunStore):
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    applied = await self._commit(batch)
+                    answers = await self._commit(batch)
                 except Exception as error:
                     if len(batch) > 1 and not is_passing_failure(error):
                         # One refused statement must not fail the others: each on its own.
@@ -181,8 +185,8 @@ class PgRunStore(SqlRunStore):
                         for write in batch:
                             write.done.set_exception(error)
                 else:
-                    for write, was_applied in zip(batch, applied, strict=True):
-                        write.done.set_result(was_applied)
+                    for write, answer in zip(batch, answers, strict=True):
+                        write.done.set_result(answer)
         except asyncio.CancelledError:  # the process is stopping: no writer waits forever
             for write in [*batch, *self._pending]:
                 if not write.done.done():
@@ -193,33 +197,34 @@ class PgRunStore(SqlRunStore):
 
     async def _commit_alone(self, write: _Write) -> None:
         try:
-            (applied,) = await self._commit([write])
+            (answer,) = await self._commit([write])
         except Exception as error:
             write.done.set_exception(error)
         else:
-            write.done.set_result(applied)
+            write.done.set_result(answer)
 
-    async def _commit(self, batch: list[_Write]) -> list[bool]:
-        """One transaction for the batch; whether each write was applied (held its lease)."""
+    async def _commit(self, batch: list[_Write]) -> list[Any]:
+        """One transaction for the batch; each write's answer (a lease-checked write's: whether
+        it held its lease and was applied)."""
         async with self.engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             self.commits += 1
             if len(batch) == 1:
-                return [bool(await raw.fetchval(batch[0].sql, *batch[0].args))]
+                return [await raw.fetchval(batch[0].sql, *batch[0].args)]
             # Only the lease holder writes a run, and every other writer locks a single run or
             # skips locked rows (claims, lease renewal): this transaction never waits in a
             # cycle. Runs go in id order all the same.
             by_sql: dict[str, list[int]] = defaultdict(list)
             for position in sorted(range(len(batch)), key=lambda i: batch[i].args[0]):
                 by_sql[batch[position].sql].append(position)
-            applied = [False] * len(batch)
+            answers: list[Any] = [None] * len(batch)
             async with raw.transaction():
                 for sql, positions in by_sql.items():
                     rows = await raw.fetchmany(sql, [batch[i].args for i in positions])
                     for position, row in zip(positions, rows, strict=True):
-                        applied[position] = bool(row[0])
-            return applied
+                        answers[position] = row[0]
+            return answers
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         """A read, in autocommit: one round trip."""

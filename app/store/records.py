@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from app.engine.store import RunStatus, TaskStatus
@@ -111,6 +112,14 @@ class RunRecord:
         return tuple(step.step_id for step in ran)
 
 
+class Creation(StrEnum):
+    """What an attempt to create a run came to."""
+
+    CREATED = "created"
+    KEY_TAKEN = "key taken"  # an earlier request with the same idempotency key made its run
+    STALE = "stale"  # its version is no longer the flow's latest, or no longer exists
+
+
 @dataclass(frozen=True)
 class NewRunRow:
     """A run to create, with one pending task per step."""
@@ -125,6 +134,7 @@ class NewRunRow:
     created_at: datetime
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    latest_only: bool = False  # created only while its version is the flow's latest
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
 from app.errors import LeaseLostError, RunError
 from app.store import definitions, notifications, queue, runs
 from app.store.models import FlowRunRow, TaskRunRow
-from app.store.records import NewRunRow
+from app.store.records import Creation, NewRunRow
 from app.store.runs import UNFINISHED_TASK_STATUSES, cancel_unfinished_tasks, error_value
 from app.store.types import to_json_value
 
@@ -60,19 +60,24 @@ class SqlRunStore:
         async with AsyncSession(self.engine) as session:
             return await definitions.locate(session, name, number)
 
-    async def create_run(self, run: NewRunRow) -> bool:
-        """Create the run (and notify the workers of a queued one); False when its
-        idempotency key is already taken."""
+    async def create_run(self, run: NewRunRow) -> Creation:
+        """Create the run (and notify the workers of a queued one), unless its idempotency
+        key is taken or its version is stale (see `Creation`)."""
         try:
             async with AsyncSession(self.engine) as session, session.begin():
+                current = await definitions.is_current(
+                    session, run.definition_id, latest_only=run.latest_only
+                )
+                if not current:
+                    return Creation.STALE
                 await runs.create(session, run)
                 if run.status is RunStatus.QUEUED:
                     await notifications.notify(session, notifications.RUNS_QUEUED)
         except IntegrityError:
             if run.idempotency_key is None:
                 raise
-            return False
-        return True
+            return Creation.KEY_TAKEN
+        return Creation.CREATED
 
     # The engine's transitions.
 

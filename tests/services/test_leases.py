@@ -17,7 +17,7 @@ from sqlalchemy import update
 
 from app.engine.clock import utcnow
 from app.engine.store import RunStatus, TaskStatus
-from app.errors import RunStateError
+from app.errors import RunStateError, UnknownFlowError
 from app.services.container import Services
 from app.settings import Settings
 from app.store import definitions
@@ -282,3 +282,20 @@ async def test_runs_claimed_together_read_their_new_version_once(
 
         assert {run.status for run in finished} == {RunStatus.COMPLETED}
         assert len(reads) == 1
+
+
+async def test_a_version_registered_by_another_process_is_used_at_once(
+    migrated_store_url: str,
+) -> None:
+    async with process(migrated_store_url) as one, process(migrated_store_url) as two:
+        await one.flows.register(CHAIN)
+        assert (await one.runs.execute("Chain", {"n": 1}, wait=10)).run.version == 1
+
+        await two.flows.register(CHAIN.replace("inputs.n}", "inputs.n + 100}"))
+        second = (await one.runs.execute("Chain", {"n": 1}, wait=10)).run
+
+        assert (second.version, second.outputs) == (2, {"total": 105})
+        assert (await one.runs.execute("Chain", {"n": 1}, version=1, wait=10)).run.version == 1
+        await two.flows.delete("Chain")
+        with pytest.raises(UnknownFlowError):
+            await one.runs.execute("Chain", {"n": 1}, wait=10)

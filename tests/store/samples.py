@@ -12,12 +12,12 @@ from app.store.models import FlowDefinitionRow
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-async def add_definition(engine: AsyncEngine, name: str = "f") -> int:
-    """A stored version 1 of flow `name` (its text is not needed); its id."""
+async def add_definition(engine: AsyncEngine, name: str = "f", version: int = 1) -> int:
+    """A stored version of flow `name` (its text is not needed); its id."""
     async with session_factory(engine).begin() as session:
         definition = FlowDefinitionRow(
             name=name,
-            version=1,
+            version=version,
             definition={},
             source="",
             format="yaml",
