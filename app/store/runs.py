@@ -153,19 +153,6 @@ async def cancel_unfinished_tasks(
     await db.execute(statement.values(status=TaskStatus.CANCELLED.value, finished_at=at))
 
 
-async def ids_with_status(
-    session: AsyncSession, status: RunStatus, limit: int | None = None
-) -> Sequence[str]:
-    """Ids of runs in `status`, oldest first."""
-    statement = (
-        select(FlowRunRow.id)
-        .where(FlowRunRow.status == status.value)
-        .order_by(FlowRunRow.created_at)
-        .limit(limit)
-    )
-    return (await session.execute(statement)).scalars().all()
-
-
 UNFINISHED_TASK_STATUSES = sorted(status.value for status in UNFINISHED)
 
 
