@@ -9,8 +9,9 @@ the embedded worker, and on shutdown drains the runs in flight and closes it all
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import gc
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI
 
@@ -41,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.start()
             if settings.embedded_worker:
                 await worker.start()
-            yield
+            with startup_objects_frozen():
+                yield
         finally:
             await worker.stop()
             await services.close(grace=settings.shutdown_grace_seconds)
@@ -50,3 +52,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     register_routes(app, settings)
     return app
+
+
+@contextmanager
+def startup_objects_frozen() -> Iterator[None]:
+    """Keep what start-up built (modules, the app, pools, caches) out of the collector's sight.
+
+    A full collection walked them all: 80 ms with every request stalled, the p99 of the
+    benchmark under 16 clients. They live as long as the process anyway. Unfrozen at
+    shutdown, for the processes (tests) that build many apps.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
