@@ -9,13 +9,13 @@ the embedded worker, and on shutdown drains the runs in flight and closes it all
 
 from __future__ import annotations
 
-import gc
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from app.api import register_routes
+from app.collector import startup_objects_frozen
 from app.services.container import Services
 from app.settings import Settings, get_settings
 from app.worker.embedded import EmbeddedWorker
@@ -52,19 +52,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     register_routes(app, settings)
     return app
-
-
-@contextmanager
-def startup_objects_frozen() -> Iterator[None]:
-    """Keep what start-up built (modules, the app, pools, caches) out of the collector's sight.
-
-    A full collection walked them all: 80 ms with every request stalled, the p99 of the
-    benchmark under 16 clients. They live as long as the process anyway. Unfrozen at
-    shutdown, for the processes (tests) that build many apps.
-    """
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()

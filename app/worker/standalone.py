@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 
+from app.collector import startup_objects_frozen
 from app.errors import SingleProcessStoreError
 from app.services.container import Services
 from app.settings import Settings
@@ -41,7 +42,8 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
         logger.info(
             "worker %s started (concurrency %d)", services.heartbeat.worker_id, worker.concurrency
         )
-        await stop.wait()
+        with startup_objects_frozen():
+            await stop.wait()
         logger.info("stopping: no more claims; draining the runs in flight")
     finally:
         await worker.stop()
