@@ -12,9 +12,11 @@ from app.api.errors import install_error_handlers
 from app.api.routes import flow_manager, flows, runs, system, workers
 from app.settings import Settings
 
+ROUTERS = (flows.router, runs.router, flow_manager.router, workers.router, system.router)
+
 
 def register_routes(app: FastAPI, settings: Settings) -> None:
-    install_error_handlers(app)
+    install_error_handlers(app, [route for router in ROUTERS for route in router.routes])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for router in (flows.router, runs.router, flow_manager.router, workers.router, system.router):
+    for router in ROUTERS:
         app.include_router(router)

@@ -10,6 +10,7 @@
 | PayloadTooLargeError | 413 | message |
 | FastAPI's RequestValidationError | 422 | FastAPI's standard list |
 | HTTPException (415, 413, 404 route...) | its status | its detail |
+| 405 (a method the path lacks) | 405 | FastAPI's, with `Allow` naming every method of the path |
 | anything else | 500 | "Internal Server Error" (the server logs the traceback) |
 
 A request error is 422 rather than 400 so that every "this part of the request is wrong"
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,7 +31,10 @@ from fastapi.exception_handlers import (
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from app.errors import (
     ConflictError,
@@ -50,7 +55,16 @@ MESSAGE_STATUS: dict[type[FlowManagerError], int] = {
 }
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Map errors to answers; `routes` are the API's, whose methods a 405 lists."""
+
+    async def http_answer(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        if error.status_code == 405:
+            allowed = ", ".join(sorted(_methods_of_path(routes, request.scope)))
+            error.headers = {**(error.headers or {}), "Allow": allowed}
+        return await http_exception_handler(request, error)
+
     for error_type in MESSAGE_STATUS:
         app.add_exception_handler(error_type, message_answer)
     app.add_exception_handler(DefinitionError, problems_answer)
@@ -99,14 +113,19 @@ async def validation_answer(request: Request, error: Exception) -> Response:
     return await request_validation_exception_handler(request, error)
 
 
-async def http_answer(request: Request, error: Exception) -> Response:
-    assert isinstance(error, HTTPException)
-    return await http_exception_handler(request, error)
-
-
 async def unexpected_error_answer(_: Request, __: Exception) -> JSONResponse:
     # Starlette re-raises the error after this answer, so the server logs its traceback.
     return error_answer(500, "Internal Server Error")
+
+
+def _methods_of_path(routes: Sequence[BaseRoute], scope: Scope) -> set[str]:
+    """Every method some route serves on the request's path. Each FastAPI route has one
+    method, and Starlette's 405 names only those of the first route on the path."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, APIRoute) and route.matches(scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return methods
 
 
 def _located(problem: Problem, prefix: tuple[str, ...]) -> dict[str, Any]:

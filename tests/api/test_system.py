@@ -70,6 +70,24 @@ async def test_unknown_routes_and_methods_keep_fastapis_shape(client: httpx.Asyn
     )
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/flows", "GET, POST"),
+        ("PATCH", "/flows/Hello", "DELETE, GET, PUT"),
+        ("DELETE", "/runs/00000000-0000-4000-8000-000000000000", "GET"),
+        ("GET", "/flows/Hello/execute", "POST"),
+    ],
+)
+async def test_a_wrong_method_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await client.request(method, path)
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+
+
 async def test_startup_objects_leave_the_collectors_sight_while_serving(tmp_path: Path) -> None:
     # A full collection walking them stalled every request for 80 ms; at shutdown they come
     # back, or a process building many apps would never collect their cycles.
