@@ -60,9 +60,10 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
 
     async def http_answer(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
-        if error.status_code == 405:
-            allowed = ", ".join(sorted(_methods_of_path(routes, request.scope)))
-            error.headers = {**(error.headers or {}), "Allow": allowed}
+        allowed = _methods_of_path(routes, request.scope) if error.status_code == 405 else None
+        if allowed:  # else not an API path (/docs...): Starlette's own Allow is whole
+            headers = {**(error.headers or {}), "Allow": ", ".join(sorted(allowed))}
+            error = HTTPException(405, error.detail, headers)
         return await http_exception_handler(request, error)
 
     for error_type in MESSAGE_STATUS:

@@ -77,6 +77,7 @@ async def test_unknown_routes_and_methods_keep_fastapis_shape(client: httpx.Asyn
         ("PATCH", "/flows/Hello", "DELETE, GET, PUT"),
         ("DELETE", "/runs/00000000-0000-4000-8000-000000000000", "GET"),
         ("GET", "/flows/Hello/execute", "POST"),
+        ("POST", "/openapi.json", "GET, HEAD"),
     ],
 )
 async def test_a_wrong_method_lists_every_method_of_the_path(
@@ -85,7 +86,7 @@ async def test_a_wrong_method_lists_every_method_of_the_path(
     response = await client.request(method, path)
 
     assert response.status_code == 405
-    assert response.headers["allow"] == allowed
+    assert set(response.headers["allow"].split(", ")) == set(allowed.split(", "))
 
 
 async def test_startup_objects_leave_the_collectors_sight_while_serving(tmp_path: Path) -> None:
