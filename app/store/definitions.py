@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.engine.clock import utcnow
 from app.errors import UnknownFlowError, UnknownVersionError
-from app.store.models import FlowDefinitionRow
+from app.store.models import DEFINITIONS, FlowDefinitionRow
 from app.store.records import FlowSummary, FlowVersion, Format
 
 
@@ -41,9 +41,6 @@ async def find(session: AsyncSession, name: str, number: int | None = None) -> F
     raise UnknownFlowError(f"no flow is registered under the name {name!r}")
 
 
-_DEFINITIONS = cast(Table, FlowDefinitionRow.__table__)
-
-
 async def locate(session: AsyncSession, name: str, number: int | None = None) -> tuple[int, int]:
     """(id, version) of the latest version or of version `number`, without its text.
 
@@ -51,7 +48,7 @@ async def locate(session: AsyncSession, name: str, number: int | None = None) ->
     start of a run needs.
     """
     # The table's columns, not the ORM class's: a Core select skips the ORM's compile path.
-    columns = _DEFINITIONS.c
+    columns = DEFINITIONS.c
     statement = select(columns.id, columns.version).where(columns.name == name)
     if number is None:
         statement = statement.order_by(columns.version.desc()).limit(1)
@@ -66,16 +63,22 @@ async def locate(session: AsyncSession, name: str, number: int | None = None) ->
 
 async def is_current(session: AsyncSession, definition_id: int, *, latest_only: bool) -> bool:
     """Whether the version still exists and, with `latest_only`, is its flow's latest."""
-    columns = _DEFINITIONS.c
-    found = (
-        await session.execute(
-            select(columns.name, columns.version).where(columns.id == definition_id)
-        )
-    ).one_or_none()
+    found = (await session.execute(_VERSION_BY_ID, {"id": definition_id})).one_or_none()
     if found is None or not latest_only:
         return found is not None
-    newer = select(columns.id).where(columns.name == found.name, columns.version > found.version)
-    return (await session.execute(newer.limit(1))).first() is None
+    newer = await session.execute(_NEWER_VERSION, {"name": found.name, "version": found.version})
+    return newer.first() is None
+
+
+# Built once: the start of every run checks its version.
+_VERSION_BY_ID = select(DEFINITIONS.c.name, DEFINITIONS.c.version).where(
+    DEFINITIONS.c.id == bindparam("id")
+)
+_NEWER_VERSION = (
+    select(DEFINITIONS.c.id)
+    .where(DEFINITIONS.c.name == bindparam("name"), DEFINITIONS.c.version > bindparam("version"))
+    .limit(1)
+)
 
 
 async def source_of(session: AsyncSession, definition_id: int) -> tuple[str, str]:

@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from app.store.types import BigId, JsonDocument, LongText, UTCDateTime
@@ -108,3 +108,10 @@ class WorkerRow(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_heartbeat: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# The tables themselves, for Core statements: on the hot paths the ORM's statement building
+# costs more than the statements.
+DEFINITIONS = cast(Table, FlowDefinitionRow.__table__)
+RUNS = cast(Table, FlowRunRow.__table__)
+TASKS = cast(Table, TaskRunRow.__table__)

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.engine.store import RunStatus
 from app.errors import LeaseLostError
-from app.store.models import FlowRunRow
+from app.store.models import RUNS, FlowRunRow
 
 Db = AsyncSession | AsyncConnection
 
@@ -85,21 +85,23 @@ async def _lock_oldest(db: Db, condition: ColumnElement[bool], limit: int) -> li
     return list((await db.execute(statement)).all())
 
 
+_HELD = (  # built once: `hold` starts every write of a run
+    select(RUNS.c.id)
+    .where(
+        RUNS.c.id == bindparam("run_id"),
+        RUNS.c.lease_owner == bindparam("owner"),
+        RUNS.c.status == RunStatus.RUNNING.value,
+        RUNS.c.lease_expires_at > bindparam("now"),
+    )
+    .with_for_update()
+)
+
+
 async def hold(db: Db, run_id: str, owner: str, now: datetime) -> None:
     """Lock the run for the caller's transaction, or raise `LeaseLostError` when `owner` no
     longer holds its unexpired lease (or the run ended elsewhere)."""
-    held = (
-        await db.execute(
-            select(FlowRunRow.id)
-            .where(
-                FlowRunRow.id == run_id,
-                FlowRunRow.lease_owner == owner,
-                FlowRunRow.status == RunStatus.RUNNING.value,
-                FlowRunRow.lease_expires_at > now,
-            )
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
+    parameters = {"run_id": run_id, "owner": owner, "now": now}
+    held = (await db.execute(_HELD, parameters)).scalar_one_or_none()
     if held is None:
         raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
 

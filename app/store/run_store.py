@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, update
+from sqlalchemy import Integer, bindparam, case, delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -34,10 +34,10 @@ from app.engine.clock import utcnow
 from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
 from app.errors import LeaseLostError, RunError
 from app.store import definitions, notifications, queue, runs
-from app.store.models import FlowRunRow, TaskRunRow
+from app.store.models import RUNS, TASKS, TaskRunRow
 from app.store.records import Creation, NewRunRow
 from app.store.runs import UNFINISHED_TASK_STATUSES, cancel_unfinished_tasks, error_value
-from app.store.types import to_json_value
+from app.store.types import UTCDateTime, to_json_value
 
 logger = logging.getLogger(__name__)
 
@@ -85,16 +85,8 @@ class SqlRunStore:
         """The run row and a pending task per step exist (the service created them)."""
         async with self._holding(run.run_id) as connection:
             await connection.execute(
-                update(FlowRunRow)
-                .where(FlowRunRow.id == run.run_id)
-                .values(
-                    status=RunStatus.RUNNING.value,
-                    started_at=run.started_at,
-                    finished_at=None,
-                    outputs=None,
-                    error=None,
-                    remaining_steps=len(run.steps),
-                )
+                _START_RUN,
+                {"run": run.run_id, "at": run.started_at, "remaining": len(run.steps)},
             )
             if not run.fresh and run.steps:  # a resumed run replaces the tasks it reruns
                 await connection.execute(
@@ -108,13 +100,8 @@ class SqlRunStore:
                 )
             if run.ready:
                 await connection.execute(
-                    update(TaskRunRow)
-                    .where(
-                        TaskRunRow.run_id == run.run_id,
-                        TaskRunRow.step_id.in_(run.ready),
-                        TaskRunRow.task_index == 0,
-                    )
-                    .values(status=TaskStatus.QUEUED.value, available_at=run.started_at)
+                    _QUEUE_STEPS,
+                    {"run": run.run_id, "steps": list(run.ready), "at": run.started_at},
                 )
 
     async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:
@@ -134,15 +121,9 @@ class SqlRunStore:
     async def attempt_failed(
         self, run_id: str, key: TaskKey, attempt: int, error: RunError, retry_at: datetime
     ) -> None:
+        retry = {**self._task_values(run_id, key), "failure": error.as_dict(), "at": retry_at}
         async with self._holding(run_id) as connection:
-            await connection.execute(
-                _task(run_id, key).values(
-                    status=TaskStatus.QUEUED.value,
-                    error=error.as_dict(),
-                    available_at=retry_at,
-                    **self._start_values(run_id, key),
-                )
-            )
+            await connection.execute(_RETRY_TASK, retry)
 
     async def task_finished(
         self,
@@ -156,38 +137,26 @@ class SqlRunStore:
         step_finished: bool = True,
         ended: RunEnd | None = None,
     ) -> None:
+        finished = {
+            **self._task_values(run_id, key),
+            "state": status.value,
+            "result": to_json_value(outputs) if outputs is not None else None,
+            "failure": error_value(error),
+            "at": at,
+            "owner": self.owner,
+        }
         async with self._holding(run_id) as connection:
-            await connection.execute(
-                _task(run_id, key).values(
-                    status=status.value,
-                    outputs=to_json_value(outputs) if outputs is not None else None,
-                    error=error_value(error),
-                    finished_at=at,
-                    lease_owner=self.owner,
-                    **self._start_values(run_id, key),
-                )
-            )
+            await connection.execute(_FINISH_TASK, finished)
             if status is TaskStatus.FAILED:  # a failed element ends its fan-out
                 await cancel_unfinished_tasks(connection, run_id, at, step_id=key.step_id)
             if released:
                 await connection.execute(
-                    update(TaskRunRow)
-                    .where(
-                        TaskRunRow.run_id == run_id,
-                        TaskRunRow.step_id.in_(released),
-                        TaskRunRow.task_index == 0,
-                        TaskRunRow.status == TaskStatus.PENDING.value,
-                    )
-                    .values(status=TaskStatus.QUEUED.value, available_at=at)
+                    _RELEASE_STEPS, {"run": run_id, "steps": list(released), "at": at}
                 )
             if ended is not None:
                 await _end_run(connection, run_id, ended)
             elif step_finished:
-                await connection.execute(
-                    update(FlowRunRow)
-                    .where(FlowRunRow.id == run_id)
-                    .values(remaining_steps=FlowRunRow.remaining_steps - 1)
-                )
+                await connection.execute(_STEP_FINISHED, {"run": run_id})
 
     async def run_finished(
         self,
@@ -212,13 +181,17 @@ class SqlRunStore:
             await queue.hold(connection, run_id, self.owner, utcnow())
             yield connection
 
-    def _start_values(self, run_id: str, key: TaskKey) -> dict[str, Any]:
-        """The unwritten start mark of this task, folded into the caller's update."""
-        mark = self._start_marks.pop((run_id, key), None)
-        if mark is None:
-            return {}
-        attempt, at = mark
-        return {"attempts": attempt, "started_at": func.coalesce(TaskRunRow.started_at, at)}
+    def _task_values(self, run_id: str, key: TaskKey) -> dict[str, Any]:
+        """The parameters that name the task in an update, with its start mark when unwritten
+        (`_START_MARK`): the update takes the mark along."""
+        attempt, started = self._start_marks.pop((run_id, key), (None, None))
+        return {
+            "run": run_id,
+            "step": key.step_id,
+            "index": key.task_index,
+            "attempt": attempt,
+            "started": started,
+        }
 
     async def _write_due_marks(self) -> None:
         """While tasks run, write the start marks of those running longer than the delay."""
@@ -245,44 +218,109 @@ class SqlRunStore:
             logger.warning("run %s: writing the start of %s failed (%r)", run_id, key, error)
 
     async def _write_start(self, run_id: str, key: TaskKey) -> None:
-        values = self._start_values(run_id, key)
-        if not values:  # the task already finished (or failed) and took its mark along
+        if (run_id, key) not in self._start_marks:  # the task finished and took its mark along
             return
-        running = case(
-            (TaskRunRow.status.in_(UNFINISHED_TASK_STATUSES), TaskStatus.RUNNING.value),
-            else_=TaskRunRow.status,
-        )
+        started = {**self._task_values(run_id, key), "owner": self.owner}
         async with self._holding(run_id) as connection:
-            await connection.execute(
-                _task(run_id, key).values(status=running, lease_owner=self.owner, **values)
-            )
+            await connection.execute(_MARK_STARTED, started)
 
 
 async def _end_run(connection: AsyncConnection, run_id: str, ended: RunEnd) -> None:
     """End a running run; one already ended elsewhere (cancelled from another process) keeps
     its end."""
     await connection.execute(
-        update(FlowRunRow)
-        .where(FlowRunRow.id == run_id, FlowRunRow.status == RunStatus.RUNNING.value)
-        .values(
-            status=ended.status.value,
-            outputs=to_json_value(ended.outputs) if ended.outputs is not None else None,
-            error=error_value(ended.error),
-            finished_at=ended.at,
-            remaining_steps=0,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
+        _END_RUN,
+        {
+            "run": run_id,
+            "state": ended.status.value,
+            "result": to_json_value(ended.outputs) if ended.outputs is not None else None,
+            "failure": error_value(ended.error),
+            "at": ended.at,
+        },
     )
     await cancel_unfinished_tasks(connection, run_id, ended.at)
 
 
-def _task(run_id: str, key: TaskKey) -> Any:
-    return update(TaskRunRow).where(
-        TaskRunRow.run_id == run_id,
-        TaskRunRow.step_id == key.step_id,
-        TaskRunRow.task_index == key.task_index,
+# The statements of the hot path, built once: building and keying a statement per call cost
+# more of the main thread than SQLite's execution of it. An update reserves its columns' names,
+# so the parameters have names of their own.
+_RUNS = RUNS.c
+_TASKS = TASKS.c
+
+_START_RUN = (
+    update(RUNS)
+    .where(_RUNS.id == bindparam("run"))
+    .values(
+        status=RunStatus.RUNNING.value,
+        started_at=bindparam("at"),
+        finished_at=None,
+        outputs=None,
+        error=None,
+        remaining_steps=bindparam("remaining"),
     )
+)
+_QUEUE_STEPS = (
+    update(TASKS)
+    .where(
+        _TASKS.run_id == bindparam("run"),
+        _TASKS.step_id.in_(bindparam("steps", expanding=True)),
+        _TASKS.task_index == 0,
+    )
+    .values(status=TaskStatus.QUEUED.value, available_at=bindparam("at"))
+)
+_RELEASE_STEPS = _QUEUE_STEPS.where(_TASKS.status == TaskStatus.PENDING.value)
+
+_UPDATE_TASK = update(TASKS).where(
+    _TASKS.run_id == bindparam("run"),
+    _TASKS.step_id == bindparam("step"),
+    _TASKS.task_index == bindparam("index"),
+)
+# A task's start mark, written with whichever update comes first; null parameters keep the
+# columns (`_task_values`).
+_START_MARK = {
+    "attempts": func.coalesce(bindparam("attempt", type_=Integer), _TASKS.attempts),
+    "started_at": func.coalesce(_TASKS.started_at, bindparam("started", type_=UTCDateTime)),
+}
+_MARK_STARTED = _UPDATE_TASK.values(
+    status=case(
+        (_TASKS.status.in_(UNFINISHED_TASK_STATUSES), TaskStatus.RUNNING.value),
+        else_=_TASKS.status,
+    ),
+    lease_owner=bindparam("owner"),
+    **_START_MARK,
+)
+_RETRY_TASK = _UPDATE_TASK.values(
+    status=TaskStatus.QUEUED.value,
+    error=bindparam("failure"),
+    available_at=bindparam("at"),
+    **_START_MARK,
+)
+_FINISH_TASK = _UPDATE_TASK.values(
+    status=bindparam("state"),
+    outputs=bindparam("result"),
+    error=bindparam("failure"),
+    finished_at=bindparam("at"),
+    lease_owner=bindparam("owner"),
+    **_START_MARK,
+)
+_STEP_FINISHED = (
+    update(RUNS)
+    .where(_RUNS.id == bindparam("run"))
+    .values(remaining_steps=_RUNS.remaining_steps - 1)
+)
+_END_RUN = (
+    update(RUNS)
+    .where(_RUNS.id == bindparam("run"), _RUNS.status == RunStatus.RUNNING.value)
+    .values(
+        status=bindparam("state"),
+        outputs=bindparam("result"),
+        error=bindparam("failure"),
+        finished_at=bindparam("at"),
+        remaining_steps=0,
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+)
 
 
 def _new_task(

@@ -4,42 +4,38 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, select, tuple_, update
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.engine.store import UNFINISHED_TASK_STATUSES as UNFINISHED
 from app.engine.store import RunStatus, TaskStatus
 from app.errors import RunError
-from app.store.models import FlowDefinitionRow, FlowRunRow, TaskRunRow
+from app.store.models import RUNS, TASKS, FlowDefinitionRow, FlowRunRow, TaskRunRow
 from app.store.records import NewRunRow, RunRecord, StepRecord
-
-# Core inserts on the tables, not the ORM classes: the ORM's bulk-insert path costs more than the
-# statements themselves on the hot path of starting a run.
-_RUNS = cast(Table, FlowRunRow.__table__)
-_TASKS = cast(Table, TaskRunRow.__table__)
 
 
 async def create(session: AsyncSession, run: NewRunRow) -> None:
     """A new run with one pending task per step, so it shows every step before it starts."""
     await session.execute(
-        insert(_RUNS).values(
-            id=run.run_id,
-            flow_name=run.flow_name,
-            definition_id=run.definition_id,
-            status=run.status.value,
-            inputs=run.inputs,
-            remaining_steps=len(run.step_ids),
-            idempotency_key=run.idempotency_key,
-            created_at=run.created_at,
-            lease_owner=run.lease_owner,
-            lease_expires_at=run.lease_expires_at,
-        )
+        insert(RUNS),
+        {
+            "id": run.run_id,
+            "flow_name": run.flow_name,
+            "definition_id": run.definition_id,
+            "status": run.status.value,
+            "inputs": run.inputs,
+            "remaining_steps": len(run.step_ids),
+            "idempotency_key": run.idempotency_key,
+            "created_at": run.created_at,
+            "lease_owner": run.lease_owner,
+            "lease_expires_at": run.lease_expires_at,
+        },
     )
     if run.step_ids:
         await session.execute(
-            insert(_TASKS),
+            insert(TASKS),
             [
                 {"run_id": run.run_id, "step_id": step_id, "task_index": 0, "status": "pending"}
                 for step_id in run.step_ids
@@ -145,15 +141,19 @@ async def cancel_unfinished_tasks(
     db: AsyncSession | AsyncConnection, run_id: str, at: datetime, step_id: str | None = None
 ) -> None:
     """Cancel the run's unfinished tasks (of one step only, when given)."""
-    statement = update(TaskRunRow).where(
-        TaskRunRow.run_id == run_id, TaskRunRow.status.in_(UNFINISHED_TASK_STATUSES)
-    )
-    if step_id is not None:
-        statement = statement.where(TaskRunRow.step_id == step_id)
-    await db.execute(statement.values(status=TaskStatus.CANCELLED.value, finished_at=at))
+    if step_id is None:
+        await db.execute(_CANCEL_UNFINISHED, {"run": run_id, "at": at})
+    else:
+        await db.execute(_CANCEL_UNFINISHED_OF_STEP, {"run": run_id, "at": at, "step": step_id})
 
 
 UNFINISHED_TASK_STATUSES = sorted(status.value for status in UNFINISHED)
+_CANCEL_UNFINISHED = (  # built once: it ends every run
+    update(TASKS)
+    .where(TASKS.c.run_id == bindparam("run"), TASKS.c.status.in_(UNFINISHED_TASK_STATUSES))
+    .values(status=TaskStatus.CANCELLED.value, finished_at=bindparam("at"))
+)
+_CANCEL_UNFINISHED_OF_STEP = _CANCEL_UNFINISHED.where(TASKS.c.step_id == bindparam("step"))
 
 
 def to_record(run: FlowRunRow, version: int, steps: Sequence[StepRecord]) -> RunRecord:
