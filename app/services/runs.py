@@ -421,7 +421,7 @@ class _Created:
             version=self.version,
             status=result.status,
             inputs=to_json_value(self.fresh[1]),
-            outputs=to_json_value(result.outputs) if result.outputs is not None else None,
+            outputs=to_json_value(result.outputs),
             error=result.error,
             remaining_steps=0,
             created_at=self.created_at,

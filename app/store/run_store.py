@@ -34,7 +34,7 @@ from app.engine.clock import utcnow
 from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
 from app.errors import LeaseLostError, RunError
 from app.store import definitions, notifications, queue, runs
-from app.store.models import RUNS, TASKS, TaskRunRow
+from app.store.models import RUNS, TASKS
 from app.store.records import Creation, NewRunRow
 from app.store.runs import UNFINISHED_TASK_STATUSES, cancel_unfinished_tasks, error_value
 from app.store.types import UTCDateTime, to_json_value
@@ -90,12 +90,12 @@ class SqlRunStore:
             )
             if not run.fresh and run.steps:  # a resumed run replaces the tasks it reruns
                 await connection.execute(
-                    delete(TaskRunRow).where(
-                        TaskRunRow.run_id == run.run_id, TaskRunRow.step_id.in_(run.steps)
+                    delete(TASKS).where(
+                        TASKS.c.run_id == run.run_id, TASKS.c.step_id.in_(run.steps)
                     )
                 )
                 await connection.execute(
-                    insert(TaskRunRow),
+                    insert(TASKS),
                     [_new_task(run.run_id, step_id, 0, False, None) for step_id in run.steps],
                 )
             if run.ready:
@@ -109,7 +109,7 @@ class SqlRunStore:
             return
         async with self._holding(run_id) as connection:
             await connection.execute(
-                insert(TaskRunRow),
+                insert(TASKS),
                 [_new_task(run_id, step_id, index, True, None) for index in range(1, count)],
             )
 
@@ -140,7 +140,7 @@ class SqlRunStore:
         finished = {
             **self._task_values(run_id, key),
             "state": status.value,
-            "result": to_json_value(outputs) if outputs is not None else None,
+            "result": to_json_value(outputs),
             "failure": error_value(error),
             "at": at,
             "owner": self.owner,
@@ -233,7 +233,7 @@ async def _end_run(connection: AsyncConnection, run_id: str, ended: RunEnd) -> N
         {
             "run": run_id,
             "state": ended.status.value,
-            "result": to_json_value(ended.outputs) if ended.outputs is not None else None,
+            "result": to_json_value(ended.outputs),
             "failure": error_value(ended.error),
             "at": ended.at,
         },
@@ -244,12 +244,9 @@ async def _end_run(connection: AsyncConnection, run_id: str, ended: RunEnd) -> N
 # The statements of the hot path, built once: building and keying a statement per call cost
 # more of the main thread than SQLite's execution of it. An update reserves its columns' names,
 # so the parameters have names of their own.
-_RUNS = RUNS.c
-_TASKS = TASKS.c
-
 _START_RUN = (
     update(RUNS)
-    .where(_RUNS.id == bindparam("run"))
+    .where(RUNS.c.id == bindparam("run"))
     .values(
         status=RunStatus.RUNNING.value,
         started_at=bindparam("at"),
@@ -262,29 +259,29 @@ _START_RUN = (
 _QUEUE_STEPS = (
     update(TASKS)
     .where(
-        _TASKS.run_id == bindparam("run"),
-        _TASKS.step_id.in_(bindparam("steps", expanding=True)),
-        _TASKS.task_index == 0,
+        TASKS.c.run_id == bindparam("run"),
+        TASKS.c.step_id.in_(bindparam("steps", expanding=True)),
+        TASKS.c.task_index == 0,
     )
     .values(status=TaskStatus.QUEUED.value, available_at=bindparam("at"))
 )
-_RELEASE_STEPS = _QUEUE_STEPS.where(_TASKS.status == TaskStatus.PENDING.value)
+_RELEASE_STEPS = _QUEUE_STEPS.where(TASKS.c.status == TaskStatus.PENDING.value)
 
 _UPDATE_TASK = update(TASKS).where(
-    _TASKS.run_id == bindparam("run"),
-    _TASKS.step_id == bindparam("step"),
-    _TASKS.task_index == bindparam("index"),
+    TASKS.c.run_id == bindparam("run"),
+    TASKS.c.step_id == bindparam("step"),
+    TASKS.c.task_index == bindparam("index"),
 )
 # A task's start mark, written with whichever update comes first; null parameters keep the
 # columns (`_task_values`).
 _START_MARK = {
-    "attempts": func.coalesce(bindparam("attempt", type_=Integer), _TASKS.attempts),
-    "started_at": func.coalesce(_TASKS.started_at, bindparam("started", type_=UTCDateTime)),
+    "attempts": func.coalesce(bindparam("attempt", type_=Integer), TASKS.c.attempts),
+    "started_at": func.coalesce(TASKS.c.started_at, bindparam("started", type_=UTCDateTime)),
 }
 _MARK_STARTED = _UPDATE_TASK.values(
     status=case(
-        (_TASKS.status.in_(UNFINISHED_TASK_STATUSES), TaskStatus.RUNNING.value),
-        else_=_TASKS.status,
+        (TASKS.c.status.in_(UNFINISHED_TASK_STATUSES), TaskStatus.RUNNING.value),
+        else_=TASKS.c.status,
     ),
     lease_owner=bindparam("owner"),
     **_START_MARK,
@@ -305,12 +302,12 @@ _FINISH_TASK = _UPDATE_TASK.values(
 )
 _STEP_FINISHED = (
     update(RUNS)
-    .where(_RUNS.id == bindparam("run"))
-    .values(remaining_steps=_RUNS.remaining_steps - 1)
+    .where(RUNS.c.id == bindparam("run"))
+    .values(remaining_steps=RUNS.c.remaining_steps - 1)
 )
 _END_RUN = (
     update(RUNS)
-    .where(_RUNS.id == bindparam("run"), _RUNS.status == RunStatus.RUNNING.value)
+    .where(RUNS.c.id == bindparam("run"), RUNS.c.status == RunStatus.RUNNING.value)
     .values(
         status=bindparam("state"),
         outputs=bindparam("result"),

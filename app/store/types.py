@@ -55,6 +55,7 @@ def to_json_value(value: Any) -> Any:
     """Task outputs as JSON: datetimes as ISO 8601, decimals as numbers, UUIDs as text.
 
     Postgres rows carry such values; the store keeps JSON, so they are converted once, here.
+    None stays None (no outputs).
     """
     return json.loads(json.dumps(value, default=json_default))
 
