@@ -93,8 +93,8 @@ async def measure(base: str, clients: int, requests: int) -> Measurement:
     """`requests` executions spread over `clients` keep-alive connections.
 
     The load generator shares the machine's two cores with the server and PostgreSQL, so it
-    is aiohttp: httpx spent 1.3 ms of CPU per request here, as much as the server itself,
-    and aiohttp 0.15 ms. `client_cpu` shows what it took.
+    is aiohttp: httpx spent 1.1–1.3 ms of CPU per request here, as much as the server itself,
+    and aiohttp 0.15–0.3 ms. `client_cpu` shows what it took.
     """
     latencies: list[float] = []
     counter = iter(range(requests))
