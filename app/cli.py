@@ -6,6 +6,10 @@
     python -m app serve [--host HOST] [--port PORT]
     python -m app worker [--concurrency N]
     python -m app db upgrade [--revision REV]
+    python -m app users create NAME [--admin] [--email E] [--password-stdin] [--no-key]
+    python -m app users list | users set-password NAME
+    python -m app keys create USER [--scope S]... [--name N] [--expires-in-days D]
+    python -m app keys list [USER] | keys revoke ID
 
 Exit codes: 0 success, 1 the flow is invalid or its run failed, 2 usage errors (bad arguments,
 unreadable files, unloadable task modules).
@@ -20,13 +24,15 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from app.connections.manager import available_plugins
 from app.connections.urls import redact_url
+from app.domain.access import Scope
 from app.engine.environment import default_environment
 from app.engine.executor import FlowExecutor
 from app.errors import (
@@ -42,6 +48,7 @@ from app.tasks.loading import load_task_modules
 from app.tasks.registry import TaskRegistry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -91,7 +98,50 @@ def _parser() -> argparse.ArgumentParser:
     upgrade = database_commands.add_parser("upgrade", help="apply migrations (alembic)")
     upgrade.add_argument("--revision", default="head")
     upgrade.set_defaults(command=_db_upgrade)
+
+    _add_account_commands(commands)
     return parser
+
+
+def _add_account_commands(commands: Any) -> None:
+    users = commands.add_parser("users", help="manage users (the store of DATABASE_URL)")
+    user_commands = users.add_subparsers(required=True, metavar="ACTION")
+    create = user_commands.add_parser("create", help="create a user and print a new API key")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true", help="an administrator")
+    create.add_argument("--email")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read a dashboard password from stdin"
+    )
+    create.add_argument("--no-key", action="store_true", help="print no API key")
+    create.set_defaults(command=_users_create)
+    listing = user_commands.add_parser("list", help="list users")
+    listing.set_defaults(command=_users_list)
+    password = user_commands.add_parser(
+        "set-password", help="set a user's dashboard password (read from stdin)"
+    )
+    password.add_argument("name")
+    password.set_defaults(command=_users_set_password)
+
+    keys = commands.add_parser("keys", help="manage API keys (the store of DATABASE_URL)")
+    key_commands = keys.add_subparsers(required=True, metavar="ACTION")
+    create_key = key_commands.add_parser("create", help="make an API key and print it")
+    create_key.add_argument("user")
+    create_key.add_argument(
+        "--scope",
+        action="append",
+        choices=[scope.value for scope in Scope],
+        help="what the key may do (repeat); default: everything its user may",
+    )
+    create_key.add_argument("--name", default="", help="to tell it apart")
+    create_key.add_argument("--expires-in-days", type=float, metavar="DAYS")
+    create_key.set_defaults(command=_keys_create)
+    list_keys = key_commands.add_parser("list", help="list API keys (a user's, or everyone's)")
+    list_keys.add_argument("user", nargs="?")
+    list_keys.set_defaults(command=_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke an API key: it stops working at once")
+    revoke.add_argument("id")
+    revoke.set_defaults(command=_keys_revoke)
 
 
 def _add_tasks_option(parser: argparse.ArgumentParser) -> None:
@@ -143,11 +193,14 @@ def _connections(arguments: argparse.Namespace) -> int:
 def _serve(arguments: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the serve command needs the server
 
+    if arguments.host:  # the app decides from its HOST setting whether to require keys
+        os.environ["HOST"] = arguments.host
+        get_settings.cache_clear()
     settings = get_settings()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
-        host=arguments.host or settings.host,
+        host=settings.host,
         port=arguments.port or settings.port,
         log_level=settings.log_level,
     )
@@ -172,6 +225,103 @@ def _db_upgrade(arguments: argparse.Namespace) -> int:
     upgrade_url(settings.database_url, arguments.revision)
     print(f"{redact_url(settings.database_url)}: upgraded to {arguments.revision}")
     return EXIT_OK
+
+
+def _users_create(arguments: argparse.Namespace) -> int:
+    from app import cli_accounts  # noqa: PLC0415 - the store stack is heavy
+
+    password = _password_from_stdin() if arguments.password_stdin else None
+    user, key = _accounts(
+        cli_accounts.create_user(
+            get_settings(),
+            arguments.name,
+            admin=arguments.admin,
+            email=arguments.email,
+            password=password,
+            with_key=not arguments.no_key,
+        )
+    )
+    role = "admin" if user.is_admin else "user"
+    print(f"created {role} {user.username!r}", file=sys.stderr)
+    if key is not None:
+        print(f"API key (shown once, keep it safe; id {key.record.id}):", file=sys.stderr)
+        print(key.secret)
+    return EXIT_OK
+
+
+def _users_list(_: argparse.Namespace) -> int:
+    from app import cli_accounts  # noqa: PLC0415
+
+    for user in _accounts(cli_accounts.list_users(get_settings())):
+        role = "admin" if user.is_admin else "user"
+        print(f"{user.username}\t{role}\t{user.email or '-'}\t{user.created_at.isoformat()}")
+    return EXIT_OK
+
+
+def _users_set_password(arguments: argparse.Namespace) -> int:
+    from app import cli_accounts  # noqa: PLC0415
+
+    password = _password_from_stdin()
+    _accounts(cli_accounts.set_password(get_settings(), arguments.name, password))
+    print(f"password of {arguments.name!r} set", file=sys.stderr)
+    return EXIT_OK
+
+
+def _keys_create(arguments: argparse.Namespace) -> int:
+    from app import cli_accounts  # noqa: PLC0415
+
+    scopes = [Scope(scope) for scope in arguments.scope] if arguments.scope else None
+    key = _accounts(
+        cli_accounts.create_key(
+            get_settings(),
+            arguments.user,
+            name=arguments.name,
+            scopes=scopes,
+            expires_in_days=arguments.expires_in_days,
+        )
+    )
+    print(f"API key for {arguments.user!r} (shown once; id {key.record.id}):", file=sys.stderr)
+    print(key.secret)
+    return EXIT_OK
+
+
+def _keys_list(arguments: argparse.Namespace) -> int:
+    from app import cli_accounts  # noqa: PLC0415
+
+    for key in _accounts(cli_accounts.list_keys(get_settings(), arguments.user)):
+        state = "revoked" if key.revoked_at else "active"
+        scopes = ",".join(key.scopes) if key.scopes is not None else "all"
+        used = key.last_used_at.isoformat() if key.last_used_at else "never"
+        print(
+            f"{key.id}\t{key.username}\t{key.prefix}...\t{key.name or '-'}\t{scopes}\t{state}"
+            f"\tlast used {used}"
+        )
+    return EXIT_OK
+
+
+def _keys_revoke(arguments: argparse.Namespace) -> int:
+    from app import cli_accounts  # noqa: PLC0415
+
+    _accounts(cli_accounts.revoke_key(get_settings(), arguments.id))
+    print(f"key {arguments.id} revoked", file=sys.stderr)
+    return EXIT_OK
+
+
+def _accounts(work: Coroutine[Any, Any, T]) -> T:
+    """Run an account command; the service's own errors (a taken name, an unknown user)
+    are the user's to fix: exit 1 with the message."""
+    try:
+        return asyncio.run(work)
+    except FlowManagerError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from None
+
+
+def _password_from_stdin() -> str:
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise UsageError("no password on standard input")
+    return password
 
 
 def _read(path: Path) -> str:

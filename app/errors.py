@@ -174,12 +174,49 @@ class UnknownRunError(NotFoundError):
     """No run has that id."""
 
 
+class UnknownUserError(NotFoundError):
+    """No user has that name."""
+
+
+class UnknownKeyError(NotFoundError):
+    """No API key has that id."""
+
+
+class AuthenticationError(FlowManagerError):
+    """Authentication required: send `Authorization: Bearer <api key>`."""
+
+
+class ForbiddenError(FlowManagerError):
+    """You may not do that."""
+
+
+class MissingScopeError(ForbiddenError):
+    """The credential's scopes do not allow that."""
+
+
+class CsrfError(ForbiddenError):
+    """A request signed in by the session cookie must carry the X-CSRF-Token header that
+    sign-in returned."""
+
+
+class RateLimitedError(FlowManagerError):
+    """Too many requests; try again later."""
+
+    def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ConflictError(FlowManagerError):
     """The request conflicts with the current state."""
 
 
 class RunStateError(ConflictError):
     """The run's state forbids that."""
+
+
+class QuotaExceededError(ConflictError):
+    """A limit on what one user may own is reached."""
 
 
 class RequestError(FlowManagerError):

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await services.register_flow_files()
             await services.start()
+            await services.start_authentication()
             if settings.embedded_worker:
                 await worker.start()
             with startup_objects_frozen():

@@ -6,12 +6,13 @@ List settings (`TASK_MODULES`, `FLOW_ENV_ALLOWLIST`) are comma-separated.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./flows.db"
@@ -60,6 +61,24 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "info"
 
+    # Trust (DESIGN.md section 7). `auto`: on unless the server listens only on loopback.
+    auth: Literal["auto", "on", "off"] = "auto"
+    allow_insecure: bool = False  # lets AUTH=off serve a non-loopback address
+    # Creates (once) the admin `admin` with this value as an API key, for containers.
+    admin_api_key: SecretStr | None = Field(None, min_length=32)
+    session_seconds: float = Field(12 * 3600, gt=0)  # a dashboard sign-in lasts this long
+    # How long a process may trust what it cached of a credential or a flow's shares. Changes
+    # reach every process at once by notification (PostgreSQL) or because there is only one
+    # (SQLite); this bounds the damage of a notification lost while a listener reconnects.
+    auth_cache_seconds: float = Field(60, ge=0)
+    key_usage_flush_seconds: float = Field(30, gt=0)  # `last_used_at` is written this often
+    # Limits per caller.
+    runs_per_minute: int = Field(3000, ge=0)  # runs one key may start per minute; 0: no limit
+    max_flows_per_user: int = Field(1000, ge=1)
+    max_versions_per_user: int = Field(10_000, ge=1)
+    max_keys_per_user: int = Field(100, ge=1)  # keys not revoked
+    sign_in_attempts: int = Field(10, ge=1)  # failed sign-ins per user per 15 minutes
+
     @field_validator("task_modules", "flow_files", "flow_env_allowlist", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -88,6 +107,23 @@ class Settings(BaseSettings):
             f"/{self.postgres_db}"
         )
 
+    @model_validator(mode="after")
+    def _refuse_open_doors(self) -> Settings:
+        if self.auth == "off" and not is_loopback(self.host) and not self.allow_insecure:
+            raise ValueError(
+                f"AUTH=off while listening on {self.host}, which is not a loopback address, "
+                "would let anyone who reaches the port act as an administrator: set AUTH=on "
+                "(or auto), or ALLOW_INSECURE=true to accept that"
+            )
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether callers must authenticate: `auto` means yes unless only loopback listens."""
+        if self.auth == "auto":
+            return not is_loopback(self.host)
+        return self.auth == "on"
+
     @property
     def heartbeat_seconds(self) -> float:
         """How often a worker says it is alive: a third of a lease, at most every 10 s."""
@@ -100,6 +136,17 @@ class Settings(BaseSettings):
     @property
     def should_migrate_on_start(self) -> bool:
         return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a listening address) is reachable only from this machine."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def split_pool_options(url: str) -> tuple[str, dict[str, str]]:

@@ -159,11 +159,12 @@ async def sqlite_commits_per_run(url: str) -> float:
 
     event.listen(services.engine.sync_engine, "commit", count)
     try:
-        await services.flows.register(CHAIN)
+        caller = await services.users.local_admin()
+        await services.flows.register(caller, CHAIN)
         runs = 50
         before = commits
         for n in range(runs):
-            await services.runs.execute("Chain", {"n": n}, wait=30)
+            await services.runs.execute(caller, "Chain", {"n": n}, wait=30)
         return (commits - before) / runs
     finally:
         await services.close()

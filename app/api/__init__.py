@@ -9,14 +9,40 @@ from fastapi import FastAPI
 
 from app.api.body import BodySizeLimit
 from app.api.errors import install_error_handlers
-from app.api.routes import flow_manager, flows, runs, system, workers
+from app.api.routes import (
+    audit,
+    flow_manager,
+    flows,
+    keys,
+    runs,
+    sessions,
+    system,
+    users,
+    workers,
+)
+from app.api.security import unguarded_routes
 from app.settings import Settings
 
-ROUTERS = (flows.router, runs.router, flow_manager.router, workers.router, system.router)
+ROUTERS = (
+    flows.router,
+    flows.json_router,
+    runs.router,
+    flow_manager.router,
+    users.router,
+    keys.router,
+    sessions.router,
+    audit.router,
+    workers.router,
+    system.router,
+)
 
 
 def register_routes(app: FastAPI, settings: Settings) -> None:
-    install_error_handlers(app, [route for router in ROUTERS for route in router.routes])
+    routes = [route for router in ROUTERS for route in router.routes]
+    unguarded = unguarded_routes(routes)
+    if unguarded:  # a programming error: refuse to serve rather than leave a door open
+        raise RuntimeError(f"routes without an access rule (authorize or public): {unguarded}")
+    install_error_handlers(app, routes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for router in ROUTERS:
         app.include_router(router)

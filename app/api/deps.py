@@ -9,14 +9,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Path, Request, Security
 
 from app.api.body import DefinitionBody, read_definition
+from app.api.security import authorize, public
+from app.domain.access import USERNAME, Caller, Scope
 from app.dsl.definitions import FLOW_NAME
+from app.services.audit import AuditService
 from app.services.container import Services
 from app.services.flow_manager import FlowManagerService
 from app.services.flows import FlowService
+from app.services.keys import KeyService
 from app.services.runs import RunService
+from app.services.users import UserService
 from app.services.workers import WorkerService
 from app.settings import Settings
 
@@ -53,6 +58,21 @@ async def get_workers(services: ServicesDep) -> WorkerService:
     return services.workers
 
 
+async def get_users(services: ServicesDep) -> UserService:
+    return services.users
+
+
+async def get_keys(services: ServicesDep) -> KeyService:
+    return services.keys
+
+
+async def get_audit(services: ServicesDep) -> AuditService:
+    return services.audit
+
+
+UsersDep = Annotated[UserService, Depends(get_users)]
+KeysDep = Annotated[KeyService, Depends(get_keys)]
+AuditDep = Annotated[AuditService, Depends(get_audit)]
 FlowsDep = Annotated[FlowService, Depends(get_flows)]
 WorkersDep = Annotated[WorkerService, Depends(get_workers)]
 RunsDep = Annotated[RunService, Depends(get_runs)]
@@ -60,11 +80,23 @@ FlowManagerDep = Annotated[FlowManagerService, Depends(get_flow_manager)]
 
 DefinitionDep = Annotated[DefinitionBody, Depends(read_definition)]
 
+# Who may call a route: every route takes one of these (or is PUBLIC); see app/api/security.py.
+AnyCaller = Annotated[Caller, Security(authorize)]
+FlowsReader = Annotated[Caller, Security(authorize, scopes=[Scope.FLOWS_READ])]
+FlowsWriter = Annotated[Caller, Security(authorize, scopes=[Scope.FLOWS_WRITE])]
+RunsReader = Annotated[Caller, Security(authorize, scopes=[Scope.RUNS_READ])]
+RunsWriter = Annotated[Caller, Security(authorize, scopes=[Scope.RUNS_WRITE])]
+GraphRunner = Annotated[Caller, Security(authorize, scopes=[Scope.FLOWS_WRITE, Scope.RUNS_WRITE])]
+Admin = Annotated[Caller, Security(authorize, scopes=[Scope.ADMIN])]
+PUBLIC = Depends(public)
+
 # Path and header parameters: what cannot name a stored thing is refused before the store sees it.
 FlowName = Annotated[
     str, Path(pattern=FLOW_NAME.pattern, description="the flow's name", examples=["UserManager"])
 ]
 Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="a version number, from 1")]
+Username = Annotated[str, Path(pattern=USERNAME.pattern, description="a user's name")]
+KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="a key's id")]
 RunId = Annotated[uuid.UUID, Path(description="the run's id")]
 IdempotencyKey = Annotated[
     str | None,

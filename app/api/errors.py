@@ -5,9 +5,12 @@
 | DefinitionError | 422 | problems; `loc` points into the definition, with `line`/`column` |
 | InputValidationError | 422 | problems; `loc` is `["body", "inputs", name]` |
 | RequestError (e.g. InvalidCursorError) | 422 | one problem at the error's `loc` |
+| AuthenticationError | 401 | message, with `WWW-Authenticate: Bearer` |
+| ForbiddenError (scope, permission, CSRF) | 403 | message |
 | NotFoundError | 404 | message |
 | ConflictError (e.g. RunStateError) | 409 | message |
 | PayloadTooLargeError | 413 | message |
+| RateLimitedError | 429 | message, with `Retry-After` in whole seconds |
 | FastAPI's RequestValidationError | 422 | FastAPI's standard list |
 | HTTPException (415, 413, 404 route...) | its status | its detail |
 | 405 (a method the path lacks) | 405 | FastAPI's, with `Allow` naming every method of the path |
@@ -20,6 +23,7 @@ answer has the same status and shape as FastAPI's own validation errors.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -37,21 +41,27 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from app.errors import (
+    AuthenticationError,
     ConflictError,
     DefinitionError,
     FlowManagerError,
+    ForbiddenError,
     InputValidationError,
     NotFoundError,
     PayloadTooLargeError,
     Problem,
     ProblemsError,
+    RateLimitedError,
     RequestError,
 )
 
 MESSAGE_STATUS: dict[type[FlowManagerError], int] = {
+    AuthenticationError: 401,
+    ForbiddenError: 403,
     NotFoundError: 404,
     ConflictError: 409,
     PayloadTooLargeError: 413,
+    RateLimitedError: 429,
 }
 
 
@@ -86,14 +96,22 @@ class ErrorResponse(JSONResponse):
             return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
-def error_answer(status: int, detail: Any) -> JSONResponse:
-    return ErrorResponse({"detail": detail}, status_code=status)
+def error_answer(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return ErrorResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 async def message_answer(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, FlowManagerError)
     status = next(code for kind, code in MESSAGE_STATUS.items() if isinstance(error, kind))
-    return error_answer(status, error.message)
+    return error_answer(status, error.message, _headers_of(error))
+
+
+def _headers_of(error: FlowManagerError) -> dict[str, str] | None:
+    if isinstance(error, AuthenticationError):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(error, RateLimitedError):
+        return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    return None
 
 
 async def problems_answer(_: Request, error: Exception) -> JSONResponse:

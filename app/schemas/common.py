@@ -64,11 +64,14 @@ def error_responses(
 ) -> dict[int | str, dict[str, Any]]:
     """OpenAPI documentation of the error answers a route gives (and `also` other answers)."""
     described = {
+        401: ("No credential, or one that is unknown, revoked or expired", Message),
+        403: ("The caller may see this but not do that (scope or permission)", Message),
         404: ("Unknown flow, version or run", Message),
         409: ("The run's state forbids that", Message),
         413: ("The body is larger than MAX_BODY_BYTES", Message),
         415: ("The body's Content-Type is not accepted here", Message),
         422: ("The request is invalid; each problem says where", Problems),
+        429: ("Too many requests; Retry-After says when to try again", Message),
         503: ("The store is unreachable", Message),
     }
     documented: dict[int | str, dict[str, Any]] = {

@@ -71,6 +71,8 @@ class FlowListItem(BaseModel):
     description: str
     checksum: str
     created_at: Timestamp
+    owner: str | None = Field(None, description="the user who owns the flow")
+    public: bool = Field(False, description="viewable by every user")
 
     @classmethod
     def of(cls, flow: FlowSummary) -> FlowListItem:
@@ -80,6 +82,8 @@ class FlowListItem(BaseModel):
             description=flow.description,
             checksum=flow.checksum,
             created_at=flow.created_at,
+            owner=flow.owner,
+            public=flow.public,
         )
 
 
@@ -91,6 +95,10 @@ class FlowDetail(BaseModel):
     source: str = Field(description="the definition's text as registered")
     checksum: str
     created_at: Timestamp
+    created_by: str | None = Field(None, description="the user who registered this version")
+    change_notes: str | None = Field(None, description="why this version was registered")
+    owner: str | None = Field(None, description="the user who owns the flow")
+    public: bool = Field(False, description="viewable by every user")
 
     @classmethod
     def of(cls, flow: FlowVersion) -> FlowDetail:
@@ -102,6 +110,10 @@ class FlowDetail(BaseModel):
             source=flow.source,
             checksum=flow.checksum,
             created_at=flow.created_at,
+            created_by=flow.created_by,
+            change_notes=flow.change_notes,
+            owner=flow.owner,
+            public=flow.public,
         )
 
 
@@ -109,10 +121,18 @@ class VersionItem(BaseModel):
     version: int
     checksum: str
     created_at: Timestamp
+    created_by: str | None = None
+    change_notes: str | None = None
 
     @classmethod
     def of(cls, flow: FlowVersion) -> VersionItem:
-        return cls(version=flow.version, checksum=flow.checksum, created_at=flow.created_at)
+        return cls(
+            version=flow.version,
+            checksum=flow.checksum,
+            created_at=flow.created_at,
+            created_by=flow.created_by,
+            change_notes=flow.change_notes,
+        )
 
 
 class StepItem(BaseModel):

@@ -111,6 +111,7 @@ class RunSummary(BaseModel):
     created_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None
+    created_by: str | None = Field(None, description="the user who started it")
 
     @classmethod
     def of(cls, run: RunRecord) -> RunSummary:
@@ -152,4 +153,5 @@ def _run_fields(run: RunRecord) -> dict[str, Any]:
         "created_at": run.created_at,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
+        "created_by": run.created_by,
     }

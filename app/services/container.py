@@ -8,6 +8,7 @@ in flight and closes everything in reverse.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,23 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.background import stop_task
 from app.connections.manager import ConnectionManager
+from app.domain.access import BOOTSTRAP_ADMIN
 from app.engine.environment import allowed_environment
 from app.engine.executor import FlowExecutor, Format
 from app.errors import SingleProcessStoreError
+from app.services.access import AccessChanges, FlowAccessPolicy
+from app.services.audit import AuditService
+from app.services.credentials import Authenticator
 from app.services.flow_manager import FlowManagerService
-from app.services.flows import FlowService
+from app.services.flows import FlowLimits, FlowService
 from app.services.heartbeat import Heartbeat, new_worker_id
+from app.services.keys import KeyService
+from app.services.limits import RunRateLimiter
+from app.services.passwords import Passwords
 from app.services.runs import RunService
+from app.services.users import UserService
 from app.services.workers import WorkerService
 from app.settings import Settings
 from app.store import migrations, notifications, workers
@@ -31,6 +41,10 @@ from app.store.database import create_engine, session_factory
 from app.store.pg_run_store import PgRunStore
 from app.store.run_store import SqlRunStore
 from app.tasks.loading import load_task_modules
+
+logger = logging.getLogger(__name__)
+
+KEY_INSTALL_RETRY_SECONDS = 2.0
 
 
 @dataclass
@@ -47,6 +61,12 @@ class Services:
     workers: WorkerService
     heartbeat: Heartbeat
     listener: notifications.Listener | None
+    authenticator: Authenticator
+    users: UserService
+    keys: KeyService
+    audit: AuditService
+    changes: AccessChanges
+    _key_installer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -64,10 +84,35 @@ class Services:
             connections=connections,
             env=allowed_environment(settings.flow_env_allowlist, settings.flow_env_file),
         )
-        flows = FlowService(sessions, executor)
-        runs = RunService(
-            sessions, executor, run_store, owner=worker_id, lease_seconds=settings.lease_seconds
+        changes = AccessChanges()
+        access = FlowAccessPolicy(
+            sessions, cache_seconds=_cache_seconds(engine, settings, changed_by_cli=False)
         )
+        authenticator = Authenticator(
+            sessions,
+            required=settings.auth_enabled,
+            cache_seconds=_cache_seconds(engine, settings, changed_by_cli=True),
+            flush_seconds=settings.key_usage_flush_seconds,
+        )
+        changes.on_change(access.forget)
+        changes.on_change(authenticator.forget)
+        flows = FlowService(
+            sessions,
+            executor,
+            access,
+            changes,
+            FlowLimits(settings.max_flows_per_user, settings.max_versions_per_user),
+        )
+        runs = RunService(
+            sessions,
+            executor,
+            run_store,
+            access,
+            RunRateLimiter(settings.runs_per_minute),
+            owner=worker_id,
+            lease_seconds=settings.lease_seconds,
+        )
+        passwords = Passwords()
         listener = None
         if engine.dialect.name == "postgresql":
             listener = notifications.Listener(
@@ -75,6 +120,7 @@ class Services:
                 {
                     notifications.RUNS_QUEUED: lambda _: runs.work_available.set(),
                     notifications.RUN_CANCELLED: runs.stop_local,
+                    notifications.ACCESS_CHANGED: changes.forget,
                 },
             )
         return cls(
@@ -92,6 +138,18 @@ class Services:
                 sessions, settings.heartbeat_seconds, worker_id, on_beat=runs.renew_leases
             ),
             listener=listener,
+            authenticator=authenticator,
+            users=UserService(sessions, passwords, changes),
+            keys=KeyService(
+                sessions,
+                passwords,
+                changes,
+                session_seconds=settings.session_seconds,
+                max_keys_per_user=settings.max_keys_per_user,
+                sign_in_attempts=settings.sign_in_attempts,
+            ),
+            audit=AuditService(sessions),
+            changes=changes,
         )
 
     async def start(self) -> None:
@@ -104,6 +162,35 @@ class Services:
             await self.listener.start()
         if self.settings.is_sqlite:
             await self.runs.resume_interrupted()
+
+    async def start_authentication(self) -> None:
+        """Who callers without credentials act as when authentication is off, and the
+        ADMIN_API_KEY (installed once, as soon as the store answers)."""
+        settings = self.settings
+        if not settings.auth_enabled:
+            logger.warning(
+                "AUTHENTICATION IS OFF: the service listens on %s only, and every caller "
+                "without a key acts as the local admin %r. Set AUTH=on (or listen on another "
+                "address) before anyone else can reach it.",
+                settings.host,
+                BOOTSTRAP_ADMIN,
+            )
+        await self.authenticator.start(None if settings.auth_enabled else self.users.local_admin)
+        if settings.admin_api_key is not None:
+            secret = settings.admin_api_key.get_secret_value()
+            self._key_installer = asyncio.create_task(
+                self._install_admin_key(secret), name="admin-api-key"
+            )
+
+    async def _install_admin_key(self, secret: str) -> None:
+        while True:
+            try:
+                await self.keys.install(await self.users.local_admin(), secret)
+            except Exception as error:  # the store does not answer yet: try again
+                logger.warning("installing ADMIN_API_KEY failed (%r); retrying", error)
+                await asyncio.sleep(KEY_INSTALL_RETRY_SECONDS)
+            else:
+                return
 
     async def _refuse_a_second_process(self) -> None:
         """SQLite is single-process: another live process already runs this store's runs."""
@@ -118,12 +205,17 @@ class Services:
                 )
 
     async def register_flow_files(self) -> None:
-        """Register the FLOW_FILES definitions, as the FlowLang server serves its flow.yaml."""
+        """Register the FLOW_FILES definitions, as the FlowLang server serves its flow.yaml.
+
+        They belong to the local admin (`admin`), who may share them or make them public."""
+        if not self.settings.flow_files:
+            return
+        admin = await self.users.local_admin()
         for name in self.settings.flow_files:
             path = Path(name)
             format: Format = "json" if path.suffix.lower() == ".json" else "yaml"
             source = await asyncio.to_thread(path.read_text, encoding="utf-8")
-            await self.flows.register(source, format)
+            await self.flows.register(admin, source, format, change_notes=f"FLOW_FILES: {name}")
 
     async def store_reachable(self) -> bool:
         """Whether the store answers a trivial query within 5 seconds (GET /ready)."""
@@ -138,10 +230,25 @@ class Services:
         if self.listener is not None:
             await self.listener.stop()
         await self.runs.shutdown(grace)
+        await stop_task(self._key_installer)
+        await self.authenticator.close()
         await self.heartbeat.stop()
         await self.run_store.aclose()
         await self.connections.aclose()
         await self.engine.dispose()
+
+
+def _cache_seconds(engine: AsyncEngine, settings: Settings, *, changed_by_cli: bool) -> float:
+    """How long to cache what access rules say: only where every change is heard at once.
+
+    PostgreSQL notifies every process. On SQLite the service is the only process, but the
+    command line (`keys revoke`) changes credentials from another one, which it cannot
+    notify: credentials are not cached there. MariaDB has no notifications: nothing is.
+    """
+    hears_every_change = engine.dialect.name == "postgresql" or (
+        engine.dialect.name == "sqlite" and not changed_by_cli
+    )
+    return settings.auth_cache_seconds if hears_every_change else 0
 
 
 def run_store_for(engine: AsyncEngine, owner: str) -> SqlRunStore:

@@ -1,37 +1,101 @@
-"""Registering, reading and deleting flow definitions (every version is kept)."""
+"""Registering, reading, sharing and deleting flows (every version is kept).
+
+A flow belongs to the user who registered its first version. Who may do what with it is
+`FlowAccessPolicy`'s to say; lists are filtered by the store (`flows.visible_to`).
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.domain.access import Caller, Permission
 from app.dsl.models import FlowDefinition
+from app.engine.clock import utcnow
 from app.engine.executor import FlowExecutor, Format, ParsedFlow
-from app.errors import DefinitionError, Problem, UnknownFlowError
-from app.store import definitions
-from app.store.records import FlowSummary, FlowVersion, Registration, StepRef, ValidationReport
+from app.errors import (
+    ConflictError,
+    DefinitionError,
+    Problem,
+    QuotaExceededError,
+    RequestError,
+    UnknownFlowError,
+    UnknownUserError,
+)
+from app.services.access import AccessChanges, FlowAccessPolicy, check
+from app.store import audit, definitions, flows, users
+from app.store.models import FlowRow
+from app.store.records import (
+    FlowSummary,
+    FlowVersion,
+    Registration,
+    ShareRecord,
+    StepRef,
+    ValidationReport,
+)
 
-_REGISTRATION_ATTEMPTS = 5  # concurrent registrations of one name race for the next version
+_REGISTRATION_ATTEMPTS = 5  # two first registrations of one name race to create its flow
+MAX_CHANGE_NOTES = 10_000  # characters
+
+
+@dataclass(frozen=True)
+class FlowLimits:
+    max_flows_per_user: int
+    max_versions_per_user: int
+
+
+@dataclass(frozen=True)
+class FlowChange:
+    """What `PATCH /flows/{name}` changes; None leaves a field as it is."""
+
+    public: bool | None = None
+    description: str | None = None
+    owner: str | None = None
 
 
 class FlowService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], executor: FlowExecutor) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        executor: FlowExecutor,
+        access: FlowAccessPolicy,
+        changes: AccessChanges,
+        limits: FlowLimits,
+    ) -> None:
         self.sessions = sessions
         self.executor = executor
+        self.access = access
+        self.changes = changes
+        self.limits = limits
 
     def validate(self, source: str | bytes, format: Format | None = None) -> ValidationReport:
         """Check a definition without saving it; DefinitionError lists every problem."""
         return _report(self.executor.parse(source, format=format).definition)
 
     async def register(
-        self, source: str | bytes, format: Format | None = None, *, name: str | None = None
+        self,
+        caller: Caller,
+        source: str | bytes,
+        format: Format | None = None,
+        *,
+        name: str | None = None,
+        change_notes: str | None = None,
     ) -> Registration:
         """Store a new version unless the body equals the current one.
 
-        With `name` (PUT /flows/{name}), the definition must carry that name.
+        A new name makes a new flow, owned by the caller; a new version of an existing flow
+        needs the `edit` permission on it. With `name` (PUT /flows/{name}), the definition
+        must carry that name.
         """
+        if change_notes is not None and len(change_notes) > MAX_CHANGE_NOTES:
+            raise RequestError(
+                f"change notes have at most {MAX_CHANGE_NOTES} characters",
+                loc=("query", "change_notes"),
+            )
         parsed = self.executor.parse(source, format=format)  # refuses bytes that are not UTF-8
         text = source.decode("utf-8") if isinstance(source, bytes) else source
         definition = parsed.definition
@@ -40,20 +104,41 @@ class FlowService:
             message = f"the definition is named {definition.name!r}, but the path says {name!r}"
             raise DefinitionError([Problem(where, message, "name_mismatch")])
         checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        for attempt in range(_REGISTRATION_ATTEMPTS):
+        for _ in range(_REGISTRATION_ATTEMPTS):
             try:
-                return await self._store_version(parsed, text, checksum)
+                return await self._store_version(caller, parsed, text, checksum, change_notes)
             except IntegrityError:
-                if attempt == _REGISTRATION_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+                continue  # the flow was created meanwhile: this time it is found, and locked
+        raise ConflictError(
+            f"flow {definition.name!r} was being registered by others at the same moment; "
+            "send the request again"
+        )
 
-    async def _store_version(self, parsed: ParsedFlow, text: str, checksum: str) -> Registration:
+    async def _store_version(
+        self,
+        caller: Caller,
+        parsed: ParsedFlow,
+        text: str,
+        checksum: str,
+        change_notes: str | None,
+    ) -> Registration:
         definition = parsed.definition
         async with self.sessions.begin() as session:
+            # The flow's row is locked until this version is committed: concurrent
+            # registrations of one flow number their versions one at a time.
+            flow = await flows.lock(session, definition.name)
+            if flow is None:
+                flow = await self._new_flow(session, caller, definition)
             current = await definitions.latest(session, definition.name)
-            if current is not None and current.checksum == checksum:
+            unchanged = current is not None and current.checksum == checksum
+            if current is not None and not caller.acts_as_admin:
+                # The same text again changes nothing: who may see the flow may send it.
+                access = await flows.access(session, definition.name, caller.user_id)
+                needed = Permission.VIEW if unchanged else Permission.EDIT
+                check(caller, definition.name, access, needed)
+            if current is not None and unchanged:
                 return Registration(definitions.to_version(current), created=False)
+            await self._check_version_quota(session, caller)
             row = await definitions.add(
                 session,
                 name=definition.name,
@@ -63,31 +148,162 @@ class FlowService:
                 format=parsed.document.format,
                 checksum=checksum,
                 description=definition.description,
+                created_by=caller.user_id or flow.owner_id,
+                change_notes=change_notes,
             )
-            return Registration(definitions.to_version(row), created=True)
+            await flows.change(session, flow.id, row.created_at, description=row.description)
+            return Registration(definitions.to_version(row, caller.username), created=True)
 
-    async def list_flows(self) -> list[FlowSummary]:
-        async with self.sessions() as session:
-            return [
-                definitions.to_summary(row) for row in await definitions.latest_of_each(session)
-            ]
+    async def _new_flow(
+        self, session: AsyncSession, caller: Caller, definition: FlowDefinition
+    ) -> FlowRow:
+        owned = await flows.count_owned(session, caller.user_id)
+        if owned >= self.limits.max_flows_per_user:
+            raise QuotaExceededError(
+                f"you own {owned} flows, the most MAX_FLOWS_PER_USER allows: delete one, or "
+                "ask an admin to raise the limit"
+            )
+        return await flows.add(
+            session, definition.name, caller.user_id, definition.description, utcnow()
+        )
 
-    async def get(self, name: str, version: int | None = None) -> FlowVersion:
-        async with self.sessions() as session:
-            return definitions.to_version(await definitions.find(session, name, version))
+    async def _check_version_quota(self, session: AsyncSession, caller: Caller) -> None:
+        registered = await definitions.count_created_by(session, caller.user_id)
+        if registered >= self.limits.max_versions_per_user:
+            raise QuotaExceededError(
+                f"you registered {registered} versions, the most MAX_VERSIONS_PER_USER allows"
+            )
 
-    async def versions(self, name: str) -> list[FlowVersion]:
+    async def list_flows(self, caller: Caller) -> list[FlowSummary]:
+        """The latest version of each flow the caller may see."""
         async with self.sessions() as session:
-            rows = await definitions.versions(session, name)
-        if not rows:
+            return await definitions.latest_of_each(session, _visibility(caller))
+
+    async def get(self, caller: Caller, name: str, version: int | None = None) -> FlowVersion:
+        await self.access.require(caller, name, Permission.VIEW)
+        async with self.sessions() as session:
+            return await definitions.read(session, name, version)
+
+    async def versions(self, caller: Caller, name: str) -> list[FlowVersion]:
+        await self.access.require(caller, name, Permission.VIEW)
+        async with self.sessions() as session:
+            found = await definitions.versions(session, name)
+        if not found:
             raise UnknownFlowError(f"no flow is registered under the name {name!r}")
-        return [definitions.to_version(row) for row in rows]
+        return found
 
-    async def delete(self, name: str) -> None:
-        """Delete the flow, its versions and its runs."""
+    async def change(self, caller: Caller, name: str, change: FlowChange) -> FlowVersion:
+        """Make the flow public or private, describe it, or give it to another user.
+
+        Its description needs `edit`; visibility and ownership need `admin`."""
+        needed = Permission.EDIT if change.public is None and change.owner is None else None
+        await self.access.require(caller, name, needed or Permission.ADMIN)
         async with self.sessions.begin() as session:
-            if not await definitions.delete_flow(session, name):
+            flow = await flows.lock(session, name)
+            if flow is None:
                 raise UnknownFlowError(f"no flow is registered under the name {name!r}")
+            values: dict[str, object] = {}
+            if change.public is not None:
+                values["is_public"] = change.public
+            if change.description is not None:
+                values["description"] = change.description
+            if change.owner is not None:
+                owner = await users.find(session, change.owner)
+                if owner is None:
+                    raise UnknownUserError(f"no user is named {change.owner!r}")
+                values["owner_id"] = owner.id
+            now = utcnow()
+            await flows.change(session, flow.id, now, **values)
+            if change.public is not None or change.owner is not None:
+                await audit.record(
+                    session,
+                    actor=caller.username,
+                    action="flow.change",
+                    target=name,
+                    at=now,
+                    details={"public": change.public, "owner": change.owner},
+                )
+                await self.changes.announce(session)
+        self.changes.forget()
+        return await self.get(caller, name)
+
+    async def delete(self, caller: Caller, name: str) -> None:
+        """Delete the flow, its versions and its runs."""
+        await self.access.require(caller, name, Permission.ADMIN)
+        async with self.sessions.begin() as session:
+            if not await flows.delete_flow(session, name):
+                raise UnknownFlowError(f"no flow is registered under the name {name!r}")
+            await audit.record(
+                session, actor=caller.username, action="flow.delete", target=name, at=utcnow()
+            )
+            await self.changes.announce(session)
+        self.changes.forget()
+
+    # Shares.
+
+    async def shares(self, caller: Caller, name: str) -> Sequence[ShareRecord]:
+        await self.access.require(caller, name, Permission.ADMIN)
+        async with self.sessions() as session:
+            found = await flows.access(session, name, caller.user_id)
+            if found is None:
+                raise UnknownFlowError(f"no flow is registered under the name {name!r}")
+            return await flows.shares(session, found.flow_id)
+
+    async def share(
+        self, caller: Caller, name: str, username: str, permission: Permission
+    ) -> tuple[ShareRecord, bool]:
+        """Share the flow with the user (or change its permission); True when new."""
+        await self.access.require(caller, name, Permission.ADMIN)
+        async with self.sessions.begin() as session:
+            flow, user_id = await self._flow_and_user(session, name, username)
+            if user_id == flow.owner_id:
+                raise ConflictError(f"{username!r} owns flow {name!r}: it needs no share")
+            now = utcnow()
+            created = await flows.share(session, flow.id, user_id, permission, now)
+            await audit.record(
+                session,
+                actor=caller.username,
+                action="share.put",
+                target=f"{name}/{username}",
+                at=now,
+                details={"permission": permission.label},
+            )
+            await self.changes.announce(session)
+            found = next(s for s in await flows.shares(session, flow.id) if s.username == username)
+        self.changes.forget()
+        return found, created
+
+    async def unshare(self, caller: Caller, name: str, username: str) -> None:
+        await self.access.require(caller, name, Permission.ADMIN)
+        async with self.sessions.begin() as session:
+            flow, user_id = await self._flow_and_user(session, name, username)
+            if not await flows.unshare(session, flow.id, user_id):
+                raise UnknownUserError(f"flow {name!r} is not shared with {username!r}")
+            await audit.record(
+                session,
+                actor=caller.username,
+                action="share.delete",
+                target=f"{name}/{username}",
+                at=utcnow(),
+            )
+            await self.changes.announce(session)
+        self.changes.forget()
+
+    async def _flow_and_user(
+        self, session: AsyncSession, name: str, username: str
+    ) -> tuple[FlowRow, str]:
+        flow = await flows.lock(session, name)
+        if flow is None:
+            raise UnknownFlowError(f"no flow is registered under the name {name!r}")
+        user = await users.find(session, username)
+        if user is None:
+            raise UnknownUserError(f"no user is named {username!r}")
+        return flow, user.id
+
+
+def _visibility(caller: Caller) -> str | None:
+    """Whose view lists are filtered by: None (everything) for an acting admin."""
+    return None if caller.acts_as_admin else caller.user_id
 
 
 def _report(definition: FlowDefinition) -> ValidationReport:

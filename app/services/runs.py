@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.domain.access import Caller, Permission
 from app.dsl.inputs import validate_inputs
 from app.dsl.models import FlowDefinition
 from app.engine.attempts import ResumePoint, TaskOutcome
@@ -29,7 +30,9 @@ from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult, collect_outputs, kept_on_retry
 from app.engine.store import RunStatus, TaskKey, TaskStatus
 from app.errors import ConflictError, LeaseLostError, RunError, RunStateError, UnknownRunError
+from app.services.access import FlowAccessPolicy
 from app.services.cursors import decode_cursor, encode_cursor
+from app.services.limits import RunRateLimiter
 from app.store import definitions, notifications, queue, runs
 from app.store.database import is_passing_failure
 from app.store.records import Creation, NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
@@ -50,6 +53,8 @@ class RunService:
         sessions: async_sessionmaker[AsyncSession],
         executor: FlowExecutor,
         store: SqlRunStore,
+        access: FlowAccessPolicy,
+        limiter: RunRateLimiter,
         *,
         owner: str,
         lease_seconds: float,
@@ -59,6 +64,8 @@ class RunService:
         self.sessions = sessions
         self.executor = executor
         self.store = store
+        self.access = access
+        self.limiter = limiter
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.in_flight: dict[str, asyncio.Task[RunResult | None]] = {}
@@ -73,6 +80,7 @@ class RunService:
 
     async def start(
         self,
+        caller: Caller,
         name: str,
         inputs: Mapping[str, Any],
         *,
@@ -80,13 +88,14 @@ class RunService:
         idempotency_key: str | None = None,
     ) -> StartedRun:
         """Queue a run for the worker; inputs are checked first."""
-        new = await self._create(name, inputs, version, idempotency_key, RunStatus.QUEUED)
+        new = await self._create(caller, name, inputs, version, idempotency_key, RunStatus.QUEUED)
         if new.created:
             self.work_available.set()
         return StartedRun(await self.get(new.run_id, with_steps=False), new.created)
 
     async def execute(
         self,
+        caller: Caller,
         name: str,
         inputs: Mapping[str, Any],
         *,
@@ -95,33 +104,37 @@ class RunService:
         idempotency_key: str | None = None,
     ) -> StartedRun:
         """Run in this process and wait up to `wait` seconds for the run to finish."""
-        new = await self._create(name, inputs, version, idempotency_key, RunStatus.RUNNING)
+        new = await self._create(caller, name, inputs, version, idempotency_key, RunStatus.RUNNING)
         task = self.launch(new.run_id, new.fresh) if new.created else self.in_flight.get(new.run_id)
         if task is not None and wait > 0:
             done, _ = await asyncio.wait({task}, timeout=wait)
             result = task.result() if done and not task.cancelled() else None
             if result is not None and new.created:  # answer from memory: nothing to read back
-                return StartedRun(new.finished(result), created=True)
+                return StartedRun(new.finished(result, caller.username), created=True)
         return StartedRun(await self.get(new.run_id, with_steps=False), new.created)
 
     async def _create(
         self,
+        caller: Caller,
         name: str,
         inputs: Mapping[str, Any],
         version: int | None,
         idempotency_key: str | None,
         status: RunStatus,
     ) -> _Created:
-        """A new run, or the run an earlier request made with the same idempotency key.
+        """A new run, or the run an earlier request of the caller made on the flow with the
+        same idempotency key.
 
         The flow's version is looked up once per process and remembered; the statement that
         creates the run checks that it is still current (the latest, unless one was asked
         for), and when it is not the version is looked up again.
         """
+        await self.access.require(caller, name, Permission.RUN)
         if idempotency_key is not None:
-            existing = await self._run_with_key(idempotency_key)
+            existing = await self._run_with_key(idempotency_key, name, caller)
             if existing is not None:
                 return _Created(existing)
+        self.limiter.take(caller)
         for _ in range(STALE_VERSION_ATTEMPTS):
             definition_id, number = await self._located(name, version)
             definition = await self._definition(definition_id)
@@ -138,6 +151,7 @@ class RunService:
                 step_ids=[step.id for step in definition.steps],
                 idempotency_key=idempotency_key,
                 created_at=created_at,
+                created_by=caller.user_id or None,
                 latest_only=version is None,
                 **lease,
             )
@@ -146,7 +160,7 @@ class RunService:
                 return _Created(run.run_id, (definition, values), number, created_at)
             if creation is Creation.KEY_TAKEN:  # lost the race to an identical request
                 assert idempotency_key is not None
-                existing = await self._run_with_key(idempotency_key)
+                existing = await self._run_with_key(idempotency_key, name, caller)
                 assert existing is not None
                 return _Created(existing)
             self._versions.pop((name, version), None)  # stale: a version came or went
@@ -162,9 +176,9 @@ class RunService:
             self._versions[name, version] = located
         return located
 
-    async def _run_with_key(self, idempotency_key: str) -> str | None:
+    async def _run_with_key(self, idempotency_key: str, name: str, caller: Caller) -> str | None:
         async with self.sessions() as session:
-            return await runs.id_for_key(session, idempotency_key)
+            return await runs.id_for_key(session, idempotency_key, name, caller.user_id or None)
 
     async def claim(self, limit: int) -> int:
         """Claim up to `limit` queued runs, or runs whose worker died, and launch them here;
@@ -284,24 +298,36 @@ class RunService:
 
     # Reading runs.
 
+    async def read(self, caller: Caller, run_id: str, *, with_steps: bool = True) -> RunRecord:
+        """The run, when the caller may see its flow (else UnknownRunError, as if it did not
+        exist)."""
+        record = await self.get(run_id, with_steps=with_steps)
+        await self.access.require(caller, record.flow, Permission.VIEW, _no_run(run_id))
+        return record
+
     async def get(self, run_id: str, *, with_steps: bool = True) -> RunRecord:
         async with self.sessions() as session:
             record = await runs.get(session, run_id, with_steps=with_steps)
         if record is None:
-            raise UnknownRunError(f"no run has the id {run_id!r}")
+            raise _no_run(run_id)
         return record
 
     async def list_runs(
         self,
+        caller: Caller,
         *,
         flow: str | None = None,
         status: RunStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
+        """The runs of the flows the caller may see, newest first."""
         after = decode_cursor(cursor) if cursor else None
+        viewer = None if caller.acts_as_admin else caller.user_id
         async with self.sessions() as session:
-            found = await runs.page(session, flow=flow, status=status, limit=limit + 1, after=after)
+            found = await runs.page(
+                session, flow=flow, status=status, limit=limit + 1, after=after, viewer=viewer
+            )
         items = found[:limit]
         more = len(found) > limit
         next_cursor = encode_cursor(items[-1].created_at, items[-1].run_id) if more else None
@@ -309,12 +335,13 @@ class RunService:
 
     # Changing runs.
 
-    async def cancel(self, run_id: str) -> RunRecord:
+    async def cancel(self, caller: Caller, run_id: str) -> RunRecord:
         """Cancel a queued or running run, wherever it runs.
 
         Here, the engine records the cancellation as it unwinds. Elsewhere, the run is ended
         here and its worker is notified: it stops the run's steps (see `stop_local`).
         """
+        await self._require_run_permission(caller, run_id)
         task = self.in_flight.get(run_id)
         if task is not None:
             task.cancel()
@@ -331,8 +358,9 @@ class RunService:
             )
         return record
 
-    async def retry(self, run_id: str) -> RunRecord:
+    async def retry(self, caller: Caller, run_id: str) -> RunRecord:
         """Run a failed or cancelled run again from its unfinished steps."""
+        await self._require_run_permission(caller, run_id)
         async with self.sessions.begin() as session:
             changed = await runs.change_status(
                 session,
@@ -351,6 +379,10 @@ class RunService:
             )
         self.launch(run_id)
         return await self.get(run_id)
+
+    async def _require_run_permission(self, caller: Caller, run_id: str) -> None:
+        run = await self.read(caller, run_id, with_steps=False)
+        await self.access.require(caller, run.flow, Permission.RUN, _no_run(run_id))
 
     # Leases and lifecycle.
 
@@ -411,7 +443,7 @@ class _Created:
     def created(self) -> bool:
         return self.fresh is not None
 
-    def finished(self, result: RunResult) -> RunRecord:
+    def finished(self, result: RunResult, created_by: str) -> RunRecord:
         """The run this call created, as it finished."""
         assert self.fresh is not None
         assert self.created_at is not None
@@ -427,6 +459,7 @@ class _Created:
             created_at=self.created_at,
             started_at=result.started_at,
             finished_at=result.finished_at,
+            created_by=created_by,
         )
 
 
@@ -475,6 +508,10 @@ def resume_points(
         elif task.status is TaskStatus.QUEUED and task.error is not None:
             points[task.step_id] = ResumePoint(task.attempts + 1, task.available_at)
     return points
+
+
+def _no_run(run_id: str) -> UnknownRunError:
+    return UnknownRunError(f"no run has the id {run_id!r}")
 
 
 def _new_run_id() -> str:

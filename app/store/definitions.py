@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.engine.clock import utcnow
 from app.errors import UnknownFlowError, UnknownVersionError
-from app.store.models import DEFINITIONS, FlowDefinitionRow
+from app.store import flows
+from app.store.models import DEFINITIONS, FLOWS, USERS, FlowDefinitionRow
 from app.store.records import FlowSummary, FlowVersion, Format
 
 
@@ -90,31 +90,52 @@ async def source_of(session: AsyncSession, definition_id: int) -> tuple[str, str
     return str(source), str(format)
 
 
-async def versions(session: AsyncSession, name: str) -> Sequence[FlowDefinitionRow]:
+async def read(session: AsyncSession, name: str, number: int | None = None) -> FlowVersion:
+    """The latest version, or version `number`, with its flow's owner and visibility;
+    UnknownFlowError / UnknownVersionError."""
+    row = await find(session, name, number)
+    found = (await session.execute(_VERSION_DETAIL, {"id": row.id})).one()
+    return to_version(row, found.created_by, found.owner, bool(found.is_public))
+
+
+async def versions(session: AsyncSession, name: str) -> list[FlowVersion]:
+    """Every version of the flow, oldest first (without their texts' owners)."""
     statement = (
-        select(FlowDefinitionRow)
+        select(FlowDefinitionRow, USERS.c.username)
+        .outerjoin(USERS, USERS.c.id == FlowDefinitionRow.created_by)
         .where(FlowDefinitionRow.name == name)
         .order_by(FlowDefinitionRow.version)
     )
-    return (await session.execute(statement)).scalars().all()
+    return [to_version(row, creator) for row, creator in await session.execute(statement)]
 
 
-async def latest_of_each(session: AsyncSession) -> Sequence[FlowDefinitionRow]:
+async def latest_of_each(session: AsyncSession, viewer: str | None) -> list[FlowSummary]:
+    """The latest version of every flow the user `viewer` may see (of every flow with None),
+    by name."""
     newest = (
         select(FlowDefinitionRow.name, func.max(FlowDefinitionRow.version).label("version"))
         .group_by(FlowDefinitionRow.name)
         .subquery()
     )
     statement = (
-        select(FlowDefinitionRow)
+        select(FlowDefinitionRow, USERS.c.username, FLOWS.c.is_public, FLOWS.c.description)
         .join(
             newest,
             (FlowDefinitionRow.name == newest.c.name)
             & (FlowDefinitionRow.version == newest.c.version),
         )
+        .join(FLOWS, FLOWS.c.name == FlowDefinitionRow.name)
+        .join(USERS, USERS.c.id == FLOWS.c.owner_id)
         .order_by(FlowDefinitionRow.name)
     )
-    return (await session.execute(statement)).scalars().all()
+    if viewer is not None:
+        statement = statement.where(flows.visible_to(viewer))
+    return [
+        FlowSummary(
+            row.name, row.version, description, row.checksum, row.created_at, owner, bool(public)
+        )
+        for row, owner, public, description in await session.execute(statement)
+    ]
 
 
 async def add(
@@ -127,6 +148,8 @@ async def add(
     format: Format,
     checksum: str,
     description: str,
+    created_by: str,
+    change_notes: str | None,
 ) -> FlowDefinitionRow:
     row = FlowDefinitionRow(
         name=name,
@@ -137,19 +160,26 @@ async def add(
         checksum=checksum,
         description=description,
         created_at=utcnow(),
+        created_by=created_by,
+        change_notes=change_notes,
     )
     session.add(row)
     await session.flush()
     return row
 
 
-async def delete_flow(session: AsyncSession, name: str) -> int:
-    """Delete every version (their runs and tasks go with them); how many versions there were."""
-    result = await session.execute(delete(FlowDefinitionRow).where(FlowDefinitionRow.name == name))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+async def count_created_by(session: AsyncSession, user_id: str) -> int:
+    """How many versions the user registered."""
+    statement = select(func.count()).where(DEFINITIONS.c.created_by == user_id)
+    return int((await session.execute(statement)).scalar_one())
 
 
-def to_version(row: FlowDefinitionRow) -> FlowVersion:
+def to_version(
+    row: FlowDefinitionRow,
+    created_by: str | None = None,
+    owner: str | None = None,
+    public: bool = False,
+) -> FlowVersion:
     return FlowVersion(
         name=row.name,
         version=row.version,
@@ -159,8 +189,21 @@ def to_version(row: FlowDefinitionRow) -> FlowVersion:
         format="json" if row.format == "json" else "yaml",
         checksum=row.checksum,
         created_at=row.created_at,
+        created_by=created_by,
+        change_notes=row.change_notes,
+        owner=owner,
+        public=public,
     )
 
 
-def to_summary(row: FlowDefinitionRow) -> FlowSummary:
-    return FlowSummary(row.name, row.version, row.description, row.checksum, row.created_at)
+_OWNER = USERS.alias("owner")
+_VERSION_DETAIL = (
+    select(
+        USERS.c.username.label("created_by"), _OWNER.c.username.label("owner"), FLOWS.c.is_public
+    )
+    .select_from(DEFINITIONS)
+    .join(FLOWS, FLOWS.c.name == DEFINITIONS.c.name)
+    .join(_OWNER, _OWNER.c.id == FLOWS.c.owner_id)
+    .outerjoin(USERS, USERS.c.id == DEFINITIONS.c.created_by)
+    .where(DEFINITIONS.c.id == bindparam("id"))
+)

@@ -8,7 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from app.store.types import BigId, JsonDocument, LongText, UTCDateTime
@@ -25,14 +35,116 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class UserRow(Base):
+    """A user: owns flows, holds API keys, starts runs. Deleted users stay, marked, so their
+    name is never reused and history still says who did what."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UserSettingsRow(Base):
+    """A user's own settings (the dashboard's preferences): one JSON document per user."""
+
+    __tablename__ = "user_settings"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    settings: Mapped[Any] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CredentialRow(Base):
+    """An API key, or a dashboard session (a short-lived key held in a cookie).
+
+    Only the secret's SHA-256 is kept: keys are 256 random bits, so no one can search for a
+    secret that matches, and a fast hash keeps the lookup of every request cheap.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "key" | "session"
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str] = mapped_column(String(16))  # the secret's first characters, shown
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True)  # None: all rights
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class FlowRow(Base):
+    """A flow: its name, owner and visibility. Its versions are `flow_definitions` rows."""
+
+    __tablename__ = "flows"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FlowShareRow(Base):
+    """A flow shared with a user, with a permission (view < run < edit < admin)."""
+
+    __tablename__ = "flow_shares"
+    __table_args__ = (UniqueConstraint("flow_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    flow_id: Mapped[int] = mapped_column(BigId, ForeignKey("flows.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    permission: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    """One change to users, keys, shares or a flow's ownership, who made it and when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(64))  # a username, or "cli"
+    action: Mapped[str] = mapped_column(String(32))  # e.g. "key.revoke"
+    target: Mapped[str] = mapped_column(String(255))
+    details: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True)
+
+
+class SecretRow(Base):
+    """Random values every process of the service shares (e.g. the key that signs cursors),
+    made once by the migration that creates the table."""
+
+    __tablename__ = "service_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class FlowDefinitionRow(Base):
     """One version of a flow definition."""
 
     __tablename__ = "flow_definitions"
-    __table_args__ = (UniqueConstraint("name", "version"),)
+    __table_args__ = (UniqueConstraint("name", "version"), Index(None, "created_by"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(64))
+    # Deleting a flow deletes its versions, and with them their runs.
+    name: Mapped[str] = mapped_column(ForeignKey("flows.name", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
     definition: Mapped[Any] = mapped_column(JsonDocument)
     source: Mapped[str] = mapped_column(LongText)
@@ -40,6 +152,8 @@ class FlowDefinitionRow(Base):
     checksum: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    change_notes: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class FlowRunRow(Base):
@@ -49,6 +163,9 @@ class FlowRunRow(Base):
         Index(None, "status", "created_at"),
         Index(None, "created_at", "id"),
         Index(None, "lease_owner"),  # a worker renews (and on shutdown releases) its leases
+        # A key repeats a request of the same caller on the same flow, no one else's.
+        UniqueConstraint("idempotency_key", "flow_name", "created_by"),
+        Index(None, "created_by"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -61,7 +178,8 @@ class FlowRunRow(Base):
     outputs: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True)
     error: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True)
     remaining_steps: Mapped[int] = mapped_column(Integer)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     # The worker executing the run, and until when: past it, any worker may take the run over.
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -113,5 +231,9 @@ class WorkerRow(Base):
 # The tables themselves, for Core statements: on the hot paths the ORM's statement building
 # costs more than the statements.
 DEFINITIONS = cast(Table, FlowDefinitionRow.__table__)
+FLOWS = cast(Table, FlowRow.__table__)
+SHARES = cast(Table, FlowShareRow.__table__)
+USERS = cast(Table, UserRow.__table__)
+CREDENTIALS = cast(Table, CredentialRow.__table__)
 RUNS = cast(Table, FlowRunRow.__table__)
 TASKS = cast(Table, TaskRunRow.__table__)

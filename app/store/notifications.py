@@ -1,4 +1,5 @@
-"""PostgreSQL `LISTEN/NOTIFY`: wake the workers when runs are queued, cancel runs anywhere.
+"""PostgreSQL `LISTEN/NOTIFY`: wake the workers when runs are queued, cancel runs anywhere,
+forget cached credentials and permissions when access changes.
 
 A notification is sent inside the transaction that makes the change, so PostgreSQL delivers it
 only once the change is committed (and never when it rolls back). Notifications are a fast
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 RUNS_QUEUED = "flow_manager_runs_queued"  # payload: empty
 RUN_CANCELLED = "flow_manager_run_cancelled"  # payload: the run id
+ACCESS_CHANGED = "flow_manager_access_changed"  # payload: empty; users, keys or shares changed
 
 RECONNECT_DELAY = 1.0  # seconds between attempts to reopen a lost listening connection
 

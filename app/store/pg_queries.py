@@ -20,7 +20,8 @@ SELECT id, version FROM flow_definitions WHERE name = $1 ORDER BY version DESC L
 GIVEN_VERSION = "SELECT id, version FROM flow_definitions WHERE name = $1 AND version = $2"
 
 # $1 run_id, $2 flow_name, $3 definition_id, $4 status, $5 inputs, $6 step ids in order,
-# $7 idempotency key, $8 created_at, $9 lease owner, $10 lease expiry, $11 latest only. Its
+# $7 idempotency key, $8 created_at, $9 lease owner, $10 lease expiry, $11 latest only, $12 the
+# id of the user who starts it. Its
 # `Creation`: nothing is written when the key is taken or the version stale (a newer one
 # exists, with $11, or it was deleted).
 CREATE_RUN = """
@@ -32,10 +33,10 @@ WITH version AS (
     ))
 ), run AS (
     INSERT INTO flow_runs (id, flow_name, definition_id, status, inputs, remaining_steps,
-        idempotency_key, created_at, lease_owner, lease_expires_at)
-    SELECT $1, $2, version.id, $4, $5::jsonb, cardinality($6::text[]), $7, $8, $9, $10
+        idempotency_key, created_at, lease_owner, lease_expires_at, created_by)
+    SELECT $1, $2, version.id, $4, $5::jsonb, cardinality($6::text[]), $7, $8, $9, $10, $12
     FROM version
-    ON CONFLICT (idempotency_key) DO NOTHING
+    ON CONFLICT (idempotency_key, flow_name, created_by) DO NOTHING
     RETURNING id
 ), tasks AS (
     INSERT INTO task_runs (run_id, step_id, task_index, status, attempts)

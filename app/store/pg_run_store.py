@@ -80,6 +80,7 @@ class PgRunStore(SqlRunStore):
                 run.lease_owner,
                 run.lease_expires_at,
                 run.latest_only,
+                run.created_by,
             )
         )
 

@@ -24,6 +24,10 @@ class FlowVersion:
     format: Format
     checksum: str  # sha256 of the source text
     created_at: datetime
+    created_by: str | None = None  # the username of whoever registered the version
+    change_notes: str | None = None
+    owner: str | None = None  # the flow's owner (a username) and visibility, for reads
+    public: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class FlowSummary:
     description: str
     checksum: str
     created_at: datetime  # of the latest version
+    owner: str | None = None
+    public: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class RunRecord:
     started_at: datetime | None
     finished_at: datetime | None
     steps: tuple[StepRecord, ...] = ()  # empty in listings
+    created_by: str | None = None  # the username of whoever started it
 
     @property
     def finished(self) -> bool:
@@ -135,6 +142,7 @@ class NewRunRow:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     latest_only: bool = False  # created only while its version is the flow's latest
+    created_by: str | None = None  # the id of the user who starts it
 
 
 @dataclass(frozen=True)
@@ -156,3 +164,53 @@ class WorkerRecord:
     pid: int
     started_at: datetime
     last_heartbeat: datetime
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: str
+    username: str
+    email: str | None
+    is_admin: bool
+    created_at: datetime
+    password_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class CredentialRecord:
+    """An API key or a dashboard session, without its secret (kept only as a hash)."""
+
+    id: str
+    user_id: str
+    username: str
+    kind: str  # "key" | "session"
+    name: str
+    prefix: str
+    scopes: tuple[str, ...] | None  # None: all of its user's rights
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ShareRecord:
+    username: str
+    permission: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    details: Any | None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    items: tuple[AuditEntry, ...]
+    next_cursor: str | None

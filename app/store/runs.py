@@ -12,7 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.engine.store import UNFINISHED_TASK_STATUSES as UNFINISHED
 from app.engine.store import RunStatus, TaskStatus
 from app.errors import RunError
-from app.store.models import RUNS, TASKS, FlowDefinitionRow, FlowRunRow, TaskRunRow
+from app.store import flows
+from app.store.models import (
+    FLOWS,
+    RUNS,
+    TASKS,
+    USERS,
+    FlowDefinitionRow,
+    FlowRunRow,
+    TaskRunRow,
+)
 from app.store.records import NewRunRow, RunRecord, StepRecord
 
 
@@ -29,6 +38,7 @@ async def create(session: AsyncSession, run: NewRunRow) -> None:
             "remaining_steps": len(run.step_ids),
             "idempotency_key": run.idempotency_key,
             "created_at": run.created_at,
+            "created_by": run.created_by,
             "lease_owner": run.lease_owner,
             "lease_expires_at": run.lease_expires_at,
         },
@@ -43,31 +53,32 @@ async def create(session: AsyncSession, run: NewRunRow) -> None:
         )
 
 
-async def id_for_key(session: AsyncSession, idempotency_key: str) -> str | None:
-    statement = select(FlowRunRow.id).where(FlowRunRow.idempotency_key == idempotency_key)
+async def id_for_key(
+    session: AsyncSession, idempotency_key: str, flow_name: str, created_by: str | None
+) -> str | None:
+    """The run an earlier request of the same caller on the same flow made with the key."""
+    statement = select(FlowRunRow.id).where(
+        FlowRunRow.idempotency_key == idempotency_key,
+        FlowRunRow.flow_name == flow_name,
+        FlowRunRow.created_by == created_by,
+    )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def get(session: AsyncSession, run_id: str, *, with_steps: bool = True) -> RunRecord | None:
     """The run (with every task unless told otherwise), or None."""
-    found = (
-        await session.execute(
-            select(FlowRunRow, FlowDefinitionRow.version)
-            .join(FlowDefinitionRow, FlowRunRow.definition_id == FlowDefinitionRow.id)
-            .where(FlowRunRow.id == run_id)
-        )
-    ).one_or_none()
+    found = (await session.execute(_WITH_VERSION.where(FlowRunRow.id == run_id))).one_or_none()
     if found is None:
         return None
-    run, version = found
+    run, version, created_by = found
     if not with_steps:
-        return to_record(run, version, [])
+        return to_record(run, version, [], created_by)
     tasks = (
         await session.execute(
             select(TaskRunRow).where(TaskRunRow.run_id == run_id).order_by(TaskRunRow.id)
         )
     ).scalars()
-    return to_record(run, version, [to_step(task) for task in tasks])
+    return to_record(run, version, [to_step(task) for task in tasks], created_by)
 
 
 async def definition_id_of(session: AsyncSession, run_id: str) -> int | None:
@@ -82,11 +93,15 @@ async def page(
     status: RunStatus | None,
     limit: int,
     after: tuple[datetime, str] | None,
+    viewer: str | None,
 ) -> list[RunRecord]:
-    """Runs newest first, without their tasks; `after` is the (created_at, id) of the last seen."""
-    statement = select(FlowRunRow, FlowDefinitionRow.version).join(
-        FlowDefinitionRow, FlowRunRow.definition_id == FlowDefinitionRow.id
-    )
+    """Runs newest first, without their tasks, of the flows the user `viewer` may see (of
+    every flow with None); `after` is the (created_at, id) of the last seen."""
+    statement = _WITH_VERSION
+    if viewer is not None:
+        statement = statement.join(FLOWS, FLOWS.c.name == FlowRunRow.flow_name).where(
+            flows.visible_to(viewer)
+        )
     if flow is not None:
         statement = statement.where(FlowRunRow.flow_name == flow)
     if status is not None:
@@ -94,7 +109,8 @@ async def page(
     if after is not None:
         statement = statement.where(tuple_(FlowRunRow.created_at, FlowRunRow.id) < after)
     statement = statement.order_by(FlowRunRow.created_at.desc(), FlowRunRow.id.desc()).limit(limit)
-    return [to_record(run, version, []) for run, version in (await session.execute(statement))]
+    rows = await session.execute(statement)
+    return [to_record(run, version, [], created_by) for run, version, created_by in rows]
 
 
 async def change_status(
@@ -147,6 +163,11 @@ async def cancel_unfinished_tasks(
         await db.execute(_CANCEL_UNFINISHED_OF_STEP, {"run": run_id, "at": at, "step": step_id})
 
 
+_WITH_VERSION = (
+    select(FlowRunRow, FlowDefinitionRow.version, USERS.c.username)
+    .join(FlowDefinitionRow, FlowRunRow.definition_id == FlowDefinitionRow.id)
+    .outerjoin(USERS, USERS.c.id == FlowRunRow.created_by)
+)
 UNFINISHED_TASK_STATUSES = sorted(status.value for status in UNFINISHED)
 _CANCEL_UNFINISHED = (  # built once: it ends every run
     update(TASKS)
@@ -156,7 +177,9 @@ _CANCEL_UNFINISHED = (  # built once: it ends every run
 _CANCEL_UNFINISHED_OF_STEP = _CANCEL_UNFINISHED.where(TASKS.c.step_id == bindparam("step"))
 
 
-def to_record(run: FlowRunRow, version: int, steps: Sequence[StepRecord]) -> RunRecord:
+def to_record(
+    run: FlowRunRow, version: int, steps: Sequence[StepRecord], created_by: str | None = None
+) -> RunRecord:
     return RunRecord(
         run_id=run.id,
         flow=run.flow_name,
@@ -170,6 +193,7 @@ def to_record(run: FlowRunRow, version: int, steps: Sequence[StepRecord]) -> Run
         started_at=run.started_at,
         finished_at=run.finished_at,
         steps=tuple(steps),
+        created_by=created_by,
     )
 
 

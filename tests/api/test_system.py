@@ -74,7 +74,7 @@ async def test_unknown_routes_and_methods_keep_fastapis_shape(client: httpx.Asyn
     ("method", "path", "allowed"),
     [
         ("OPTIONS", "/flows", "GET, POST"),
-        ("PATCH", "/flows/Hello", "DELETE, GET, PUT"),
+        ("POST", "/flows/Hello", "DELETE, GET, PATCH, PUT"),
         ("DELETE", "/runs/00000000-0000-4000-8000-000000000000", "GET"),
         ("GET", "/flows/Hello/execute", "POST"),
         ("POST", "/openapi.json", "GET, HEAD"),

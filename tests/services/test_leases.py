@@ -23,6 +23,7 @@ from app.settings import Settings
 from app.store import definitions
 from app.store.models import FlowRunRow
 from app.worker.embedded import EmbeddedWorker
+from tests.callers import admin
 from tests.databases import fresh_store_database, migrate_to_head
 from tests.polling import until
 from tests.services import sample_tasks
@@ -69,8 +70,8 @@ async def expire_lease(services: Services, run_id: str) -> None:
 
 async def test_a_stalled_worker_cannot_record_its_late_result(migrated_store_url: str) -> None:
     async with process(migrated_store_url) as stalled, process(migrated_store_url) as other:
-        await stalled.flows.register(GATED)
-        run_id = (await stalled.runs.execute("Gated", {}, wait=0)).run.run_id
+        await stalled.flows.register(await admin(stalled), GATED)
+        run_id = (await stalled.runs.execute(await admin(stalled), "Gated", {}, wait=0)).run.run_id
         first_execution = stalled.runs.in_flight[run_id]
         await until(lambda: sample_tasks.calls["gate"] == 1)
         await expire_lease(stalled, run_id)
@@ -93,11 +94,11 @@ async def test_a_run_cancelled_from_another_process_stops_at_the_next_renewal(
     migrated_store_url: str,
 ) -> None:
     async with process(migrated_store_url) as runner, process(migrated_store_url) as api:
-        await runner.flows.register(GATED)
-        run_id = (await runner.runs.execute("Gated", {}, wait=0)).run.run_id
+        await runner.flows.register(await admin(runner), GATED)
+        run_id = (await runner.runs.execute(await admin(runner), "Gated", {}, wait=0)).run.run_id
         await until(lambda: sample_tasks.calls["gate"] == 1)
 
-        cancelled = await api.runs.cancel(run_id)
+        cancelled = await api.runs.cancel(await admin(api), run_id)
         await runner.runs.renew_leases()  # no notification on this store: the beat finds out
 
         assert cancelled.status is RunStatus.CANCELLED
@@ -118,11 +119,11 @@ async def test_a_cancel_reaches_the_run_on_another_process_at_once(postgres_stor
         await runner.start()
         assert runner.listener is not None
         await until(runner.listener.listening.is_set)
-        await runner.flows.register(GATED)
-        run_id = (await runner.runs.execute("Gated", {}, wait=0)).run.run_id
+        await runner.flows.register(await admin(runner), GATED)
+        run_id = (await runner.runs.execute(await admin(runner), "Gated", {}, wait=0)).run.run_id
         await until(lambda: sample_tasks.calls["gate"] == 1)
 
-        await api.runs.cancel(run_id)
+        await api.runs.cancel(await admin(api), run_id)
 
         await until(lambda: run_id not in runner.runs.in_flight, deadline=5)
         assert (await api.runs.get(run_id)).status is RunStatus.CANCELLED
@@ -136,8 +137,8 @@ async def test_a_queued_run_wakes_a_worker_on_another_process(postgres_store: st
         worker = EmbeddedWorker(worker_process.runs, concurrency=2, poll_interval=60)
         await worker.start()  # its first claim finds nothing; then it waits for a minute
         try:
-            await api.flows.register(CHAIN)
-            run_id = (await api.runs.start("Chain", {"n": 1})).run.run_id
+            await api.flows.register(await admin(api), CHAIN)
+            run_id = (await api.runs.start(await admin(api), "Chain", {"n": 1})).run.run_id
 
             finished = await wait_until_finished(api, run_id, deadline=5)
         finally:
@@ -161,8 +162,8 @@ async def test_a_taken_over_retry_keeps_its_attempt_count_and_its_due_time(
 ) -> None:
     sample_tasks.failures_left["flaky"] = 1
     async with process(migrated_store_url) as stalled, process(migrated_store_url) as other:
-        await stalled.flows.register(FLAKY)
-        run_id = (await stalled.runs.execute("Flaky", {}, wait=0)).run.run_id
+        await stalled.flows.register(await admin(stalled), FLAKY)
+        run_id = (await stalled.runs.execute(await admin(stalled), "Flaky", {}, wait=0)).run.run_id
 
         async def waiting_for_retry() -> bool:
             (task,) = (await other.runs.get(run_id)).steps
@@ -188,12 +189,14 @@ async def test_two_processes_retrying_a_run_at_once_resume_it_once(
 ) -> None:
     sample_tasks.failures_left["second"] = 1
     async with process(migrated_store_url) as one, process(migrated_store_url) as two:
-        await one.flows.register(CHAIN)
-        failed = (await one.runs.execute("Chain", {"n": 1}, wait=10)).run
+        await one.flows.register(await admin(one), CHAIN)
+        failed = (await one.runs.execute(await admin(one), "Chain", {"n": 1}, wait=10)).run
         assert failed.status is RunStatus.FAILED
 
         answers = await asyncio.gather(
-            one.runs.retry(failed.run_id), two.runs.retry(failed.run_id), return_exceptions=True
+            one.runs.retry(await admin(one), failed.run_id),
+            two.runs.retry(await admin(two), failed.run_id),
+            return_exceptions=True,
         )
 
         refused = [answer for answer in answers if isinstance(answer, RunStateError)]
@@ -207,11 +210,11 @@ async def test_two_processes_given_one_idempotency_key_at_once_make_one_run(
     migrated_store_url: str,
 ) -> None:
     async with process(migrated_store_url) as one, process(migrated_store_url) as two:
-        await one.flows.register(CHAIN)
+        await one.flows.register(await admin(one), CHAIN)
 
         started = await asyncio.gather(
-            one.runs.start("Chain", {"n": 1}, idempotency_key="k"),
-            two.runs.start("Chain", {"n": 1}, idempotency_key="k"),
+            one.runs.start(await admin(one), "Chain", {"n": 1}, idempotency_key="k"),
+            two.runs.start(await admin(two), "Chain", {"n": 1}, idempotency_key="k"),
         )
 
         assert started[0].run.run_id == started[1].run.run_id
@@ -222,7 +225,7 @@ async def test_a_run_whose_store_fails_for_a_moment_is_handed_over_not_failed(
     migrated_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with process(migrated_store_url) as services:
-        await services.flows.register(CHAIN)
+        await services.flows.register(await admin(services), CHAIN)
         store = services.run_store
         finish = store.task_finished
         outages = [ConnectionResetError("the database went away")]
@@ -233,7 +236,9 @@ async def test_a_run_whose_store_fails_for_a_moment_is_handed_over_not_failed(
             await finish(*args, **kwargs)
 
         monkeypatch.setattr(store, "task_finished", flaky_finish)
-        run_id = (await services.runs.execute("Chain", {"n": 1}, wait=10)).run.run_id
+        run_id = (
+            await services.runs.execute(await admin(services), "Chain", {"n": 1}, wait=10)
+        ).run.run_id
 
         handed_over = await services.runs.get(run_id)
         assert handed_over.status is RunStatus.RUNNING
@@ -250,8 +255,8 @@ async def test_a_worker_without_the_flows_tasks_fails_the_run_it_claimed_with_th
         process(migrated_store_url) as api,
         process(migrated_store_url, task_modules=[]) as misconfigured,
     ):
-        await api.flows.register(CHAIN)
-        run_id = (await api.runs.start("Chain", {"n": 1})).run.run_id
+        await api.flows.register(await admin(api), CHAIN)
+        run_id = (await api.runs.start(await admin(api), "Chain", {"n": 1})).run.run_id
 
         assert await misconfigured.runs.claim(5) == 1
         failed = await wait_until_finished(api, run_id)
@@ -266,8 +271,11 @@ async def test_runs_claimed_together_read_their_new_version_once(
     migrated_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with process(migrated_store_url) as api, process(migrated_store_url) as worker:
-        await api.flows.register(CHAIN)
-        ids = [(await api.runs.start("Chain", {"n": n})).run.run_id for n in range(20)]
+        await api.flows.register(await admin(api), CHAIN)
+        ids = [
+            (await api.runs.start(await admin(api), "Chain", {"n": n})).run.run_id
+            for n in range(20)
+        ]
         reads = []
         source_of = definitions.source_of
 
@@ -288,14 +296,18 @@ async def test_a_version_registered_by_another_process_is_used_at_once(
     migrated_store_url: str,
 ) -> None:
     async with process(migrated_store_url) as one, process(migrated_store_url) as two:
-        await one.flows.register(CHAIN)
-        assert (await one.runs.execute("Chain", {"n": 1}, wait=10)).run.version == 1
+        await one.flows.register(await admin(one), CHAIN)
+        assert (
+            await one.runs.execute(await admin(one), "Chain", {"n": 1}, wait=10)
+        ).run.version == 1
 
-        await two.flows.register(CHAIN.replace("inputs.n}", "inputs.n + 100}"))
-        second = (await one.runs.execute("Chain", {"n": 1}, wait=10)).run
+        await two.flows.register(await admin(two), CHAIN.replace("inputs.n}", "inputs.n + 100}"))
+        second = (await one.runs.execute(await admin(one), "Chain", {"n": 1}, wait=10)).run
 
         assert (second.version, second.outputs) == (2, {"total": 105})
-        assert (await one.runs.execute("Chain", {"n": 1}, version=1, wait=10)).run.version == 1
-        await two.flows.delete("Chain")
+        assert (
+            await one.runs.execute(await admin(one), "Chain", {"n": 1}, version=1, wait=10)
+        ).run.version == 1
+        await two.flows.delete(await admin(two), "Chain")
         with pytest.raises(UnknownFlowError):
-            await one.runs.execute("Chain", {"n": 1}, wait=10)
+            await one.runs.execute(await admin(one), "Chain", {"n": 1}, wait=10)

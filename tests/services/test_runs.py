@@ -12,6 +12,7 @@ from app.services.container import Services
 from app.store import runs
 from app.store.records import RunRecord
 from app.worker.embedded import EmbeddedWorker
+from tests.callers import admin
 from tests.polling import until
 from tests.services import sample_tasks
 
@@ -42,9 +43,9 @@ steps:
 
 
 async def test_execute_persists_the_run_and_every_step(services: Services) -> None:
-    await services.flows.register(CHAIN)
+    await services.flows.register(await admin(services), CHAIN)
 
-    started = await services.runs.execute("Chain", {"n": "5"}, wait=10)
+    started = await services.runs.execute(await admin(services), "Chain", {"n": "5"}, wait=10)
 
     run = await services.runs.get(started.run.run_id)
     assert started.created
@@ -61,28 +62,28 @@ async def test_execute_persists_the_run_and_every_step(services: Services) -> No
 
 
 async def test_bad_inputs_create_no_run(services: Services) -> None:
-    await services.flows.register(CHAIN)
+    await services.flows.register(await admin(services), CHAIN)
 
     with pytest.raises(InputValidationError):
-        await services.runs.execute("Chain", {"n": "five"})
+        await services.runs.execute(await admin(services), "Chain", {"n": "five"})
     with pytest.raises(UnknownFlowError):
-        await services.runs.execute("Nope", {})
+        await services.runs.execute(await admin(services), "Nope", {})
 
-    assert (await services.runs.list_runs()).items == ()
+    assert (await services.runs.list_runs(await admin(services))).items == ()
 
 
 async def test_retry_reruns_only_unfinished_steps(services: Services) -> None:
-    await services.flows.register(CHAIN)
+    await services.flows.register(await admin(services), CHAIN)
     sample_tasks.failures_left["second"] = 1
 
     failed = await services.runs.get(
-        (await services.runs.execute("Chain", {"n": 0}, wait=10)).run.run_id
+        (await services.runs.execute(await admin(services), "Chain", {"n": 0}, wait=10)).run.run_id
     )
     assert failed.status is RunStatus.FAILED
     assert failed.error is not None
     assert failed.error.step == "second"
 
-    await services.runs.retry(failed.run_id)
+    await services.runs.retry(await admin(services), failed.run_id)
     retried = await wait_until_finished(services, failed.run_id)
 
     assert retried.status is RunStatus.COMPLETED
@@ -90,42 +91,43 @@ async def test_retry_reruns_only_unfinished_steps(services: Services) -> None:
     assert sample_tasks.calls["first"] == 1
     assert sample_tasks.calls["second"] == 2
     with pytest.raises(RunStateError):
-        await services.runs.retry(failed.run_id)
+        await services.runs.retry(await admin(services), failed.run_id)
 
 
 async def test_cancel_stops_a_running_run(services: Services) -> None:
-    await services.flows.register(GATED)
+    await services.flows.register(await admin(services), GATED)
 
-    started = await services.runs.execute("Gated", {}, wait=0)
+    started = await services.runs.execute(await admin(services), "Gated", {}, wait=0)
     assert started.run.status is RunStatus.RUNNING
     await until(lambda: sample_tasks.calls["gate"] == 1)  # inside the step, waiting
 
-    cancelled = await services.runs.cancel(started.run.run_id)
+    cancelled = await services.runs.cancel(await admin(services), started.run.run_id)
 
     assert cancelled.status is RunStatus.CANCELLED
     assert {step.status for step in cancelled.steps} == {TaskStatus.CANCELLED}
     assert sample_tasks.calls["after"] == 0
     with pytest.raises(RunStateError):
-        await services.runs.cancel(started.run.run_id)
+        await services.runs.cancel(await admin(services), started.run.run_id)
 
 
 async def test_same_idempotency_key_gives_one_run_even_at_the_same_instant(
     services: Services,
 ) -> None:
-    await services.flows.register(CHAIN)
+    caller = await admin(services)
+    await services.flows.register(caller, CHAIN)
 
     results = await asyncio.gather(
-        *(services.runs.start("Chain", {"n": 1}, idempotency_key="key-1") for _ in range(5))
+        *(services.runs.start(caller, "Chain", {"n": 1}, idempotency_key="key-1") for _ in range(5))
     )
 
     assert len({result.run.run_id for result in results}) == 1
     assert sum(result.created for result in results) == 1
-    assert len((await services.runs.list_runs()).items) == 1
+    assert len((await services.runs.list_runs(await admin(services))).items) == 1
 
 
 async def test_a_run_released_at_shutdown_is_taken_over_and_resumes(services: Services) -> None:
-    await services.flows.register(GATED)
-    started = await services.runs.execute("Gated", {}, wait=0)
+    await services.flows.register(await admin(services), GATED)
+    started = await services.runs.execute(await admin(services), "Gated", {}, wait=0)
     await until(lambda: sample_tasks.calls["gate"] == 1)
 
     await services.runs.shutdown(grace=0)  # the process stops while the gate is shut
@@ -146,12 +148,15 @@ async def test_a_run_released_at_shutdown_is_taken_over_and_resumes(services: Se
 
 
 async def test_runs_are_listed_newest_first_with_a_cursor(services: Services) -> None:
-    await services.flows.register(CHAIN)
-    ids = [(await services.runs.execute("Chain", {"n": n}, wait=10)).run.run_id for n in range(5)]
+    await services.flows.register(await admin(services), CHAIN)
+    ids = [
+        (await services.runs.execute(await admin(services), "Chain", {"n": n}, wait=10)).run.run_id
+        for n in range(5)
+    ]
 
-    first = await services.runs.list_runs(limit=2)
-    second = await services.runs.list_runs(limit=2, cursor=first.next_cursor)
-    third = await services.runs.list_runs(limit=2, cursor=second.next_cursor)
+    first = await services.runs.list_runs(await admin(services), limit=2)
+    second = await services.runs.list_runs(await admin(services), limit=2, cursor=first.next_cursor)
+    third = await services.runs.list_runs(await admin(services), limit=2, cursor=second.next_cursor)
 
     listed = [run.run_id for page in (first, second, third) for run in page.items]
     assert listed == list(reversed(ids))
@@ -159,9 +164,9 @@ async def test_runs_are_listed_newest_first_with_a_cursor(services: Services) ->
 
 
 async def test_a_queued_run_shows_every_step_pending(services: Services) -> None:
-    await services.flows.register(CHAIN)
+    await services.flows.register(await admin(services), CHAIN)
 
-    started = await services.runs.start("Chain", {"n": 1})
+    started = await services.runs.start(await admin(services), "Chain", {"n": 1})
     run = await services.runs.get(started.run.run_id)
 
     assert [(s.step_id, s.status) for s in run.steps] == [
@@ -182,8 +187,8 @@ async def wait_until_finished(services: Services, run_id: str, deadline: float =
 async def test_a_run_cancelled_elsewhere_is_not_ended_again_by_its_executor(
     services: Services,
 ) -> None:
-    await services.flows.register(GATED)
-    started = await services.runs.execute("Gated", {}, wait=0)
+    await services.flows.register(await admin(services), GATED)
+    started = await services.runs.execute(await admin(services), "Gated", {}, wait=0)
     run_id = started.run.run_id
     await until(lambda: sample_tasks.calls["gate"] == 1)
     async with services.sessions.begin() as session:  # as another process's cancel does
@@ -208,9 +213,11 @@ outputs: {sum: "${total.sum}", each: "${each.v}"}
 
 
 async def test_a_fan_out_persists_one_task_per_element(services: Services) -> None:
-    await services.flows.register(FAN_OUT)
+    await services.flows.register(await admin(services), FAN_OUT)
 
-    started = await services.runs.execute("FanOut", {"items": [1, 2, 3]}, wait=10)
+    started = await services.runs.execute(
+        await admin(services), "FanOut", {"items": [1, 2, 3]}, wait=10
+    )
 
     run = await services.runs.get(started.run.run_id)
     assert run.status is RunStatus.COMPLETED

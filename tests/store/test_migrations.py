@@ -26,9 +26,22 @@ from app.store.database import session_factory
 from app.store.migrations import REPO_ROOT, alembic_config, downgrade, upgrade, upgrade_url
 from app.store.models import Base, FlowDefinitionRow, FlowRunRow, TaskRunRow, WorkerRow
 from tests.databases import store_engine
+from tests.store.samples import add_owner_and_flow
 
-STORE_TABLES = {"flow_definitions", "flow_runs", "task_runs", "workers"}
-HEAD = "0002_run_leases"
+STORE_TABLES = {
+    "flow_definitions",
+    "flow_runs",
+    "task_runs",
+    "workers",
+    "users",
+    "user_settings",
+    "api_keys",
+    "flows",
+    "flow_shares",
+    "audit_log",
+    "service_secrets",
+}
+HEAD = "0003_trust"
 
 
 async def table_names(engine: AsyncEngine) -> set[str]:
@@ -74,6 +87,7 @@ async def test_upgrade_from_inside_the_event_loop_creates_the_four_tables(store_
 async def test_upgrading_an_up_to_date_database_changes_nothing(migrated_store_url: str) -> None:
     async with store_engine(migrated_store_url) as engine:
         async with session_factory(engine)() as session, session.begin():
+            await add_owner_and_flow(session, "Greeter")
             session.add(flow_definition())
 
         await upgrade(engine)
@@ -190,7 +204,8 @@ async def test_json_documents_round_trip(migrated_store_url: str) -> None:
     async with store_engine(migrated_store_url) as engine:
         sessions = session_factory(engine)
         async with sessions() as session, session.begin():
-            row = flow_definition(definition=document, source=source)
+            row = flow_definition("Grüße", definition=document, source=source)
+            await add_owner_and_flow(session, "Grüße")
             session.add(row)
         async with sessions() as session:
             stored = await session.get_one(FlowDefinitionRow, row.id)
@@ -202,6 +217,7 @@ async def test_json_documents_round_trip(migrated_store_url: str) -> None:
 async def add_run_with_a_task(engine: AsyncEngine) -> None:
     async with session_factory(engine)() as session, session.begin():
         definition = flow_definition()
+        await add_owner_and_flow(session, "Greeter")
         session.add(definition)
         await session.flush()
         session.add(
@@ -243,7 +259,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099_rebuild_flow_definitions"
-down_revision = "0002_run_leases"
+down_revision = "0003_trust"
 branch_labels = None
 depends_on = None
 

@@ -20,7 +20,7 @@ from app.store.models import FlowRunRow, TaskRunRow
 from app.store.pg_run_store import PgRunStore
 from app.store.records import Creation, NewRunRow
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
-from tests.store.samples import T0, add_definition
+from tests.store.samples import T0, add_definition, owner_of
 
 
 @pytest.fixture
@@ -33,7 +33,17 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 def new_run(run_id: str, definition_id: int, key: str | None = None) -> NewRunRow:
     return NewRunRow(
-        run_id, "f", definition_id, RunStatus.RUNNING, {"n": 1}, ["a", "b"], key, T0, "w1", T0
+        run_id,
+        "f",
+        definition_id,
+        RunStatus.RUNNING,
+        {"n": 1},
+        ["a", "b"],
+        key,
+        T0,
+        "w1",
+        T0,
+        created_by=owner_of("f"),
     )
 
 

@@ -23,6 +23,7 @@ import pytest
 from app.engine.store import RunStatus, TaskStatus
 from app.services.container import Services
 from app.store.records import RunRecord
+from tests.callers import admin
 from tests.polling import until
 from tests.worker.conftest import CONNECTIONS_PER_WORKER, Cluster, Event
 
@@ -73,9 +74,9 @@ RUNS = 500
 async def test_a_run_survives_the_kill_of_its_worker_in_the_middle_of_a_step(
     cluster: Cluster, services: Services
 ) -> None:
-    await services.flows.register(CHAIN)
+    await services.flows.register(await admin(services), CHAIN)
     first = cluster.start_worker()
-    run_id = (await services.runs.start("Chain", {})).run.run_id
+    run_id = (await services.runs.start(await admin(services), "Chain", {})).run.run_id
     started = await cluster.wait_for_event(
         run_id, "b", "started", deadline=STARTUP_DEADLINE_SECONDS
     )
@@ -110,10 +111,11 @@ async def test_four_workers_share_500_runs_and_run_every_task_once(
 ) -> None:
     free = await cluster.free_connections()
     assert free > 4 * CONNECTIONS_PER_WORKER, f"only {free} PostgreSQL connections are free"
-    await services.flows.register(FAN_OUT)
+    caller = await admin(services)
+    await services.flows.register(caller, FAN_OUT)
     queueing = time.monotonic()
     for _ in range(0, RUNS, 25):
-        await asyncio.gather(*(services.runs.start("FanOut", {}) for _ in range(25)))
+        await asyncio.gather(*(services.runs.start(caller, "FanOut", {}) for _ in range(25)))
 
     began = time.monotonic()
     print(f"\nqueued {RUNS} runs in {began - queueing:.1f} s")
@@ -162,14 +164,14 @@ async def test_four_workers_share_500_runs_and_run_every_task_once(
 async def test_sigterm_lets_the_run_in_flight_finish_then_exits(
     cluster: Cluster, services: Services
 ) -> None:
-    await services.flows.register(CHAIN)
+    await services.flows.register(await admin(services), CHAIN)
     worker = cluster.start_worker(grace_seconds=10)
-    run_id = (await services.runs.start("Chain", {})).run.run_id
+    run_id = (await services.runs.start(await admin(services), "Chain", {})).run.run_id
     await cluster.wait_for_event(run_id, "b", "started", deadline=STARTUP_DEADLINE_SECONDS)
 
     worker.signal(signal.SIGTERM)
     await worker.logged("stopping: no more claims")
-    late_id = (await services.runs.start("Chain", {})).run.run_id
+    late_id = (await services.runs.start(await admin(services), "Chain", {})).run.run_id
     assert worker.running  # b holds the gate shut: the worker waits for it
     cluster.open_gate("b")
 
@@ -190,9 +192,9 @@ async def test_sigterm_lets_the_run_in_flight_finish_then_exits(
 async def test_sigterm_past_the_grace_releases_the_run_to_another_worker(
     cluster: Cluster, services: Services
 ) -> None:
-    await services.flows.register(CHAIN)
+    await services.flows.register(await admin(services), CHAIN)
     first = cluster.start_worker(grace_seconds=0.5)
-    run_id = (await services.runs.start("Chain", {})).run.run_id
+    run_id = (await services.runs.start(await admin(services), "Chain", {})).run.run_id
     await cluster.wait_for_event(run_id, "b", "started", deadline=STARTUP_DEADLINE_SECONDS)
 
     first.signal(signal.SIGTERM)
@@ -225,9 +227,9 @@ async def test_a_stalled_worker_cannot_record_its_late_result(
 ) -> None:
     """Resumed while the run is another worker's, only the lease refuses the stalled
     worker's write; once the run has ended, its end does too."""
-    await services.flows.register(STUBBORN_CHAIN)
+    await services.flows.register(await admin(services), STUBBORN_CHAIN)
     stalled = cluster.start_worker(lease_seconds=2)
-    run_id = (await services.runs.start("StubbornChain", {})).run.run_id
+    run_id = (await services.runs.start(await admin(services), "StubbornChain", {})).run.run_id
     await cluster.wait_for_event(
         run_id, "b", "started", pid=stalled.pid, deadline=STARTUP_DEADLINE_SECONDS
     )

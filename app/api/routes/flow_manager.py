@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from app.api.body import JsonBodyRoute
-from app.api.deps import FlowManagerDep
+from app.api.deps import FlowManagerDep, GraphRunner
 from app.schemas.common import error_responses
 from app.schemas.flow_manager import SAMPLE_REQUEST, GraphRunRequest, GraphRunResult
 
@@ -21,9 +21,10 @@ router = APIRouter(tags=["flow manager"], route_class=JsonBodyRoute)
     "and run to its end; the answer lists the executed tasks and the last one's outputs. A run "
     "whose last executed task failed ends `failed`.",
     response_model=GraphRunResult,
-    responses=error_responses(413, 415, 422),
+    responses=error_responses(401, 403, 413, 415, 422, 429),
 )
 async def run_graph(
+    caller: GraphRunner,
     request: Annotated[
         GraphRunRequest,
         Body(
@@ -32,4 +33,4 @@ async def run_graph(
     ],
     flow_manager: FlowManagerDep,
 ) -> GraphRunResult:
-    return GraphRunResult.of(await flow_manager.run(request.flow, request.inputs))
+    return GraphRunResult.of(await flow_manager.run(caller, request.flow, request.inputs))

@@ -8,7 +8,15 @@ from fastapi import APIRouter, Body, Query, Response
 from fastapi.openapi.models import Example
 
 from app.api.body import JsonBodyRoute
-from app.api.deps import FlowName, IdempotencyKey, RunId, RunsDep, SettingsDep
+from app.api.deps import (
+    FlowName,
+    IdempotencyKey,
+    RunId,
+    RunsDep,
+    RunsReader,
+    RunsWriter,
+    SettingsDep,
+)
 from app.dsl.definitions import FLOW_NAME
 from app.engine.store import RunStatus
 from app.schemas.common import error_responses
@@ -42,9 +50,10 @@ def run_location(run_id: str) -> str:
     "`status: failed` and its `error`); 202 with `Location` when it is still running. Inputs "
     "are checked before any run is created (422).",
     response_model=ExecutionResult,
-    responses=error_responses(404, 413, 415, 422, also={202: STILL_RUNNING}),
+    responses=error_responses(401, 403, 404, 413, 415, 422, 429, also={202: STILL_RUNNING}),
 )
 async def execute_flow(
+    caller: RunsWriter,
     name: FlowName,
     runs: RunsDep,
     settings: SettingsDep,
@@ -56,6 +65,7 @@ async def execute_flow(
 ) -> ExecutionResult:
     wait = settings.execute_wait_seconds if request.wait is None else request.wait
     started = await runs.execute(
+        caller,
         name,
         request.inputs,
         version=request.version,
@@ -74,9 +84,10 @@ async def execute_flow(
     description="202 with `Location: /runs/{id}`; the embedded worker (or any worker) runs it.",
     status_code=202,
     response_model=RunStarted,
-    responses=error_responses(404, 413, 415, 422, also={200: REPEATED}),
+    responses=error_responses(401, 403, 404, 413, 415, 422, 429, also={200: REPEATED}),
 )
 async def start_run(
+    caller: RunsWriter,
     name: FlowName,
     runs: RunsDep,
     response: Response,
@@ -87,7 +98,7 @@ async def start_run(
     idempotency_key: IdempotencyKey = None,
 ) -> RunStarted:
     started = await runs.start(
-        name, request.inputs, version=request.version, idempotency_key=idempotency_key
+        caller, name, request.inputs, version=request.version, idempotency_key=idempotency_key
     )
     response.status_code = 202 if started.created else 200
     response.headers["Location"] = run_location(started.run.run_id)
@@ -96,11 +107,12 @@ async def start_run(
 
 @router.get(
     "/runs",
-    summary="List runs, newest first",
+    summary="List the runs of the flows the caller may see, newest first",
     response_model=RunList,
-    responses=error_responses(422),
+    responses=error_responses(401, 403, 422),
 )
 async def list_runs(
+    caller: RunsReader,
     runs: RunsDep,
     flow: Annotated[str | None, Query(pattern=FLOW_NAME.pattern, description="flow name")] = None,
     status: Annotated[RunStatus | None, Query(description="only runs in this status")] = None,
@@ -109,27 +121,29 @@ async def list_runs(
         str | None, Query(max_length=512, description="`next_cursor` of the previous page")
     ] = None,
 ) -> RunList:
-    return RunList.of(await runs.list_runs(flow=flow, status=status, limit=limit, cursor=cursor))
+    return RunList.of(
+        await runs.list_runs(caller, flow=flow, status=status, limit=limit, cursor=cursor)
+    )
 
 
 @router.get(
     "/runs/{run_id}",
     summary="Read a run with every step",
     response_model=RunDetail,
-    responses=error_responses(404, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
-async def get_run(run_id: RunId, runs: RunsDep) -> RunDetail:
-    return RunDetail.of(await runs.get(str(run_id)))
+async def get_run(caller: RunsReader, run_id: RunId, runs: RunsDep) -> RunDetail:
+    return RunDetail.of(await runs.read(caller, str(run_id)))
 
 
 @router.post(
     "/runs/{run_id}/cancel",
     summary="Cancel a queued or running run",
     response_model=RunDetail,
-    responses=error_responses(404, 409, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
-async def cancel_run(run_id: RunId, runs: RunsDep) -> RunDetail:
-    return RunDetail.of(await runs.cancel(str(run_id)))
+async def cancel_run(caller: RunsWriter, run_id: RunId, runs: RunsDep) -> RunDetail:
+    return RunDetail.of(await runs.cancel(caller, str(run_id)))
 
 
 @router.post(
@@ -139,9 +153,11 @@ async def cancel_run(run_id: RunId, runs: RunsDep) -> RunDetail:
     "`Location`; 409 unless the run failed or was cancelled.",
     status_code=202,
     response_model=RunDetail,
-    responses=error_responses(404, 409, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
-async def retry_run(run_id: RunId, runs: RunsDep, response: Response) -> RunDetail:
-    run = await runs.retry(str(run_id))
+async def retry_run(
+    caller: RunsWriter, run_id: RunId, runs: RunsDep, response: Response
+) -> RunDetail:
+    run = await runs.retry(caller, str(run_id))
     response.headers["Location"] = run_location(run.run_id)
     return RunDetail.of(run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ServicesDep
+from app.api.deps import PUBLIC, AnyCaller, ServicesDep
 from app.api.errors import error_answer
 from app.connections.manager import available_plugins
 from app.schemas.common import error_responses
@@ -14,7 +14,12 @@ from app.schemas.system import ConnectionPlugin, Health, Readiness
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", summary="Liveness: the process answers", response_model=Health)
+@router.get(
+    "/health",
+    summary="Liveness: the process answers",
+    response_model=Health,
+    dependencies=[PUBLIC],
+)
 async def health() -> Health:
     return Health()
 
@@ -24,6 +29,7 @@ async def health() -> Health:
     summary="Readiness: the store answers a trivial query",
     response_model=Readiness,
     responses=error_responses(503),
+    dependencies=[PUBLIC],
 )
 async def ready(services: ServicesDep) -> Readiness | JSONResponse:
     if await services.store_reachable():
@@ -35,6 +41,7 @@ async def ready(services: ServicesDep) -> Readiness | JSONResponse:
     "/connections",
     summary="Connection plugins and whether their drivers are installed",
     response_model=list[ConnectionPlugin],
+    responses=error_responses(401),
 )
-async def connections() -> list[ConnectionPlugin]:
+async def connections(_: AnyCaller) -> list[ConnectionPlugin]:
     return [ConnectionPlugin.of(plugin) for plugin in available_plugins()]

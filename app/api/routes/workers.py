@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import WorkersDep
+from app.api.deps import Admin, WorkersDep
+from app.schemas.common import error_responses
 from app.schemas.workers import WorkerItem
 
 router = APIRouter(tags=["workers"])
@@ -14,7 +15,9 @@ router = APIRouter(tags=["workers"])
     "/workers",
     summary="Processes that execute runs (API processes and standalone workers) with their "
     "last heartbeat, most recent first",
+    description="Admins only: host names and process ids are the operator's business.",
     response_model=list[WorkerItem],
+    responses=error_responses(401, 403),
 )
-async def list_workers(workers: WorkersDep) -> list[WorkerItem]:
+async def list_workers(_: Admin, workers: WorkersDep) -> list[WorkerItem]:
     return [WorkerItem.of(worker) for worker in await workers.list_workers()]

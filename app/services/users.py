@@ -1,0 +1,179 @@
+"""Users: creating, listing and deleting them, their settings, and the bootstrap admin.
+
+Every change is written to the audit log and announced (`AccessChanges`) in the transaction
+that makes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.domain.access import ALL_SCOPES, BOOTSTRAP_ADMIN, USERNAME, Caller
+from app.engine.clock import utcnow
+from app.errors import ConflictError, FlowManagerError, RequestError, UnknownUserError
+from app.services.access import AccessChanges
+from app.services.passwords import Passwords
+from app.store import audit, credentials, flows, users
+from app.store.records import UserRecord
+
+MAX_EMAIL_LENGTH = 254
+
+
+class UserService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        passwords: Passwords,
+        changes: AccessChanges,
+    ) -> None:
+        self.sessions = sessions
+        self.passwords = passwords
+        self.changes = changes
+
+    async def create(
+        self,
+        actor: Caller,
+        username: str,
+        *,
+        email: str | None = None,
+        password: str | None = None,
+        admin: bool = False,
+    ) -> UserRecord:
+        """A new user; ConflictError when the name (or the email) is taken."""
+        _check_username(username)
+        if email is not None and not ("@" in email and 3 <= len(email) <= MAX_EMAIL_LENGTH):
+            raise RequestError(f"{email!r} is not an email address", loc=("body", "email"))
+        password_hash = await self.passwords.hash(password) if password is not None else None
+        try:
+            async with self.sessions.begin() as session:
+                if await users.name_taken(session, username):
+                    raise ConflictError(f"the name {username!r} is taken (names are never reused)")
+                user = await users.add(
+                    session,
+                    username=username,
+                    email=email,
+                    password_hash=password_hash,
+                    is_admin=admin,
+                    at=utcnow(),
+                )
+                await audit.record(
+                    session,
+                    actor=actor.username,
+                    action="user.create",
+                    target=username,
+                    at=user.created_at,
+                    details={"admin": admin, "email": email},
+                )
+        except IntegrityError:
+            raise ConflictError(f"a user named {username!r} or with that email exists") from None
+        return user
+
+    async def find(self, username: str) -> UserRecord:
+        async with self.sessions() as session:
+            user = await users.find(session, username)
+        if user is None:
+            raise UnknownUserError(f"no user is named {username!r}")
+        return user
+
+    async def list_users(self) -> Sequence[UserRecord]:
+        async with self.sessions() as session:
+            return await users.active(session)
+
+    async def delete(self, actor: Caller, username: str) -> None:
+        """Delete a user: its keys and sessions stop working and its shares go, at once.
+
+        A user who owns flows is not deleted (their flows would have no owner): give them to
+        someone else first (`PATCH /flows/{name}` with `owner`). Nor is the last admin.
+        """
+        if username == actor.username:
+            raise ConflictError("you cannot delete yourself; ask another admin")
+        async with self.sessions.begin() as session:
+            user = await users.find(session, username)
+            if user is None:
+                raise UnknownUserError(f"no user is named {username!r}")
+            owned = await flows.owned_names(session, user.id, limit=6)
+            if owned:
+                listed = ", ".join(map(repr, owned[:5])) + (", ..." if len(owned) > 5 else "")
+                raise ConflictError(
+                    f"{username!r} owns flows ({listed}): give them to another user first "
+                    '(PATCH /flows/{name} with {"owner": ...}), or delete them'
+                )
+            if user.is_admin and await users.count_admins(session) <= 1:
+                raise ConflictError(f"{username!r} is the last admin")
+            now = utcnow()
+            await users.mark_deleted(session, user.id, now)
+            await credentials.revoke_all_of(session, user.id, now)
+            await flows.unshare_all_with(session, user.id)
+            await audit.record(
+                session, actor=actor.username, action="user.delete", target=username, at=now
+            )
+            await self.changes.announce(session)
+        self.changes.forget()
+
+    async def set_password(self, actor: Caller, username: str, password: str) -> None:
+        password_hash = await self.passwords.hash(password)
+        async with self.sessions.begin() as session:
+            user = await users.find(session, username)
+            if user is None:
+                raise UnknownUserError(f"no user is named {username!r}")
+            await users.set_password(session, user.id, password_hash)
+            await audit.record(
+                session,
+                actor=actor.username,
+                action="user.password",
+                target=username,
+                at=utcnow(),
+            )
+
+    async def settings(self, caller: Caller) -> Any:
+        async with self.sessions() as session:
+            return await users.settings_of(session, caller.user_id)
+
+    async def save_settings(self, caller: Caller, settings: dict[str, Any]) -> Any:
+        async with self.sessions.begin() as session:
+            await users.save_settings(session, caller.user_id, settings, utcnow())
+        return settings
+
+    async def local_admin(self) -> Caller:
+        """The admin a caller without credentials acts as when authentication is off (and
+        whose key ADMIN_API_KEY is): the user `admin`, made if there is none yet, or else the
+        oldest admin."""
+        try:
+            return await self._local_admin()
+        except IntegrityError:  # another process made `admin` at the same moment
+            return await self._local_admin()
+
+    async def _local_admin(self) -> Caller:
+        async with self.sessions.begin() as session:
+            user = await users.find(session, BOOTSTRAP_ADMIN)
+            if user is None and not await users.name_taken(session, BOOTSTRAP_ADMIN):
+                user = await users.add(
+                    session,
+                    username=BOOTSTRAP_ADMIN,
+                    email=None,
+                    password_hash=None,
+                    is_admin=True,
+                    at=utcnow(),
+                )
+            if user is None or not user.is_admin:
+                admins = [known for known in await users.active(session) if known.is_admin]
+                user = min(admins, key=lambda admin: admin.created_at, default=None)
+            if user is None:
+                raise FlowManagerError(
+                    "no admin is left to act as the local admin: create one with "
+                    "`python -m app users create NAME --admin`"
+                )
+        return Caller(user.id, user.username, is_admin=True, scopes=ALL_SCOPES)
+
+
+def _check_username(username: str) -> None:
+    if not USERNAME.match(username):
+        raise RequestError(
+            f"{username!r} is not a valid user name: a letter, then up to 63 letters, digits, "
+            "'_', '.' or '-'",
+            loc=("body", "username"),
+        )

@@ -1,0 +1,160 @@
+"""API keys and dashboard sessions (`api_keys`): made, found by the hash of their secret,
+listed, revoked. The caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, bindparam, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.store.models import CREDENTIALS, USERS, CredentialRow
+from app.store.records import CredentialRecord
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A credential found by its secret, with what authenticating it needs of its user."""
+
+    credential: CredentialRecord
+    is_admin: bool
+    user_deleted: bool
+
+
+async def add(
+    session: AsyncSession,
+    *,
+    key_id: str,
+    user_id: str,
+    kind: str,
+    name: str,
+    prefix: str,
+    secret_hash: str,
+    scopes: Sequence[str] | None,
+    at: datetime,
+    expires_at: datetime | None,
+) -> None:
+    session.add(
+        CredentialRow(
+            id=key_id,
+            user_id=user_id,
+            kind=kind,
+            name=name,
+            prefix=prefix,
+            secret_hash=secret_hash,
+            scopes=list(scopes) if scopes is not None else None,
+            created_at=at,
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+
+
+async def find_by_hash(db: AsyncSession | AsyncConnection, secret_hash: str) -> Holder | None:
+    """The credential whose secret has this hash, revoked and expired ones included (the
+    caller decides), with its user."""
+    found = (await db.execute(_BY_HASH, {"hash": secret_hash})).one_or_none()
+    if found is None:
+        return None
+    return Holder(_record(found), bool(found.is_admin), found.deleted_at is not None)
+
+
+async def of_user(
+    session: AsyncSession, user_id: str | None, *, kind: str = "key"
+) -> Sequence[CredentialRecord]:
+    """The user's credentials of `kind` (every user's with None), newest first."""
+    statement = _LISTING.where(CREDENTIALS.c.kind == kind)
+    if user_id is not None:
+        statement = statement.where(CREDENTIALS.c.user_id == user_id)
+    rows = await session.execute(statement.order_by(CREDENTIALS.c.created_at.desc()))
+    return [_record(row) for row in rows]
+
+
+async def get(session: AsyncSession, key_id: str) -> CredentialRecord | None:
+    found = (await session.execute(_LISTING.where(CREDENTIALS.c.id == key_id))).one_or_none()
+    return _record(found) if found is not None else None
+
+
+async def revoke(session: AsyncSession, key_id: str, at: datetime) -> bool:
+    """Revoke the credential; False when it was revoked already."""
+    result = await session.execute(
+        update(CredentialRow)
+        .where(CredentialRow.id == key_id, CredentialRow.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def revoke_all_of(session: AsyncSession, user_id: str, at: datetime) -> None:
+    await session.execute(
+        update(CredentialRow)
+        .where(CredentialRow.user_id == user_id, CredentialRow.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+
+
+async def delete_ended_sessions(session: AsyncSession, user_id: str, now: datetime) -> None:
+    """Forget the user's sessions that expired or were signed out of."""
+    await session.execute(
+        delete(CredentialRow).where(
+            CredentialRow.user_id == user_id,
+            CredentialRow.kind == "session",
+            or_(CredentialRow.revoked_at.is_not(None), CredentialRow.expires_at <= now),
+        )
+    )
+
+
+async def record_use(
+    db: AsyncSession | AsyncConnection, used: Iterable[tuple[str, datetime]]
+) -> None:
+    """When each credential was last used, in one statement for all of them."""
+    values = [{"key": key_id, "at": at} for key_id, at in used]
+    if values:
+        await db.execute(_RECORD_USE, values)
+
+
+def _record(row: Row[*tuple[Any, ...]]) -> CredentialRecord:
+    scopes = row.scopes
+    return CredentialRecord(
+        id=row.id,
+        user_id=row.user_id,
+        username=row.username,
+        kind=row.kind,
+        name=row.name,
+        prefix=row.prefix,
+        scopes=tuple(scopes) if scopes is not None else None,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+_COLUMNS = (
+    CREDENTIALS.c.id,
+    CREDENTIALS.c.user_id,
+    USERS.c.username,
+    CREDENTIALS.c.kind,
+    CREDENTIALS.c.name,
+    CREDENTIALS.c.prefix,
+    CREDENTIALS.c.scopes,
+    CREDENTIALS.c.created_at,
+    CREDENTIALS.c.expires_at,
+    CREDENTIALS.c.last_used_at,
+    CREDENTIALS.c.revoked_at,
+)
+_LISTING = select(*_COLUMNS).join(USERS, USERS.c.id == CREDENTIALS.c.user_id)
+# Built once: a request whose credential is not cached runs it.
+_BY_HASH = (
+    select(*_COLUMNS, USERS.c.is_admin, USERS.c.deleted_at)
+    .join(USERS, USERS.c.id == CREDENTIALS.c.user_id)
+    .where(CREDENTIALS.c.secret_hash == bindparam("hash"))
+)
+_RECORD_USE = (
+    update(CREDENTIALS)
+    .where(CREDENTIALS.c.id == bindparam("key"))
+    .values(last_used_at=bindparam("at"))
+)
