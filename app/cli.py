@@ -26,9 +26,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 from app.connections.manager import available_plugins
 from app.connections.urls import redact_url
@@ -48,7 +48,6 @@ from app.tasks.loading import load_task_modules
 from app.tasks.registry import TaskRegistry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -63,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except FlowManagerError as error:  # e.g. a taken user name, an unknown key
+        print(f"error: {error.message}", file=sys.stderr)
+        return EXIT_FAILED
     return code
 
 
@@ -231,7 +233,7 @@ def _users_create(arguments: argparse.Namespace) -> int:
     from app import cli_accounts  # noqa: PLC0415 - the store stack is heavy
 
     password = _password_from_stdin() if arguments.password_stdin else None
-    user, key = _accounts(
+    user, key = asyncio.run(
         cli_accounts.create_user(
             get_settings(),
             arguments.name,
@@ -252,7 +254,7 @@ def _users_create(arguments: argparse.Namespace) -> int:
 def _users_list(_: argparse.Namespace) -> int:
     from app import cli_accounts  # noqa: PLC0415
 
-    for user in _accounts(cli_accounts.list_users(get_settings())):
+    for user in asyncio.run(cli_accounts.list_users(get_settings())):
         role = "admin" if user.is_admin else "user"
         print(f"{user.username}\t{role}\t{user.email or '-'}\t{user.created_at.isoformat()}")
     return EXIT_OK
@@ -262,7 +264,7 @@ def _users_set_password(arguments: argparse.Namespace) -> int:
     from app import cli_accounts  # noqa: PLC0415
 
     password = _password_from_stdin()
-    _accounts(cli_accounts.set_password(get_settings(), arguments.name, password))
+    asyncio.run(cli_accounts.set_password(get_settings(), arguments.name, password))
     print(f"password of {arguments.name!r} set", file=sys.stderr)
     return EXIT_OK
 
@@ -271,7 +273,7 @@ def _keys_create(arguments: argparse.Namespace) -> int:
     from app import cli_accounts  # noqa: PLC0415
 
     scopes = [Scope(scope) for scope in arguments.scope] if arguments.scope else None
-    key = _accounts(
+    key = asyncio.run(
         cli_accounts.create_key(
             get_settings(),
             arguments.user,
@@ -288,7 +290,7 @@ def _keys_create(arguments: argparse.Namespace) -> int:
 def _keys_list(arguments: argparse.Namespace) -> int:
     from app import cli_accounts  # noqa: PLC0415
 
-    for key in _accounts(cli_accounts.list_keys(get_settings(), arguments.user)):
+    for key in asyncio.run(cli_accounts.list_keys(get_settings(), arguments.user)):
         state = "revoked" if key.revoked_at else "active"
         scopes = ",".join(key.scopes) if key.scopes is not None else "all"
         used = key.last_used_at.isoformat() if key.last_used_at else "never"
@@ -302,19 +304,9 @@ def _keys_list(arguments: argparse.Namespace) -> int:
 def _keys_revoke(arguments: argparse.Namespace) -> int:
     from app import cli_accounts  # noqa: PLC0415
 
-    _accounts(cli_accounts.revoke_key(get_settings(), arguments.id))
+    asyncio.run(cli_accounts.revoke_key(get_settings(), arguments.id))
     print(f"key {arguments.id} revoked", file=sys.stderr)
     return EXIT_OK
-
-
-def _accounts(work: Coroutine[Any, Any, T]) -> T:
-    """Run an account command; the service's own errors (a taken name, an unknown user)
-    are the user's to fix: exit 1 with the message."""
-    try:
-        return asyncio.run(work)
-    except FlowManagerError as error:
-        print(f"error: {error.message}", file=sys.stderr)
-        raise SystemExit(EXIT_FAILED) from None
 
 
 def _password_from_stdin() -> str:

@@ -69,3 +69,39 @@ def test_lists_are_comma_separated_in_the_environment(monkeypatch: pytest.Monkey
 def test_invalid_values_are_refused_at_start() -> None:
     with pytest.raises(ValueError, match="max_body_bytes"):
         settings(max_body_bytes=0)
+
+
+@pytest.mark.parametrize(
+    ("host", "auth", "enabled"),
+    [
+        ("127.0.0.1", "auto", False),
+        ("localhost", "auto", False),
+        ("::1", "auto", False),
+        ("[::1]", "auto", False),
+        ("127.0.0.2", "auto", False),
+        ("0.0.0.0", "auto", True),
+        ("::", "auto", True),
+        ("10.0.0.5", "auto", True),
+        ("api.example.org", "auto", True),
+        ("127.0.0.1", "on", True),
+        ("127.0.0.1", "off", False),
+    ],
+)
+def test_authentication_is_on_unless_only_loopback_listens(
+    host: str, auth: str, enabled: bool
+) -> None:
+    assert settings(host=host, auth=auth).auth_enabled is enabled
+
+
+def test_authentication_off_on_a_public_address_is_refused_unless_insecurity_is_accepted() -> None:
+    with pytest.raises(ValueError, match="ALLOW_INSECURE"):
+        settings(host="0.0.0.0", auth="off")
+
+    accepted = settings(host="0.0.0.0", auth="off", allow_insecure=True)
+
+    assert accepted.auth_enabled is False
+
+
+def test_an_admin_api_key_too_short_to_be_safe_is_refused() -> None:
+    with pytest.raises(ValueError, match="admin_api_key"):
+        settings(admin_api_key="short")

@@ -87,7 +87,8 @@ class UserService:
         """Delete a user: its keys and sessions stop working and its shares go, at once.
 
         A user who owns flows is not deleted (their flows would have no owner): give them to
-        someone else first (`PATCH /flows/{name}` with `owner`). Nor is the last admin.
+        someone else first (`PATCH /flows/{name}` with `owner`). Nor is the caller itself,
+        so that an admin is always left.
         """
         if username == actor.username:
             raise ConflictError("you cannot delete yourself; ask another admin")
@@ -102,8 +103,6 @@ class UserService:
                     f"{username!r} owns flows ({listed}): give them to another user first "
                     '(PATCH /flows/{name} with {"owner": ...}), or delete them'
                 )
-            if user.is_admin and await users.count_admins(session) <= 1:
-                raise ConflictError(f"{username!r} is the last admin")
             now = utcnow()
             await users.mark_deleted(session, user.id, now)
             await credentials.revoke_all_of(session, user.id, now)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.models import UserRow, UserSettingsRow
@@ -57,11 +57,6 @@ async def name_taken(session: AsyncSession, username: str) -> bool:
 async def active(session: AsyncSession) -> Sequence[UserRecord]:
     statement = select(UserRow).where(UserRow.deleted_at.is_(None)).order_by(UserRow.username)
     return [to_record(row) for row in (await session.execute(statement)).scalars()]
-
-
-async def count_admins(session: AsyncSession) -> int:
-    statement = select(func.count()).where(UserRow.is_admin, UserRow.deleted_at.is_(None))
-    return int((await session.execute(statement)).scalar_one())
 
 
 async def mark_deleted(session: AsyncSession, user_id: str, at: datetime) -> None:

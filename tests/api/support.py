@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,12 @@ async def poll_run(
     run_id: str,
     until: tuple[str, ...] = FINISHED,
     step: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The run once its status is in `until` (and step `step` is running, when given)."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     while True:
-        response = await client.get(f"/runs/{run_id}")
+        response = await client.get(f"/runs/{run_id}", headers=headers)
         assert response.status_code == 200, response.text
         run: dict[str, Any] = response.json()
         if run["status"] in until and (step is None or step_status(run, step) == "running"):
@@ -90,3 +92,69 @@ async def snapshot(client: httpx.AsyncClient) -> tuple[Any, Any]:
     flows = (await client.get("/flows")).json()
     runs = (await client.get("/runs", params={"limit": 200})).json()
     return flows, runs
+
+
+# Authentication on: an admin (ADMIN_API_KEY) who makes users with keys of their own.
+
+ADMIN_KEY = "fm_test-admin-key-0123456789abcdefghijklmnop"
+
+
+def auth_settings(database_url: str, **overrides: Any) -> Settings:
+    return api_settings(database_url, auth="on", admin_api_key=ADMIN_KEY, **overrides)
+
+
+@dataclass(frozen=True)
+class As:
+    """A client that acts as one caller: each request carries its key (none: anonymous)."""
+
+    client: httpx.AsyncClient
+    key: str | None = None
+    name: str = "anonymous"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"} if self.key is not None else {}
+
+    async def request(self, method: str, url: str, **options: Any) -> httpx.Response:
+        headers = {**(options.pop("headers", None) or {}), **self.auth}
+        return await self.client.request(method, url, headers=headers, **options)
+
+    async def get(self, url: str, **options: Any) -> httpx.Response:
+        return await self.request("GET", url, **options)
+
+    async def post(self, url: str, **options: Any) -> httpx.Response:
+        return await self.request("POST", url, **options)
+
+    async def put(self, url: str, **options: Any) -> httpx.Response:
+        return await self.request("PUT", url, **options)
+
+    async def patch(self, url: str, **options: Any) -> httpx.Response:
+        return await self.request("PATCH", url, **options)
+
+    async def delete(self, url: str, **options: Any) -> httpx.Response:
+        return await self.request("DELETE", url, **options)
+
+    async def register(self, source: str) -> dict[str, Any]:
+        response = await self.post("/flows", content=source, headers=YAML)
+        assert response.status_code in (200, 201), response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+
+async def admin_of(client: httpx.AsyncClient) -> As:
+    """The ADMIN_API_KEY's caller, once the key is installed (in the background, at start)."""
+    admin = As(client, ADMIN_KEY, "admin")
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while (await admin.get("/me")).status_code != 200:
+        assert time.monotonic() < deadline, "ADMIN_API_KEY was never installed"
+        await asyncio.sleep(POLL_SECONDS)
+    return admin
+
+
+async def add_user(by: As, name: str, **fields: Any) -> As:
+    """A new user (made by the admin `by`) acting through a new key of its own."""
+    created = await by.post("/users", json={"username": name, **fields})
+    assert created.status_code == 201, created.text
+    key = await by.post("/keys", json={"user": name, "name": "tests"})
+    assert key.status_code == 201, key.text
+    return As(by.client, key.json()["key"], name)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.tasks import NonRetryableError, TaskRegistry
+from tests.polling import until
 
 registry = TaskRegistry()
 
@@ -36,3 +37,9 @@ def fail_until_marker(directory: str, name: str, marker: str) -> dict[str, Any]:
     if not (Path(directory) / marker).exists():
         raise NonRetryableError(f"the marker {marker!r} is missing")
     return {"count": count}
+
+
+@registry.register("WaitForMarker", description="Wait (20 s at most) until a marker file exists")
+async def wait_for_marker(directory: str, marker: str) -> dict[str, Any]:
+    await until((Path(directory) / marker).exists, deadline=20)
+    return {"waited": True}

@@ -91,8 +91,7 @@ async def test_the_flow_list_shows_each_flows_latest_version(client: httpx.Async
         ("Greet", 2, "Say hi"),
     ]
     assert all(
-        set(flow)
-        == {"name", "version", "description", "checksum", "created_at", "owner", "public"}
+        set(flow) == {"name", "version", "description", "checksum", "created_at", "owner", "public"}
         for flow in flows
     )
     assert {(flow["owner"], flow["public"]) for flow in flows} == {("admin", False)}

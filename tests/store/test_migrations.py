@@ -17,7 +17,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import delete, func, inspect, select
+from sqlalchemy import delete, func, inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -42,6 +42,7 @@ STORE_TABLES = {
     "service_secrets",
 }
 HEAD = "0003_trust"
+T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 
 
 async def table_names(engine: AsyncEngine) -> set[str]:
@@ -298,3 +299,46 @@ async def test_a_later_migration_rebuilding_a_parent_table_keeps_its_children_on
 
         assert await current_revision(engine) == "0099_rebuild_flow_definitions"
         assert await count_runs_and_tasks(engine) == (1, 1)
+
+
+async def test_flows_registered_before_users_existed_are_adopted_by_a_bootstrap_admin(
+    store_url: str,
+) -> None:
+    async with store_engine(store_url) as engine:
+        await upgrade(engine, "0002_run_leases")
+        async with engine.begin() as connection:
+            for version, description in ((1, "first"), (2, "latest")):
+                await connection.execute(
+                    text(
+                        "INSERT INTO flow_definitions (name, version, definition, source, format,"
+                        " checksum, description, created_at) VALUES ('Old', :version, '{}', '',"
+                        " 'yaml', '', :description, :at)"
+                    ),
+                    {"version": version, "description": description, "at": T0_NAIVE},
+                )
+            await connection.execute(
+                text(
+                    "INSERT INTO flow_runs (id, flow_name, definition_id, status, inputs,"
+                    " remaining_steps, idempotency_key, created_at) SELECT 'r1', 'Old', id,"
+                    " 'completed', '{}', 0, 'k', :at FROM flow_definitions WHERE version = 2"
+                ),
+                {"at": T0_NAIVE},
+            )
+
+        await upgrade(engine)
+
+        async with engine.connect() as connection:
+            admin = (
+                await connection.execute(text("SELECT id, username, is_admin FROM users"))
+            ).one()
+            flow = (await connection.execute(text("SELECT owner_id, description FROM flows"))).one()
+            creators = set(
+                (await connection.execute(text("SELECT created_by FROM flow_definitions")))
+                .scalars()
+                .all()
+            )
+            starter = (await connection.execute(text("SELECT created_by FROM flow_runs"))).scalar()
+    assert (admin.username, bool(admin.is_admin)) == ("admin", True)
+    assert (flow.owner_id, flow.description) == (admin.id, "latest")
+    assert creators == {admin.id}
+    assert starter == admin.id
