@@ -25,7 +25,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(limits.time, "monotonic", clock)
+    monkeypatch.setattr("app.services.limits.time.monotonic", clock)
     return clock
 
 
