@@ -1,6 +1,8 @@
 # Flow Manager: the API (and, with `python -m app worker`, standalone workers).
 #   docker build -t flow-manager .
-#   docker run -p 8000:8000 -e DATABASE_URL=postgresql+asyncpg://... flow-manager
+#   docker run -p 8000:8000 -e ADMIN_API_KEY=... -e DATABASE_URL=postgresql+asyncpg://... flow-manager
+# It listens on 0.0.0.0, so authentication is on (AUTH=auto): every call but /health and
+# /ready needs an API key, e.g. ADMIN_API_KEY's.
 FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
