@@ -1,12 +1,18 @@
 """`POST /flows/{name}/execute` of a 3-step `set` chain against a real uvicorn process.
 
     .venv/bin/python -m bench.bench_api [--store sqlite|postgresql|both] [--requests 2000]
+        [--auth off|on|both] [--rounds 1]
 
 For each store: one uvicorn process (one worker), the chain registered, then requests from
 1 and from 16 concurrent clients. Prints requests/s, p50 and p99 latency, and the store's
 commits per run (PostgreSQL: pg_stat_database.xact_commit; SQLite: counted in-process on an
 identical service). Targets on a 2-core machine with PostgreSQL: p50 <= 10 ms for one client,
 >= 400 runs/s with 16 clients.
+
+`--auth on` serves with AUTH=on and sends an API key with every request (the key's check, its
+cache, the permission check and the run rate limiter, set too high to refuse, all on the
+path); `both` alternates servers without and with it, `--rounds` times (A, B, A, B), since
+this machine's speed drifts more than the difference measured.
 """
 
 from __future__ import annotations
@@ -89,7 +95,9 @@ class Measurement:
     client_cpu: float  # ms of the load generator's CPU per request
 
 
-async def measure(base: str, clients: int, requests: int) -> Measurement:
+async def measure(
+    base: str, clients: int, requests: int, headers: Mapping[str, str] | None = None
+) -> Measurement:
     """`requests` executions spread over `clients` keep-alive connections.
 
     The load generator shares the machine's two cores with the server and PostgreSQL, so it
@@ -100,7 +108,7 @@ async def measure(base: str, clients: int, requests: int) -> Measurement:
     counter = iter(range(requests))
     connector = aiohttp.TCPConnector(limit=clients)
     cpu_before = time.process_time()
-    async with aiohttp.ClientSession(base, connector=connector) as client:
+    async with aiohttp.ClientSession(base, connector=connector, headers=headers) as client:
 
         async def one_client() -> None:
             for n in counter:
@@ -170,28 +178,35 @@ async def sqlite_commits_per_run(url: str) -> float:
         await services.close()
 
 
-async def bench_store(store: str, requests: int) -> None:
+BENCH_KEY = "fm_bench-admin-key-" + uuid.uuid4().hex  # ADMIN_API_KEY of an --auth on server
+WITH_AUTH = {"AUTH": "on", "ADMIN_API_KEY": BENCH_KEY, "RUNS_PER_MINUTE": str(10**9)}
+
+
+async def bench_store(store: str, requests: int, auth: bool) -> None:
     with tempfile.TemporaryDirectory() as directory:
         if store == "sqlite":
             url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
-            await report(store, url, requests, None)
+            await report(store, url, requests, None, auth)
             print(f"  commits per run: {await sqlite_commits_per_run(url):.1f}")
         else:
             async with postgres_database() as name:
                 url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-                await report(store, url, requests, name)
+                await report(store, url, requests, name, auth)
 
 
-async def report(store: str, url: str, requests: int, pg_name: str | None) -> None:
-    with server(url) as base:
-        async with httpx.AsyncClient(base_url=base) as client:
+async def report(store: str, url: str, requests: int, pg_name: str | None, auth: bool) -> None:
+    headers = {"Authorization": f"Bearer {BENCH_KEY}"} if auth else {}
+    with server(url, WITH_AUTH if auth else None) as base:
+        await wait_for_key(base, headers)
+        async with httpx.AsyncClient(base_url=base, headers=headers) as client:
             await client.post("/flows", content=CHAIN, headers={"content-type": "application/yaml"})
-        await measure(base, 4, 200)  # warm-up: imports, pools, caches
+        await measure(base, 4, 200, headers)  # warm-up: imports, pools, caches
         for clients in (1, 16):
             before = await postgres_commits(pg_name) if pg_name else 0
-            measured = await measure(base, clients, requests)
+            measured = await measure(base, clients, requests, headers)
             line = (
-                f"{store:<10} {clients:>2} clients: {measured.rate:7.1f} runs/s"
+                f"{store:<10} auth {'on ' if auth else 'off'} "
+                f"{clients:>2} clients: {measured.rate:7.1f} runs/s"
                 f"  p50 {measured.p50:6.2f} ms  p99 {measured.p99:6.2f} ms"
                 f"  client CPU {measured.client_cpu:.2f} ms/request"
             )
@@ -201,14 +216,29 @@ async def report(store: str, url: str, requests: int, pg_name: str | None) -> No
             print(line, flush=True)
 
 
+async def wait_for_key(base: str, headers: Mapping[str, str]) -> None:
+    """ADMIN_API_KEY is installed in the background as the server starts."""
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+        while (await client.get("/me")).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server never accepted the key")
+            await asyncio.sleep(0.05)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--auth", choices=["off", "on", "both"], default="off")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat (A, B, A, B with both)")
     arguments = parser.parse_args()
     stores = ["sqlite", "postgresql"] if arguments.store == "both" else [arguments.store]
+    modes = {"off": [False], "on": [True], "both": [False, True]}[arguments.auth]
     for store in stores:
-        uvloop.run(bench_store(store, arguments.requests))  # the server's loop, and lighter
+        for _ in range(arguments.rounds):
+            for auth in modes:  # the server's loop, and lighter
+                uvloop.run(bench_store(store, arguments.requests, auth))
 
 
 if __name__ == "__main__":
