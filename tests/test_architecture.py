@@ -37,6 +37,20 @@ DSL_ALLOWED = {
 }
 FORBIDDEN = {
     "app.errors": {"app."},
+    "app.domain": {
+        "app.dsl",
+        "app.engine",
+        "app.tasks",
+        "app.connections",
+        "app.store",
+        "app.services",
+        "app.schemas",
+        "app.api",
+        "app.worker",
+        "app.cli",
+    },
+    "app.store": {"app.services", "app.schemas", "app.api", "app.worker", "app.cli"},
+    "app.services": {"app.schemas", "app.api", "app.worker", "app.cli"},
     "app.connections": {"app.engine", "app.tasks", "app.store", "app.api", "app.worker", "app.cli"},
     "app.tasks": {"app.engine", "app.store", "app.api", "app.worker", "app.cli"},
     "app.engine": {"app.store", "app.api", "app.worker", "app.cli", "app.schemas"},

@@ -244,10 +244,10 @@ class FlowService:
     async def shares(self, caller: Caller, name: str) -> Sequence[ShareRecord]:
         await self.access.require(caller, name, Permission.ADMIN)
         async with self.sessions() as session:
-            found = await flows.access(session, name, caller.user_id)
-            if found is None:
+            flow_id = await flows.id_of(session, name)
+            if flow_id is None:
                 raise UnknownFlowError(f"no flow is registered under the name {name!r}")
-            return await flows.shares(session, found.flow_id)
+            return await flows.shares(session, flow_id)
 
     async def share(
         self, caller: Caller, name: str, username: str, permission: Permission

@@ -42,6 +42,11 @@ async def lock(session: AsyncSession, name: str) -> FlowRow | None:
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+async def id_of(session: AsyncSession, name: str) -> int | None:
+    statement = select(FLOWS.c.id).where(FLOWS.c.name == name)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
 async def access(session: AsyncSession, name: str, user_id: str) -> FlowAccess | None:
     """What decides the user's permission on the flow; None when there is no such flow."""
     found = (await session.execute(_ACCESS, {"name": name, "user": user_id})).one_or_none()
