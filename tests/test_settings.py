@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from app.settings import DEFAULT_DATABASE_URL, Settings
@@ -105,3 +108,12 @@ def test_authentication_off_on_a_public_address_is_refused_unless_insecurity_is_
 def test_an_admin_api_key_too_short_to_be_safe_is_refused() -> None:
     with pytest.raises(ValueError, match="admin_api_key"):
         settings(admin_api_key="short")
+
+
+def test_every_setting_is_documented_in_the_example_file() -> None:
+    example = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
+
+    missing = {name.upper() for name in Settings.model_fields} - documented
+
+    assert not missing, f"settings missing from .env.example: {sorted(missing)}"
