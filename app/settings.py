@@ -55,6 +55,23 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(300, ge=0)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
 
+    # What flows may reach, and their connection pools (app/connections).
+    connection_allowlist: CommaList = []  # host, host:port, *.domain or CIDR; empty: see docs
+    connection_allow_store: bool = False  # may flows' postgres connections reach the store?
+    ca_bundle_dir: Path | None = None  # the only directory `verify:` CA bundle paths may name
+    connection_connect_timeout: float = Field(10, gt=0)  # default, per connection attempt
+    connection_command_timeout: float = Field(300, gt=0)  # default, per statement or reply
+    connection_idle_seconds: float = Field(300, gt=0)  # an unused pool is closed after this
+    connection_max_pool_size: int = Field(100, ge=1)  # largest pool_size/max_connections
+    connection_max_total: int = Field(500, ge=1)  # outbound connections of all pools
+
+    @field_validator("connection_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
