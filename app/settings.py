@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, quote, urlencode
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.connections.destinations import AllowEntry
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./flows.db"
 # Pool options the storage guide lets a DATABASE_URL carry in its query string.
 POOL_OPTIONS = ("pool_size", "max_overflow", "pool_timeout", "pool_recycle")
@@ -69,7 +71,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_allowlist(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        for entry in value if isinstance(value, list) else ():
+            AllowEntry.parse(str(entry))  # a ValueError naming the entry
         return value
 
     # Serving.

@@ -170,8 +170,7 @@ def _split_port(text: str) -> tuple[str, int | None]:
 class StoreDatabase:
     """Where the service's own store lives, so that flows cannot reach it."""
 
-    hosts: tuple[str, ...]
-    port: int
+    hosts: tuple[tuple[str, int], ...]  # (host, port) pairs
     database: str
 
 
@@ -299,27 +298,33 @@ class DestinationPolicy:
         return None
 
     def _is_store(
-        self, address: IPAddress, port: int, database: str | None, store: frozenset[IPAddress]
+        self,
+        address: IPAddress,
+        port: int,
+        database: str | None,
+        store: frozenset[tuple[IPAddress, int]],
     ) -> bool:
-        if self.store is None or port != self.store.port or database != self.store.database:
+        if self.store is None or database != self.store.database:
             return False
         address = unwrapped(address)
-        if address in store:
+        if (address, port) in store:
             return True
         # A store on this machine is reached through every loopback address (and 0.0.0.0).
         local = address.is_loopback or address.is_unspecified
-        return local and any(known.is_loopback for known in store)
+        return local and any(
+            known.is_loopback and known_port == port for known, known_port in store
+        )
 
-    async def _store_addresses(self) -> frozenset[IPAddress]:
+    async def _store_addresses(self) -> frozenset[tuple[IPAddress, int]]:
         """The store's addresses, resolved at each check (a postgres pool opens rarely)."""
         assert self.store is not None
-        found: set[IPAddress] = set()
-        for host in self.store.hosts:
+        found: set[tuple[IPAddress, int]] = set()
+        for host, port in self.store.hosts:
             try:
-                resolved = await self.resolver(canonical_host(host), self.store.port)
+                resolved = await self.resolver(canonical_host(host), port)
             except ConnectionFailedError:
                 continue  # an unresolvable store host is reached by no address
-            found.update(unwrapped(ipaddress.ip_address(text)) for text in resolved)
+            found.update((unwrapped(ipaddress.ip_address(text)), port) for text in resolved)
         return frozenset(found)
 
     def ca_bundle(self, subject: str, path: str) -> str:

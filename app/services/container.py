@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.connections.configuration import connection_limits, destination_policy
 from app.connections.manager import ConnectionManager
 from app.engine.environment import allowed_environment
 from app.engine.executor import FlowExecutor, Format
@@ -55,7 +56,11 @@ class Services:
         if settings.should_migrate_on_start:
             await migrations.upgrade(engine)
         sessions = session_factory(engine)
-        connections = ConnectionManager()
+        deny_private_networks = False  # lead: on when AUTH is on
+        connections = ConnectionManager(
+            policy=destination_policy(settings, deny_private_networks=deny_private_networks),
+            limits=connection_limits(settings),
+        )
         worker_id = new_worker_id()
         run_store = run_store_for(engine, worker_id)
         executor = FlowExecutor(
