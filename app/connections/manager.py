@@ -72,7 +72,7 @@ class ConnectionManager:
         self._pools: dict[str, _Pool] = {}
         self._opening: dict[str, asyncio.Task[None]] = {}
         self._held = 0  # connections counted against limits.max_total by open(ing) pools
-        self._room = asyncio.Event()  # set when a pool gives its connections back
+        self._room = asyncio.Event()  # set when a pool is given back or closed
         self._reaper: asyncio.Task[None] | None = None
 
     @property
@@ -120,6 +120,8 @@ class ConnectionManager:
         finally:
             pool.borrowers -= 1
             pool.last_used = time.monotonic()
+            if pool.borrowers == 0:
+                self._room.set()  # a pool waiting for room may close this one now
 
     async def aclose(self) -> None:
         reaper, self._reaper = self._reaper, None
