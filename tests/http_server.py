@@ -2,8 +2,8 @@
 
 Routes (any method): `/status/<code>` answers that status; `/json` a JSON object; `/text` plain
 text; `/bad-json` text that claims to be JSON; `/hang` answers only once the test ends (for
-timeouts); `/redirect?to=URL` answers 302 to that URL; every other path echoes the request as
-JSON `{method, path, query, headers, body}`.
+timeouts); `/redirect?to=URL` answers 302 to that URL; `/set-cookie` sets a cookie; every
+other path echoes the request as JSON `{method, path, query, headers, body}`.
 Every request is also recorded in `LocalHttpServer.requests`.
 """
 
@@ -73,6 +73,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif route == "/redirect":
             self.send_response(302)
             self.send_header("Location", parse_qs(received.query)["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif route == "/set-cookie":
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=abc; Path=/")
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif route == "/hang":

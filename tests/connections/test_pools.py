@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
@@ -183,12 +183,12 @@ async def test_idle_postgres_pools_give_their_connections_back(postgres_url: str
         assert await pg_backends(postgres_url) == 9
 
         await until(lambda: manager.open_pools() == 0, deadline=5)
-        await until(lambda: _zero(pg_backends(postgres_url)), deadline=5)
+        await until(lambda: _zero(pg_backends(postgres_url)), deadline=5)  # all given back
     finally:
         await manager.aclose()
 
 
-async def _zero(count: Any) -> bool:
+async def _zero(count: Awaitable[int]) -> bool:
     return await count == 0
 
 
