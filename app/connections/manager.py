@@ -22,7 +22,7 @@ import importlib.util
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +40,7 @@ _logger = logging.getLogger(__name__)
 # What `http_request` without a connection is lent: a client of its own, with no base URL and
 # no headers, shared by every such step of the process.
 STANDALONE_HTTP_SIZE = 100
+_HTTP_ONLY = frozenset({"http"})
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,13 @@ class ConnectionManager:
         key = connection_type + ":" + json.dumps(params, sort_keys=True, default=str)
         return self._lend(key, lambda: self._new_plugin(name, connection_type, params))
 
-    def default_session(
-        self, connection_types: Collection[str]
-    ) -> AbstractAsyncContextManager[Any]:
+    def default_session(self, connection_types: frozenset[str]) -> AbstractAsyncContextManager[Any]:
         """What a task taking an optional connection of `connection_types` is lent when its
         step names none: `http_request` a shared client checked by the policy; others None."""
+        if connection_types != _HTTP_ONLY:  # most steps: one comparison, nothing opened
+            return nullcontext()
         plugin_type = self._plugin_types.get("http")
-        if set(connection_types) != {"http"} or plugin_type is None:
+        if plugin_type is None:
             return nullcontext()
         params = {"max_connections": min(STANDALONE_HTTP_SIZE, self.limits.max_pool_size)}
         return self._lend(
@@ -124,6 +125,8 @@ class ConnectionManager:
                 self._room.set()  # a pool waiting for room may close this one now
 
     async def aclose(self) -> None:
+        if not self._pools and not self._opening and self._reaper is None:
+            return  # the common case of a library run that opened nothing
         reaper, self._reaper = self._reaper, None
         if reaper is not None:
             reaper.cancel()

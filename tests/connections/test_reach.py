@@ -117,7 +117,7 @@ async def test_http_request_without_a_connection_is_refused_every_spelling(
     manager = manager_for(policy)
     url = f"http://{host}:{listener.port}/x"
 
-    async with manager.default_session({"http"}) as client:
+    async with manager.default_session(frozenset({"http"})) as client:
         assert client is not None
         if host == "0177.0.0.1":
             with pytest.raises(NonRetryableError, match="cannot parse the URL"):
@@ -166,7 +166,7 @@ async def test_proxies_from_the_environment_are_not_used(
         monkeypatch.delenv(name, raising=False)
     with serve() as server:
         manager = manager_for(DestinationPolicy.build(["127.0.0.1"]))
-        async with manager.default_session({"http"}) as client:
+        async with manager.default_session(frozenset({"http"})) as client:
             outputs = await http_request(client, server.url + "/json")
         assert outputs["json"] == {"hello": "world"}
         assert server.requests
@@ -248,7 +248,7 @@ async def test_allow_listed_http_is_reachable_by_name(manager_for: Any) -> None:
         manager = manager_for(DestinationPolicy.build(["localhost"]))
         async with manager.session("api", "http", {"base_url": url}) as client:
             assert (await client.get("/json")).json() == {"hello": "world"}
-        async with manager.default_session({"http"}) as client:
+        async with manager.default_session(frozenset({"http"})) as client:
             assert (await http_request(client, url + "/text"))["text"] == "plain text"
 
 
