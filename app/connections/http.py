@@ -24,7 +24,7 @@ from app.connections.http_transport import ConnectionTransport, origin_of, pinne
 from app.connections.limits import DEFAULT_LIMITS, ConnectionLimits
 from app.connections.params import ConnectionParams
 from app.connections.urls import redact_password
-from app.errors import ConnectionFailedError
+from app.errors import ConnectionFailedError, InvalidConnectionError
 
 # The name of the client `http_request` is lent when its step names no connection.
 STANDALONE_HTTP = "http_request"
@@ -125,8 +125,9 @@ class HttpConnection(ConnectionPlugin):
                 trust_env=False,
             )
         except (httpx.InvalidURL, OSError, ValueError) as error:
+            # A URL or CA bundle that cannot be used now cannot later either: not retried.
             reason = redact_password(f"{type(error).__name__}: {error}", settings.base_url)
-            raise ConnectionFailedError(f"connection {self.name!r}: {reason}") from None
+            raise InvalidConnectionError(f"connection {self.name!r}: {reason}") from None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[httpx.AsyncClient]:
