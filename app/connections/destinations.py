@@ -255,7 +255,10 @@ class DestinationPolicy:
         if not self.checks_addresses and not guard_store:
             return Destination(host, port)
         name = canonical_host(host)
-        addresses = await self.resolver(name, port)
+        try:
+            addresses = await self.resolver(name, port)
+        except ConnectionFailedError as error:
+            raise ConnectionFailedError(_about(subject, error.message)) from None
         if not addresses:
             raise ConnectionFailedError(_about(subject, f"{host!r} resolves to no address"))
         store = await self._store_addresses() if guard_store else frozenset()

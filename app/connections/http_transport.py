@@ -18,6 +18,7 @@ import httpcore
 import httpx
 
 from app.connections.destinations import DestinationPolicy
+from app.errors import ConnectionFailedError, DestinationRefusedError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -52,6 +53,10 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
                 destination = await self._policy.destination(self._subject, host, port)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"resolving {host!r} took over {timeout}s") from None
+        except DestinationRefusedError:
+            raise
+        except ConnectionFailedError as error:  # a name that does not resolve: httpx's kind
+            raise httpcore.ConnectError(error.message) from None
         failure: httpcore.ConnectError | None = None
         for address in destination.addresses:
             try:

@@ -172,6 +172,11 @@ class ConnectionManager:
         """Count the plugin's connections against max_total: close unused pools to make
         room, else wait for room up to the plugin's connect timeout."""
         size, total = plugin.size, self.limits.max_total
+        if size > total:
+            raise ConnectionLimitError(
+                f"connection {plugin.name!r} needs {size} connection(s), more than "
+                f"CONNECTION_MAX_TOTAL ({total}) allows"
+            )
         deadline = time.monotonic() + plugin.open_timeout
         while self._held + size > total:
             unused = [pool for pool in self._pools.values() if pool.borrowers == 0]
@@ -181,7 +186,7 @@ class ConnectionManager:
             remaining = deadline - time.monotonic()
             self._room.clear()
             try:
-                if remaining <= 0 or size > total:
+                if remaining <= 0:
                     raise TimeoutError
                 async with asyncio.timeout(remaining):
                     await self._room.wait()

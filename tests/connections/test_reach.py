@@ -300,3 +300,24 @@ async def test_postgres_connects_to_the_checked_address(
 
 def _port(server: LocalHttpServer) -> int:
     return int(server.url.rsplit(":", 1)[1])
+
+
+async def test_a_name_that_does_not_resolve_fails_naming_connection_and_request(
+    manager_for: Any,
+) -> None:
+    async def nowhere(host: str, port: int) -> list[str]:
+        raise ConnectionFailedError(f"cannot resolve {host!r}: Name or service not known")
+
+    manager = manager_for(DestinationPolicy.build(deny_private_networks=True, resolver=nowhere))
+
+    with pytest.raises(ConnectionFailedError) as failed:
+        await borrow(manager, "redis", {"url": "redis://cache.invalid:6379/0"})
+    assert failed.value.message == (
+        "connection 'target': cannot resolve 'cache.invalid': Name or service not known"
+    )
+    async with manager.default_session(frozenset({"http"})) as client:
+        with pytest.raises(httpx.ConnectError) as unresolved:
+            await http_request(client, "http://api.invalid/x")
+    assert str(unresolved.value) == (
+        "GET http://api.invalid/x failed: cannot resolve 'api.invalid': Name or service not known"
+    )
