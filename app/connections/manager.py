@@ -41,6 +41,7 @@ _logger = logging.getLogger(__name__)
 # no headers, shared by every such step of the process.
 STANDALONE_HTTP_SIZE = 100
 _HTTP_ONLY = frozenset({"http"})
+_NO_CONNECTION: AbstractAsyncContextManager[None] = nullcontext()  # stateless: shared
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,10 @@ class ConnectionManager:
         """What a task taking an optional connection of `connection_types` is lent when its
         step names none: `http_request` a shared client checked by the policy; others None."""
         if connection_types != _HTTP_ONLY:  # most steps: one comparison, nothing opened
-            return nullcontext()
+            return _NO_CONNECTION
         plugin_type = self._plugin_types.get("http")
         if plugin_type is None:
-            return nullcontext()
+            return _NO_CONNECTION
         params = {"max_connections": min(STANDALONE_HTTP_SIZE, self.limits.max_pool_size)}
         return self._lend(
             "<standalone http>",
