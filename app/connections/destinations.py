@@ -27,9 +27,15 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.connections.addresses import (
+    IPAddress,
+    canonical_host,
+    endpoint,
+    non_public_kind,
+    unwrapped,
+)
 from app.errors import ConnectionFailedError, DestinationRefusedError, InvalidConnectionError
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # (host, port) -> the addresses it resolves to, in the resolver's order
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -37,10 +43,6 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 ALLOWLIST_SETTING = "CONNECTION_ALLOWLIST"
 STORE_SETTING = "CONNECTION_ALLOW_STORE"
 CA_BUNDLE_SETTING = "CA_BUNDLE_DIR"
-
-_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known NAT64 prefix embeds IPv4
-_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local-use translation
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -50,65 +52,6 @@ async def system_resolver(host: str, port: int) -> list[str]:
     except socket.gaierror as error:
         raise ConnectionFailedError(f"cannot resolve {host!r}: {error.strerror}") from None
     return list(dict.fromkeys(str(info[4][0]).partition("%")[0] for info in infos))
-
-
-def canonical_host(host: str) -> str:
-    """`DB.Example.com.` -> `db.example.com`; `[::1]` -> `::1`."""
-    return host.strip().strip("[]").rstrip(".").lower()
-
-
-def endpoint(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def unwrapped(address: IPAddress) -> IPAddress:
-    """An IPv4-mapped IPv6 address is its IPv4 address: the same host, reached the same way."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries and reaches (compatible, 6to4, NAT64)."""
-    value = int(address)
-    if value >> 32 == 0 and value > 1:  # ::a.b.c.d, IPv4-compatible (deprecated, still routed)
-        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address in _NAT64:
-        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
-    return None
-
-
-def non_public_kind(address: IPAddress) -> str | None:
-    """What makes an address one that flows may not reach by default, or None if public."""
-    address = unwrapped(address)
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = embedded_ipv4(address)
-        if embedded is not None:
-            kind = non_public_kind(embedded)
-            return f"an IPv6 address embedding {embedded}, {kind}" if kind else None
-        if address in _LOCAL_NAT64:
-            return "a local-use NAT64 address"
-        if address.is_site_local:
-            return "a private address"
-    if address.is_unspecified or (
-        isinstance(address, ipaddress.IPv4Address) and address.packed[0] == 0
-    ):
-        return "an unspecified address"
-    if address.is_loopback:
-        return "a loopback address"
-    if address.is_link_local:
-        return "a link-local address"
-    if address.is_multicast:
-        return "a multicast address"
-    if address in _SHARED:
-        return "a shared (carrier-grade NAT) address"
-    if address.is_private:
-        return "a private address"
-    if address.is_reserved or not address.is_global:
-        return "a reserved address"
-    return None
 
 
 @dataclass(frozen=True)
@@ -248,8 +191,8 @@ class DestinationPolicy:
         """Resolve `host` once and keep the addresses flows may reach; refuse if none.
 
         `subject` starts the error messages (`connection 'db'`, or nothing when the caller
-        names the step itself); `database` is a postgres
-        connection's database, checked against the service's own store.
+        names the step itself); `database` is a postgres connection's database, checked
+        against the service's own store.
         """
         guard_store = database is not None and self.guards_store
         if not self.checks_addresses and not guard_store:
