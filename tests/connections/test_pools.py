@@ -19,6 +19,9 @@ from app.connections.limits import ConnectionLimits
 from app.connections.manager import ConnectionManager
 from app.connections.postgres import PostgresConnection
 from app.connections.redis import RedisConnection
+from app.engine import FlowExecutor
+from app.engine.memory_store import InMemoryRunStore
+from app.engine.store import TaskKey, TaskStatus
 from app.errors import (
     ConnectionLimitError,
     ConnectionTimeoutError,
@@ -282,3 +285,42 @@ def test_pool_sizes_are_bounded(plugin: type[ConnectionPlugin], params: dict[str
 
     assert refused.value.message.startswith("connection 'big': ")
     assert "is 11, more than CONNECTION_MAX_POOL_SIZE (10) allows" in refused.value.message
+
+
+FLOW = """
+flow: TwoCaches
+mode: dag
+inputs: {key: string}
+connections:
+  stuck: {type: redis, url: "${env.STUCK_URL}", socket_connect_timeout: 0.5}
+  good: {type: redis, url: "${env.GOOD_URL}"}
+steps:
+  - redis_get: {id: hang, connection: stuck, key: "${inputs.key}", on_error: continue}
+  - redis_get: {id: fine, connection: good, key: "${inputs.key}"}
+"""
+
+
+async def test_a_step_on_a_server_that_never_answers_fails_alone_naming_its_connection(
+    redis_url: str, redis_prefix: str
+) -> None:
+    store = InMemoryRunStore()
+    manager = ConnectionManager()
+    try:
+        async with listening(silent=True) as silent:
+            stuck_url = f"redis://127.0.0.1:{silent.port}/0"
+            env = {"STUCK_URL": stuck_url, "GOOD_URL": redis_url}
+            executor = FlowExecutor(store=store, connections=manager, env=env)
+            result = await executor.run(FLOW, {"key": redis_prefix + "k"})
+    finally:
+        await manager.aclose()
+
+    tasks = store.runs[result.run_id].tasks
+    hang, fine = tasks[TaskKey("hang")], tasks[TaskKey("fine")]
+    assert fine.status is TaskStatus.COMPLETED
+    assert hang.status is TaskStatus.FAILED
+    assert hang.error is not None
+    assert hang.error.type == "ConnectionTimeoutError"
+    assert hang.error.message.startswith(f"connection 'stuck' to {stuck_url} timed out")
+    assert fine.finished_at is not None
+    assert hang.finished_at is not None
+    assert fine.finished_at < hang.finished_at  # it never waited for the stuck open
