@@ -118,6 +118,23 @@ class DriverMissingError(ConnectionFailedError):
     """The driver for this connection type is not installed."""
 
 
+class InvalidConnectionError(ConnectionFailedError, NonRetryableError):
+    """The connection's parameters are invalid; retrying cannot help."""
+
+
+class DestinationRefusedError(ConnectionFailedError, NonRetryableError):
+    """The connection's destination is one flows may not reach (CONNECTION_ALLOWLIST, the
+    private networks refused by default, the service's own store); retrying cannot help."""
+
+
+class ConnectionTimeoutError(ConnectionFailedError):
+    """The connection could not be opened in time."""
+
+
+class ConnectionLimitError(ConnectionFailedError):
+    """The process holds as many outbound connections as CONNECTION_MAX_TOTAL allows."""
+
+
 class UnknownConnectionError(FlowManagerError):
     """The flow declares no connection of that name."""
 

@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl, quote, urlencode
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.connections.destinations import AllowEntry
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./flows.db"
 # Pool options the storage guide lets a DATABASE_URL carry in its query string.
 POOL_OPTIONS = ("pool_size", "max_overflow", "pool_timeout", "pool_recycle")
@@ -55,6 +57,25 @@ class Settings(BaseSettings):
     execute_wait_seconds: float = Field(30, ge=0)
     max_wait_seconds: float = Field(300, ge=0)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    # What flows may reach, and their connection pools (app/connections).
+    connection_allowlist: CommaList = []  # host, host:port, *.domain or CIDR; empty: see docs
+    connection_allow_store: bool = False  # may flows' postgres connections reach the store?
+    ca_bundle_dir: Path | None = None  # the only directory `verify:` CA bundle paths may name
+    connection_connect_timeout: float = Field(10, gt=0)  # default, per connection attempt
+    connection_command_timeout: float = Field(300, gt=0)  # default, per statement or reply
+    connection_idle_seconds: float = Field(300, gt=0)  # an unused pool is closed after this
+    connection_max_pool_size: int = Field(100, ge=1)  # largest pool_size/max_connections
+    connection_max_total: int = Field(500, ge=1)  # outbound connections of all pools
+
+    @field_validator("connection_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        for entry in value if isinstance(value, list) else ():
+            AllowEntry.parse(str(entry))  # a ValueError naming the entry
+        return value
 
     # Serving.
     host: str = "127.0.0.1"

@@ -1,8 +1,8 @@
-"""Fixtures shared by the whole suite: each test gets its own database and Redis keyspace."""
+"""Fixtures shared by the whole suite: each test gets its own database and Redis key prefix."""
 
 from __future__ import annotations
 
-import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,19 +27,28 @@ async def postgres_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    """URL of a Redis logical database that is empty at the start and flushed at the end.
+def redis_url() -> str:
+    """URL of the test machine's Redis, shared with other tests and other engineers' runs.
 
-    Each pytest-xdist worker gets its own database number, so parallel tests never share keys.
+    Nothing is ever flushed there: a test writes only under its own `redis_prefix` (or the
+    keys it names and deletes itself), and `redis_prefix` deletes exactly those keys.
     """
     require_service("Redis", REDIS_HOST, REDIS_PORT)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{8 + int(worker or 0) % 8}"
-    client = redis_asyncio.Redis.from_url(url)
-    await client.flushdb()
-    yield url
-    await client.flushdb()
-    await client.aclose()
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own; every key under it is deleted after the test."""
+    prefix = f"fm-test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis_asyncio.Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture(params=STORE_DATABASES)

@@ -2,7 +2,8 @@
 
 Routes (any method): `/status/<code>` answers that status; `/json` a JSON object; `/text` plain
 text; `/bad-json` text that claims to be JSON; `/hang` answers only once the test ends (for
-timeouts); every other path echoes the request as JSON `{method, path, query, headers, body}`.
+timeouts); `/redirect?to=URL` answers 302 to that URL; `/set-cookie` sets a cookie; every
+other path echoes the request as JSON `{method, path, query, headers, body}`.
 Every request is also recorded in `LocalHttpServer.requests`.
 """
 
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 HANG_LIMIT_SECONDS = 10.0  # a hanging request gives up on its own if a test forgets it
 
@@ -69,6 +70,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, "text/plain; charset=utf-8", b"plain text")
         elif route == "/bad-json":
             self._answer(200, "application/json", b"not json {")
+        elif route == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", parse_qs(received.query)["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif route == "/set-cookie":
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=abc; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif route == "/hang":
             self.server.state.release.wait(HANG_LIMIT_SECONDS)
             self._answer(200, "text/plain", b"too late")

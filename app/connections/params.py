@@ -2,7 +2,8 @@
 
 Values may arrive as strings when a flow takes them from the environment
 (`pool_size: ${env.POOL_SIZE}`), so numbers and booleans written as text are accepted.
-Every complaint is a `ConnectionFailedError` naming the connection and the parameter.
+Every complaint is an `InvalidConnectionError` (a `ConnectionFailedError` that is not retried)
+naming the connection and the parameter.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from app.errors import ConnectionFailedError
+from app.errors import InvalidConnectionError
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -28,8 +29,8 @@ class ConnectionParams:
                 f"(known: {', '.join(sorted(known))})"
             )
 
-    def problem(self, message: str) -> ConnectionFailedError:
-        return ConnectionFailedError(f"connection {self.connection!r}: {message}")
+    def problem(self, message: str) -> InvalidConnectionError:
+        return InvalidConnectionError(f"connection {self.connection!r}: {message}")
 
     def text(self, key: str) -> str:
         """A required, non-empty string."""
@@ -41,6 +42,15 @@ class ConnectionParams:
     def integer(self, key: str, default: int, *, minimum: int) -> int:
         value = self.optional_integer(key, minimum=minimum)
         return default if value is None else value
+
+    def size(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
+        """A pool size, at most CONNECTION_MAX_POOL_SIZE (`maximum`)."""
+        size = self.integer(key, min(default, maximum), minimum=minimum)
+        if size > maximum:
+            raise self.problem(
+                f"{key!r} is {size}, more than CONNECTION_MAX_POOL_SIZE ({maximum}) allows"
+            )
+        return size
 
     def optional_integer(self, key: str, *, minimum: int) -> int | None:
         value = self._params.get(key)

@@ -9,14 +9,17 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from app.errors import ConnectionFailedError
+from app.errors import ConnectionFailedError, ConnectionTimeoutError
 
 MASK = "***"
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _AUTHORITY_END = re.compile(r"[/?#]")
-# asyncpg also reads `?password=...` (and `sslpassword=`) from the query string.
-_QUERY_PASSWORD = re.compile(r"(?i)(password=)([^&#\s]*)")
+# asyncpg also reads `?password=...` (and `sslpassword=`) from the query string, and HTTP APIs
+# take tokens and keys there: the value of every query parameter whose name says "secret".
+_QUERY_PARAMETER = re.compile(r"(?i)([?&;]|^)([a-z0-9_.-]+=)([^&#\s]*)")
+_SECRET_PARTS = ("password", "passwd", "token", "secret", "apikey", "signature", "credential")
+_SECRET_NAMES = frozenset({"pwd", "pass", "key", "sig", "auth", "authorization", "code"})
 
 
 def redact_url(url: str) -> str:
@@ -26,7 +29,7 @@ def redact_url(url: str) -> str:
         user, colon, _ = userinfo.partition(":")
         if colon:
             url = f"{head}{user}:{MASK}@{rest}"
-    return _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", url)
+    return _QUERY_PARAMETER.sub(_masked_parameter, url)
 
 
 def redact_password(text: str, url: str) -> str:
@@ -37,18 +40,47 @@ def redact_password(text: str, url: str) -> str:
     return text
 
 
-def connection_failed(name: str, url: str, cause: BaseException) -> ConnectionFailedError:
+def connection_failed(
+    name: str, url: str, cause: BaseException, *, timeout: float | None = None
+) -> ConnectionFailedError:
     """`connection 'db' to postgresql://app:***@db/users failed: OSError: ...`.
 
-    Raise it `from None`: a chained cause could carry the password into a logged traceback.
+    A timeout (`timeout`: the seconds it had) is a `ConnectionTimeoutError`; our own errors
+    (a refused destination) are returned as they are. Raise it `from None`: a chained cause
+    could carry the password into a logged traceback.
     """
+    if isinstance(cause, ConnectionFailedError):
+        return cause
+    where = f"connection {name!r} to {redact_url(url)}"
+    if isinstance(cause, TimeoutError) and timeout is not None:
+        return ConnectionTimeoutError(
+            f"{where} timed out: no answer within {timeout:g}s (the connection's timeout, "
+            "by default CONNECTION_CONNECT_TIMEOUT)"
+        )
     reason = redact_password(f"{type(cause).__name__}: {cause}", url)
-    return ConnectionFailedError(f"connection {name!r} to {redact_url(url)} failed: {reason}")
+    return ConnectionFailedError(f"{where} failed: {reason}")
+
+
+def is_secret_parameter(name: str) -> bool:
+    """Whether a query parameter (or header) named so carries a credential."""
+    folded = name.lower().replace("-", "").replace("_", "").replace(".", "")
+    return folded in _SECRET_NAMES or any(part in folded for part in _SECRET_PARTS)
+
+
+def _masked_parameter(match: re.Match[str]) -> str:
+    start, name, value = match.groups()
+    if value and is_secret_parameter(name[:-1]):
+        return f"{start}{name}{MASK}"
+    return match.group()
 
 
 def _passwords(url: str) -> set[str]:
     _, userinfo, _ = _split_userinfo(url)
-    found = {match.group(2) for match in _QUERY_PASSWORD.finditer(url)}
+    found = {
+        match.group(3)
+        for match in _QUERY_PARAMETER.finditer(url)
+        if is_secret_parameter(match.group(2)[:-1])
+    }
     if userinfo is not None and ":" in userinfo:
         found.add(userinfo.partition(":")[2])
     found |= {unquote(secret) for secret in found}

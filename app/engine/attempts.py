@@ -118,15 +118,15 @@ class TaskRunner:
     ) -> dict[str, Any]:
         arguments = {name: template.render(scope) for name, template in step.arguments.items()}
         context = TaskContext.for_attempt(self.run_id, self.flow, step.id, index, attempt)
-        async with _deadline(step.timeout), self._connection(step) as connection:
+        async with _deadline(step.timeout), self._connection(step, task) as connection:
             outputs = await task.invoke(
                 arguments, context=context, connection=connection, offered=offered
             )
         return _declared_outputs(step, outputs)
 
-    def _connection(self, step: Step) -> AbstractAsyncContextManager[Any]:
-        if step.connection is None:
-            return nullcontext()
+    def _connection(self, step: Step, task: RegisteredTask) -> AbstractAsyncContextManager[Any]:
+        if step.connection is None:  # `http_request` still gets a client the policy checks
+            return self.connections.default_session(task.spec.connection_types)
         spec = self.connection_specs.get(step.connection)
         if spec is None:
             raise UnknownConnectionError(f"the flow declares no connection {step.connection!r}")

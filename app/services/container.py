@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.background import stop_task
+from app.connections.configuration import connection_limits, destination_policy
 from app.connections.manager import ConnectionManager
 from app.domain.access import BOOTSTRAP_ADMIN
 from app.engine.environment import allowed_environment
@@ -75,7 +76,11 @@ class Services:
         if settings.should_migrate_on_start:
             await migrations.upgrade(engine)
         sessions = session_factory(engine)
-        connections = ConnectionManager()
+        # With callers to tell apart, flows stay off the service's own network by default.
+        connections = ConnectionManager(
+            policy=destination_policy(settings, deny_private_networks=settings.auth_enabled),
+            limits=connection_limits(settings),
+        )
         worker_id = new_worker_id()
         run_store = run_store_for(engine, worker_id)
         executor = FlowExecutor(

@@ -60,7 +60,7 @@ async def test_defaults_need_no_params(http_server: LocalHttpServer) -> None:
     await plugin.open()
     try:
         async with plugin.session() as client:
-            assert client.timeout == httpx.Timeout(30.0)
+            assert client.timeout == httpx.Timeout(30.0, connect=10.0)
             response = await client.get(http_server.url + "/json")
             assert response.json() == {"hello": "world"}
     finally:

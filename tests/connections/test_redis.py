@@ -54,16 +54,16 @@ async def disconnected(redis_url: str, client_id: int) -> bool:
 
 
 async def test_session_lends_a_client_of_the_configured_database(
-    open_plugin: OpenPlugin, redis_url: str
+    open_plugin: OpenPlugin, redis_url: str, redis_prefix: str
 ) -> None:
     plugin = await open_plugin()
 
     async with plugin.session() as client:
-        await client.set("greeting", "hello")
+        await client.set(redis_prefix + "greeting", "hello")
 
     observer = redis_asyncio.Redis.from_url(redis_url)
     try:
-        assert await observer.get("greeting") == b"hello"
+        assert await observer.get(redis_prefix + "greeting") == b"hello"
     finally:
         await observer.aclose()
 
@@ -72,13 +72,13 @@ async def test_session_lends_a_client_of_the_configured_database(
     ("decode", "expected"), [({}, "hello"), ({"decode_responses": False}, b"hello")]
 )
 async def test_decode_responses_chooses_text_or_bytes(
-    open_plugin: OpenPlugin, decode: dict[str, Any], expected: str | bytes
+    open_plugin: OpenPlugin, redis_prefix: str, decode: dict[str, Any], expected: str | bytes
 ) -> None:
     plugin = await open_plugin(**decode)
 
     async with plugin.session() as client:
-        await client.set("greeting", "hello")
-        assert await client.get("greeting") == expected
+        await client.set(redis_prefix + "greeting", "hello")
+        assert await client.get(redis_prefix + "greeting") == expected
 
 
 async def test_every_session_shares_one_client(open_plugin: OpenPlugin) -> None:
@@ -89,24 +89,25 @@ async def test_every_session_shares_one_client(open_plugin: OpenPlugin) -> None:
 
 
 async def test_max_connections_makes_busy_commands_wait_instead_of_failing(
-    open_plugin: OpenPlugin,
+    open_plugin: OpenPlugin, redis_prefix: str
 ) -> None:
     plugin = await open_plugin(max_connections=1)
 
     async with plugin.session() as client:
         ids = await asyncio.gather(*(client.client_id() for _ in range(20)))
-        counts = await asyncio.gather(*(client.incr("counter") for _ in range(20)))
+        counter = redis_prefix + "counter"
+        counts = await asyncio.gather(*(client.incr(counter) for _ in range(20)))
 
     assert len(set(ids)) == 1
     assert sorted(counts) == list(range(1, 21))
 
 
-async def test_socket_timeout_bounds_each_reply(open_plugin: OpenPlugin) -> None:
+async def test_socket_timeout_bounds_each_reply(open_plugin: OpenPlugin, redis_prefix: str) -> None:
     plugin = await open_plugin(socket_timeout=0.2)
 
     async with plugin.session() as client:
         with pytest.raises(RedisTimeoutError):
-            await client.blpop(["never-filled"], timeout=10)
+            await client.blpop([redis_prefix + "never-filled"], timeout=10)
 
 
 async def test_close_disconnects_the_client(open_plugin: OpenPlugin, redis_url: str) -> None:

@@ -7,14 +7,18 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 
 import asyncpg
 import pytest
+import redis.asyncio as redis_asyncio
 
 from app.engine import FlowExecutor
 from app.tasks.loading import load_task_modules
+from tests.polling import until
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "examples" / "tutorial"
 FLOW_YAML = (TUTORIAL / "flow.yaml").read_text()
@@ -36,8 +40,34 @@ async def users_db(postgres_url: str) -> str:
     return postgres_url
 
 
+# The keys the tutorial's flow writes (its text fixes them: it must work as written). Tests
+# that run it take a lock in Redis, so that runs of this suite on one server take turns, and
+# delete exactly these keys before and after: nothing else on the shared server is touched.
+TUTORIAL_KEYS = ("user:1", "user:2", "user:999", "stats:user_views")
+LOCK = "fm-test:tutorial-lock"
+
+
 @pytest.fixture
-def executor(users_db: str, redis_url: str) -> FlowExecutor:
+async def tutorial_keys(redis_url: str) -> AsyncIterator[None]:
+    client = redis_asyncio.Redis.from_url(redis_url)
+    token = uuid.uuid4().hex
+    try:
+
+        async def locked() -> bool:
+            return bool(await client.set(LOCK, token, nx=True, px=120_000))
+
+        await until(locked, deadline=120)
+        await client.delete(*TUTORIAL_KEYS)
+        yield
+        await client.delete(*TUTORIAL_KEYS)
+    finally:
+        if await client.get(LOCK) == token.encode():
+            await client.delete(LOCK)
+        await client.aclose()
+
+
+@pytest.fixture
+def executor(users_db: str, redis_url: str, tutorial_keys: None) -> FlowExecutor:
     registry = load_task_modules([str(TUTORIAL / "flow.py")])
     return FlowExecutor(registry, env={"DATABASE_URL": users_db, "REDIS_URL": redis_url})
 
@@ -92,7 +122,7 @@ def run_tool(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Comp
 
 
 async def test_the_tutorials_test_flow_script_prints_the_expected_output(
-    users_db: str, redis_url: str
+    users_db: str, redis_url: str, tutorial_keys: None
 ) -> None:
     repo = TUTORIAL.parents[1]
     env = {"DATABASE_URL": users_db, "REDIS_URL": redis_url, "PYTHONPATH": str(repo)}
@@ -115,7 +145,7 @@ async def test_the_tutorials_test_flow_script_prints_the_expected_output(
 
 
 async def test_cli_runs_the_tutorial_flow_and_prints_outputs_as_json(
-    users_db: str, redis_url: str
+    users_db: str, redis_url: str, tutorial_keys: None
 ) -> None:
     repo = TUTORIAL.parents[1]
     env = {"DATABASE_URL": users_db, "REDIS_URL": redis_url}

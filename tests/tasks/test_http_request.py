@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from app.connections.http import HttpConnection
-from app.errors import NonRetryableError, TaskError
+from app.errors import InvalidConnectionError, NonRetryableError, TaskError
 from app.tasks import TaskContext
 from app.tasks.builtins.http import registry
-from tests.http_server import LocalHttpServer, refused_url
+from tests.http_server import LocalHttpServer, refused_url, serve
 
 
 async def request(
@@ -224,3 +224,93 @@ async def test_the_connections_timeout_applies_when_the_step_gives_none(
                 await request(context, client, path="/hang")
     finally:
         await plugin.close()
+
+
+async def test_a_transport_error_names_the_method_and_the_url_without_credentials(
+    context: TaskContext,
+) -> None:
+    with refused_url() as url:
+        secret_url = url.replace("http://", "http://ada:s3cr3t@") + "/x?token=t0k3n&page=2"
+        shown = url.replace("http://", "http://ada:***@") + "/x?token=***&page=2"
+        with pytest.raises(httpx.ConnectError) as refused:
+            await request(context, method="post", url=secret_url)
+
+    assert str(refused.value).startswith(f"POST {shown} failed: ")
+    for secret in ("s3cr3t", "t0k3n"):
+        assert secret not in str(refused.value)
+        assert secret not in repr(refused.value)
+
+
+async def test_a_refused_status_shows_the_url_without_credentials(
+    context: TaskContext, http_server: LocalHttpServer
+) -> None:
+    url = http_server.url.replace("http://", "http://ada:s3cr3t@") + "/status/500?api_key=k3y"
+
+    with pytest.raises(TaskError) as refused:
+        await request(context, url=url)
+
+    assert "ada:***@" in refused.value.message
+    assert "api_key=***" in refused.value.message
+    assert "s3cr3t" not in refused.value.message
+    assert "k3y" not in refused.value.message
+
+
+async def test_the_connections_headers_go_to_its_own_origin_only(
+    context: TaskContext, http_server: LocalHttpServer
+) -> None:
+    plugin = HttpConnection(
+        "api", {"base_url": http_server.url, "headers": {"Authorization": "Bearer secret"}}
+    )
+    await plugin.open()
+    try:
+        async with plugin.session() as client:
+            await request(context, client, path="/own")
+            own = http_server.requests[-1]
+            with serve() as other:  # same host, another port: another origin
+                await request(context, client, url=other.url + "/elsewhere")
+                elsewhere = other.requests[-1]
+                # Nor does a redirect carry them from the connection's origin to another.
+                target = other.url + "/after-redirect"
+                await client.get("/redirect", params={"to": target}, follow_redirects=True)
+                redirected = other.requests[-1]
+    finally:
+        await plugin.close()
+
+    assert own.headers["authorization"] == "Bearer secret"
+    assert "authorization" not in elsewhere.headers
+    assert redirected.path == "/after-redirect"
+    assert "authorization" not in redirected.headers
+
+
+async def test_a_steps_own_header_wins_over_the_connections(
+    context: TaskContext, http_server: LocalHttpServer
+) -> None:
+    plugin = HttpConnection("api", {"base_url": http_server.url, "headers": {"X-Key": "conn"}})
+    await plugin.open()
+    try:
+        async with plugin.session() as client:
+            outputs = await request(context, client, path="/x", headers={"x-key": "step"})
+    finally:
+        await plugin.close()
+
+    assert outputs["json"]["headers"]["x-key"] == "step"
+
+
+def test_headers_without_a_base_url_are_refused() -> None:
+    with pytest.raises(InvalidConnectionError, match="give the connection a base_url"):
+        HttpConnection("api", {"headers": {"Authorization": "Bearer t"}})
+
+
+async def test_cookies_set_by_an_answer_are_not_kept(
+    context: TaskContext, http_server: LocalHttpServer
+) -> None:
+    plugin = HttpConnection("api", {"base_url": http_server.url})
+    await plugin.open()
+    try:
+        async with plugin.session() as client:
+            await request(context, client, path="/set-cookie")
+            outputs = await request(context, client, path="/echo")
+    finally:
+        await plugin.close()
+
+    assert "cookie" not in outputs["json"]["headers"]

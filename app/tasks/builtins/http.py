@@ -1,9 +1,13 @@
 """The `http_request` built-in: one HTTP request, through an `http` connection or on its own.
 
 A status outside `expect_status` (or, without it, any status from 400 up) fails the attempt with
-a retryable `TaskError`; transport failures (refused, timed out) propagate as httpx's own
-exceptions, so their class name (`ConnectError`, `ReadTimeout`, ...) is the error type that
-`retry_on` can name. Redirects are not followed: a 3xx is an answer like any other.
+a retryable `TaskError`; transport failures (refused, timed out) keep httpx's own exception
+class, so its name (`ConnectError`, `ReadTimeout`, ...) is the error type that `retry_on` can
+name, with a message that names the method and the URL. URLs in messages never show a password
+or a secret query parameter. Redirects are not followed: a 3xx is an answer like any other.
+
+Without a connection, the engine lends the step the process's shared client (checked by the
+destination policy); called directly with none, the task makes a short-lived client.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from typing import Any
 
 import httpx
 
-from app.errors import NonRetryableError, TaskError
+from app.connections.urls import redact_password, redact_url
+from app.errors import DestinationRefusedError, NonRetryableError, TaskError
+from app.tasks.context import TaskContext
 from app.tasks.registry import TaskRegistry
 
 registry = TaskRegistry()
@@ -43,13 +49,23 @@ async def http_request(
     timeout: float | None = None,  # noqa: ASYNC109 (a step parameter; httpx enforces it)
     expect_status: int | list[int] | None = None,
     connection: httpx.AsyncClient | None = None,
+    context: TaskContext | None = None,
 ) -> dict[str, Any]:
     verb = _method(method)
-    target = _target(url, path, has_connection=connection is not None)
+    has_base_url = connection is not None and bool(str(connection.base_url))
+    target = _target(url, path, has_base_url=has_base_url)
     expected = _expected_statuses(expect_status)
-    request = _request_options(headers, params, json, body, timeout)
+    options = _request_options(headers, params, json, body, timeout)
     async with _client(connection) as client:
-        response = await client.request(verb, target, **request)
+        request = client.build_request(verb, target, **options)
+        try:
+            response = await client.send(request)
+        except httpx.TransportError as error:
+            raise _named(error, request) from None
+        except DestinationRefusedError as error:
+            step = f"step {context.step_id!r}: " if context is not None else ""
+            where = f"{verb} {redact_url(str(request.url))}"
+            raise DestinationRefusedError(f"{step}{where}: {error}") from None
     _check_status(verb, response, expected)
     return {
         "status_code": response.status_code,
@@ -65,8 +81,16 @@ async def _client(connection: httpx.AsyncClient | None) -> AsyncIterator[httpx.A
     if connection is not None:
         yield connection
         return
-    async with httpx.AsyncClient(timeout=STANDALONE_TIMEOUT) as client:
+    async with httpx.AsyncClient(timeout=STANDALONE_TIMEOUT, trust_env=False) as client:
         yield client
+
+
+def _named(error: httpx.TransportError, request: httpx.Request) -> httpx.TransportError:
+    """The same kind of error, saying which request failed (`All connection attempts failed`
+    alone does not), without the URL's credentials."""
+    url = str(request.url)
+    reason = redact_password(str(error) or type(error).__name__, url)
+    return type(error)(f"{request.method} {redact_url(url)} failed: {reason}", request=request)
 
 
 def _method(method: str) -> str:
@@ -75,25 +99,25 @@ def _method(method: str) -> str:
     return method.strip().upper()
 
 
-def _target(url: str | None, path: str | None, *, has_connection: bool) -> str:
+def _target(url: str | None, path: str | None, *, has_base_url: bool) -> str:
     """The URL to request; with a connection, relative ones resolve against its base_url."""
     if (url is None) == (path is None):
         raise NonRetryableError("http_request takes exactly one of `url` and `path`")
     if path is not None:
-        if not has_connection:
+        if not has_base_url:
             raise NonRetryableError(
                 "http_request `path` is relative to a connection's base_url; "
-                "give the step an http `connection` or use an absolute `url`"
+                "give the step an http `connection` with a base_url or use an absolute `url`"
             )
         if not isinstance(path, str) or _is_absolute(path):
             raise NonRetryableError(f"http_request `path` must be a relative path, not {path!r}")
         return path
     if not isinstance(url, str):
         raise NonRetryableError(f"http_request `url` must be a string, not {url!r}")
-    if not has_connection and not _is_absolute(url):
+    if not has_base_url and not _is_absolute(url):
         raise NonRetryableError(
-            f"http_request `url` {url!r} is not absolute (http:// or https://); "
-            "a relative URL needs an http `connection`"
+            f"http_request `url` {redact_url(url)!r} is not absolute (http:// or https://); "
+            "a relative URL needs an http `connection` with a base_url"
         )
     return url
 
@@ -102,7 +126,8 @@ def _is_absolute(url: str) -> bool:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as error:
-        raise NonRetryableError(f"http_request cannot parse the URL {url!r}: {error}") from error
+        shown = redact_password(f"{redact_url(url)!r}: {error}", url)
+        raise NonRetryableError(f"http_request cannot parse the URL {shown}") from None
     return parsed.is_absolute_url
 
 
@@ -160,7 +185,7 @@ def _check_status(method: str, response: httpx.Response, expected: frozenset[int
         if status in expected:
             return
         expectation = f"one of {sorted(expected)}"
-    message = f"{method} {response.url} answered {status}, expected {expectation}"
+    message = f"{method} {redact_url(str(response.url))} answered {status}, expected {expectation}"
     excerpt = response.text[:ERROR_BODY_EXCERPT].strip()
     raise TaskError(f"{message}: {excerpt}" if excerpt else message)
 
