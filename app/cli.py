@@ -37,7 +37,7 @@ from app.errors import (
     TaskModuleError,
     format_loc,
 )
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.tasks.loading import load_task_modules
 from app.tasks.registry import TaskRegistry
 
@@ -78,7 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     connections.set_defaults(command=_connections)
 
     serve = commands.add_parser("serve", help="serve the HTTP API (settings from env / .env)")
-    serve.add_argument("--host", help="default: the HOST setting")
+    serve.add_argument(
+        "--host",
+        help="default: the HOST setting; on a loopback address, only the loopback names are "
+        "answered unless ALLOWED_HOSTS says otherwise",
+    )
     serve.add_argument("--port", type=int, help="default: the PORT setting")
     serve.set_defaults(command=_serve)
 
@@ -143,15 +147,27 @@ def _connections(arguments: argparse.Namespace) -> int:
 def _serve(arguments: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the serve command needs the server
 
-    settings = get_settings()
+    from app.main import create_app  # noqa: PLC0415 - the service stack is heavy
+
+    settings = _serving_settings(arguments)
     uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=arguments.host or settings.host,
-        port=arguments.port or settings.port,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level,
+        # Longer than clients' own idle timeouts: they close idle connections first, so no
+        # request is ever sent on a connection the server is closing (docs/architecture.md).
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     return EXIT_OK
+
+
+def _serving_settings(arguments: argparse.Namespace) -> Settings:
+    """The settings with `--host`/`--port` in place of HOST/PORT: the app decides from where
+    it listens which Host names it answers to by default."""
+    settings = get_settings()
+    chosen = {"host": arguments.host, "port": arguments.port}
+    return settings.model_copy(update={key: value for key, value in chosen.items() if value})
 
 
 def _worker(arguments: argparse.Namespace) -> int:

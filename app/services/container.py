@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from app.connections.manager import ConnectionManager
 from app.engine.environment import allowed_environment
 from app.engine.executor import FlowExecutor, Format
 from app.errors import SingleProcessStoreError
+from app.services.cursors import CursorCodec
 from app.services.flow_manager import FlowManagerService
 from app.services.flows import FlowService
 from app.services.heartbeat import Heartbeat, new_worker_id
@@ -66,7 +68,12 @@ class Services:
         )
         flows = FlowService(sessions, executor)
         runs = RunService(
-            sessions, executor, run_store, owner=worker_id, lease_seconds=settings.lease_seconds
+            sessions,
+            executor,
+            run_store,
+            owner=worker_id,
+            lease_seconds=settings.lease_seconds,
+            cursors=CursorCodec(_signing_secret(settings)),
         )
         listener = None
         if engine.dialect.name == "postgresql":
@@ -149,6 +156,12 @@ def run_store_for(engine: AsyncEngine, owner: str) -> SqlRunStore:
     if engine.dialect.name == "postgresql":
         return PgRunStore(engine, owner)
     return SqlRunStore(engine, owner)
+
+
+def _signing_secret(settings: Settings) -> bytes:
+    """SECRET_KEY; unset, a key of this process alone (its cursors fail on other processes)."""
+    configured = settings.secret_key.get_secret_value().encode()
+    return configured or secrets.token_bytes(32)  # lead: replaced by the store's secret
 
 
 def _process_alive(pid: int) -> bool:

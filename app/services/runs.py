@@ -29,7 +29,7 @@ from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult, collect_outputs, kept_on_retry
 from app.engine.store import RunStatus, TaskKey, TaskStatus
 from app.errors import ConflictError, LeaseLostError, RunError, RunStateError, UnknownRunError
-from app.services.cursors import decode_cursor, encode_cursor
+from app.services.cursors import CursorCodec
 from app.store import definitions, notifications, queue, runs
 from app.store.database import is_passing_failure
 from app.store.records import Creation, NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
@@ -53,14 +53,17 @@ class RunService:
         *,
         owner: str,
         lease_seconds: float,
+        cursors: CursorCodec,
     ) -> None:
         """`store`: the executor's run store, which also creates runs on its fastest path.
-        `owner`: this process's worker id, the holder of the leases of the runs it runs."""
+        `owner`: this process's worker id, the holder of the leases of the runs it runs.
+        `cursors`: signs and checks the cursors of run lists."""
         self.sessions = sessions
         self.executor = executor
         self.store = store
         self.owner = owner
         self.lease_seconds = lease_seconds
+        self.cursors = cursors
         self.in_flight: dict[str, asyncio.Task[RunResult | None]] = {}
         self.work_available = asyncio.Event()  # wakes the embedded worker
         self.worker_saturated = False  # the worker left queued work for want of a free slot
@@ -299,12 +302,12 @@ class RunService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
-        after = decode_cursor(cursor) if cursor else None
+        after = self.cursors.decode(cursor) if cursor else None
         async with self.sessions() as session:
             found = await runs.page(session, flow=flow, status=status, limit=limit + 1, after=after)
         items = found[:limit]
         more = len(found) > limit
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].run_id) if more else None
+        next_cursor = self.cursors.encode(items[-1].created_at, items[-1].run_id) if more else None
         return RunPage(tuple(items), next_cursor)
 
     # Changing runs.
