@@ -145,20 +145,9 @@ def _connections(arguments: argparse.Namespace) -> int:
 
 
 def _serve(arguments: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - only the serve command needs the server
+    from app.server import serve  # noqa: PLC0415 - the service stack is heavy
 
-    from app.main import create_app  # noqa: PLC0415 - the service stack is heavy
-
-    settings = _serving_settings(arguments)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        # Longer than clients' own idle timeouts: they close idle connections first, so no
-        # request is ever sent on a connection the server is closing (docs/architecture.md).
-        timeout_keep_alive=settings.keep_alive_seconds,
-    )
+    serve(_serving_settings(arguments))
     return EXIT_OK
 
 

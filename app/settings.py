@@ -64,13 +64,16 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "info"
 
-    # The HTTP edge: which Host names are answered, how long an idle connection is kept, the
-    # key that signs what the API hands out (run-list cursors).
+    # The HTTP edge: which Host names are answered, how long an idle connection is kept, how
+    # large a request's head may be, the key that signs what the API hands out (run-list
+    # cursors).
     # Empty: the loopback names when HOST is a loopback address, else any host ("*").
     allowed_hosts: CommaList = []
     # Longer than the idle timeout of any client or load balancer in front, so that they
     # close idle connections first (a server closing one races the client's reuse of it).
     keep_alive_seconds: int = Field(75, ge=1, le=3600)
+    # A request's line and headers (431 past it; python -m app serve).
+    max_header_bytes: int = Field(64 * 1024, ge=8 * 1024, le=16 * 1024 * 1024)
     # Empty: a random key per process (cursors then only work on the process that made them).
     secret_key: SecretStr = SecretStr("")
 

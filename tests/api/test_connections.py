@@ -11,6 +11,7 @@ with nothing in the server's log. uvicorn's own keep-alive (5 s) is exactly http
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,14 +21,17 @@ import pytest
 from fastapi import FastAPI
 
 from bench.bench_connections import KEEPALIVE_EXPIRY, hammer, register_chain
+from tests.api.flows import GREET_YAML
 from tests.api.processes import SERVE, Server, free_port, started_server
-from tests.api.support import api_settings, serve
+from tests.api.support import YAML, api_settings, serve
 
 CLIENTS = 64
 # Long enough for the pausing half of the clients to send once more after a short burst and a
 # pause just short of their pool's keep-alive expiry, on a busy machine.
 BURST_SECONDS = (0.1, 0.5)
 LOAD_SECONDS = KEEPALIVE_EXPIRY + 4
+MAX_HEADER_BYTES = 65536  # the default
+ENDLESS_HEADER_BYTES = 64 * 1024 * 1024  # far more than the kernel's buffers hold
 # The idle connection must outlive the client's expiry by a margin for the client's scheduling.
 IDLE_MARGIN_SECONDS = 1.0
 
@@ -91,6 +95,48 @@ async def seconds_until_idle_close(base: str) -> float | None:
         return time.monotonic() - idle_since
     finally:
         writer.close()
+
+
+async def test_a_request_head_past_max_header_bytes_is_refused(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        within = await client.get("/health", headers={"x-padding": "a" * (MAX_HEADER_BYTES - 200)})
+        past = await client.get("/health", headers={"x-padding": "a" * MAX_HEADER_BYTES})
+        after = await client.get("/health")
+
+    assert within.status_code == 200
+    assert past.status_code == 431
+    assert past.headers["connection"] == "close"
+    assert "MAX_HEADER_BYTES (65536 bytes)" in past.json()["detail"]
+    assert after.status_code == 200
+
+
+async def test_a_large_body_is_not_taken_for_a_head(server: Server) -> None:
+    """The head limit counts only the reads before a head ends, never a body's."""
+    padded = GREET_YAML + "# " + "x" * 900_000 + "\n"  # within MAX_BODY_BYTES (1 MiB)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        for _ in range(3):  # on one keep-alive connection, body after body
+            response = await client.put("/flows/Greet", content=padded, headers=YAML)
+            assert response.status_code in (200, 201), response.text
+        assert (await client.get("/flows/Greet")).status_code == 200
+
+
+async def test_a_head_that_never_ends_is_not_buffered(server: Server) -> None:
+    """uvicorn's parser buffers a request's headers without limit: a client sending one
+    endless header grew the server by as much. Now it hangs up on the client."""
+    host, port = server.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    sent, chunk = 0, b"a" * 65536
+    with contextlib.suppress(ConnectionError):
+        writer.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Endless: ")
+        while sent < ENDLESS_HEADER_BYTES:
+            writer.write(chunk)
+            await writer.drain()
+            sent += len(chunk)
+    writer.close()
+
+    assert sent < ENDLESS_HEADER_BYTES, "the server took the whole endless header"
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        assert (await client.get("/health")).status_code == 200
 
 
 async def test_serve_host_decides_the_names_answered(server: Server) -> None:
