@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bench.bench_connections import KEEPALIVE_EXPIRY, hammer, register_chain
+from bench.bench_connections import (
+    KEEPALIVE_EXPIRY,
+    hammer,
+    register_chain,
+    seconds_until_idle_close,
+)
 from tests.api.flows import GREET_YAML
 from tests.api.processes import SERVE, Server, free_port, started_server
 from tests.api.support import YAML, api_settings, serve
@@ -32,8 +36,6 @@ BURST_SECONDS = (0.1, 0.5)
 LOAD_SECONDS = KEEPALIVE_EXPIRY + 4
 MAX_HEADER_BYTES = 65536  # the default
 ENDLESS_HEADER_BYTES = 64 * 1024 * 1024  # far more than the kernel's buffers hold
-# The idle connection must outlive the client's expiry by a margin for the client's scheduling.
-IDLE_MARGIN_SECONDS = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -69,32 +71,6 @@ async def test_64_clients_see_no_connection_reset(server: Server) -> None:
         f"pool would ({KEEPALIVE_EXPIRY} s): a request sent on it then is reset"
     )
     assert "Traceback" not in server.log.read_text()
-
-
-async def seconds_until_idle_close(base: str) -> float | None:
-    """After one request, how long the server keeps the idle connection open, if it closes it
-    within the client's expiry plus a margin (None: it does not)."""
-    host, port = base.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        writer.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), head
-        length = next(
-            int(line.split(b":")[1]) for line in head.split(b"\r\n") if b"content-length" in line
-        )
-        await reader.readexactly(length)
-        idle_since = time.monotonic()
-        try:
-            async with asyncio.timeout(KEEPALIVE_EXPIRY + IDLE_MARGIN_SECONDS):
-                closed = await reader.read(1)
-        except TimeoutError:
-            return None
-        assert closed == b"", closed
-        return time.monotonic() - idle_since
-    finally:
-        writer.close()
 
 
 async def test_a_request_head_past_max_header_bytes_is_refused(server: Server) -> None:
