@@ -183,7 +183,7 @@ HEADERS: list[dict[str, str] | dict[str, bytes]] = [
     {"Idempotency-Key": b"\xff\xfe"},
     {"Content-Length": "not-a-number"},
 ]
-CONTENT_TYPES = [
+CONTENT_TYPES: list[str | bytes | None] = [
     "application/json",
     "application/yaml",
     "text/plain",
@@ -195,7 +195,7 @@ CONTENT_TYPES = [
     "APPLICATION/YAML",
     "application/yaml, application/json",
     ";",
-    "\u00e9/\u00e9",
+    "\u00e9/\u00e9".encode("latin-1"),
     None,
 ]
 
