@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,7 +42,7 @@ from app.errors import (
     TaskModuleError,
     format_loc,
 )
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.tasks.loading import load_task_modules
 from app.tasks.registry import TaskRegistry
 
@@ -87,7 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     connections.set_defaults(command=_connections)
 
     serve = commands.add_parser("serve", help="serve the HTTP API (settings from env / .env)")
-    serve.add_argument("--host", help="default: the HOST setting")
+    serve.add_argument(
+        "--host",
+        help="default: the HOST setting; on a loopback address, only the loopback names are "
+        "answered unless ALLOWED_HOSTS says otherwise",
+    )
     serve.add_argument("--port", type=int, help="default: the PORT setting")
     serve.set_defaults(command=_serve)
 
@@ -193,20 +196,23 @@ def _connections(arguments: argparse.Namespace) -> int:
 
 
 def _serve(arguments: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - only the serve command needs the server
+    from app.server import serve  # noqa: PLC0415 - the service stack is heavy
 
-    if arguments.host:  # the app decides from its HOST setting whether to require keys
-        os.environ["HOST"] = arguments.host
-        get_settings.cache_clear()
-    settings = get_settings()
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=arguments.port or settings.port,
-        log_level=settings.log_level,
-    )
+    serve(_serving_settings(arguments))
     return EXIT_OK
+
+
+def _serving_settings(arguments: argparse.Namespace) -> Settings:
+    """The settings with `--host`/`--port` in place of HOST/PORT: the app decides from where
+    it listens whether callers must authenticate and which Host names it answers to.
+
+    Validated again, so that `--host 0.0.0.0` with AUTH=off is refused as HOST=0.0.0.0 is."""
+    chosen = {"host": arguments.host, "port": arguments.port}
+    values = get_settings().model_dump() | {key: value for key, value in chosen.items() if value}
+    try:
+        return Settings.model_validate(values)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _worker(arguments: argparse.Namespace) -> int:

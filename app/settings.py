@@ -21,6 +21,9 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./flows.db"
 # Pool options the storage guide lets a DATABASE_URL carry in its query string.
 POOL_OPTIONS = ("pool_size", "max_overflow", "pool_timeout", "pool_recycle")
 CommaList = Annotated[list[str], NoDecode]
+# The HTTP edge.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -100,11 +103,41 @@ class Settings(BaseSettings):
     max_keys_per_user: int = Field(100, ge=1)  # keys not revoked
     sign_in_attempts: int = Field(10, ge=1)  # failed sign-ins per user per 15 minutes
 
-    @field_validator("task_modules", "flow_files", "flow_env_allowlist", mode="before")
+    # The HTTP edge: which Host names are answered, how long an idle connection is kept, how
+    # large a request's head may be, the key that signs what the API hands out (run-list
+    # cursors).
+    # Empty: the loopback names when HOST is a loopback address, else any host ("*").
+    allowed_hosts: CommaList = []
+    # Longer than the idle timeout of any client or load balancer in front, so that they
+    # close idle connections first (a server closing one races the client's reuse of it).
+    keep_alive_seconds: int = Field(75, ge=1, le=3600)
+    # A request's line and headers (431 past it; python -m app serve).
+    max_header_bytes: int = Field(64 * 1024, ge=8 * 1024, le=16 * 1024 * 1024)
+    # Empty: a random key per process (cursors then only work on the process that made them).
+    secret_key: SecretStr = SecretStr("")
+
+    @field_validator(
+        "task_modules", "flow_files", "flow_env_allowlist", "allowed_hosts", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, value: list[str]) -> list[str]:
+        return [host_pattern(item) for item in value]
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if 0 < len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters (e.g. the "
+                "output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -130,7 +163,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_open_doors(self) -> Settings:
-        if self.auth == "off" and not is_loopback(self.host) and not self.allow_insecure:
+        if self.auth == "off" and not self.listens_on_loopback and not self.allow_insecure:
             raise ValueError(
                 f"AUTH=off while listening on {self.host}, which is not a loopback address, "
                 "would let anyone who reaches the port act as an administrator: set AUTH=on "
@@ -142,8 +175,24 @@ class Settings(BaseSettings):
     def auth_enabled(self) -> bool:
         """Whether callers must authenticate: `auto` means yes unless only loopback listens."""
         if self.auth == "auto":
-            return not is_loopback(self.host)
+            return not self.listens_on_loopback
         return self.auth == "on"
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """Whether the service listens on a loopback address only (HOST, which
+        `python -m app serve --host` sets), so that only this machine can reach it."""
+        return is_loopback(self.host)
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """The Host names answered: ALLOWED_HOSTS, else the loopback names when listening on
+        loopback (a web page that rebinds its own name to 127.0.0.1 is refused), else any."""
+        if self.allowed_hosts:
+            return self.allowed_hosts
+        if self.listens_on_loopback:
+            return list(dict.fromkeys([*LOOPBACK_NAMES, host_pattern(self.host)]))
+        return ["*"]
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -159,17 +208,6 @@ class Settings(BaseSettings):
         return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host` (a listening address) is reachable only from this machine."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def split_pool_options(url: str) -> tuple[str, dict[str, str]]:
     """`...?pool_size=20&charset=utf8mb4` -> (`...?charset=utf8mb4`, {"pool_size": "20"})."""
     base, separator, query = url.partition("?")
@@ -179,6 +217,33 @@ def split_pool_options(url: str) -> tuple[str, dict[str, str]]:
     options = {key: value for key, value in pairs if key in POOL_OPTIONS}
     rest = urlencode([(key, value) for key, value in pairs if key not in POOL_OPTIONS])
     return (f"{base}?{rest}" if rest else base), options
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost`, `127.0.0.1`, `127.1.2.3`, `::1`, `[::1]`: yes; `0.0.0.0`, names: no."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_pattern(item: str) -> str:
+    """One ALLOWED_HOSTS entry as the Host check compares it: lower case, an IPv6 address in
+    brackets; `*`, `name` or `*.domain`, without a port."""
+    pattern = item.strip().lower()
+    try:
+        if ipaddress.ip_address(pattern.strip("[]")).version == 6:
+            return f"[{pattern.strip('[]')}]"
+    except ValueError:
+        pass
+    wildcard = "*" in pattern
+    if wildcard and pattern != "*" and not (pattern.startswith("*.") and "*" not in pattern[1:]):
+        raise ValueError(f"ALLOWED_HOSTS: {item!r}: a wildcard is `*` alone or `*.domain`")
+    if ":" in pattern or "/" in pattern or not pattern:
+        raise ValueError(f"ALLOWED_HOSTS: {item!r}: a host name or address, without a port")
+    return pattern
 
 
 @lru_cache

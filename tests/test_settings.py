@@ -18,6 +18,8 @@ def settings(**values: object) -> Settings:
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DATABASE_URL", "POSTGRES_HOST", "POSTGRES_PASSWORD", "TASK_MODULES"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("HOST", "ALLOWED_HOSTS", "KEEP_ALIVE_SECONDS", "SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_sqlite_is_the_default_store_and_migrates_at_start() -> None:
@@ -117,3 +119,60 @@ def test_every_setting_is_documented_in_the_example_file() -> None:
     missing = {name.upper() for name in Settings.model_fields} - documented
 
     assert not missing, f"settings missing from .env.example: {sorted(missing)}"
+
+
+# The HTTP edge.
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
+def test_listening_on_loopback_answers_the_loopback_names(host: str) -> None:
+    chosen = settings(host=host)
+
+    assert chosen.listens_on_loopback
+    assert {"localhost", "127.0.0.1", "[::1]"} <= set(chosen.trusted_hosts)
+    assert "*" not in chosen.trusted_hosts
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.7", "flows.internal"])
+def test_listening_beyond_loopback_answers_any_host(host: str) -> None:
+    chosen = settings(host=host)
+
+    assert not chosen.listens_on_loopback
+    assert chosen.trusted_hosts == ["*"]
+
+
+def test_allowed_hosts_win_and_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_HOSTS", " Flows.Example.com, *.corp.example ,::1,")
+
+    chosen = settings(host="0.0.0.0")
+
+    assert chosen.trusted_hosts == ["flows.example.com", "*.corp.example", "[::1]"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("flows.example.com:443", "without a port"),
+        ("https://flows.example.com", "without a port"),
+        ("a*.example.com", "wildcard"),
+        ("*example.com", "wildcard"),
+        ("*.*.example.com", "wildcard"),
+    ],
+)
+def test_allowed_hosts_that_could_never_match_are_refused_at_start(
+    entry: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings(allowed_hosts=entry)
+
+
+def test_a_short_secret_key_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        settings(secret_key="changeme")
+    assert settings(secret_key="x" * 32).secret_key.get_secret_value() == "x" * 32
+    assert "x" * 32 not in repr(settings(secret_key="x" * 32))
+
+
+def test_idle_connections_are_kept_longer_than_clients_keep_them() -> None:
+    """httpx keeps an idle connection 5 s, aiohttp 15 s, load balancers commonly 60 s."""
+    assert settings().keep_alive_seconds > 60

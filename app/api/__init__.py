@@ -1,4 +1,5 @@
-"""The HTTP API (DESIGN.md section 3): routers, error answers and the body size limit.
+"""The HTTP API (DESIGN.md section 3): routers, error answers, the Host check and the body
+size limit.
 
 The routes hold no logic: they parse the request, call one service and shape its answer.
 """
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 
 from app.api.body import BodySizeLimit
 from app.api.errors import install_error_handlers
+from app.api.hosts import TrustedHosts
 from app.api.routes import (
     audit,
     flow_manager,
@@ -43,6 +45,9 @@ def register_routes(app: FastAPI, settings: Settings) -> None:
     if unguarded:  # a programming error: refuse to serve rather than leave a door open
         raise RuntimeError(f"routes without an access rule (authorize or public): {unguarded}")
     install_error_handlers(app, routes)
+    # The last added runs first: a request for a host the service does not answer to is
+    # refused before anything else looks at it.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.trusted_hosts)
     for router in ROUTERS:
         app.include_router(router)

@@ -6,7 +6,10 @@
   `parse_json`, which refuses what JSON answers and the databases cannot hold (NaN, infinities,
   NUL characters, lone surrogates, nesting deeper than MAX_JSON_DEPTH) as FastAPI refuses
   malformed JSON: 422 `json_invalid`, the reason in `ctx.error`.
-- Definitions (`read_definition`) are YAML or JSON by Content-Type; none means "look at it".
+- Definitions (`read_definition`) are YAML or JSON by Content-Type, which they must carry: 415
+  otherwise, before the body is read. A definition sent without one, or as a form
+  (`text/plain`, `application/x-www-form-urlencoded`, `multipart/form-data`: the types a page
+  on another site may POST without the browser asking the service first), is refused.
 """
 
 from __future__ import annotations
@@ -179,25 +182,29 @@ def _has_body(headers: Headers) -> bool:
 @dataclass(frozen=True)
 class DefinitionBody:
     source: bytes
-    format: Format | None  # None: JSON when it starts with `{` or `[`, else YAML
+    format: Format
 
 
 async def read_definition(request: Request) -> DefinitionBody:
-    """The body of a route that takes a definition (a FastAPI dependency)."""
-    return DefinitionBody(await request.body(), definition_format(request.headers))
+    """The body of a route that takes a definition (a FastAPI dependency); its Content-Type
+    is checked before the body is read."""
+    format = definition_format(request.headers)
+    return DefinitionBody(await request.body(), format)
 
 
-def definition_format(headers: Headers) -> Format | None:
+def definition_format(headers: Headers) -> Format:
+    """YAML or JSON, as the Content-Type says; 415 for any other type, or none."""
     media = media_type(headers)
+    accepted = f"{', '.join(YAML_TYPES)} or {JSON_TYPE}"
     if media is None:
-        return None
+        raise _unsupported(
+            f"send a flow definition as {accepted} (the Content-Type header is missing)"
+        )
     if _is_json(media):
         return "json"
     if media in YAML_TYPES:
         return "yaml"
-    raise _unsupported(
-        f"a flow definition is sent as {', '.join(YAML_TYPES)} or {JSON_TYPE}, not {media}"
-    )
+    raise _unsupported(f"a flow definition is sent as {accepted}, not {media}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@
 | FastAPI's RequestValidationError | 422 | FastAPI's standard list |
 | HTTPException (415, 413, 404 route...) | its status | its detail |
 | 405 (a method the path lacks) | 405 | FastAPI's, with `Allow` naming every method of the path |
-| anything else | 500 | "Internal Server Error" (the server logs the traceback) |
+| anything else | 500 | "Internal Server Error", `Connection: close` (the server logs the error) |
 
 A request error is 422 rather than 400 so that every "this part of the request is wrong"
 answer has the same status and shape as FastAPI's own validation errors.
@@ -133,8 +133,12 @@ async def validation_answer(request: Request, error: Exception) -> Response:
 
 
 async def unexpected_error_answer(_: Request, __: Exception) -> JSONResponse:
-    # Starlette re-raises the error after this answer, so the server logs its traceback.
-    return error_answer(500, "Internal Server Error")
+    # Starlette re-raises the error after this answer, so the server logs its traceback, and
+    # uvicorn then closes the connection: say so, or the client reuses it for its next request
+    # and has it reset.
+    answer = error_answer(500, "Internal Server Error")
+    answer.headers["Connection"] = "close"
+    return answer
 
 
 def _methods_of_path(routes: Sequence[BaseRoute], scope: Scope) -> set[str]:

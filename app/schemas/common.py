@@ -18,9 +18,11 @@ Timestamp = Annotated[
 
 
 class RequestModel(BaseModel):
-    """A request body: unknown fields are refused, so a misspelt field is never ignored."""
+    """A request body: unknown fields are refused, so a misspelt field is never ignored, and
+    values are taken only as the types the schema names (strict): `"wait": false` or
+    `"version": "2"` are 422, not quietly read as 0 and 2."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Message(BaseModel):

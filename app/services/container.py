@@ -116,6 +116,7 @@ class Services:
             RunRateLimiter(settings.runs_per_minute),
             owner=worker_id,
             lease_seconds=settings.lease_seconds,
+            cursor_secret=settings.secret_key.get_secret_value().encode() or None,
         )
         passwords = Passwords()
         listener = None

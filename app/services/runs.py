@@ -29,11 +29,18 @@ from app.engine.clock import utcnow
 from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult, collect_outputs, kept_on_retry
 from app.engine.store import RunStatus, TaskKey, TaskStatus
-from app.errors import ConflictError, LeaseLostError, RunError, RunStateError, UnknownRunError
+from app.errors import (
+    ConflictError,
+    FlowManagerError,
+    LeaseLostError,
+    RunError,
+    RunStateError,
+    UnknownRunError,
+)
 from app.services.access import FlowAccessPolicy
-from app.services.cursors import decode_cursor, encode_cursor
+from app.services.cursors import CursorCodec
 from app.services.limits import RunRateLimiter
-from app.store import definitions, notifications, queue, runs
+from app.store import definitions, notifications, queue, runs, secrets
 from app.store.database import is_passing_failure
 from app.store.records import Creation, NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
 from app.store.run_store import SqlRunStore
@@ -58,9 +65,12 @@ class RunService:
         *,
         owner: str,
         lease_seconds: float,
+        cursor_secret: bytes | None = None,
     ) -> None:
         """`store`: the executor's run store, which also creates runs on its fastest path.
-        `owner`: this process's worker id, the holder of the leases of the runs it runs."""
+        `owner`: this process's worker id, the holder of the leases of the runs it runs.
+        `cursor_secret`: signs the cursors of run lists (SECRET_KEY); None: the secret the
+        migrations keep in the store, which every process of the service shares."""
         self.sessions = sessions
         self.executor = executor
         self.store = store
@@ -68,6 +78,7 @@ class RunService:
         self.limiter = limiter
         self.owner = owner
         self.lease_seconds = lease_seconds
+        self._cursors = CursorCodec(cursor_secret) if cursor_secret else None
         self.in_flight: dict[str, asyncio.Task[RunResult | None]] = {}
         self.work_available = asyncio.Event()  # wakes the embedded worker
         self.worker_saturated = False  # the worker left queued work for want of a free slot
@@ -322,7 +333,8 @@ class RunService:
         cursor: str | None = None,
     ) -> RunPage:
         """The runs of the flows the caller may see, newest first."""
-        after = decode_cursor(cursor) if cursor else None
+        cursors = await self._cursor_codec()
+        after = cursors.decode(cursor) if cursor else None
         viewer = None if caller.acts_as_admin else caller.user_id
         async with self.sessions() as session:
             found = await runs.page(
@@ -330,8 +342,18 @@ class RunService:
             )
         items = found[:limit]
         more = len(found) > limit
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].run_id) if more else None
+        next_cursor = cursors.encode(items[-1].created_at, items[-1].run_id) if more else None
         return RunPage(tuple(items), next_cursor)
+
+    async def _cursor_codec(self) -> CursorCodec:
+        """The codec of run-list cursors, read from the store the first time it is needed."""
+        if self._cursors is None:
+            async with self.sessions() as session:
+                stored = await secrets.get(session, secrets.CURSOR_KEY)
+            if stored is None:
+                raise FlowManagerError("the store has no cursor key: run its migrations")
+            self._cursors = CursorCodec(stored.encode())
+        return self._cursors
 
     # Changing runs.
 

@@ -24,6 +24,7 @@ TASK_MODULES = [
 ]
 YAML = {"content-type": "application/yaml"}
 JSON = {"content-type": "application/json"}
+BASE_URL = "http://localhost"
 DEADLINE_SECONDS = 20.0
 POLL_SECONDS = 0.02
 FINISHED = ("completed", "failed", "cancelled")
@@ -51,7 +52,9 @@ async def serve(
     app: FastAPI = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        # A name the service answers to by default (it listens on loopback): the Host check
+        # runs as it does for users.
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             yield client
 
 

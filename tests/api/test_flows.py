@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 import httpx
+import pytest
 
 from tests.api.flows import FAILING_YAML, GREET_JSON, GREET_YAML, as_json
 from tests.api.support import JSON, YAML, register
@@ -201,19 +202,34 @@ async def test_malformed_json_definition_is_422_with_its_position(
     assert (await client.get("/flows")).json() == []
 
 
-async def test_a_definition_in_another_content_type_is_415(client: httpx.AsyncClient) -> None:
-    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
-        response = await client.post(
-            "/flows", content=GREET_YAML, headers={"content-type": content_type}
+DEFINITION_ROUTES = [("POST", "/flows"), ("PUT", "/flows/Greet"), ("POST", "/flows/validate")]
+# What a page on another site can make a browser POST without asking the service first.
+FORM_TYPES = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+
+
+@pytest.mark.parametrize(("method", "path"), DEFINITION_ROUTES)
+async def test_a_definition_in_another_content_type_is_415(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    for content_type in FORM_TYPES:
+        response = await client.request(
+            method, path, content=GREET_YAML, headers={"content-type": content_type}
         )
 
         assert response.status_code == 415, content_type
-        assert "application/yaml" in response.json()["detail"]
+        detail = response.json()["detail"]
+        assert "application/yaml" in detail
+        assert content_type.split(";")[0] in detail
     assert (await client.get("/flows")).json() == []
 
 
-async def test_a_definition_without_content_type_is_recognised(client: httpx.AsyncClient) -> None:
-    yaml_answer = await client.post("/flows", content=GREET_YAML)
-    json_answer = await client.post("/flows", content=json.dumps(GREET_JSON))
+@pytest.mark.parametrize(("method", "path"), DEFINITION_ROUTES)
+async def test_a_definition_without_content_type_is_415(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    for source in (GREET_YAML, json.dumps(GREET_JSON), ""):
+        response = await client.request(method, path, content=source)
 
-    assert (yaml_answer.status_code, json_answer.status_code) == (201, 201)
+        assert response.status_code == 415, source[:20]
+        assert "Content-Type header is missing" in response.json()["detail"]
+    assert (await client.get("/flows")).json() == []

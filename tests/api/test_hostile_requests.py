@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.api.flows import GREET_JSON, GREET_YAML
-from tests.api.support import api_settings, register, serve
+from tests.api.support import api_settings, register, serve, snapshot
 
 SEED = 20240601
 WRONG_VALUES: list[Any] = [None, True, 0, -1, 1.5, 2**31, 2**63, -(2**63), "x", "", [], {}, [{}]]
@@ -55,6 +55,9 @@ def raw_bodies() -> Iterator[bytes]:
     yield b'{"inputs": {"name": "\\udfff\\ud800"}}'
     yield '{"inputs": {"name": "\u202e😀 ∑ ﷽ \U0010ffff"}}'.encode()
     yield b'{"inputs": {"name": "x"}, "inputs": 5}'
+    yield '{"inputs": {"name": "x"}}'.encode("utf-16")
+    yield b'{"inputs": {"name": "x"}, "wait": false, "version": true}'
+    yield b'{"inputs": {"name": "x"}, "wait": "5", "version": "1"}'
     yield b"null"
     yield b"true"
     yield b'"inputs"'
@@ -167,6 +170,12 @@ VERSIONS = ["1", "0", "-1", str(2**31), str(2**70), "1.5", "x", "%00"]
 RUN_IDS = ["%00", "x" * 5000, "00000000-0000-4000-8000-000000000000", "%FF", "{run}"]
 HEADERS: list[dict[str, str] | dict[str, bytes]] = [
     {},
+    {"Host": "evil.example"},
+    {"Host": ""},
+    {"Host": "localhost:99999"},
+    {"Host": "[::1"},
+    {"Host": "\u00e9xample".encode("latin-1")},
+    {"Host": "localhost, evil.example"},
     {"Idempotency-Key": "k" * 5000},
     {"Idempotency-Key": ""},
     {"Idempotency-Key": "\t"},
@@ -174,12 +183,19 @@ HEADERS: list[dict[str, str] | dict[str, bytes]] = [
     {"Idempotency-Key": b"\xff\xfe"},
     {"Content-Length": "not-a-number"},
 ]
-CONTENT_TYPES = [
+CONTENT_TYPES: list[str | bytes | None] = [
     "application/json",
     "application/yaml",
     "text/plain",
     "multipart/form-data; boundary=x",
+    "application/x-www-form-urlencoded",
     "application/json; charset=latin-1",
+    "application/json; charset=utf-16",
+    "application/problem+json",
+    "APPLICATION/YAML",
+    "application/yaml, application/json",
+    ";",
+    "\u00e9/\u00e9".encode("latin-1"),
     None,
 ]
 
@@ -255,3 +271,54 @@ async def test_no_route_answers_500_to_hostile_requests(
 
     assert count > 1000
     assert not failures, f"{len(failures)} of {count} requests failed:\n" + "\n".join(failures[:40])
+
+
+# What a page on another site can make a browser send without asking the service first.
+FORM_TYPES = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+BODY_ROUTES = [
+    ("POST", "/flows", GREET_YAML.encode()),
+    ("PUT", "/flows/Greet", GREET_YAML.encode()),
+    ("POST", "/flows/validate", GREET_YAML.encode()),
+    ("POST", "/flows/Greet/execute", b'{"inputs": {"name": "x"}}'),
+    ("POST", "/flows/Greet/runs", b'{"inputs": {"name": "x"}}'),
+    ("POST", "/flow/run", json.dumps({"flow": GREET_JSON}).encode()),
+]
+
+
+async def test_a_cross_site_form_post_changes_nothing(client: httpx.AsyncClient) -> None:
+    await register(client, GREET_YAML)
+    before = await snapshot(client)
+
+    for method, path, body in BODY_ROUTES:
+        for content_type in [*FORM_TYPES, None]:
+            headers = {"content-type": content_type} if content_type else {}
+            response = await client.request(method, path, content=body, headers=headers)
+
+            assert response.status_code == 415, (method, path, content_type, response.text)
+            named = content_type.split(";")[0] if content_type else "Content-Type header"
+            assert named in response.json()["detail"]
+
+    assert await snapshot(client) == before
+
+
+WRONGLY_TYPED = [
+    (path, field, value)
+    for path in ("/flows/Greet/execute", "/flows/Greet/runs")
+    for field, value in [("version", True), ("version", "1"), ("version", 1.5)]
+] + [("/flows/Greet/execute", "wait", value) for value in (False, True, "5", [1])]
+
+
+@pytest.mark.parametrize(("path", "field", "value"), WRONGLY_TYPED)
+async def test_values_of_another_type_are_refused_not_coerced(
+    client: httpx.AsyncClient, path: str, field: str, value: Any
+) -> None:
+    """`"wait": false` is not 0 seconds, `"version": "1"` is not version 1 (found by
+    schemathesis): the body's fields are taken only as the types the schema names."""
+    await register(client, GREET_YAML)
+    before = await snapshot(client)
+
+    response = await client.post(path, json={"inputs": {"name": "x"}, field: value})
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", field]
+    assert await snapshot(client) == before

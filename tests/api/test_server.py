@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,79 +12,24 @@ import pytest
 
 from tests.api.flow_manager_sample import SAMPLE
 from tests.api.flows import GREET_YAML
-from tests.api.support import JSON, ROOT, TASK_MODULES, YAML, poll_run
+from tests.api.processes import Server, free_port, started_server
+from tests.api.support import JSON, TASK_MODULES, YAML, poll_run
 
-START_DEADLINE_SECONDS = 30.0
-STOP_DEADLINE_SECONDS = 20.0
 MAX_BODY_BYTES = 4096
 UVICORN = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> int:
-        """SIGTERM, as an orchestrator stops it; the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=STOP_DEADLINE_SECONDS)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_healthy(server: Server) -> None:
-    deadline = time.monotonic() + START_DEADLINE_SECONDS
-    while True:
-        if server.process.poll() is not None:
-            pytest.fail(
-                f"uvicorn exited with {server.process.returncode}:\n{server.log.read_text()}"
-            )
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"uvicorn did not answer /health in time:\n{server.log.read_text()}")
-        time.sleep(0.05)  # between polls of a process that is starting
 
 
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
     port = free_port()
-    environment = os.environ | {
-        "PYTHONPATH": str(ROOT),
+    environment = {
         "DATABASE_URL": database_url,
-        "MIGRATE_ON_START": "true",
         "TASK_MODULES": ",".join(TASK_MODULES),
-        "POLL_INTERVAL": "0.05",
         "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
     }
-    log = tmp_path / "uvicorn.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [*UVICORN, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=tmp_path,  # away from any .env of the repository
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    running = Server(f"http://127.0.0.1:{port}", process, log)
-    try:
-        wait_until_healthy(running)
+    command = [*UVICORN, "--host", "127.0.0.1", "--port", str(port)]
+    with started_server(command, port, environment, tmp_path) as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
