@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, Strict
 
 from app.domain.access import Caller, Scope
 from app.schemas.common import RequestModel, Timestamp
@@ -51,11 +51,14 @@ class UserItem(BaseModel):
 
 
 class KeyCreate(RequestModel):
+    # JSON has neither enums nor dates: scopes and expires_at are read from their strings.
     name: str = Field("", max_length=100, examples=["ci"])
-    scopes: list[Scope] | None = Field(
+    scopes: list[Annotated[Scope, Strict(False)]] | None = Field(
         None, description="what the key may do; default: everything its user may"
     )
-    expires_at: AwareDatetime | None = Field(None, description="when it stops working")
+    expires_at: Annotated[AwareDatetime | None, Strict(False)] = Field(
+        None, description="when it stops working (ISO 8601, with its offset)"
+    )
     user: str | None = Field(None, max_length=64, description="whose key (admins only)")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,9 @@ import httpx
 import pytest
 
 from tests.api.processes import SERVE, Server, free_port, started_server
-from tests.api.support import ROOT, YAML
+from tests.api.support import ADMIN_KEY, ROOT, YAML
+
+AUTHORIZATION = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SEED = int(os.environ.get("FUZZ_SEED", "20240601"))
@@ -47,6 +50,8 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
     port = free_port()
     settings = {
         "DATABASE_URL": database_url,
+        "AUTH": "on",  # so that the authentication checks see it refuse what it must
+        "ADMIN_API_KEY": ADMIN_KEY,
         "LOG_LEVEL": "warning",
         "EXECUTE_WAIT_SECONDS": "2",
         "MAX_WAIT_SECONDS": "2",
@@ -58,13 +63,24 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
 
 @pytest.mark.timeout(RUN_DEADLINE_SECONDS + 60)
 def test_schemathesis_finds_nothing(server: Server, tmp_path: Path) -> None:
-    registered = httpx.post(f"{server.url}/flows", content=USER_MANAGER, headers=YAML)
+    until_the_key_works(server.url)
+    registered = httpx.post(
+        f"{server.url}/flows", content=USER_MANAGER, headers={**YAML, **AUTHORIZATION}
+    )
     assert registered.status_code == 201, registered.text
 
     run = schemathesis(server.url, tmp_path)
 
     assert run.returncode == 0, run.stdout[-20_000:]
     assert "Traceback" not in server.log.read_text(), server.log.read_text()[-5000:]
+
+
+def until_the_key_works(url: str) -> None:
+    """ADMIN_API_KEY is installed in the background as the server starts."""
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{url}/me", headers=AUTHORIZATION).status_code != 200:
+        assert time.monotonic() < deadline, "the server never accepted ADMIN_API_KEY"
+        time.sleep(0.05)  # between polls of a process that is starting
 
 
 def schemathesis(url: str, directory: Path) -> subprocess.CompletedProcess[str]:
@@ -79,6 +95,8 @@ def schemathesis(url: str, directory: Path) -> subprocess.CompletedProcess[str]:
         f"{url}/openapi.json",
         "--seed",
         str(SEED),
+        "--header",
+        f"Authorization: {AUTHORIZATION['Authorization']}",
     ]
     if EXAMPLES:
         command += ["--max-examples", EXAMPLES]
