@@ -5,6 +5,7 @@
 | DefinitionError | 422 | problems; `loc` points into the definition, with `line`/`column` |
 | InputValidationError | 422 | problems; `loc` is `["body", "inputs", name]` |
 | RequestError (e.g. InvalidCursorError) | 422 | one problem at the error's `loc` |
+| UnstorableValueError (an input no store can hold) | 422 | one problem at `["body", *loc]` |
 | NotFoundError | 404 | message |
 | ConflictError (e.g. RunStateError) | 409 | message |
 | PayloadTooLargeError | 413 | message |
@@ -46,6 +47,7 @@ from app.errors import (
     Problem,
     ProblemsError,
     RequestError,
+    UnstorableValueError,
 )
 
 MESSAGE_STATUS: dict[type[FlowManagerError], int] = {
@@ -71,6 +73,7 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
     app.add_exception_handler(DefinitionError, problems_answer)
     app.add_exception_handler(InputValidationError, problems_answer)
     app.add_exception_handler(RequestError, request_error_answer)
+    app.add_exception_handler(UnstorableValueError, unstorable_answer)
     app.add_exception_handler(RequestValidationError, validation_answer)
     app.add_exception_handler(HTTPException, http_answer)
     app.add_exception_handler(Exception, unexpected_error_answer)
@@ -106,6 +109,12 @@ async def problems_answer(_: Request, error: Exception) -> JSONResponse:
 async def request_error_answer(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestError)
     problem = Problem(error.loc, error.message, _snake_case(type(error).__name__))
+    return error_answer(422, [problem.as_dict()])
+
+
+async def unstorable_answer(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, UnstorableValueError)
+    problem = Problem(("body", *error.loc), error.reason, "unstorable_value")
     return error_answer(422, [problem.as_dict()])
 
 

@@ -24,6 +24,7 @@ from app.dsl.loading import Document, load_document
 from app.dsl.models import FlowDefinition
 from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.environment import default_environment
+from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.run import RunExecution, RunResult
 from app.engine.store import RunStatus, RunStore
@@ -50,6 +51,7 @@ class FlowExecutor:
         connections: ConnectionManager | None = None,
         env: Mapping[str, str] | None = None,
         cache_size: int = 256,
+        limits: RunLimits | None = None,
     ) -> None:
         self.registry = builtin_registry()
         if registry is not None:
@@ -60,6 +62,7 @@ class FlowExecutor:
         self._connection_types = (connections or ConnectionManager()).types
         self._definitions: OrderedDict[str | bytes, FlowDefinition] = OrderedDict()
         self._cache_size = cache_size
+        self.limits = limits or RunLimits()
 
     def parse(self, source: str | bytes, *, format: Format | None = None) -> ParsedFlow:
         """Load and validate a definition, keeping the loaded document; DefinitionError if not."""
@@ -119,6 +122,7 @@ class FlowExecutor:
             connections=connections,
             connection_specs=definition.connections,
             env=self.env,
+            limits=self.limits,
         )
         try:
             execution = RunExecution(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.connections.manager import ConnectionManager
 from app.engine.environment import allowed_environment
 from app.engine.executor import FlowExecutor, Format
+from app.engine.limits import RunLimits
 from app.errors import SingleProcessStoreError
 from app.services.flow_manager import FlowManagerService
 from app.services.flows import FlowService
@@ -63,6 +64,11 @@ class Services:
             store=run_store,
             connections=connections,
             env=allowed_environment(settings.flow_env_allowlist, settings.flow_env_file),
+            limits=RunLimits(
+                max_step_output_bytes=settings.max_step_output_bytes,
+                max_run_document_bytes=settings.max_run_document_bytes,
+                max_fan_out=settings.max_fan_out,
+            ),
         )
         flows = FlowService(sessions, executor)
         runs = RunService(

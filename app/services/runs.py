@@ -30,11 +30,11 @@ from app.engine.run import RunResult, collect_outputs, kept_on_retry
 from app.engine.store import RunStatus, TaskKey, TaskStatus
 from app.errors import ConflictError, LeaseLostError, RunError, RunStateError, UnknownRunError
 from app.services.cursors import decode_cursor, encode_cursor
+from app.storable import json_data
 from app.store import definitions, notifications, queue, runs
 from app.store.database import is_passing_failure
 from app.store.records import Creation, NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
 from app.store.run_store import SqlRunStore
-from app.store.types import to_json_value
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,10 @@ class RunService:
         for _ in range(STALE_VERSION_ATTEMPTS):
             definition_id, number = await self._located(name, version)
             definition = await self._definition(definition_id)
-            values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
+            values = json_data(
+                validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs),
+                root="inputs",
+            )
             created_at = utcnow()
             # /execute's run is created holding its lease; a queued run waits for a claim.
             lease = self._lease(created_at) if status is RunStatus.RUNNING else {}
@@ -134,7 +137,7 @@ class RunService:
                 flow_name=name,
                 definition_id=definition_id,
                 status=status,
-                inputs=to_json_value(values),
+                inputs=values,
                 step_ids=[step.id for step in definition.steps],
                 idempotency_key=idempotency_key,
                 created_at=created_at,
@@ -420,8 +423,8 @@ class _Created:
             flow=result.flow,
             version=self.version,
             status=result.status,
-            inputs=to_json_value(self.fresh[1]),
-            outputs=to_json_value(result.outputs),
+            inputs=self.fresh[1],
+            outputs=result.outputs,
             error=result.error,
             remaining_steps=0,
             created_at=self.created_at,
