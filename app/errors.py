@@ -238,6 +238,10 @@ class UnknownRunError(NotFoundError):
     """No run has that id."""
 
 
+class UnknownStepError(NotFoundError):
+    """The run has no such step, or no such element of it."""
+
+
 class ConflictError(FlowManagerError):
     """The request conflicts with the current state."""
 

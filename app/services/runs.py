@@ -28,7 +28,14 @@ from app.engine.clock import utcnow
 from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult, collect_outputs, kept_on_retry
 from app.engine.store import RunStatus, TaskKey, TaskStatus
-from app.errors import ConflictError, LeaseLostError, RunError, RunStateError, UnknownRunError
+from app.errors import (
+    ConflictError,
+    LeaseLostError,
+    RunError,
+    RunStateError,
+    UnknownRunError,
+    UnknownStepError,
+)
 from app.services.cursors import decode_cursor, encode_cursor
 from app.storable import json_data
 from app.store import definitions, notifications, queue, runs
@@ -294,6 +301,17 @@ class RunService:
             raise UnknownRunError(f"no run has the id {run_id!r}")
         return record
 
+    async def task(self, run_id: str, step_id: str, task_index: int) -> StepRecord:
+        """One task of the run: its step (task_index 0), or one element of its fan-out."""
+        async with self.sessions() as session:
+            found = await runs.task(session, run_id, step_id, task_index)
+        if found is None:
+            await self.get(run_id, with_steps=False)  # an unknown run is a 404 of its own
+            raise UnknownStepError(
+                f"run {run_id} has no step {step_id!r} with task_index {task_index}"
+            )
+        return found
+
     async def list_runs(
         self,
         *,
@@ -301,10 +319,20 @@ class RunService:
         status: RunStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        value_limit: int | None = None,
     ) -> RunPage:
+        """`value_limit`: inputs and outputs larger than that (as the store keeps them) are
+        left in the store (`OmittedValue`)."""
         after = decode_cursor(cursor) if cursor else None
         async with self.sessions() as session:
-            found = await runs.page(session, flow=flow, status=status, limit=limit + 1, after=after)
+            found = await runs.page(
+                session,
+                flow=flow,
+                status=status,
+                limit=limit + 1,
+                after=after,
+                value_limit=value_limit,
+            )
         items = found[:limit]
         more = len(found) > limit
         next_cursor = encode_cursor(items[-1].created_at, items[-1].run_id) if more else None
