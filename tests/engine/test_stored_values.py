@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from app.engine import FlowExecutor, RunStatus, TaskStatus
+from app.engine.attempts import TaskOutcome
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
+from app.engine.run import kept_on_retry
 from app.engine.store import TaskKey
 from app.errors import MAX_ERROR_MESSAGE_CHARS
 from app.storable import MAX_DEPTH
@@ -342,3 +344,26 @@ def test_the_default_limits() -> None:
         max_run_document_bytes=16 * 1024 * 1024,
         max_fan_out=10_000,
     )
+
+
+async def test_a_resumed_run_starts_with_the_charge_of_the_steps_it_keeps(
+    store: InMemoryRunStore,
+) -> None:
+    flow = chain([900, 900, 900])
+    first = await limited(store, max_step_output_bytes=1000).run(flow)
+    assert first.status is RunStatus.COMPLETED
+    executor = limited(store, max_step_output_bytes=1000, max_run_document_bytes=2500)
+    definition = executor.load(flow)
+    previous = {
+        key.step_id: TaskOutcome(key, task.status, task.outputs, task.error)
+        for key, task in store.get(first.run_id).tasks.items()
+        if key.step_id != "s2"  # resumed from s2: s0 and s1 are kept
+    }
+
+    resumed = await executor.run(
+        definition, run_id=first.run_id, restored=kept_on_retry(definition, previous)
+    )
+
+    assert resumed.error is not None
+    assert (resumed.error.step, resumed.error.type) == ("s2", "RunTooLargeError")
+    assert "would bring what the run stores to 2733 bytes" in resumed.error.message

@@ -163,7 +163,7 @@ async def retry_run(
 # Values whole: where the markers of values left out of an answer point.
 
 StepId = Annotated[
-    str, Path(pattern=IDENTIFIER.pattern, max_length=255, description="the step's id")
+    str, Path(pattern=IDENTIFIER.pattern, max_length=128, description="the step's id")
 ]
 
 WHOLE_VALUE: dict[int | str, dict[str, Any]] = {
