@@ -3,9 +3,10 @@
 A value is storable when every store (SQLite, PostgreSQL, MariaDB) keeps it as it is and gives
 it back equal: mappings with text keys, lists, text, booleans, null, finite numbers (integers
 up to 4300 digits, Python's own limit for turning them into text), nested at most MAX_DEPTH
-levels, and no text holding a character no store can hold (`errors.UNSTORABLE_CHARACTER`: NUL,
-lone surrogates). NaN and infinities are not JSON (SQLite kept them as null, PostgreSQL refused
-them); a key that is not text would come back as text (`{1: 2}` read back is `{"1": 2}`).
+levels (MariaDB refuses deeper JSON), and no text holding a character no store can hold
+(`errors.UNSTORABLE_CHARACTER`: NUL, lone surrogates). NaN and infinities are not JSON (SQLite
+kept them as null, PostgreSQL refused them); a key that is not text would come back as text
+(`{1: 2}` read back is `{"1": 2}`).
 
 Values that drivers hand to tasks are converted once, here, as the store would have to:
 datetimes, dates and times as ISO 8601 text, decimals as numbers, UUIDs as text, bytes as
@@ -29,7 +30,9 @@ from uuid import UUID
 
 from app.errors import UNSTORABLE_CHARACTER, UnstorableValueError, ValueTooLargeError
 
-MAX_DEPTH = 100  # levels of nesting, as for definitions (app.dsl.loading.MAX_DEPTH)
+# Levels of nested mappings and lists. MariaDB's JSON columns check their text with
+# JSON_VALID, which refuses 32 levels or more: a deeper value fails its write there.
+MAX_DEPTH = 31
 MAX_INT_DIGITS = 4300  # Python's default limit on int -> str (sys.get_int_max_str_digits)
 _INT_LIMIT = 10**MAX_INT_DIGITS
 _TEXT_REFUSED = "text may not hold NUL (\\u0000) or lone surrogates (\\ud800-\\udfff)"

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from app.engine.store import RunStatus, TaskStatus
+from app.errors import UnstorableValueError
 from app.services.container import Services
 from app.settings import Settings
+from app.storable import MAX_DEPTH
 from app.store.records import OmittedValue, RunRecord
-from tests.store.value_tasks import DRIVER_VALUES_STORED, UNSTORABLE
+from tests.store.value_tasks import DRIVER_VALUES_STORED, UNSTORABLE, nested
 
 VALUES = """
 flow: Values
@@ -127,6 +129,38 @@ steps:
     assert stored.error.message.startswith("lone \ufffd, NUL \ufffd, and xxx")
     assert stored.error.message.endswith(" more characters)")
     assert step(stored, "boom").error == stored.error
+
+
+DEEP = """
+flow: Deep
+inputs: {depth: integer, x: any}
+steps:
+  - task: Nested
+    id: deep
+    inputs: {depth: "${inputs.depth}"}
+outputs: {copy: "${deep.v}"}
+"""
+
+
+async def test_the_deepest_storable_values_are_stored_on_every_store(services: Services) -> None:
+    stored = await run(services, DEEP, {"depth": MAX_DEPTH, "x": nested(MAX_DEPTH - 1)})
+
+    assert stored.status is RunStatus.COMPLETED, stored.error
+    assert stored.inputs == {"depth": MAX_DEPTH, "x": nested(MAX_DEPTH - 1)}
+    assert step(stored, "deep").outputs == {"v": nested(MAX_DEPTH - 1)}
+    assert stored.outputs == {"copy": nested(MAX_DEPTH - 1)}
+
+
+async def test_one_level_deeper_is_refused_before_any_store_sees_it(services: Services) -> None:
+    stored = await run(services, DEEP, {"depth": MAX_DEPTH + 1})
+    with pytest.raises(UnstorableValueError) as refused:
+        await services.runs.execute("Deep", {"depth": 1, "x": nested(MAX_DEPTH)})
+
+    assert stored.error is not None
+    assert (stored.error.step, stored.error.type) == ("deep", "UnstorableValueError")
+    assert f"nesting deeper than {MAX_DEPTH} levels" in stored.error.message
+    assert refused.value.loc[:2] == ("inputs", "x")
+    assert len((await services.runs.list_runs()).items) == 1
 
 
 async def test_driver_values_are_stored_as_json_and_read_back_equal(services: Services) -> None:

@@ -53,6 +53,11 @@ def unstorable(kind: str) -> dict[str, Any]:
     return {"rows": rows}
 
 
+@registry.register("Nested", description="Outputs nested `depth` levels deep, in all")
+def nested_outputs(depth: int) -> dict[str, Any]:
+    return {"v": nested(depth - 1)}
+
+
 @registry.register("DriverValues", description="Values as database drivers hand them over")
 def driver_values() -> dict[str, Any]:
     return dict(DRIVER_VALUES)
