@@ -355,7 +355,7 @@ async def test_a_resumed_run_starts_with_the_charge_of_the_steps_it_keeps(
     executor = limited(store, max_step_output_bytes=1000, max_run_document_bytes=2500)
     definition = executor.load(flow)
     previous = {
-        key.step_id: TaskOutcome(key, task.status, task.outputs, task.error)
+        key.step_id: TaskOutcome(key, task.status, dict(task.outputs or {}), task.error)
         for key, task in store.get(first.run_id).tasks.items()
         if key.step_id != "s2"  # resumed from s2: s0 and s1 are kept
     }
