@@ -45,11 +45,15 @@ class JsonData:
     size: int  # bytes as compact UTF-8 JSON (what `json_size` gives)
 
 
-def json_data(value: Any, *, root: str = "value") -> Any:
+def json_data(value: Any, *, root: str = "value", text_keys: bool = True) -> Any:
     """`value` as plain JSON data (converted as the module says; `value` itself when nothing
     needed converting); UnstorableValueError naming the path (`root.rows[3].name`) of the
-    first part that no store can hold."""
-    return _Walk(root, None).convert(value, 1)
+    first part that no store can hold.
+
+    `text_keys=False` lets numbers, booleans and null be keys, turned into text as JSON does:
+    for a document whose own text stays its truth (a YAML definition's `{200: ok}`).
+    """
+    return _Walk(root, None, text_keys).convert(value, 1)
 
 
 def sized_json_data(value: Any, *, root: str, max_bytes: int) -> JsonData:
@@ -100,9 +104,10 @@ class _TooLarge(Exception):
 
 
 class _Walk:
-    def __init__(self, root: str, max_bytes: int | None) -> None:
+    def __init__(self, root: str, max_bytes: int | None, text_keys: bool = True) -> None:
         self.root = root
         self.max_bytes = sys.maxsize if max_bytes is None else max_bytes
+        self.text_keys = text_keys
         self.low = 0  # a lower bound of the serialized size of what was walked so far
 
     def convert(self, value: Any, depth: int) -> Any:
@@ -156,13 +161,14 @@ class _Walk:
     def _mapping(self, mapping: dict[Any, Any], depth: int) -> dict[str, Any]:
         converted: dict[str, Any] | None = None if type(mapping) is dict else {}
         for position, (key, item) in enumerate(mapping.items()):
-            if not isinstance(key, str):
+            if not isinstance(key, str) and not self._scalar_key(key):
                 raise _Refused(
                     f"the key {key!r} is not text ({type(key).__name__}); JSON keys are text"
                 )
-            if "\x00" in key if key.isascii() else UNSTORABLE_CHARACTER.search(key):
-                raise _Refused(f"the key {key!r}: {_TEXT_REFUSED}")
-            self.low += len(key) + 3
+            if isinstance(key, str):
+                if "\x00" in key if key.isascii() else UNSTORABLE_CHARACTER.search(key):
+                    raise _Refused(f"the key {key!r}: {_TEXT_REFUSED}")
+                self.low += len(key) + 3
             try:
                 new = self._value(item, depth + 1)
             except _Refused as refused:
@@ -173,6 +179,10 @@ class _Walk:
             if converted is not None:
                 converted[str(key)] = new
         return mapping if converted is None else converted
+
+    def _scalar_key(self, key: Any) -> bool:
+        """A key JSON turns into text, where such keys are let through."""
+        return not self.text_keys and (key is None or isinstance(key, bool | int | float))
 
     def _sequence(self, items: list[Any], depth: int) -> list[Any]:
         converted: list[Any] | None = None if type(items) is list else []

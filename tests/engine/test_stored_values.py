@@ -16,7 +16,7 @@ from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.run import kept_on_retry
 from app.engine.store import TaskKey
-from app.errors import MAX_ERROR_MESSAGE_CHARS
+from app.errors import MAX_ERROR_MESSAGE_CHARS, DefinitionError
 from app.storable import MAX_DEPTH
 from app.tasks import TaskRegistry
 
@@ -367,3 +367,42 @@ async def test_a_resumed_run_starts_with_the_charge_of_the_steps_it_keeps(
     assert resumed.error is not None
     assert (resumed.error.step, resumed.error.type) == ("s2", "RunTooLargeError")
     assert "would bring what the run stores to 2733 bytes" in resumed.error.message
+
+
+@pytest.mark.parametrize(
+    ("source", "loc", "reason", "line"),
+    [
+        (
+            "flow: F\nsteps:\n  - set: {id: s, values: {n: .inf}}\n",
+            ("steps", 0, "set", "values", "n"),
+            "Infinity is not a JSON number",
+            3,
+        ),
+        (
+            "flow: F\nsteps:\n  - set: {id: s, values: {n: " + "[" * 40 + "]" * 40 + "}}\n",
+            ("steps", 0, "set", "values", "n", *[0] * (MAX_DEPTH - 5)),  # 5 levels above n
+            f"nesting deeper than {MAX_DEPTH} levels",
+            3,
+        ),
+    ],
+)
+def test_a_definition_holding_what_no_store_can_hold_is_refused_where_it_stands(
+    executor: FlowExecutor, source: str, loc: tuple[Any, ...], reason: str, line: int
+) -> None:
+    with pytest.raises(DefinitionError) as refused:
+        executor.parse(source)
+
+    (problem,) = refused.value.problems
+    assert (problem.loc, problem.msg, problem.type) == (loc, reason, "unstorable_value")
+    assert problem.line == line
+
+
+async def test_a_definition_may_have_number_keys_json_turns_into_text(
+    executor: FlowExecutor,
+) -> None:
+    outputs = await executor.execute_flow(
+        "flow: F\nsteps:\n  - set: {id: s, values: {codes: {200: ok}}}\n"
+        'outputs: {codes: "${s.codes}"}\n'
+    )
+
+    assert outputs == {"codes": {"200": "ok"}}

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from app.engine.store import RunStatus, TaskStatus
-from app.errors import UnstorableValueError
+from app.errors import DefinitionError, UnstorableValueError
 from app.services.container import Services
 from app.settings import Settings
 from app.storable import MAX_DEPTH
+from app.store.models import FlowDefinitionRow
 from app.store.records import OmittedValue, RunRecord
 from tests.store.value_tasks import DRIVER_VALUES_STORED, UNSTORABLE, nested
 
@@ -253,3 +255,23 @@ outputs: {text: "${text.text}"}
     assert by_id[large.run_id].inputs == {"size": 900}
     assert by_id[failed.run_id].outputs is None
     assert (await services.runs.list_runs()).items[1].outputs == {"text": "x" * 900}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "flow: Inf\nsteps:\n  - set: {id: s, values: {n: .inf}}\n",
+        "flow: Deep\nsteps:\n  - set: {id: s, values: {n: " + "[" * 40 + "]" * 40 + "}}\n",
+    ],
+    ids=["infinity", "deep"],
+)
+async def test_a_definition_no_store_can_hold_is_refused_and_nothing_is_stored(
+    services: Services, source: str
+) -> None:
+    with pytest.raises(DefinitionError) as refused:
+        await services.flows.register(source)
+
+    assert refused.value.problems[0].type == "unstorable_value"
+    async with services.engine.connect() as connection:
+        stored = await connection.execute(select(func.count()).select_from(FlowDefinitionRow))
+    assert stored.scalar_one() == 0
