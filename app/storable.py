@@ -158,45 +158,78 @@ class _Walk:
             return self._mapping(value, depth)
         return self._sequence(value, depth)
 
+    # The two loops below run once per element: plain scalars (ASCII text without NUL, integers,
+    # finite floats, booleans, null) are checked and charged inline, without a call; any other
+    # element goes through `_value`. (`x - x == 0.0` is false for NaN and the infinities.)
+
     def _mapping(self, mapping: dict[Any, Any], depth: int) -> dict[str, Any]:
         converted: dict[str, Any] | None = None if type(mapping) is dict else {}
         for position, (key, item) in enumerate(mapping.items()):
-            if not isinstance(key, str) and not self._scalar_key(key):
-                raise _Refused(
-                    f"the key {key!r} is not text ({type(key).__name__}); JSON keys are text"
-                )
-            if isinstance(key, str):
-                if "\x00" in key if key.isascii() else UNSTORABLE_CHARACTER.search(key):
-                    raise _Refused(f"the key {key!r}: {_TEXT_REFUSED}")
-                self.low += len(key) + 3
-            try:
-                new = self._value(item, depth + 1)
-            except _Refused as refused:
-                refused.parts.append(key)
-                raise
-            if new is not item and converted is None:
-                converted = dict(list(mapping.items())[:position])
+            self._key(key)
+            kind = type(item)
+            if kind is str and item.isascii() and "\x00" not in item:
+                self.low += len(item) + 2
+                kept = item
+            elif (
+                (kind is int and -_INT_LIMIT < item < _INT_LIMIT)
+                or (kind is float and item - item == 0.0)
+                or item is None
+                or kind is bool
+            ):
+                self.low += 1
+                kept = item
+            else:
+                kept = self._child(item, depth, key)
+                if kept is not item and converted is None:
+                    converted = dict(list(mapping.items())[:position])
+            if self.low > self.max_bytes:
+                raise _TooLarge
             if converted is not None:
-                converted[str(key)] = new
+                converted[str(key)] = kept
         return mapping if converted is None else converted
 
-    def _scalar_key(self, key: Any) -> bool:
-        """A key JSON turns into text, where such keys are let through."""
-        return not self.text_keys and (key is None or isinstance(key, bool | int | float))
-
     def _sequence(self, items: list[Any], depth: int) -> list[Any]:
-        converted: list[Any] | None = None if type(items) is list else []
+        converted: list[Any] | None = None
         for index, item in enumerate(items):
-            try:
-                new = self._value(item, depth + 1)
-            except _Refused as refused:
-                refused.parts.append(index)
-                raise
-            if new is not item and converted is None:
-                converted = list(items[:index])
+            kind = type(item)
+            if kind is str and item.isascii() and "\x00" not in item:
+                self.low += len(item) + 3
+                kept = item
+            elif (
+                (kind is int and -_INT_LIMIT < item < _INT_LIMIT)
+                or (kind is float and item - item == 0.0)
+                or item is None
+                or kind is bool
+            ):
+                self.low += 2
+                kept = item
+            else:
+                kept = self._child(item, depth, index)
+                if kept is not item and converted is None:
+                    converted = items[:index]
+            if self.low > self.max_bytes:
+                raise _TooLarge
             if converted is not None:
-                converted.append(new)
+                converted.append(kept)
         return items if converted is None else converted
+
+    def _child(self, item: Any, depth: int, part: str | int) -> Any:
+        """An element that is not a plain scalar; a refusal inside it gets `part` in its path."""
+        try:
+            return self._value(item, depth + 1)
+        except _Refused as refused:
+            refused.parts.append(part)
+            raise
+
+    def _key(self, key: Any) -> None:
+        if isinstance(key, str):
+            if "\x00" in key if key.isascii() else UNSTORABLE_CHARACTER.search(key):
+                raise _Refused(f"the key {key!r}: {_TEXT_REFUSED}")
+            self.low += len(key) + 3
+        elif self.text_keys or not (key is None or isinstance(key, bool | int | float)):
+            # Where text keys are not required, JSON turns numbers, booleans and null into text.
+            kind = type(key).__name__
+            raise _Refused(f"the key {key!r} is not text ({kind}); JSON keys are text")
 
     def _other(self, value: Any, depth: int) -> Any:
         """Subclasses of the JSON types, and the values drivers hand to tasks."""
