@@ -143,10 +143,9 @@ async def test_no_listing_answers_500_whatever_runs_hold(client: httpx.AsyncClie
     assert len(items) == len(started)
 
 
-async def test_an_input_default_no_store_can_hold_is_refused_before_a_run(
-    tmp_path: Path,
+async def test_a_definition_no_store_can_hold_is_refused_at_its_place(
+    client: httpx.AsyncClient,
 ) -> None:
-    # SQLite: PostgreSQL refuses to store such a definition at all (the flow language's part).
     flow = """
 flow: Infinite
 inputs:
@@ -154,20 +153,19 @@ inputs:
 steps:
   - set: {id: s, values: {v: "${inputs.x}"}}
 """
-    async with serve(api_settings(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")) as client:
-        await register(client, flow)
+    response = await client.post("/flows", content=flow, headers={"content-type": "text/yaml"})
 
-        response = await client.post("/flows/Infinite/execute", json={})
-
-        assert response.status_code == 422
-        assert response.json()["detail"] == [
-            {
-                "loc": ["body", "inputs", "x", 0],
-                "msg": "Infinity is not a JSON number",
-                "type": "unstorable_value",
-            }
-        ]
-        assert (await client.get("/runs")).json()["items"] == []
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "loc": ["inputs", 0, "default", 0],
+            "msg": "Infinity is not a JSON number",
+            "type": "unstorable_value",
+            "line": 4,
+            "column": 38,
+        }
+    ]
+    assert (await client.get("/flows")).json() == []
 
 
 @pytest.fixture
