@@ -7,11 +7,21 @@ The HTTP layer maps them to status codes in one place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 Loc = tuple[str | int, ...]
+
+# The characters no store can hold: NUL (PostgreSQL refuses it in text and JSONB) and surrogate
+# code points, which UTF-8 cannot encode (a Python str holds them only unpaired, "lone").
+# `app.storable` refuses values holding them; error messages get U+FFFD instead (below).
+UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
+# An error message is kept and answered up to this many characters (a task may raise, or a
+# `fail` step build, a message of megabytes; its start says what went wrong).
+MAX_ERROR_MESSAGE_CHARS = 16_384
 
 
 class FlowManagerError(Exception):
@@ -106,6 +116,39 @@ class MissingOutputError(NonRetryableError):
     """The task did not return an output its step declares."""
 
 
+class UnstorableValueError(NonRetryableError):
+    """The value cannot be stored as JSON."""
+
+    def __init__(
+        self, message: str | None = None, *, loc: Loc = (), path: str = "", reason: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.loc = loc  # where in the value: ("outputs", "rows", 3, "name")
+        self.path = path  # the same, as text: `outputs.rows[3].name`
+        self.reason = reason  # what is wrong there, e.g. `NaN is not a JSON number`
+
+
+class ValueTooLargeError(NonRetryableError):
+    """The value is larger than its limit allows."""
+
+    def __init__(self, message: str | None = None, *, size: int = 0, exact: bool = True) -> None:
+        super().__init__(message)
+        self.size = size  # bytes as compact JSON; a lower bound when not `exact`
+        self.exact = exact
+
+
+class OutputTooLargeError(ValueTooLargeError):
+    """The step's outputs are larger than MAX_STEP_OUTPUT_BYTES allows."""
+
+
+class RunTooLargeError(ValueTooLargeError):
+    """What the run stores is larger than MAX_RUN_DOCUMENT_BYTES allows."""
+
+
+class FanOutTooLargeError(NonRetryableError):
+    """for_each gave more elements than MAX_FAN_OUT allows."""
+
+
 class UnknownTaskError(FlowManagerError):
     """No task is registered under that name."""
 
@@ -147,8 +190,29 @@ class RunError:
     type: str
     message: str
 
+    def __post_init__(self) -> None:
+        """Every error can be stored and answered: unstorable characters become U+FFFD, and a
+        message is cut at MAX_ERROR_MESSAGE_CHARS (an exception's text may hold anything)."""
+        for name in ("step", "type", "message"):
+            text = getattr(self, name)
+            if text is not None:
+                kept = storable_text(text)
+                if kept is not text:
+                    object.__setattr__(self, name, kept)
+
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.step, "type": self.type, "message": self.message}
+
+
+def storable_text(text: str) -> str:
+    """`text` with each character no store can hold replaced by U+FFFD, cut at
+    MAX_ERROR_MESSAGE_CHARS; `text` itself when it needs neither."""
+    if len(text) > MAX_ERROR_MESSAGE_CHARS:
+        cut = len(text) - MAX_ERROR_MESSAGE_CHARS
+        text = f"{text[:MAX_ERROR_MESSAGE_CHARS]}... ({cut} more characters)"
+    if UNSTORABLE_CHARACTER.search(text) is None:
+        return text
+    return UNSTORABLE_CHARACTER.sub(REPLACEMENT_CHARACTER, text)
 
 
 class FlowFailedError(FlowManagerError):
@@ -222,6 +286,10 @@ class RateLimitedError(FlowManagerError):
     def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UnknownStepError(NotFoundError):
+    """The run has no such step, or no such element of it."""
 
 
 class ConflictError(FlowManagerError):

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
             AllowEntry.parse(str(entry))  # a ValueError naming the entry
         return value
 
+    # What runs keep and what answers carry (sizes: bytes of compact UTF-8 JSON).
+    max_step_output_bytes: int = Field(1024 * 1024, ge=1024)  # one task's outputs
+    max_run_document_bytes: int = Field(16 * 1024 * 1024, ge=1024)  # all a run stores
+    max_fan_out: int = Field(10_000, ge=1)  # elements of one for_each
+    max_answer_value_bytes: int = Field(1024 * 1024, ge=1024)  # one value in an answer
+    max_answer_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # all values of one answer
+
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -3,9 +3,9 @@
 - `BodySizeLimit` answers 413 once a body passes MAX_BODY_BYTES: at once when Content-Length
   says so, else as soon as the bytes streamed in exceed it, so no body is ever buffered whole.
 - Routes with a JSON body (`JsonBodyRoute`) answer 415 to another Content-Type and parse with
-  `parse_json`, which refuses what JSON answers and the databases cannot hold (NaN, infinities,
-  NUL characters, lone surrogates, nesting deeper than MAX_JSON_DEPTH) as FastAPI refuses
-  malformed JSON: 422 `json_invalid`, the reason in `ctx.error`.
+  `parse_json`, which refuses what the databases cannot hold (`app.storable`: NaN, infinities,
+  NUL characters, lone surrogates, nesting deeper than its MAX_DEPTH) as FastAPI refuses
+  malformed JSON: 422 `json_invalid`, the reason (and where) in `ctx.error`.
 - Definitions (`read_definition`) are YAML or JSON by Content-Type, which they must carry: 415
   otherwise, before the body is read. A definition sent without one, or as a form
   (`text/plain`, `application/x-www-form-urlencoded`, `multipart/form-data`: the types a page
@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_answer
 from app.engine.executor import Format
-
-MAX_JSON_DEPTH = 100  # as for definitions (app.dsl.loading.MAX_DEPTH)
+from app.errors import UnstorableValueError
+from app.storable import MAX_DEPTH, json_data
 
 JSON_TYPE = "application/json"
 YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")
@@ -108,9 +107,11 @@ def parse_json(raw: bytes) -> Any:
     try:
         value = json.loads(text, parse_constant=_refuse_constant(text), parse_int=_int(text))
     except RecursionError:
-        raise _invalid(f"nesting deeper than {MAX_JSON_DEPTH} levels", text, 0) from None
-    _check_storable(value, text)
-    return value
+        raise _invalid(f"nesting deeper than {MAX_DEPTH} levels", text, 0) from None
+    try:
+        return json_data(value, root="body")
+    except UnstorableValueError as error:
+        raise _invalid(error.message, text, 0) from None
 
 
 def _refuse_constant(text: str) -> Callable[[str], Any]:
@@ -128,33 +129,6 @@ def _int(text: str) -> Callable[[str], int]:
             raise _invalid("integer too large", text, text.find(digits)) from None
 
     return parse
-
-
-def _check_storable(value: Any, text: str) -> None:
-    """No infinite float (`1e999`), no NUL character, no nesting deeper than MAX_JSON_DEPTH."""
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                raise _invalid(f"nesting deeper than {MAX_JSON_DEPTH} levels", text, 0)
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            pending.extend((child, depth + 1) for child in children)
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise _invalid("number too large", text, 0)
-        elif isinstance(item, str) and not _storable_text(item):
-            raise _invalid("text may not hold NUL (\\u0000) or lone surrogates", text, 0)
-
-
-def _storable_text(text: str) -> bool:
-    """PostgreSQL refuses NUL in text and JSONB; a lone surrogate cannot be encoded as UTF-8."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _invalid(message: str, text: str, position: int) -> json.JSONDecodeError:

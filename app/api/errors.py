@@ -7,6 +7,7 @@
 | RequestError (e.g. InvalidCursorError) | 422 | one problem at the error's `loc` |
 | AuthenticationError | 401 | message, with `WWW-Authenticate: Bearer` |
 | ForbiddenError (scope, permission, CSRF) | 403 | message |
+| UnstorableValueError (an input no store can hold) | 422 | one problem at `["body", *loc]` |
 | NotFoundError | 404 | message |
 | ConflictError (e.g. RunStateError) | 409 | message |
 | PayloadTooLargeError | 413 | message |
@@ -53,6 +54,7 @@ from app.errors import (
     ProblemsError,
     RateLimitedError,
     RequestError,
+    UnstorableValueError,
 )
 
 MESSAGE_STATUS: dict[type[FlowManagerError], int] = {
@@ -81,6 +83,7 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
     app.add_exception_handler(DefinitionError, problems_answer)
     app.add_exception_handler(InputValidationError, problems_answer)
     app.add_exception_handler(RequestError, request_error_answer)
+    app.add_exception_handler(UnstorableValueError, unstorable_answer)
     app.add_exception_handler(RequestValidationError, validation_answer)
     app.add_exception_handler(HTTPException, http_answer)
     app.add_exception_handler(Exception, unexpected_error_answer)
@@ -124,6 +127,12 @@ async def problems_answer(_: Request, error: Exception) -> JSONResponse:
 async def request_error_answer(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestError)
     problem = Problem(error.loc, error.message, _snake_case(type(error).__name__))
+    return error_answer(422, [problem.as_dict()])
+
+
+async def unstorable_answer(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, UnstorableValueError)
+    problem = Problem(("body", *error.loc), error.reason, "unstorable_value")
     return error_answer(422, [problem.as_dict()])
 
 

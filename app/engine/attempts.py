@@ -13,10 +13,12 @@ from typing import Any
 from app.connections.manager import ConnectionManager
 from app.dsl.models import ConnectionSpec, Step
 from app.engine.clock import utcnow
+from app.engine.limits import RunLimits, step_outputs
 from app.engine.retries import is_retryable, retry_delay
 from app.engine.scope import context_value
 from app.engine.store import RunStore, TaskKey, TaskStatus
 from app.errors import MissingOutputError, RunError, UnknownConnectionError
+from app.storable import JsonData
 from app.tasks.context import TaskContext
 from app.tasks.registry import RegisteredTask, TaskRegistry
 
@@ -28,6 +30,8 @@ class TaskOutcome:
     outputs: dict[str, Any] | None = None  # of this task (one element, for a fan-out)
     error: RunError | None = None
     step_outputs: dict[str, Any] | None = None  # a fan-out's collected outputs, when they differ
+    size: int = 0  # bytes of `outputs` as stored (compact JSON)
+    ends_run: bool = False  # the run cannot go on, whatever the step's on_error says
 
     @property
     def visible_outputs(self) -> dict[str, Any] | None:
@@ -60,6 +64,7 @@ class TaskRunner:
         connections: ConnectionManager,
         connection_specs: Mapping[str, ConnectionSpec],
         env: Mapping[str, str],
+        limits: RunLimits | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.run_id = run_id
@@ -69,6 +74,7 @@ class TaskRunner:
         self.connections = connections
         self.connection_specs = connection_specs
         self.env = env
+        self.limits = limits or RunLimits()
         self.rng = rng
         self._resolved_connections: dict[str, dict[str, Any]] = {}
 
@@ -92,7 +98,7 @@ class TaskRunner:
             await self.store.task_started(self.run_id, key, attempt, utcnow())
             scope["context"] = context_value(self.run_id, self.flow, attempt, last_error)
             try:
-                outputs = await self._attempt(step, task, index, attempt, scope, offered)
+                kept = await self._attempt(step, task, index, attempt, scope, offered)
             except asyncio.CancelledError:
                 raise
             except Exception as exception:
@@ -105,7 +111,7 @@ class TaskRunner:
                 await asyncio.sleep(delay)
                 attempt += 1
             else:
-                return TaskOutcome(key, TaskStatus.COMPLETED, outputs, None)
+                return TaskOutcome(key, TaskStatus.COMPLETED, kept.value, None, size=kept.size)
 
     async def _attempt(
         self,
@@ -115,14 +121,16 @@ class TaskRunner:
         attempt: int,
         scope: Mapping[str, Any],
         offered: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> JsonData:
+        """The outputs as they are kept: declared, storable, within MAX_STEP_OUTPUT_BYTES.
+        Later steps see them as stored, so a run resumed from the store sees the same."""
         arguments = {name: template.render(scope) for name, template in step.arguments.items()}
         context = TaskContext.for_attempt(self.run_id, self.flow, step.id, index, attempt)
         async with _deadline(step.timeout), self._connection(step, task) as connection:
             outputs = await task.invoke(
                 arguments, context=context, connection=connection, offered=offered
             )
-        return _declared_outputs(step, outputs)
+        return step_outputs(self.limits, step.id, _declared_outputs(step, outputs))
 
     def _connection(self, step: Step, task: RegisteredTask) -> AbstractAsyncContextManager[Any]:
         if step.connection is None:  # `http_request` still gets a client the policy checks

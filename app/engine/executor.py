@@ -24,10 +24,12 @@ from app.dsl.loading import Document, load_document
 from app.dsl.models import FlowDefinition
 from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.environment import default_environment
+from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.run import RunExecution, RunResult
 from app.engine.store import RunStatus, RunStore
-from app.errors import FlowFailedError
+from app.errors import DefinitionError, FlowFailedError, Problem, UnstorableValueError
+from app.storable import json_data
 from app.tasks.builtins import builtin_registry
 from app.tasks.registry import TaskRegistry
 
@@ -50,6 +52,7 @@ class FlowExecutor:
         connections: ConnectionManager | None = None,
         env: Mapping[str, str] | None = None,
         cache_size: int = 256,
+        limits: RunLimits | None = None,
     ) -> None:
         self.registry = builtin_registry()
         if registry is not None:
@@ -60,10 +63,12 @@ class FlowExecutor:
         self._connection_types = (connections or ConnectionManager()).types
         self._definitions: OrderedDict[str | bytes, FlowDefinition] = OrderedDict()
         self._cache_size = cache_size
+        self.limits = limits or RunLimits()
 
     def parse(self, source: str | bytes, *, format: Format | None = None) -> ParsedFlow:
         """Load and validate a definition, keeping the loaded document; DefinitionError if not."""
         document = load_document(source, format=format)
+        _check_storable(document)
         definition = build_definition(document, self.registry.catalog(), self._connection_types)
         return ParsedFlow(document, definition)
 
@@ -119,6 +124,7 @@ class FlowExecutor:
             connections=connections,
             connection_specs=definition.connections,
             env=self.env,
+            limits=self.limits,
         )
         try:
             execution = RunExecution(
@@ -128,3 +134,17 @@ class FlowExecutor:
         finally:
             if self._shared_connections is None:
                 await connections.aclose()
+
+
+def _check_storable(document: Document) -> None:
+    """The service stores a definition's data as JSON too: what no store can hold (`.inf`,
+    `.nan`, nesting past MAX_DEPTH) is refused where it stands. Keys may be numbers: JSON turns
+    them into text, and the definition's text stays its truth."""
+    try:
+        json_data(document.data, root="definition", text_keys=False)
+    except UnstorableValueError as error:
+        loc = error.loc[1:]
+        position = document.position(loc)
+        line, column = (position.line, position.column) if position else (None, None)
+        problem = Problem(loc, error.reason, "unstorable_value", line, column)
+        raise DefinitionError([problem]) from None

@@ -18,11 +18,18 @@ from typing import Any
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Step
 from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.clock import utcnow
+from app.engine.limits import DocumentBudget
 from app.engine.scope import StepView
 from app.engine.store import NewRun, RunEnd, RunStatus, RunStore, TaskKey, TaskStatus
-from app.errors import ExpressionError, RunError
-
-MAX_FAN_OUT = 100_000  # elements of one for_each: each is a task (a row, in a durable store)
+from app.errors import (
+    ExpressionError,
+    FanOutTooLargeError,
+    RunError,
+    RunTooLargeError,
+    UnstorableValueError,
+    ValueTooLargeError,
+)
+from app.storable import sized_json_data
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,11 @@ class RunExecution:
         self.fresh = restored is None
         self.restored = dict(restored or {})
         self.resume = dict(resume or {})
+        self.limits = runner.limits
+        self.budget = DocumentBudget(self.limits)
         for step_id, outcome in self.restored.items():
             self._record(step_id, outcome)
+            self.budget.restore(outcome.visible_outputs)
 
     async def execute(self) -> RunResult:
         started_at = utcnow()
@@ -170,11 +180,13 @@ class RunExecution:
             problem = RunError(
                 step.id, "TypeError", f"for_each must give a list, got {type(items).__name__}"
             )
-        elif len(items) > MAX_FAN_OUT:
-            problem = RunError(
+        elif len(items) > self.limits.max_fan_out:
+            problem = _run_error(
                 step.id,
-                "FanOutTooLargeError",
-                f"for_each gave {len(items)} elements; at most {MAX_FAN_OUT} are allowed",
+                FanOutTooLargeError(
+                    f"for_each gave {len(items)} elements; MAX_FAN_OUT allows at most "
+                    f"{self.limits.max_fan_out}"
+                ),
             )
         if problem is not None:
             return TaskOutcome(TaskKey(step.id), TaskStatus.FAILED, None, problem)
@@ -201,10 +213,12 @@ class RunExecution:
 
         The step that ends the run ends it in the same store call (one transaction).
         """
+        outcome = self._charged(outcome)
         released = self._record(step.id, outcome)
         self.ready.extend(released)
         end = None
-        if outcome.status is TaskStatus.FAILED and step.on_error is ErrorAction.FAIL:
+        fails_run = step.on_error is ErrorAction.FAIL or outcome.ends_run
+        if outcome.status is TaskStatus.FAILED and fails_run:
             await self._cancel_running()
             end = RunEnd(RunStatus.FAILED, None, outcome.error, utcnow())
         elif not self.ready and not self.running:
@@ -220,6 +234,18 @@ class RunExecution:
             ended=end,
         )
         return end
+
+    def _charged(self, outcome: TaskOutcome) -> TaskOutcome:
+        """The outcome, its outputs charged to the run's document; a failure that ends the run
+        when they do not fit (nothing of them is stored)."""
+        if outcome.status is not TaskStatus.COMPLETED or not outcome.size:
+            return outcome
+        fan_out = self.steps[outcome.key.step_id].for_each is not None
+        refused = self.budget.charge(outcome.size, _outputs_of(outcome.key, fan_out))
+        if refused is None:
+            return outcome
+        error = _run_error(outcome.key.step_id, refused)
+        return TaskOutcome(outcome.key, TaskStatus.FAILED, None, error, ends_run=True)
 
     def _record(self, step_id: str, outcome: TaskOutcome) -> list[str]:
         """Make a finished step visible to expressions; the dependents it releases."""
@@ -244,10 +270,30 @@ class RunExecution:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _end(self) -> RunEnd:
-        """Every step is settled: the run's outputs, or why they could not be made."""
+        """Every step is settled: the run's outputs, or why they could not be made or kept."""
         outputs, failure = self._outputs()
+        if outputs is not None:
+            outputs, failure = self._kept(outputs)
         status = RunStatus.FAILED if failure else RunStatus.COMPLETED
         return RunEnd(status, outputs, failure, utcnow())
+
+    def _kept(self, outputs: dict[str, Any]) -> tuple[dict[str, Any] | None, RunError | None]:
+        """The run's outputs as stored: storable, and within what the run may still store."""
+        try:
+            kept = sized_json_data(outputs, root="outputs", max_bytes=self.budget.limit)
+        except UnstorableValueError as error:
+            message = f"the run's outputs cannot be stored: {error.message}"
+            return None, RunError(None, type(error).__name__, message)
+        except ValueTooLargeError as error:  # larger than the whole document may be
+            too_large = RunTooLargeError(
+                f"the run's outputs take at least {error.size} bytes as JSON; "
+                f"MAX_RUN_DOCUMENT_BYTES allows {self.budget.limit} for all the run stores"
+            )
+            return None, _run_error(None, too_large)
+        refused = self.budget.charge(kept.size, "the run's outputs")
+        if refused is not None:
+            return None, _run_error(None, refused)
+        return kept.value, None
 
     def _outputs(self) -> tuple[dict[str, Any] | None, RunError | None]:
         if self.definition.kind is FlowKind.CONDITION_GRAPH:
@@ -319,7 +365,9 @@ class _FanOut:
             return first.outcome
         last = self.last_outcome
         assert last is not None
-        return TaskOutcome(last.key, TaskStatus.COMPLETED, last.outputs, None, self._collected())
+        return TaskOutcome(
+            last.key, TaskStatus.COMPLETED, last.outputs, None, self._collected(), last.size
+        )
 
     async def _work(self) -> None:
         execution = self.execution
@@ -341,6 +389,12 @@ class _FanOut:
             self.results[index] = outcome.outputs
             self.unfinished -= 1
             if self.unfinished:
+                refused = execution.budget.charge(outcome.size, _outputs_of(outcome.key, True))
+                if refused is not None:
+                    error = _run_error(self.step.id, refused)
+                    raise _ElementFailed(
+                        TaskOutcome(outcome.key, TaskStatus.FAILED, None, error, ends_run=True)
+                    )
                 await execution.store.task_finished(
                     execution.run_id,
                     outcome.key,
@@ -401,3 +455,13 @@ def _failed(key: TaskKey, error: ExpressionError, field: str) -> TaskOutcome:
         None,
         RunError(key.step_id, type(error).__name__, f"{field}: {error.message}"),
     )
+
+
+def _run_error(step_id: str | None, error: Exception) -> RunError:
+    return RunError(step_id, type(error).__name__, str(error))
+
+
+def _outputs_of(key: TaskKey, fan_out: bool) -> str:
+    """How an error names a task's outputs: `step 'fetch'`, or with its element."""
+    element = f" (element {key.task_index})" if fan_out else ""
+    return f"the outputs of step {key.step_id!r}{element}"

@@ -1,4 +1,8 @@
-"""Requests and answers of the routes that start, read and change runs."""
+"""Requests and answers of the routes that start, read and change runs.
+
+Answers carry values within an `AnswerBudget` (`answers.py`): a value that does not fit is a
+`{"truncated": true, "bytes": N, "href": ...}` marker whose `href` answers it whole.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.engine.store import RunStatus, TaskStatus
+from app.schemas.answers import AnswerBudget
 from app.schemas.common import ErrorInfo, RequestModel, Timestamp
 from app.store.records import RunPage, RunRecord, StepRecord
 
@@ -52,13 +57,13 @@ class ExecutionResult(BaseModel):
     duration_ms: float | None
 
     @classmethod
-    def of(cls, run: RunRecord) -> ExecutionResult:
+    def of(cls, run: RunRecord, budget: AnswerBudget) -> ExecutionResult:
         return cls(
             run_id=run.run_id,
             flow=run.flow,
             version=run.version,
             status=run.status,
-            outputs=run.outputs,
+            outputs=budget.fit(run.outputs, run_value_href(run.run_id, "outputs")),
             error=ErrorInfo.of(run.error),
             duration_ms=milliseconds(run.duration_ms),
         )
@@ -85,13 +90,13 @@ class StepDetail(BaseModel):
     duration_ms: float | None
 
     @classmethod
-    def of(cls, step: StepRecord) -> StepDetail:
+    def of(cls, run_id: str, step: StepRecord, budget: AnswerBudget) -> StepDetail:
         return cls(
             step_id=step.step_id,
             task_index=step.task_index,
             status=step.status,
             attempts=step.attempts,
-            outputs=step.outputs,
+            outputs=budget.fit(step.outputs, step_outputs_href(run_id, step)),
             error=ErrorInfo.of(step.error),
             started_at=step.started_at,
             finished_at=step.finished_at,
@@ -114,16 +119,18 @@ class RunSummary(BaseModel):
     created_by: str | None = Field(None, description="the user who started it")
 
     @classmethod
-    def of(cls, run: RunRecord) -> RunSummary:
-        return cls(**_run_fields(run))
+    def of(cls, run: RunRecord, budget: AnswerBudget) -> RunSummary:
+        return cls(**_run_fields(run, budget))
 
 
 class RunDetail(RunSummary):
     steps: list[StepDetail] = Field(description="every step of the run, pending ones too")
 
     @classmethod
-    def of(cls, run: RunRecord) -> RunDetail:
-        return cls(**_run_fields(run), steps=[StepDetail.of(step) for step in run.steps])
+    def of(cls, run: RunRecord, budget: AnswerBudget) -> RunDetail:
+        fields = _run_fields(run, budget)  # the run's own values first, then its steps'
+        steps = [StepDetail.of(run.run_id, step, budget) for step in run.steps]
+        return cls(**fields, steps=steps)
 
 
 class RunList(BaseModel):
@@ -131,8 +138,9 @@ class RunList(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
 
     @classmethod
-    def of(cls, page: RunPage) -> RunList:
-        return cls(items=[RunSummary.of(run) for run in page.items], next_cursor=page.next_cursor)
+    def of(cls, page: RunPage, budget: AnswerBudget) -> RunList:
+        items = [RunSummary.of(run, budget) for run in page.items]
+        return cls(items=items, next_cursor=page.next_cursor)
 
 
 def milliseconds(duration: float | None) -> float | None:
@@ -140,14 +148,24 @@ def milliseconds(duration: float | None) -> float | None:
     return None if duration is None else round(duration, 3)
 
 
-def _run_fields(run: RunRecord) -> dict[str, Any]:
+def run_value_href(run_id: str, name: str) -> str:
+    """Where a run's `inputs` or `outputs` are answered whole."""
+    return f"/runs/{run_id}/{name}"
+
+
+def step_outputs_href(run_id: str, step: StepRecord) -> str:
+    """Where a task's outputs are answered whole."""
+    return f"/runs/{run_id}/steps/{step.step_id}/outputs?task_index={step.task_index}"
+
+
+def _run_fields(run: RunRecord, budget: AnswerBudget) -> dict[str, Any]:
     return {
         "run_id": run.run_id,
         "flow": run.flow,
         "version": run.version,
         "status": run.status,
-        "inputs": run.inputs,
-        "outputs": run.outputs,
+        "inputs": budget.fit(run.inputs, run_value_href(run.run_id, "inputs")),
+        "outputs": budget.fit(run.outputs, run_value_href(run.run_id, "outputs")),
         "error": ErrorInfo.of(run.error),
         "remaining_steps": run.remaining_steps,
         "created_at": run.created_at,

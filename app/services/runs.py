@@ -36,15 +36,16 @@ from app.errors import (
     RunError,
     RunStateError,
     UnknownRunError,
+    UnknownStepError,
 )
 from app.services.access import FlowAccessPolicy
 from app.services.cursors import CursorCodec
 from app.services.limits import RunRateLimiter
+from app.storable import json_data
 from app.store import definitions, notifications, queue, runs, secrets
 from app.store.database import is_passing_failure
 from app.store.records import Creation, NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
 from app.store.run_store import SqlRunStore
-from app.store.types import to_json_value
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,10 @@ class RunService:
         for _ in range(STALE_VERSION_ATTEMPTS):
             definition_id, number = await self._located(name, version)
             definition = await self._definition(definition_id)
-            values = validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs)
+            values = json_data(
+                validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs),
+                root="inputs",
+            )
             created_at = utcnow()
             # /execute's run is created holding its lease; a queued run waits for a claim.
             lease = self._lease(created_at) if status is RunStatus.RUNNING else {}
@@ -158,7 +162,7 @@ class RunService:
                 flow_name=name,
                 definition_id=definition_id,
                 status=status,
-                inputs=to_json_value(values),
+                inputs=values,
                 step_ids=[step.id for step in definition.steps],
                 idempotency_key=idempotency_key,
                 created_at=created_at,
@@ -323,6 +327,17 @@ class RunService:
             raise _no_run(run_id)
         return record
 
+    async def task(self, caller: Caller, run_id: str, step_id: str, task_index: int) -> StepRecord:
+        """One task of the run: its step (task_index 0), or one element of its fan-out."""
+        await self.read(caller, run_id, with_steps=False)  # an unknown run is a 404 of its own
+        async with self.sessions() as session:
+            found = await runs.task(session, run_id, step_id, task_index)
+        if found is None:
+            raise UnknownStepError(
+                f"run {run_id} has no step {step_id!r} with task_index {task_index}"
+            )
+        return found
+
     async def list_runs(
         self,
         caller: Caller,
@@ -331,14 +346,23 @@ class RunService:
         status: RunStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        value_limit: int | None = None,
     ) -> RunPage:
-        """The runs of the flows the caller may see, newest first."""
+        """The runs of the flows the caller may see, newest first. `value_limit`: inputs
+        and outputs larger than that (as the store keeps them) are left in the store
+        (`OmittedValue`)."""
         cursors = await self._cursor_codec()
         after = cursors.decode(cursor) if cursor else None
         viewer = None if caller.acts_as_admin else caller.user_id
         async with self.sessions() as session:
             found = await runs.page(
-                session, flow=flow, status=status, limit=limit + 1, after=after, viewer=viewer
+                session,
+                flow=flow,
+                status=status,
+                limit=limit + 1,
+                after=after,
+                viewer=viewer,
+                value_limit=value_limit,
             )
         items = found[:limit]
         more = len(found) > limit
@@ -474,8 +498,8 @@ class _Created:
             flow=result.flow,
             version=self.version,
             status=result.status,
-            inputs=to_json_value(self.fresh[1]),
-            outputs=to_json_value(result.outputs),
+            inputs=self.fresh[1],
+            outputs=result.outputs,
             error=result.error,
             remaining_steps=0,
             created_at=self.created_at,

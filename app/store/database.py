@@ -95,10 +95,17 @@ _PASSING_ERRORS = (
 )
 
 
+# MariaDB and MySQL report a refused CHECK constraint (a JSON column's JSON_VALID) as an
+# OperationalError; it refuses what was asked, and would refuse it again.
+_MYSQL_CHECK_REFUSED = frozenset({3819, 4025})
+
+
 def is_passing_failure(error: BaseException) -> bool:
     """Whether the store failed for a passing reason (unreachable, overloaded, a deadlock),
     not because of what was asked of it: the same work may succeed later."""
     if isinstance(error, exc.DBAPIError):
+        if _refused_by_check(error.orig):
+            return False
         if error.connection_invalidated or isinstance(error, exc.OperationalError):
             return True
         # The driver's own error: asyncpg's, under the adapter's wrapper of SQLAlchemy.
@@ -109,3 +116,8 @@ def is_passing_failure(error: BaseException) -> bool:
             driver_error = driver_error.__cause__
         return False
     return isinstance(error, _PASSING_ERRORS)
+
+
+def _refused_by_check(driver_error: BaseException | None) -> bool:
+    code = getattr(driver_error, "args", (None,))[:1]
+    return bool(code) and code[0] in _MYSQL_CHECK_REFUSED

@@ -32,7 +32,6 @@ from app.store import pg_queries
 from app.store.database import is_passing_failure
 from app.store.records import Creation, NewRunRow
 from app.store.run_store import SqlRunStore
-from app.store.types import json_default
 
 
 @dataclass
@@ -236,4 +235,5 @@ class PgRunStore(SqlRunStore):
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=json_default)
+    """Plain JSON data (the engine and the service checked it: app.storable) as JSON text."""
+    return None if value is None else json.dumps(value, check_circular=False)

@@ -63,6 +63,14 @@ class ValidationReport:
 
 
 @dataclass(frozen=True)
+class OmittedValue:
+    """A value a listing left in the store, too large to answer: its size as the store keeps
+    its JSON text."""
+
+    bytes: int
+
+
+@dataclass(frozen=True)
 class StepRecord:
     step_id: str
     task_index: int

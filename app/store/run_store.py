@@ -37,7 +37,7 @@ from app.store import definitions, notifications, queue, runs
 from app.store.models import RUNS, TASKS
 from app.store.records import Creation, NewRunRow
 from app.store.runs import UNFINISHED_TASK_STATUSES, cancel_unfinished_tasks, error_value
-from app.store.types import UTCDateTime, to_json_value
+from app.store.types import UTCDateTime
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class SqlRunStore:
         finished = {
             **self._task_values(run_id, key),
             "state": status.value,
-            "result": to_json_value(outputs),
+            "result": outputs,  # plain JSON data: the engine checked it (app.storable)
             "failure": error_value(error),
             "at": at,
             "owner": self.owner,
@@ -233,7 +233,7 @@ async def _end_run(connection: AsyncConnection, run_id: str, ended: RunEnd) -> N
         {
             "run": run_id,
             "state": ended.status.value,
-            "result": to_json_value(ended.outputs),
+            "result": ended.outputs,
             "failure": error_value(ended.error),
             "at": ended.at,
         },

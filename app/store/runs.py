@@ -6,8 +6,22 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, tuple_, update
+from sqlalchemy import (
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    null,
+    select,
+    tuple_,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, defer
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.engine.store import UNFINISHED_TASK_STATUSES as UNFINISHED
 from app.engine.store import RunStatus, TaskStatus
@@ -22,7 +36,8 @@ from app.store.models import (
     FlowRunRow,
     TaskRunRow,
 )
-from app.store.records import NewRunRow, RunRecord, StepRecord
+from app.store.records import NewRunRow, OmittedValue, RunRecord, StepRecord
+from app.store.types import JsonDocument
 
 
 async def create(session: AsyncSession, run: NewRunRow) -> None:
@@ -81,6 +96,22 @@ async def get(session: AsyncSession, run_id: str, *, with_steps: bool = True) ->
     return to_record(run, version, [to_step(task) for task in tasks], created_by)
 
 
+async def task(
+    session: AsyncSession, run_id: str, step_id: str, task_index: int
+) -> StepRecord | None:
+    """One task of the run (a step, or one element of a fan-out), or None."""
+    found = (
+        await session.execute(
+            select(TaskRunRow).where(
+                TaskRunRow.run_id == run_id,
+                TaskRunRow.step_id == step_id,
+                TaskRunRow.task_index == task_index,
+            )
+        )
+    ).scalar_one_or_none()
+    return None if found is None else to_step(found)
+
+
 async def definition_id_of(session: AsyncSession, run_id: str) -> int | None:
     statement = select(FlowRunRow.definition_id).where(FlowRunRow.id == run_id)
     return (await session.execute(statement)).scalar_one_or_none()
@@ -94,10 +125,18 @@ async def page(
     limit: int,
     after: tuple[datetime, str] | None,
     viewer: str | None,
+    value_limit: int | None = None,
 ) -> list[RunRecord]:
     """Runs newest first, without their tasks, of the flows the user `viewer` may see (of
-    every flow with None); `after` is the (created_at, id) of the last seen."""
-    statement = _WITH_VERSION
+    every flow with None); `after` is the (created_at, id) of the last seen.
+
+    With `value_limit`, inputs and outputs whose JSON text is longer than that are not read:
+    they come back as `OmittedValue` (a page of runs never loads megabytes per run).
+    """
+    bounded = [] if value_limit is None else _bounded_values(value_limit)
+    statement = _WITH_VERSION.add_columns(*bounded)
+    if bounded:
+        statement = statement.options(defer(FlowRunRow.inputs), defer(FlowRunRow.outputs))
     if viewer is not None:
         statement = statement.join(FLOWS, FLOWS.c.name == FlowRunRow.flow_name).where(
             flows.visible_to(viewer)
@@ -110,7 +149,37 @@ async def page(
         statement = statement.where(tuple_(FlowRunRow.created_at, FlowRunRow.id) < after)
     statement = statement.order_by(FlowRunRow.created_at.desc(), FlowRunRow.id.desc()).limit(limit)
     rows = await session.execute(statement)
-    return [to_record(run, version, [], created_by) for run, version, created_by in rows]
+    if value_limit is None:
+        return [to_record(run, version, [], created_by) for run, version, created_by in rows]
+    return [
+        to_record(
+            run,
+            version,
+            [],
+            created_by,
+            inputs=_read(inputs, inputs_size, value_limit),
+            outputs=_read(outputs, outputs_size, value_limit),
+        )
+        for run, version, created_by, inputs, inputs_size, outputs, outputs_size in rows
+    ]
+
+
+def _bounded_values(limit: int) -> list[ColumnElement[Any]]:
+    """inputs, its text's length, outputs, its text's length: each value NULL past `limit`."""
+    columns: list[ColumnElement[Any]] = []
+    for column in (FlowRunRow.inputs, FlowRunRow.outputs):
+        columns.extend(_bounded(column, limit))
+    return columns
+
+
+def _bounded(column: InstrumentedAttribute[Any], limit: int) -> list[ColumnElement[Any]]:
+    size = func.length(cast(column, Text))
+    value = type_coerce(case((size > limit, null()), else_=column), JsonDocument)
+    return [value, size]
+
+
+def _read(value: Any, size: int | None, limit: int) -> Any:
+    return OmittedValue(size) if size is not None and size > limit else value
 
 
 async def change_status(
@@ -177,16 +246,26 @@ _CANCEL_UNFINISHED = (  # built once: it ends every run
 _CANCEL_UNFINISHED_OF_STEP = _CANCEL_UNFINISHED.where(TASKS.c.step_id == bindparam("step"))
 
 
+_UNREAD = object()
+
+
 def to_record(
-    run: FlowRunRow, version: int, steps: Sequence[StepRecord], created_by: str | None = None
+    run: FlowRunRow,
+    version: int,
+    steps: Sequence[StepRecord],
+    created_by: str | None = None,
+    *,
+    inputs: Any = _UNREAD,
+    outputs: Any = _UNREAD,
 ) -> RunRecord:
+    """The run's record; `inputs` and `outputs` when they were read apart from its row."""
     return RunRecord(
         run_id=run.id,
         flow=run.flow_name,
         version=version,
         status=RunStatus(run.status),
-        inputs=run.inputs,
-        outputs=run.outputs,
+        inputs=run.inputs if inputs is _UNREAD else inputs,
+        outputs=run.outputs if outputs is _UNREAD else outputs,
         error=to_error(run.error),
         remaining_steps=run.remaining_steps,
         created_at=run.created_at,

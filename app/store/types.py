@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, Text
 from sqlalchemy.dialects.mysql import DATETIME as MYSQL_DATETIME
@@ -49,26 +46,3 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def to_json_value(value: Any) -> Any:
-    """Task outputs as JSON: datetimes as ISO 8601, decimals as numbers, UUIDs as text.
-
-    Postgres rows carry such values; the store keeps JSON, so they are converted once, here.
-    None stays None (no outputs).
-    """
-    return json.loads(json.dumps(value, default=json_default))
-
-
-def json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", errors="replace")
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

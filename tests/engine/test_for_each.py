@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.engine import FlowExecutor, RunStatus, TaskStatus
-from app.engine import run as run_module
+from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.store import TaskKey
 from tests.engine.conftest import Probe
@@ -102,7 +102,7 @@ steps:
 
 
 async def test_fan_out_is_bounded(executor: FlowExecutor, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run_module, "MAX_FAN_OUT", 3)
+    monkeypatch.setattr(executor, "limits", RunLimits(max_fan_out=3))
     flow = """
 flow: TooWide
 steps:

@@ -1,13 +1,17 @@
-"""Runs: start one of a stored flow (and wait for it, or not), read, list, cancel, retry."""
+"""Runs: start one of a stored flow (and wait for it, or not), read, list, cancel, retry.
+
+Answers carry values within MAX_ANSWER_BYTES (`app/schemas/answers.py`); a value left out is
+a marker whose `href` is one of the routes at the end, which answer a value whole.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.openapi.models import Example
 
-from app.api.body import JsonBodyRoute
+from app.api.body import JSON_TYPE, JsonBodyRoute
 from app.api.deps import (
     FlowName,
     IdempotencyKey,
@@ -18,7 +22,9 @@ from app.api.deps import (
     SettingsDep,
 )
 from app.dsl.definitions import FLOW_NAME
+from app.dsl.fields import IDENTIFIER
 from app.engine.store import RunStatus
+from app.schemas.answers import AnswerBudget, json_bytes
 from app.schemas.common import error_responses
 from app.schemas.runs import (
     ExecuteRequest,
@@ -75,7 +81,7 @@ async def execute_flow(
     if not started.run.finished:
         response.status_code = 202
         response.headers["Location"] = run_location(started.run.run_id)
-    return ExecutionResult.of(started.run)
+    return ExecutionResult.of(started.run, AnswerBudget.for_answer(settings))
 
 
 @router.post(
@@ -114,6 +120,7 @@ async def start_run(
 async def list_runs(
     caller: RunsReader,
     runs: RunsDep,
+    settings: SettingsDep,
     flow: Annotated[str | None, Query(pattern=FLOW_NAME.pattern, description="flow name")] = None,
     status: Annotated[RunStatus | None, Query(description="only runs in this status")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="runs per page")] = 50,
@@ -121,9 +128,11 @@ async def list_runs(
         str | None, Query(max_length=512, description="`next_cursor` of the previous page")
     ] = None,
 ) -> RunList:
-    return RunList.of(
-        await runs.list_runs(caller, flow=flow, status=status, limit=limit, cursor=cursor)
+    budget = AnswerBudget.for_listing(settings, limit)
+    page = await runs.list_runs(
+        caller, flow=flow, status=status, limit=limit, cursor=cursor, value_limit=budget.store_cut
     )
+    return RunList.of(page, budget)
 
 
 @router.get(
@@ -132,8 +141,10 @@ async def list_runs(
     response_model=RunDetail,
     responses=error_responses(401, 403, 404, 422),
 )
-async def get_run(caller: RunsReader, run_id: RunId, runs: RunsDep) -> RunDetail:
-    return RunDetail.of(await runs.read(caller, str(run_id)))
+async def get_run(
+    caller: RunsReader, run_id: RunId, runs: RunsDep, settings: SettingsDep
+) -> RunDetail:
+    return RunDetail.of(await runs.read(caller, str(run_id)), AnswerBudget.for_answer(settings))
 
 
 @router.post(
@@ -142,8 +153,11 @@ async def get_run(caller: RunsReader, run_id: RunId, runs: RunsDep) -> RunDetail
     response_model=RunDetail,
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def cancel_run(caller: RunsWriter, run_id: RunId, runs: RunsDep) -> RunDetail:
-    return RunDetail.of(await runs.cancel(caller, str(run_id)))
+async def cancel_run(
+    caller: RunsWriter, run_id: RunId, runs: RunsDep, settings: SettingsDep
+) -> RunDetail:
+    cancelled = await runs.cancel(caller, str(run_id))
+    return RunDetail.of(cancelled, AnswerBudget.for_answer(settings))
 
 
 @router.post(
@@ -156,8 +170,62 @@ async def cancel_run(caller: RunsWriter, run_id: RunId, runs: RunsDep) -> RunDet
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def retry_run(
-    caller: RunsWriter, run_id: RunId, runs: RunsDep, response: Response
+    caller: RunsWriter, run_id: RunId, runs: RunsDep, settings: SettingsDep, response: Response
 ) -> RunDetail:
     run = await runs.retry(caller, str(run_id))
     response.headers["Location"] = run_location(run.run_id)
-    return RunDetail.of(run)
+    return RunDetail.of(run, AnswerBudget.for_answer(settings))
+
+
+# Values whole: where the markers of values left out of an answer point.
+
+StepId = Annotated[
+    str, Path(pattern=IDENTIFIER.pattern, max_length=128, description="the step's id")
+]
+
+WHOLE_VALUE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The value, whole (JSON; null when there is none)",
+        "content": {"application/json": {"schema": {}}},
+    }
+}
+
+
+@router.get(
+    "/runs/{run_id}/inputs",
+    summary="A run's inputs, whole",
+    response_class=Response,
+    responses={**WHOLE_VALUE, **error_responses(401, 403, 404, 422)},
+)
+async def get_run_inputs(caller: RunsReader, run_id: RunId, runs: RunsDep) -> Response:
+    run = await runs.read(caller, str(run_id), with_steps=False)
+    return Response(json_bytes(run.inputs), media_type=JSON_TYPE)
+
+
+@router.get(
+    "/runs/{run_id}/outputs",
+    summary="A run's outputs, whole",
+    response_class=Response,
+    responses={**WHOLE_VALUE, **error_responses(401, 403, 404, 422)},
+)
+async def get_run_outputs(caller: RunsReader, run_id: RunId, runs: RunsDep) -> Response:
+    run = await runs.read(caller, str(run_id), with_steps=False)
+    return Response(json_bytes(run.outputs), media_type=JSON_TYPE)
+
+
+@router.get(
+    "/runs/{run_id}/steps/{step_id}/outputs",
+    summary="One task's outputs, whole",
+    description="A step's outputs (`task_index` 0), or one element's of a fan-out.",
+    response_class=Response,
+    responses={**WHOLE_VALUE, **error_responses(401, 403, 404, 422)},
+)
+async def get_step_outputs(
+    caller: RunsReader,
+    run_id: RunId,
+    step_id: StepId,
+    runs: RunsDep,
+    task_index: Annotated[int, Query(ge=0, le=2**31 - 1, description="the element")] = 0,
+) -> Response:
+    task = await runs.task(caller, str(run_id), step_id, task_index)
+    return Response(json_bytes(task.outputs), media_type=JSON_TYPE)
