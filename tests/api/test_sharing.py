@@ -86,6 +86,9 @@ async def test_what_a_caller_may_not_see_answers_404_as_if_it_did_not_exist(
         ("GET", "/flows/Greet/shares", None),
         ("PUT", "/flows/Greet/shares/bob", {"permission": "admin"}),
         ("GET", f"/runs/{run_id}", None),
+        ("GET", f"/runs/{run_id}/inputs", None),
+        ("GET", f"/runs/{run_id}/outputs", None),
+        ("GET", f"/runs/{run_id}/steps/greet/outputs", None),
         ("POST", f"/runs/{run_id}/cancel", None),
         ("POST", f"/runs/{run_id}/retry", None),
     ]:
