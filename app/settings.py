@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(300, ge=0)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
 
+    # Limits of the flow language (definitions and what their expressions build).
+    max_steps: int = Field(5000, ge=1)  # steps per definition, handlers included
+
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

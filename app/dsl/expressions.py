@@ -16,11 +16,14 @@ compact JSON), not Python's `repr`; `is` only compares with `None`.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import json
 import operator
 import re
+import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -34,6 +37,7 @@ from app.errors import (
 )
 
 MAX_SOURCE_LENGTH: Final = 4096
+COMPILED_CACHE_SIZE: Final = 1024  # distinct expression texts kept compiled
 MAX_DEPTH: Final = 64
 MAX_NODES: Final = 2000
 MAX_VALUE_SIZE: Final = 1 << 20  # bytes, by `_estimated_size`
@@ -144,6 +148,24 @@ def compile_expression(source: str) -> Expression:
     known) for bad syntax, a construct outside the language, or an expression too large."""
     if not isinstance(source, str):
         raise ExpressionSyntaxError(f"an expression must be a string, not {type_name(source)}")
+    compiled = _compiled(source)
+    if isinstance(compiled, ExpressionSyntaxError):  # a new error each time: one per place
+        raise ExpressionSyntaxError(compiled.message, offset=compiled.offset)
+    return compiled
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _compiled(source: str) -> Expression | ExpressionSyntaxError:
+    """The compiled expression or why it is refused, remembered by text: a definition may
+    repeat one text thousands of times (a YAML alias expands it wherever it is used), and a
+    compiled expression is immutable, so every place can share it."""
+    try:
+        return _compile(source)
+    except ExpressionSyntaxError as error:
+        return error
+
+
+def _compile(source: str) -> Expression:
     if len(source) > MAX_SOURCE_LENGTH:
         raise ExpressionSyntaxError(
             f"the expression is {len(source):,} characters long; the limit is "
@@ -164,7 +186,7 @@ def compile_expression(source: str) -> Expression:
 
 def _parse(source: str, start: int) -> ast.Expression:
     try:
-        return ast.parse(source, mode="eval")
+        return _quiet_parse(source)
     except SyntaxError as error:  # IndentationError included
         offset = None
         if error.lineno is not None and error.offset is not None:
@@ -178,6 +200,23 @@ def _parse(source: str, start: int) -> ast.Expression:
         raise ExpressionSyntaxError(
             f"the expression is nested too deeply (the limit is {MAX_DEPTH} levels)"
         ) from None
+
+
+# `warnings.catch_warnings` swaps the process's filter list: two threads doing it at once
+# could leave one's filter installed for good.
+_QUIET = threading.Lock()
+_PARSER_WARNINGS: Final = (SyntaxWarning, DeprecationWarning)
+
+
+def _quiet_parse(source: str) -> ast.Expression:
+    """`ast.parse` without the warnings Python's parser writes about what it still accepts
+    (`'\\d'`: invalid escape sequence; `0x1for`: invalid hexadecimal literal). They would reach
+    the server's log once per request that sends such an expression, and they are not problems
+    of the flow: the expression is accepted or refused exactly as Python parses it."""
+    with _QUIET, warnings.catch_warnings():
+        for category in _PARSER_WARNINGS:
+            warnings.simplefilter("ignore", category)
+        return ast.parse(source, mode="eval")
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the only line breaks Python's tokenizer knows
@@ -231,6 +270,7 @@ class _Compiler:
     def __init__(self, source: str, start: int) -> None:
         self._source = source
         self._start = start  # where `source` begins inside the text the caller gave
+        self._single_line = None if _LINE_BREAK.search(source) else source.encode()
         # Whether some evaluator checks the clock or charges new values: the others need no
         # budget, which makes evaluating plain references cheaper.
         self.uses_budget = False
@@ -248,8 +288,13 @@ class _Compiler:
         line = self._source[line_start:].encode()
         return self._start + line_start + len(line[:column].decode(errors="ignore"))
 
-    def _text(self, node: ast.AST) -> str:
+    def _text(self, node: ast.expr) -> str:
         """The source of `node`, shortened for messages."""
+        if node.lineno == node.end_lineno == 1 and self._single_line is not None:
+            # The common case, without `ast.get_source_segment` splitting the source into
+            # lines again for every node (AST columns count UTF-8 bytes).
+            segment = self._single_line[node.col_offset : node.end_col_offset]
+            return _shorten(segment.decode(errors="replace") or type(node).__name__)
         return _shorten(ast.get_source_segment(self._source, node) or type(node).__name__)
 
     def check_size(self, root: ast.expr) -> None:

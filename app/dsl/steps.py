@@ -37,6 +37,7 @@ CUSTOM_FIELDS = COMMON_FIELDS | {"task", "inputs"}
 RETRY_FIELDS = frozenset({"max_attempts", "delay", "backoff", "max_delay", "jitter", "retry_on"})
 MAX_ATTEMPTS = 100
 MAX_CONCURRENCY = 1000
+DEFAULT_MAX_STEPS = 5_000  # steps per definition, handlers included (the MAX_STEPS setting)
 
 
 @dataclass(frozen=True)
@@ -301,3 +302,23 @@ def parse_retry(read: FieldReader, raw: Mapping[str, Any], loc: Loc) -> RetryPol
         jitter=jitter,
         retry_on=frozenset(retry_on),
     )
+
+
+def count_steps(raw: Any) -> int:
+    """How many steps a raw `steps:` list declares, the handlers under `on_error:` included,
+    counted on the loaded data before anything is parsed (every shape is tolerated)."""
+    count = 0
+    pending = [raw]
+    while pending:
+        items = pending.pop()
+        if not isinstance(items, list):
+            continue
+        count += len(items)
+        for item in items:
+            if not isinstance(item, Mapping):
+                continue
+            # `- task: X` carries its fields beside it; `- <type>: {...}` inside its body.
+            body = item if "task" in item or len(item) != 1 else next(iter(item.values()))
+            if isinstance(body, Mapping):
+                pending.append(body.get("on_error"))
+    return count

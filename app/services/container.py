@@ -63,6 +63,7 @@ class Services:
             store=run_store,
             connections=connections,
             env=allowed_environment(settings.flow_env_allowlist, settings.flow_env_file),
+            max_steps=settings.max_steps,
         )
         flows = FlowService(sessions, executor)
         runs = RunService(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 from sqlalchemy.exc import IntegrityError
@@ -21,9 +22,14 @@ class FlowService:
         self.sessions = sessions
         self.executor = executor
 
-    def validate(self, source: str | bytes, format: Format | None = None) -> ValidationReport:
+    async def validate(self, source: str | bytes, format: Format | None = None) -> ValidationReport:
         """Check a definition without saving it; DefinitionError lists every problem."""
-        return _report(self.executor.parse(source, format=format).definition)
+        return _report((await self._parse(source, format)).definition)
+
+    async def _parse(self, source: str | bytes, format: Format | None) -> ParsedFlow:
+        """Parse off the event loop: a large definition (or a small one whose YAML aliases
+        expand) takes a noticeable time to validate, and every other request would wait."""
+        return await asyncio.to_thread(self.executor.parse, source, format=format)
 
     async def register(
         self, source: str | bytes, format: Format | None = None, *, name: str | None = None
@@ -32,7 +38,7 @@ class FlowService:
 
         With `name` (PUT /flows/{name}), the definition must carry that name.
         """
-        parsed = self.executor.parse(source, format=format)  # refuses bytes that are not UTF-8
+        parsed = await self._parse(source, format)  # refuses bytes that are not UTF-8
         text = source.decode("utf-8") if isinstance(source, bytes) else source
         definition = parsed.definition
         if name is not None and definition.name != name:

@@ -45,7 +45,7 @@ async def register_flow(
     openapi_extra=DEFINITION_BODY,
 )
 async def validate_flow(definition: DefinitionDep, flows: FlowsDep) -> ValidationResult:
-    return ValidationResult.of(flows.validate(definition.source, definition.format))
+    return ValidationResult.of(await flows.validate(definition.source, definition.format))
 
 
 @router.get("", summary="List flows with their latest version", response_model=list[FlowListItem])
