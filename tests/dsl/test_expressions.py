@@ -4,6 +4,7 @@ that keep an expression from running code or exhausting the process."""
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -693,3 +694,57 @@ def test_a_compiled_expression_can_be_evaluated_many_times() -> None:
     expression = compile_expression("inputs.n * 2")
 
     assert [expression.evaluate({"inputs": {"n": n}}) for n in range(3)] == [0, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("source", "value"),
+    [
+        ("'\\d'", "\\d"),  # an invalid escape: Python warns, and keeps the backslash
+        ("len('a\\w')", 3),
+    ],
+)
+def test_what_pythons_parser_warns_about_is_accepted_without_a_warning(
+    source: str, value: Any
+) -> None:
+    expressions._compiled.cache_clear()  # compile it here, not from an earlier test
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = compile_expression(source)
+
+    assert caught == []
+    assert compiled.evaluate({}) == value
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("0x1for", "invalid syntax"),
+        ("1 is 1", "'is' is only allowed with None"),
+        ("'\\d' is 1", "'is' is only allowed with None"),
+    ],
+)
+def test_what_pythons_parser_warns_about_is_refused_as_before_without_a_warning(
+    source: str, message: str
+) -> None:
+    expressions._compiled.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ExpressionSyntaxError, match=message):
+            compile_expression(source)
+
+    assert caught == []
+
+
+def test_one_text_is_compiled_once_and_shared() -> None:
+    assert compile_expression("a.b + 1") is compile_expression("a.b + 1")
+
+
+def test_a_refused_text_is_refused_with_a_new_error_each_time() -> None:
+    errors = []
+    for _ in range(2):
+        with pytest.raises(ExpressionSyntaxError) as caught:
+            compile_expression("1 +")
+        errors.append(caught.value)
+
+    assert errors[0] is not errors[1]
+    assert (errors[0].message, errors[0].offset) == (errors[1].message, errors[1].offset)
