@@ -24,6 +24,7 @@ from app.dsl.expressions import compile_expression
 from app.dsl.fields import FieldReader
 from app.dsl.graph import build_graph
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Mode, Step
+from app.dsl.sql_text import check_sql_text
 from app.dsl.templates import Template
 from app.errors import Loc
 
@@ -155,6 +156,7 @@ def _step(
     else:
         for missing in sorted(spec.required_params - set(arguments) - OFFERED):
             read.problems.add(loc, f"task {task!r} needs the input {missing!r}", "missing")
+        check_sql_text(raw_inputs, spec.sql_text, (*loc, "inputs"), read.problems)
     if is_start:
         condition = None
     else:

@@ -14,6 +14,7 @@ from typing import Any
 from app.dsl.catalog import RESERVED_OUTPUTS, TaskCatalog, TaskSpec
 from app.dsl.fields import FieldReader
 from app.dsl.models import ConnectionSpec, ErrorAction, ForEach, RetryPolicy, Step
+from app.dsl.sql_text import check_sql_text
 from app.dsl.templates import Template
 from app.errors import Loc, format_loc
 
@@ -160,6 +161,7 @@ class StepParser:
                             f"{spec.name} has no parameter {name!r} (parameters: {known})",
                             "extra",
                         )
+            check_sql_text(arguments, spec.sql_text, loc, self.problems)
         compiled: dict[str, Template] = {}
         for name, value in arguments.items():
             template = self.read.template(value, (*loc, name))

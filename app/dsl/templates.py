@@ -14,7 +14,7 @@ the value `(X)`: `"not ${check_cache.exists}"` means `not (check_cache.exists)`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from app.dsl.expressions import (
@@ -116,6 +116,24 @@ class _List(Template):
 
     def render(self, scope: Scope) -> list[Any]:
         return [template.render(scope) for template in self.items]
+
+
+def written_at(template: Template, path: Sequence[str]) -> bool:
+    """Whether every value `path` reaches in `template` is written in the definition: no
+    placeholder makes it, nor a container on the way to it. In `path`, `[]` stands for every
+    element of a list; a key the value does not have reaches nothing."""
+    if template.is_constant:
+        return True
+    if not path:
+        return False
+    head, rest = path[0], path[1:]
+    if head == "[]":
+        return isinstance(template, _List) and all(
+            written_at(item, rest) for item in template.items
+        )
+    if not isinstance(template, _Dict):
+        return False
+    return all(written_at(item, rest) for key, item in template.items if key == head)
 
 
 def _union(templates: Iterable[Template]) -> frozenset[Reference]:

@@ -12,11 +12,12 @@ from typing import Any
 
 from app.connections.manager import ConnectionManager
 from app.dsl.models import ConnectionSpec, Step
+from app.dsl.sql_text import spliced_sql
 from app.engine.clock import utcnow
 from app.engine.retries import is_retryable, retry_delay
 from app.engine.scope import context_value
 from app.engine.store import RunStore, TaskKey, TaskStatus
-from app.errors import MissingOutputError, RunError, UnknownConnectionError
+from app.errors import MissingOutputError, NonRetryableError, RunError, UnknownConnectionError
 from app.tasks.context import TaskContext
 from app.tasks.registry import RegisteredTask, TaskRegistry
 
@@ -116,6 +117,10 @@ class TaskRunner:
         scope: Mapping[str, Any],
         offered: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
+        if task.spec.sql_text:  # validation refuses these; a definition built in code is not
+            spliced = spliced_sql(step.arguments, task.spec.sql_text)
+            if spliced is not None:
+                raise NonRetryableError(spliced)
         arguments = {name: template.render(scope) for name, template in step.arguments.items()}
         context = TaskContext.for_attempt(self.run_id, self.flow, step.id, index, attempt)
         async with _deadline(step.timeout), self._connection(step) as connection:

@@ -1,4 +1,5 @@
-"""Definitions past the flow language's limits are refused with 422 naming the limit."""
+"""Definitions the flow language refuses, over HTTP: past its limits, or splicing values into
+SQL text; 422 saying why, and nothing stored."""
 
 from __future__ import annotations
 
@@ -45,3 +46,23 @@ async def test_more_steps_than_max_steps_is_422_naming_the_limit_and_the_setting
     assert checked.json() == refused.json()
     assert through_flow_run.status_code == 422
     assert through_flow_run.json()["detail"][0]["type"] == "too_many_steps"
+
+
+async def test_a_value_spliced_into_sql_text_is_422_showing_the_params_form(
+    tmp_path: Path,
+) -> None:
+    source = (
+        "flow: Injection\nconnections: {db: {type: postgres, url: u}}\ninputs: {p: string}\n"
+        "steps:\n  - pg_query: {id: q, connection: db, query: \"SELECT '${inputs.p}'\"}\n"
+    )
+    async with serve(api_settings(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")) as client:
+        refused = await client.post("/flows", content=source, headers=YAML)
+        stored = await client.get("/flows/Injection")
+
+    assert refused.status_code == 422
+    (problem,) = refused.json()["detail"]
+    assert problem["loc"] == ["steps", 0, "pg_query", "query"]
+    assert problem["type"] == "sql_placeholder"
+    assert "$1" in problem["msg"]
+    assert "params: [${inputs.id}]" in problem["msg"]
+    assert stored.status_code == 404
