@@ -76,14 +76,23 @@ class Reference:
 
 
 # What one evaluation may still spend, as `[deadline, bytes of new values built so far]`: a list
-# because one is made per evaluation and a list costs a fraction of an object to create.
-_Budget = list[float]
+# because one is made per evaluation and a list costs a fraction of an object to create. A
+# template shares one budget's bytes between its expressions (`Expression.evaluate_within`).
+Budget = list[float]
+_Budget = Budget
 _UNUSED_BUDGET: Final[_Budget] = [float("inf"), 0]  # for expressions that never consult it
 
 
-def _charge(budget: _Budget, size: float) -> None:
-    """Account for a new value of about `size` bytes, before it is built."""
-    if size > MAX_VALUE_SIZE:
+def new_budget() -> Budget:
+    """A budget for one evaluation (or one template's render): nothing built yet."""
+    return [float("inf"), 0]
+
+
+def charge(budget: Budget, size: float, *, one_value: bool = True) -> None:
+    """Account for a new value of about `size` bytes, before it is built: refuse it past the
+    per-value limit (unless `size` is not `one_value`), or when the evaluation has built too
+    much altogether."""
+    if one_value and size > MAX_VALUE_SIZE:
         raise ExpressionLimitError(
             f"the result would be about {size:,} bytes, over the limit of "
             f"{MAX_VALUE_SIZE:,} bytes (1 MiB) for one value"
@@ -93,6 +102,9 @@ def _charge(budget: _Budget, size: float) -> None:
         raise ExpressionLimitError(
             f"the expression builds more than {MAX_ALLOCATED:,} bytes of values"
         )
+
+
+_charge = charge
 
 
 _Evaluator = Callable[[Scope, _Budget], Any]
@@ -125,8 +137,18 @@ class Expression:
     def evaluate(self, scope: Scope) -> Any:
         """The expression's value in `scope`; raises only `ExpressionEvaluationError` (or its
         subclass `ExpressionLimitError`)."""
+        budget = [_clock() + TIME_BUDGET_SECONDS, 0] if self._budgeted else _UNUSED_BUDGET
+        return self._run(scope, budget)
+
+    def evaluate_within(self, scope: Scope, budget: Budget) -> Any:
+        """As `evaluate`, counting what it builds in `budget` (a template's, shared by its
+        expressions); its time budget is its own."""
+        if self._budgeted:
+            budget[0] = _clock() + TIME_BUDGET_SECONDS
+        return self._run(scope, budget)
+
+    def _run(self, scope: Scope, budget: Budget) -> Any:
         try:
-            budget = [_clock() + TIME_BUDGET_SECONDS, 0] if self._budgeted else _UNUSED_BUDGET
             return self._evaluator(scope, budget)
         except ExpressionError:
             raise
@@ -494,7 +516,7 @@ class _Compiler:
         if not function.takes(len(arguments)):
             raise self.error(f"{name}() takes {function.arity_text()}, got {len(arguments)}", node)
         self.uses_budget = True
-        return _call(name, function.call, arguments, self._text(node))
+        return _call(name, function, arguments, self._text(node))
 
 
 def _private_message(key: str) -> str:
@@ -690,7 +712,9 @@ def _list(elements: tuple[_Evaluator, ...]) -> _Evaluator:
     def evaluate(scope: Scope, budget: _Budget) -> list[Any]:
         if _clock() > budget[0]:
             raise _over_time()
-        return [element(scope, budget) for element in elements]
+        values = [element(scope, budget) for element in elements]
+        _charge(budget, _items_size(values))
+        return values
 
     return evaluate
 
@@ -699,7 +723,9 @@ def _tuple(elements: tuple[_Evaluator, ...]) -> _Evaluator:
     def evaluate(scope: Scope, budget: _Budget) -> tuple[Any, ...]:
         if _clock() > budget[0]:
             raise _over_time()
-        return tuple(element(scope, budget) for element in elements)
+        values = [element(scope, budget) for element in elements]
+        _charge(budget, _items_size(values))
+        return tuple(values)
 
     return evaluate
 
@@ -718,9 +744,22 @@ def _dict(items: tuple[tuple[_Evaluator, _Evaluator], ...], where: str) -> _Eval
                 raise ExpressionEvaluationError(
                     f"{_a(type_name(key))} cannot be a key in `{where}`"
                 ) from None
+        _charge(budget, estimated_size(result))
         return result
 
     return evaluate
+
+
+def _items_size(values: list[Any]) -> int:
+    """The estimated size of a new list or tuple of `values`: a slot each, plus each value as
+    often as it appears (`[a.big, a.big]` writes `a.big` out twice); counting stops past the
+    limit."""
+    size = _SLOT_SIZE * len(values)
+    for value in values:
+        if size > MAX_VALUE_SIZE:
+            break
+        size += estimated_size(value, MAX_VALUE_SIZE - size)
+    return size
 
 
 def _binary(
@@ -827,16 +866,22 @@ def _compare(
 
 def _call(
     name: str,
-    function: Callable[..., Any],
+    function: _Function,
     arguments: tuple[_Evaluator, ...],
     where: str,
 ) -> _Evaluator:
+    call, builds = function.call, function.builds
+
     def evaluate(scope: Scope, budget: _Budget) -> Any:
         values = [argument(scope, budget) for argument in arguments]
         if _clock() > budget[0]:
             raise _over_time()
+        expected = 0
         try:
-            result = function(*values)
+            if builds is not None:  # charged before the text is made
+                expected = builds(values[0])
+                _charge(budget, expected)
+            result = call(*values)
         except ExpressionError as error:
             raise type(error)(f"{error.message} (in `{where}`)") from None
         except TypeError as error:
@@ -848,8 +893,8 @@ def _call(
             raise ExpressionEvaluationError(f"`{where}` failed: {error}") from None
         if type(result) is int:
             return _within_integer_limit(result)
-        if type(result) is str:
-            _charge(budget, len(result))
+        if type(result) is str and len(result) > expected:  # the estimate fell short
+            _charge(budget, len(result) - expected)
         return result
 
     return evaluate
@@ -902,32 +947,54 @@ def _within_integer_limit(value: Any) -> Any:
     return value
 
 
-def _estimated_size(value: Any) -> int:
+def estimated_size(value: Any, limit: int = MAX_VALUE_SIZE) -> int:
     """About how many bytes `value` stands for: string lengths, 8 per element, a share for large
     integers, counting a shared part every time it appears (as writing it out would). Counting
-    stops past the limit, so the cost is bounded however large the value is."""
-    if isinstance(value, _TEXTS):
+    stops past `limit`, so the cost is bounded however large the value is."""
+    kind = type(value)
+    if kind is str:
         return len(value)
+    if value is None or kind is bool or kind is float:
+        return 0
     size = 0
     pending = [value]
     while pending:
         item = pending.pop()
-        if isinstance(item, _TEXTS):
+        kind = type(item)
+        if kind is str:  # the common kinds first, by exact type: this runs per placed value
+            size += len(item)
+        elif kind is dict:
+            size += 2 * _SLOT_SIZE * len(item)
+            if size <= limit:
+                pending += item.keys()
+                pending += item.values()
+        elif kind is list or kind is tuple:
+            size += _SLOT_SIZE * len(item)
+            if size <= limit:
+                pending += item
+        elif kind is int:
+            size += item.bit_length() // 8
+        elif item is None or kind is bool or kind is float:
+            continue
+        elif isinstance(item, _TEXTS):
             size += len(item)
         elif isinstance(item, int):
             size += item.bit_length() // 8
         elif isinstance(item, _ARRAYS):
             size += _SLOT_SIZE * len(item)
-            if size <= MAX_VALUE_SIZE:
+            if size <= limit:
                 pending.extend(item)
         elif isinstance(item, _MAPPINGS):
             size += 2 * _SLOT_SIZE * len(item)
-            if size <= MAX_VALUE_SIZE:
+            if size <= limit:
                 pending.extend(item.keys())
                 pending.extend(item.values())
-        if size > MAX_VALUE_SIZE:
+        if size > limit:
             break
     return size
+
+
+_estimated_size = estimated_size
 
 
 def _add(left: Any, right: Any, budget: _Budget) -> Any:
@@ -1094,11 +1161,17 @@ def _upper(text: Any) -> str:
     return text.upper()
 
 
+def _text_length(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
+
+
 @dataclass(frozen=True)
 class _Function:
     call: Callable[..., Any]
     min_arguments: int = 1
     max_arguments: int | None = 1  # None: any number
+    # For functions that make text: its size, from the first argument, before it is made.
+    builds: Callable[[Any], int] | None = None
 
     def takes(self, count: int) -> bool:
         return count >= self.min_arguments and (
@@ -1115,7 +1188,7 @@ class _Function:
 
 _FUNCTIONS: Final[Mapping[str, _Function]] = {
     "len": _Function(len),
-    "str": _Function(format_value),
+    "str": _Function(format_value, builds=estimated_size),
     "int": _Function(int, 1, 2),
     "float": _Function(float),
     "bool": _Function(bool),
@@ -1124,7 +1197,7 @@ _FUNCTIONS: Final[Mapping[str, _Function]] = {
     "sum": _Function(_sum, 1, 2),
     "abs": _Function(abs),
     "round": _Function(_round, 1, 2),
-    "lower": _Function(_lower),
-    "upper": _Function(_upper),
+    "lower": _Function(_lower, builds=_text_length),
+    "upper": _Function(_upper, builds=_text_length),
 }
 _FUNCTION_LIST: Final = ", ".join(sorted(_FUNCTIONS))

@@ -13,6 +13,7 @@ from typing import Any
 from app.connections.manager import ConnectionManager
 from app.dsl.models import ConnectionSpec, Step
 from app.dsl.sql_text import spliced_sql
+from app.dsl.templates import render_all
 from app.engine.clock import utcnow
 from app.engine.retries import is_retryable, retry_delay
 from app.engine.scope import context_value
@@ -121,7 +122,7 @@ class TaskRunner:
             spliced = spliced_sql(step.arguments, task.spec.sql_text)
             if spliced is not None:
                 raise NonRetryableError(spliced)
-        arguments = {name: template.render(scope) for name, template in step.arguments.items()}
+        arguments = render_all(step.arguments, scope)  # within one budget of built values
         context = TaskContext.for_attempt(self.run_id, self.flow, step.id, index, attempt)
         async with _deadline(step.timeout), self._connection(step) as connection:
             outputs = await task.invoke(

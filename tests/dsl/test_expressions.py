@@ -633,6 +633,58 @@ def test_one_evaluation_cannot_build_many_large_values() -> None:
         evaluate(source)
 
 
+BIG = "x" * 300_000  # a value from the scope: reading it builds nothing
+MANY = ", ".join(["big"] * 4)  # 1.2 MB once written out, though small in memory
+
+
+@finishes_fast
+@pytest.mark.parametrize(
+    "source",
+    [
+        f"[{MANY}]",
+        f"({MANY},)",
+        "{" + ", ".join(f"'k{index}': big" for index in range(4)) + "}",
+        "[[big, big], [big, big]]",
+        "[big, [big, [big, [big]]]]",
+        "{'a': [big, big], 'b': {'c': big, 'd': big}}",
+        "str([big, big, big, big])",
+        "str({'a': big, 'b': big, 'c': big, 'd': big})",
+        "upper(big + big + big + big)",
+    ],
+)
+def test_literals_are_charged_for_each_value_they_hold_as_often_as_it_appears(
+    source: str,
+) -> None:
+    with pytest.raises(ExpressionLimitError, match=r"1 MiB|1,048,576"):
+        evaluate(source, big=BIG)
+
+
+@finishes_fast
+@pytest.mark.parametrize(
+    "source",
+    [
+        # Each literal is 900 KB: under 1 MiB, but ten of them are 9 MB built in one go.
+        " + ".join(["len([big, big, big])"] * 10),
+        " + ".join(["len((big, big, big))"] * 10),
+        " + ".join(["len({'a': big, 'b': big, 'c': big})"] * 10),
+        " + ".join(["len(upper(big) + lower(big) + big)"] * 10),
+        " + ".join(["len(str([big, big, big]))"] * 10),
+    ],
+)
+def test_literals_and_function_results_count_against_the_evaluations_budget(
+    source: str,
+) -> None:
+    with pytest.raises(ExpressionLimitError, match="builds more than 8,388,608 bytes"):
+        evaluate(source, big=BIG)
+
+
+def test_literals_within_the_limits_are_fine() -> None:
+    assert evaluate("len([big, big, big])", big=BIG) == 3
+    assert evaluate("{'a': big, 'b': big}['b']", big=BIG) == BIG
+    assert evaluate("len(upper(big))", big=BIG) == 300_000
+    assert evaluate(" + ".join(["len([big, big])"] * 10), big=BIG) == 20  # 6 MB in all
+
+
 def test_the_allocation_budget_is_per_evaluation() -> None:
     expression = compile_expression("len('a' * 1000000 + 'b')")
 
