@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from app.connections.manager import ConnectionManager
 from app.dsl.catalog import TaskSpec
 from app.dsl.definitions import parse_definition
+from app.dsl.expressions import Reference
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, InputType, Mode
 from app.errors import DefinitionError, Problem
 from app.tasks.builtins import builtin_registry
@@ -337,3 +339,28 @@ steps:
     rendered = definition.steps[0].arguments["values"].render({"inputs": {"x": 1}})
     assert rendered["l4"][3][9][9][9]["d"] == 11
     assert elapsed < 1.5
+
+
+def test_a_condition_graph_task_may_have_any_number_of_routes_into_it() -> None:
+    # Its condition was compiled from `t0.status == 'completed' or ...`: past ~150 routes the
+    # text outgrew an expression's limit, and the error escaped as no definition problem.
+    count = 300
+    graph = {
+        "id": "Fan",
+        "start_task": "t0",
+        "tasks": [{"name": f"t{index}", "task": "Anything"} for index in range(count)],
+        "conditions": [
+            {"source_task": f"t{index}", "target_task_success": "last"} for index in range(count)
+        ],
+    }
+    graph["tasks"].append({"name": "last", "task": "Anything"})
+
+    definition = parse(json.dumps(graph))
+
+    condition = definition.step("last").condition
+    assert condition is not None
+    assert len(definition.dependencies["last"]) == count
+    skipped = {f"t{index}": {"status": "skipped"} for index in range(count)}
+    assert not condition.evaluate(skipped)
+    assert condition.evaluate({**skipped, "t123": {"status": "completed"}})
+    assert Reference("t299", ("status",)) in condition.references
