@@ -401,6 +401,9 @@ class _Compiler:
                 if isinstance(key, str) and key.startswith("_"):
                     raise self.error(_private_message(key), link.slice)
                 steps.append((key, False, self._text(link.value)))
+        if isinstance(base, ast.Name) and base.id not in _ALIASES:
+            self._name(base)  # refuses a dunder name
+            return _name_path(base.id, tuple(steps))
         return _path(self.compile(base), tuple(steps))
 
     def _refuse_private_attribute(self, node: ast.Attribute) -> None:
@@ -605,31 +608,52 @@ def _name(name: str) -> _Evaluator:
         try:
             return scope[name]
         except KeyError:
-            raise ExpressionEvaluationError(
-                f"name {name!r} is not defined; {_listed_keys(scope, 'defined names')}"
-            ) from None
+            raise _undefined(name, scope) from None
 
     return evaluate
+
+
+def _undefined(name: str, scope: Scope) -> ExpressionEvaluationError:
+    return ExpressionEvaluationError(
+        f"name {name!r} is not defined; {_listed_keys(scope, 'defined names')}"
+    )
 
 
 def _path(base: _Evaluator, steps: tuple[tuple[Any, bool, str], ...]) -> _Evaluator:
     def evaluate(scope: Scope, budget: _Budget) -> Any:
-        value = base(scope, budget)
-        for key, is_attribute, where in steps:
-            kind = type(value)
-            if kind is dict or (kind is list and not is_attribute):
-                try:
-                    value = value[key]
-                    continue
-                except (KeyError, IndexError, TypeError):
-                    pass  # the general case below explains what went wrong
-            if is_attribute:
-                value = _attribute_of(value, key, where)
-            else:
-                value = _index(value, key, where, budget)
-        return value
+        return _walk(base(scope, budget), steps, budget)
 
     return evaluate
+
+
+def _name_path(name: str, steps: tuple[tuple[Any, bool, str], ...]) -> _Evaluator:
+    """`name.a[0]`, the most common expression, as one closure: faster than a name evaluator
+    under a path evaluator, and fewer objects for the collector to walk per definition."""
+
+    def evaluate(scope: Scope, budget: _Budget) -> Any:
+        try:
+            value = scope[name]
+        except KeyError:
+            raise _undefined(name, scope) from None
+        return _walk(value, steps, budget)
+
+    return evaluate
+
+
+def _walk(value: Any, steps: tuple[tuple[Any, bool, str], ...], budget: _Budget) -> Any:
+    for key, is_attribute, where in steps:
+        kind = type(value)
+        if kind is dict or (kind is list and not is_attribute):
+            try:
+                value = value[key]
+                continue
+            except (KeyError, IndexError, TypeError):
+                pass  # the general case below explains what went wrong
+        if is_attribute:
+            value = _attribute_of(value, key, where)
+        else:
+            value = _index(value, key, where, budget)
+    return value
 
 
 def _attribute_of(value: Any, key: str, where: str) -> Any:

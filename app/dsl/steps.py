@@ -38,6 +38,7 @@ CUSTOM_FIELDS = COMMON_FIELDS | {"task", "inputs"}
 RETRY_FIELDS = frozenset({"max_attempts", "delay", "backoff", "max_delay", "jitter", "retry_on"})
 MAX_ATTEMPTS = 100
 MAX_CONCURRENCY = 1000
+_DEFAULT_RETRY = RetryPolicy()
 DEFAULT_MAX_STEPS = 5_000  # steps per definition, handlers included (the MAX_STEPS setting)
 
 
@@ -296,7 +297,7 @@ def parse_retry(read: FieldReader, raw: Mapping[str, Any], loc: Loc) -> RetryPol
     retry_on: list[str] = []
     if "retry_on" in raw:
         retry_on = read.string_list(raw["retry_on"], field_loc("retry_on")) or []
-    return RetryPolicy(
+    policy = RetryPolicy(
         max_attempts=min(max_attempts, MAX_ATTEMPTS),
         delay=number("delay", default.delay),
         backoff=number("backoff", default.backoff, minimum=1),
@@ -304,6 +305,7 @@ def parse_retry(read: FieldReader, raw: Mapping[str, Any], loc: Loc) -> RetryPol
         jitter=jitter,
         retry_on=frozenset(retry_on),
     )
+    return _DEFAULT_RETRY if policy == _DEFAULT_RETRY else policy  # most steps share one
 
 
 def count_steps(raw: Any) -> int:
