@@ -345,15 +345,15 @@ def test_a_condition_graph_task_may_have_any_number_of_routes_into_it() -> None:
     # Its condition was compiled from `t0.status == 'completed' or ...`: past ~150 routes the
     # text outgrew an expression's limit, and the error escaped as no definition problem.
     count = 300
+    tasks = [{"name": f"t{index}", "task": "Anything"} for index in range(count)]
     graph = {
         "id": "Fan",
         "start_task": "t0",
-        "tasks": [{"name": f"t{index}", "task": "Anything"} for index in range(count)],
+        "tasks": [*tasks, {"name": "last", "task": "Anything"}],
         "conditions": [
             {"source_task": f"t{index}", "target_task_success": "last"} for index in range(count)
         ],
     }
-    graph["tasks"].append({"name": "last", "task": "Anything"})
 
     definition = parse(json.dumps(graph))
 
