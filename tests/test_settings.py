@@ -69,3 +69,13 @@ def test_lists_are_comma_separated_in_the_environment(monkeypatch: pytest.Monkey
 def test_invalid_values_are_refused_at_start() -> None:
     with pytest.raises(ValueError, match="max_body_bytes"):
         settings(max_body_bytes=0)
+
+
+def test_max_steps_comes_from_the_environment_and_is_at_least_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert settings().max_steps == 5000
+    monkeypatch.setenv("MAX_STEPS", "12")
+    assert settings().max_steps == 12
+    with pytest.raises(ValueError, match="max_steps"):
+        settings(max_steps=0)
