@@ -40,7 +40,7 @@ MAX_SOURCE_LENGTH: Final = 4096
 COMPILED_CACHE_SIZE: Final = 1024  # distinct expression texts kept compiled
 MAX_DEPTH: Final = 64
 MAX_NODES: Final = 2000
-MAX_VALUE_SIZE: Final = 1 << 20  # bytes, by `_estimated_size`
+MAX_VALUE_SIZE: Final = 1 << 20  # bytes, by `estimated_size`
 MAX_ALLOCATED: Final = 8 * MAX_VALUE_SIZE  # new values built by one evaluation, all together
 MAX_INTEGER: Final = 10**100
 TIME_BUDGET_SECONDS: Final = 0.1
@@ -79,8 +79,7 @@ class Reference:
 # because one is made per evaluation and a list costs a fraction of an object to create. A
 # template shares one budget's bytes between its expressions (`Expression.evaluate_within`).
 Budget = list[float]
-_Budget = Budget
-_UNUSED_BUDGET: Final[_Budget] = [float("inf"), 0]  # for expressions that never consult it
+_UNUSED_BUDGET: Final[Budget] = [float("inf"), 0]  # for expressions that never consult it
 
 
 def new_budget() -> Budget:
@@ -104,10 +103,7 @@ def charge(budget: Budget, size: float, *, one_value: bool = True) -> None:
         )
 
 
-_charge = charge
-
-
-_Evaluator = Callable[[Scope, _Budget], Any]
+_Evaluator = Callable[[Scope, Budget], Any]
 
 
 def _over_time() -> ExpressionLimitError:
@@ -493,7 +489,7 @@ class _Compiler:
     def _conditional(self, node: ast.IfExp) -> _Evaluator:
         test, body, orelse = (self.compile(part) for part in (node.test, node.body, node.orelse))
 
-        def evaluate(scope: Scope, budget: _Budget) -> Any:
+        def evaluate(scope: Scope, budget: Budget) -> Any:
             return body(scope, budget) if test(scope, budget) else orelse(scope, budget)
 
         return evaluate
@@ -597,14 +593,14 @@ def _reference_chain(node: ast.expr) -> Reference | None:
 
 
 def _constant(value: Any) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         return value
 
     return evaluate
 
 
 def _name(name: str) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         try:
             return scope[name]
         except KeyError:
@@ -620,7 +616,7 @@ def _undefined(name: str, scope: Scope) -> ExpressionEvaluationError:
 
 
 def _path(base: _Evaluator, steps: tuple[tuple[Any, bool, str], ...]) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         return _walk(base(scope, budget), steps, budget)
 
     return evaluate
@@ -630,7 +626,7 @@ def _name_path(name: str, steps: tuple[tuple[Any, bool, str], ...]) -> _Evaluato
     """`name.a[0]`, the most common expression, as one closure: faster than a name evaluator
     under a path evaluator, and fewer objects for the collector to walk per definition."""
 
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         try:
             value = scope[name]
         except KeyError:
@@ -640,7 +636,7 @@ def _name_path(name: str, steps: tuple[tuple[Any, bool, str], ...]) -> _Evaluato
     return evaluate
 
 
-def _walk(value: Any, steps: tuple[tuple[Any, bool, str], ...], budget: _Budget) -> Any:
+def _walk(value: Any, steps: tuple[tuple[Any, bool, str], ...], budget: Budget) -> Any:
     for key, is_attribute, where in steps:
         kind = type(value)
         if kind is dict or (kind is list and not is_attribute):
@@ -669,7 +665,7 @@ def _attribute_of(value: Any, key: str, where: str) -> Any:
 
 
 def _subscript(target: _Evaluator, key_evaluator: _Evaluator, where: str) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         container = target(scope, budget)
         key = key_evaluator(scope, budget)
         if _clock() > budget[0]:
@@ -679,7 +675,7 @@ def _subscript(target: _Evaluator, key_evaluator: _Evaluator, where: str) -> _Ev
     return evaluate
 
 
-def _index(container: Any, key: Any, where: str, budget: _Budget) -> Any:
+def _index(container: Any, key: Any, where: str, budget: Budget) -> Any:
     """`container[key]` for the containers the language knows, with errors that explain."""
     if isinstance(container, _MAPPINGS):
         if isinstance(key, slice):
@@ -710,19 +706,19 @@ def _index(container: Any, key: Any, where: str, budget: _Budget) -> Any:
     raise ExpressionEvaluationError(f"cannot index `{where}`: it is {_a(type_name(container))}")
 
 
-def _slice_of(container: Sequence[Any], key: slice, where: str, budget: _Budget) -> Any:
+def _slice_of(container: Sequence[Any], key: slice, where: str, budget: Budget) -> Any:
     try:
         length = len(range(*key.indices(len(container))))
     except (TypeError, ValueError) as error:
         raise ExpressionEvaluationError(f"bad slice of `{where}`: {error}") from None
-    _charge(budget, length if isinstance(container, str) else length * _SLOT_SIZE)
+    charge(budget, length if isinstance(container, str) else length * _SLOT_SIZE)
     return container[key]
 
 
 def _slice(
     lower: _Evaluator | None, upper: _Evaluator | None, step: _Evaluator | None
 ) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> slice:
+    def evaluate(scope: Scope, budget: Budget) -> slice:
         return slice(
             None if lower is None else lower(scope, budget),
             None if upper is None else upper(scope, budget),
@@ -733,29 +729,29 @@ def _slice(
 
 
 def _list(elements: tuple[_Evaluator, ...]) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> list[Any]:
+    def evaluate(scope: Scope, budget: Budget) -> list[Any]:
         if _clock() > budget[0]:
             raise _over_time()
         values = [element(scope, budget) for element in elements]
-        _charge(budget, _items_size(values))
+        charge(budget, _items_size(values))
         return values
 
     return evaluate
 
 
 def _tuple(elements: tuple[_Evaluator, ...]) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> tuple[Any, ...]:
+    def evaluate(scope: Scope, budget: Budget) -> tuple[Any, ...]:
         if _clock() > budget[0]:
             raise _over_time()
         values = [element(scope, budget) for element in elements]
-        _charge(budget, _items_size(values))
+        charge(budget, _items_size(values))
         return tuple(values)
 
     return evaluate
 
 
 def _dict(items: tuple[tuple[_Evaluator, _Evaluator], ...], where: str) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> dict[Any, Any]:
+    def evaluate(scope: Scope, budget: Budget) -> dict[Any, Any]:
         if _clock() > budget[0]:
             raise _over_time()
         result: dict[Any, Any] = {}
@@ -768,7 +764,7 @@ def _dict(items: tuple[tuple[_Evaluator, _Evaluator], ...], where: str) -> _Eval
                 raise ExpressionEvaluationError(
                     f"{_a(type_name(key))} cannot be a key in `{where}`"
                 ) from None
-        _charge(budget, estimated_size(result))
+        charge(budget, estimated_size(result))
         return result
 
     return evaluate
@@ -790,10 +786,10 @@ def _binary(
     left: _Evaluator,
     right: _Evaluator,
     symbol: str,
-    operation: Callable[[Any, Any, _Budget], Any],
+    operation: Callable[[Any, Any, Budget], Any],
     where: str,
 ) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         left_value = left(scope, budget)
         right_value = right(scope, budget)
         if _clock() > budget[0]:
@@ -818,7 +814,7 @@ def _binary(
 def _unary(
     operand: _Evaluator, symbol: str, operation: Callable[[Any], Any], where: str
 ) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         value = operand(scope, budget)
         try:
             return operation(value)
@@ -831,14 +827,14 @@ def _unary(
 
 
 def _not(operand: _Evaluator) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> bool:
+    def evaluate(scope: Scope, budget: Budget) -> bool:
         return not operand(scope, budget)
 
     return evaluate
 
 
 def _and(operands: tuple[_Evaluator, ...]) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         value = None
         for operand in operands:
             value = operand(scope, budget)
@@ -850,7 +846,7 @@ def _and(operands: tuple[_Evaluator, ...]) -> _Evaluator:
 
 
 def _or(operands: tuple[_Evaluator, ...]) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         value = None
         for operand in operands:
             value = operand(scope, budget)
@@ -866,7 +862,7 @@ def _compare(
     steps: tuple[tuple[str, Callable[[Any, Any], Any], _Evaluator], ...],
     where: str,
 ) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         left = first(scope, budget)
         result: Any = True
         for symbol, comparison, right_evaluator in steps:  # Python's chained semantics
@@ -896,7 +892,7 @@ def _call(
 ) -> _Evaluator:
     call, builds = function.call, function.builds
 
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         values = [argument(scope, budget) for argument in arguments]
         if _clock() > budget[0]:
             raise _over_time()
@@ -904,7 +900,7 @@ def _call(
         try:
             if builds is not None:  # charged before the text is made
                 expected = builds(values[0])
-                _charge(budget, expected)
+                charge(budget, expected)
             result = call(*values)
         except ExpressionError as error:
             raise type(error)(f"{error.message} (in `{where}`)") from None
@@ -918,7 +914,7 @@ def _call(
         if type(result) is int:
             return _within_integer_limit(result)
         if type(result) is str and len(result) > expected:  # the estimate fell short
-            _charge(budget, len(result) - expected)
+            charge(budget, len(result) - expected)
         return result
 
     return evaluate
@@ -1018,39 +1014,36 @@ def estimated_size(value: Any, limit: int = MAX_VALUE_SIZE) -> int:
     return size
 
 
-_estimated_size = estimated_size
-
-
-def _add(left: Any, right: Any, budget: _Budget) -> Any:
+def _add(left: Any, right: Any, budget: Budget) -> Any:
     if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
-        _charge(budget, _estimated_size(left) + _estimated_size(right))
+        charge(budget, estimated_size(left) + estimated_size(right))
         return operator.add(left, right)  # mixed kinds raise TypeError, as they should
     return _within_integer_limit(left + right)
 
 
-def _subtract(left: Any, right: Any, budget: _Budget) -> Any:
+def _subtract(left: Any, right: Any, budget: Budget) -> Any:
     return _within_integer_limit(left - right)
 
 
-def _multiply(left: Any, right: Any, budget: _Budget) -> Any:
+def _multiply(left: Any, right: Any, budget: Budget) -> Any:
     if isinstance(left, _SEQUENCES) and isinstance(right, int):
-        _charge(budget, _estimated_size(left) * max(right, 0))
+        charge(budget, estimated_size(left) * max(right, 0))
         return left * right
     if isinstance(right, _SEQUENCES) and isinstance(left, int):
-        _charge(budget, _estimated_size(right) * max(left, 0))
+        charge(budget, estimated_size(right) * max(left, 0))
         return left * right
     return _within_integer_limit(left * right)
 
 
-def _divide(left: Any, right: Any, budget: _Budget) -> Any:
+def _divide(left: Any, right: Any, budget: Budget) -> Any:
     return left / right
 
 
-def _floor_divide(left: Any, right: Any, budget: _Budget) -> Any:
+def _floor_divide(left: Any, right: Any, budget: Budget) -> Any:
     return _within_integer_limit(left // right)
 
 
-def _modulo(left: Any, right: Any, budget: _Budget) -> Any:
+def _modulo(left: Any, right: Any, budget: Budget) -> Any:
     if isinstance(left, _TEXTS):
         # printf-style formatting can pad to any width: "%0999999999d" % 1
         raise ExpressionEvaluationError(
@@ -1059,7 +1052,7 @@ def _modulo(left: Any, right: Any, budget: _Budget) -> Any:
     return _within_integer_limit(left % right)
 
 
-def _power(base: Any, exponent: Any, budget: _Budget) -> Any:
+def _power(base: Any, exponent: Any, budget: Budget) -> Any:
     if (
         isinstance(base, int)
         and isinstance(exponent, int)
@@ -1075,7 +1068,7 @@ def _power(base: Any, exponent: Any, budget: _Budget) -> Any:
     return _within_integer_limit(result)
 
 
-_BINARY: Final[Mapping[type[ast.operator], tuple[str, Callable[[Any, Any, _Budget], Any]]]] = {
+_BINARY: Final[Mapping[type[ast.operator], tuple[str, Callable[[Any, Any, Budget], Any]]]] = {
     ast.Add: ("+", _add),
     ast.Sub: ("-", _subtract),
     ast.Mult: ("*", _multiply),
@@ -1126,7 +1119,7 @@ def format_value(value: Any) -> str:
             return str(value)
         except ValueError as error:  # an integer of more than 4300 digits
             raise ExpressionLimitError(f"cannot write the number as text: {error}") from None
-    size = _estimated_size(value)
+    size = estimated_size(value)
     if size > MAX_VALUE_SIZE:
         raise ExpressionLimitError(
             f"the value is about {size:,} bytes as text, over the limit of "
