@@ -156,7 +156,8 @@ def _describe(
         target = required if parameter.default is inspect.Parameter.empty else optional
         target.add(parameter.name)
     if "sql_text" in spec_fields:
-        spec_fields = {**spec_fields, "sql_text": _sql_text(name, spec_fields["sql_text"], names)}
+        declared = _sql_text(name, spec_fields["sql_text"], None if any_params else names)
+        spec_fields = {**spec_fields, "sql_text": declared}
     doc = inspect.getdoc(function) or ""
     spec = TaskSpec(
         name=name,
@@ -176,13 +177,16 @@ def _describe(
     )
 
 
-def _sql_text(name: str, declared: Iterable[str], parameters: set[str]) -> frozenset[str]:
+def _sql_text(name: str, declared: Iterable[str], parameters: set[str] | None) -> frozenset[str]:
     """The parameters (or paths into them) a task declares as SQL text, each checked to start
-    at one of its parameters: a misspelt declaration would protect nothing."""
+    at one of its `parameters` (any name, for a function taking **kwargs): a misspelt
+    declaration would protect nothing."""
     paths = frozenset([declared] if isinstance(declared, str) else declared)
     for path in paths:
         parts = sql_path(path)
-        if not parts or parts[0] not in parameters - INJECTED_PARAMS:
+        head = parts[0] if parts else "[]"
+        named = head in parameters if parameters is not None else head != "[]"
+        if head in INJECTED_PARAMS or not named:
             raise ValueError(f"task {name!r}: SQL text {path!r} is not in one of its parameters")
     return paths
 

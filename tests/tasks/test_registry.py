@@ -113,6 +113,16 @@ def test_sql_text_outside_the_parameters_is_refused_at_registration(declared: st
         registry.add(lambda sql, connection: {}, "Report", sql_text=[declared])
 
 
+def test_a_task_taking_any_parameters_may_declare_any_as_sql_text() -> None:
+    registry = TaskRegistry()
+
+    registry.add(lambda **kwargs: {}, "Report", sql_text=["sql"])
+
+    assert registry.get("Report").spec.sql_text == {"sql"}
+    with pytest.raises(ValueError, match="is not in one of its parameters"):
+        registry.add(lambda **kwargs: {}, "Other", sql_text=["[].sql"])
+
+
 async def test_async_function_is_awaited_with_arguments_bound_by_name(
     context: TaskContext,
 ) -> None:
