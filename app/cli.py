@@ -177,7 +177,7 @@ def _run(arguments: argparse.Namespace) -> int:
 
 def _validate(arguments: argparse.Namespace) -> int:
     source = _read(arguments.file)
-    executor = FlowExecutor(_registry(arguments))
+    executor = FlowExecutor(_registry(arguments), max_steps=get_settings().max_steps)
     try:
         definition = executor.load(source)
     except DefinitionError as error:

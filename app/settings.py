@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     max_answer_value_bytes: int = Field(1024 * 1024, ge=1024)  # one value in an answer
     max_answer_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # all values of one answer
 
+    # Limits of the flow language (definitions and what their expressions build).
+    max_steps: int = Field(5000, ge=1)  # steps per definition, handlers included
+
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -176,3 +176,13 @@ def test_a_short_secret_key_is_refused_at_start() -> None:
 def test_idle_connections_are_kept_longer_than_clients_keep_them() -> None:
     """httpx keeps an idle connection 5 s, aiohttp 15 s, load balancers commonly 60 s."""
     assert settings().keep_alive_seconds > 60
+
+
+def test_max_steps_comes_from_the_environment_and_is_at_least_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert settings().max_steps == 5000
+    monkeypatch.setenv("MAX_STEPS", "12")
+    assert settings().max_steps == 12
+    with pytest.raises(ValueError, match="max_steps"):
+        settings(max_steps=0)

@@ -24,6 +24,9 @@ class TaskSpec:
     outputs_from_param: str | None = None  # the outputs are this mapping param's keys (`set`)
     connection_types: frozenset[str] = frozenset()  # empty: the task takes no connection
     connection_required: bool = False
+    # Where the parameters hold SQL text, which `${...}` may not make (`app/dsl/sql_text.py`):
+    # a parameter (`query`) or a path into one, `[]` meaning each element (`queries[].query`).
+    sql_text: frozenset[str] = frozenset()
 
     @property
     def params(self) -> frozenset[str]:

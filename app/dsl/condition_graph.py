@@ -20,10 +20,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.dsl.catalog import TaskCatalog
-from app.dsl.expressions import compile_expression
+from app.dsl.expressions import Budget, Expression, Reference, Scope
 from app.dsl.fields import FieldReader
 from app.dsl.graph import build_graph
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Mode, Step
+from app.dsl.sql_text import check_sql_text
 from app.dsl.templates import Template
 from app.errors import Loc
 
@@ -155,11 +156,8 @@ def _step(
     else:
         for missing in sorted(spec.required_params - set(arguments) - OFFERED):
             read.problems.add(loc, f"task {task!r} needs the input {missing!r}", "missing")
-    if is_start:
-        condition = None
-    else:
-        fired = [f"{source}.status == '{status}'" for source, status in routes]
-        condition = compile_expression(" or ".join(fired) if fired else "False")
+        check_sql_text(raw_inputs, spec.sql_text, (*loc, "inputs"), read.problems)
+    condition = None if is_start else _routed(routes)
     sources = tuple(dict.fromkeys(source for source, _ in routes))
     return Step(
         id=name,
@@ -172,3 +170,19 @@ def _step(
         loc=loc,
         arguments_loc=(*loc, "inputs"),
     )
+
+
+def _routed(routes: list[tuple[str, str]]) -> Expression:
+    """`source.status == 'completed' or ...` over the routes into a task: whether one fired.
+
+    Built directly rather than compiled from that text: a task may have any number of routes,
+    and an expression's text is limited in length (a graph with 200 routes into one task was
+    refused with an error no definition problem explained)."""
+    fired = tuple(routes)
+
+    def evaluate(scope: Scope, budget: Budget) -> bool:
+        return any(scope[source]["status"] == status for source, status in fired)
+
+    text = " or ".join(f"{source}.status == '{status}'" for source, status in fired)
+    references = frozenset(Reference(source, ("status",)) for source, _ in fired)
+    return Expression(text or "False", evaluate, references, budgeted=False)

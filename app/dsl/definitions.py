@@ -26,7 +26,13 @@ from app.dsl.models import (
     Mode,
 )
 from app.dsl.problems import ProblemCollector
-from app.dsl.steps import RETRY_FIELDS, StepDefaults, StepParser
+from app.dsl.steps import (
+    DEFAULT_MAX_STEPS,
+    RETRY_FIELDS,
+    StepDefaults,
+    StepParser,
+    count_steps,
+)
 from app.dsl.templates import Template
 from app.errors import InputValidationError, Loc
 
@@ -44,15 +50,23 @@ def parse_definition(
     connection_types: Collection[str],
     *,
     format: Literal["yaml", "json"] | None = None,
+    max_steps: int = DEFAULT_MAX_STEPS,
 ) -> FlowDefinition:
     """Load, parse and validate a definition; raise DefinitionError listing every problem."""
-    return build_definition(load_document(source, format=format), catalog, connection_types)
+    document = load_document(source, format=format)
+    return build_definition(document, catalog, connection_types, max_steps=max_steps)
 
 
 def build_definition(
-    document: Document, catalog: TaskCatalog, connection_types: Collection[str]
+    document: Document,
+    catalog: TaskCatalog,
+    connection_types: Collection[str],
+    *,
+    max_steps: int = DEFAULT_MAX_STEPS,
 ) -> FlowDefinition:
+    """Parse and validate a loaded definition of at most `max_steps` steps."""
     problems = ProblemCollector(document)
+    _refuse_too_many_steps(document, problems, max_steps)
     reader = FieldReader(problems)
     if is_condition_graph(document.data):
         definition = translate_condition_graph(document.data, reader, catalog)
@@ -61,6 +75,25 @@ def build_definition(
     problems.raise_if_any()
     assert definition is not None  # a definition is only missing when problems were recorded
     return definition
+
+
+def _refuse_too_many_steps(document: Document, problems: ProblemCollector, limit: int) -> None:
+    """Refuse a definition with more than `limit` steps before parsing any of them: each step
+    is work at registration and a task row per run."""
+    if is_condition_graph(document.data):
+        field, raw = "tasks", document.data.get("tasks")
+        count = len(raw) if isinstance(raw, list) else 0
+    else:
+        field, raw = "steps", document.data.get("steps")
+        count = count_steps(raw)
+    if count > limit:
+        problems.add(
+            (field,),
+            f"the flow has {count:,} steps (handlers included); at most {limit:,} are allowed "
+            "(setting MAX_STEPS)",
+            "too_many_steps",
+        )
+        problems.raise_if_any()
 
 
 class _FlowParser:

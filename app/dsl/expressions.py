@@ -16,11 +16,14 @@ compact JSON), not Python's `repr`; `is` only compares with `None`.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import json
 import operator
 import re
+import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -34,9 +37,10 @@ from app.errors import (
 )
 
 MAX_SOURCE_LENGTH: Final = 4096
+COMPILED_CACHE_SIZE: Final = 1024  # distinct expression texts kept compiled
 MAX_DEPTH: Final = 64
 MAX_NODES: Final = 2000
-MAX_VALUE_SIZE: Final = 1 << 20  # bytes, by `_estimated_size`
+MAX_VALUE_SIZE: Final = 1 << 20  # bytes, by `estimated_size`
 MAX_ALLOCATED: Final = 8 * MAX_VALUE_SIZE  # new values built by one evaluation, all together
 MAX_INTEGER: Final = 10**100
 TIME_BUDGET_SECONDS: Final = 0.1
@@ -72,14 +76,22 @@ class Reference:
 
 
 # What one evaluation may still spend, as `[deadline, bytes of new values built so far]`: a list
-# because one is made per evaluation and a list costs a fraction of an object to create.
-_Budget = list[float]
-_UNUSED_BUDGET: Final[_Budget] = [float("inf"), 0]  # for expressions that never consult it
+# because one is made per evaluation and a list costs a fraction of an object to create. A
+# template shares one budget's bytes between its expressions (`Expression.evaluate_within`).
+Budget = list[float]
+_UNUSED_BUDGET: Final[Budget] = [float("inf"), 0]  # for expressions that never consult it
 
 
-def _charge(budget: _Budget, size: float) -> None:
-    """Account for a new value of about `size` bytes, before it is built."""
-    if size > MAX_VALUE_SIZE:
+def new_budget() -> Budget:
+    """A budget for one evaluation (or one template's render): nothing built yet."""
+    return [float("inf"), 0]
+
+
+def charge(budget: Budget, size: float, *, one_value: bool = True) -> None:
+    """Account for a new value of about `size` bytes, before it is built: refuse it past the
+    per-value limit (unless `size` is not `one_value`), or when the evaluation has built too
+    much altogether."""
+    if one_value and size > MAX_VALUE_SIZE:
         raise ExpressionLimitError(
             f"the result would be about {size:,} bytes, over the limit of "
             f"{MAX_VALUE_SIZE:,} bytes (1 MiB) for one value"
@@ -91,7 +103,7 @@ def _charge(budget: _Budget, size: float) -> None:
         )
 
 
-_Evaluator = Callable[[Scope, _Budget], Any]
+_Evaluator = Callable[[Scope, Budget], Any]
 
 
 def _over_time() -> ExpressionLimitError:
@@ -121,8 +133,18 @@ class Expression:
     def evaluate(self, scope: Scope) -> Any:
         """The expression's value in `scope`; raises only `ExpressionEvaluationError` (or its
         subclass `ExpressionLimitError`)."""
+        budget = [_clock() + TIME_BUDGET_SECONDS, 0] if self._budgeted else _UNUSED_BUDGET
+        return self._run(scope, budget)
+
+    def evaluate_within(self, scope: Scope, budget: Budget) -> Any:
+        """As `evaluate`, counting what it builds in `budget` (a template's, shared by its
+        expressions); its time budget is its own."""
+        if self._budgeted:
+            budget[0] = _clock() + TIME_BUDGET_SECONDS
+        return self._run(scope, budget)
+
+    def _run(self, scope: Scope, budget: Budget) -> Any:
         try:
-            budget = [_clock() + TIME_BUDGET_SECONDS, 0] if self._budgeted else _UNUSED_BUDGET
             return self._evaluator(scope, budget)
         except ExpressionError:
             raise
@@ -144,6 +166,24 @@ def compile_expression(source: str) -> Expression:
     known) for bad syntax, a construct outside the language, or an expression too large."""
     if not isinstance(source, str):
         raise ExpressionSyntaxError(f"an expression must be a string, not {type_name(source)}")
+    compiled = _compiled(source)
+    if isinstance(compiled, ExpressionSyntaxError):  # a new error each time: one per place
+        raise ExpressionSyntaxError(compiled.message, offset=compiled.offset)
+    return compiled
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _compiled(source: str) -> Expression | ExpressionSyntaxError:
+    """The compiled expression or why it is refused, remembered by text: a definition may
+    repeat one text thousands of times (a YAML alias expands it wherever it is used), and a
+    compiled expression is immutable, so every place can share it."""
+    try:
+        return _compile(source)
+    except ExpressionSyntaxError as error:
+        return error
+
+
+def _compile(source: str) -> Expression:
     if len(source) > MAX_SOURCE_LENGTH:
         raise ExpressionSyntaxError(
             f"the expression is {len(source):,} characters long; the limit is "
@@ -164,7 +204,7 @@ def compile_expression(source: str) -> Expression:
 
 def _parse(source: str, start: int) -> ast.Expression:
     try:
-        return ast.parse(source, mode="eval")
+        return _quiet_parse(source)
     except SyntaxError as error:  # IndentationError included
         offset = None
         if error.lineno is not None and error.offset is not None:
@@ -178,6 +218,23 @@ def _parse(source: str, start: int) -> ast.Expression:
         raise ExpressionSyntaxError(
             f"the expression is nested too deeply (the limit is {MAX_DEPTH} levels)"
         ) from None
+
+
+# `warnings.catch_warnings` swaps the process's filter list: two threads doing it at once
+# could leave one's filter installed for good.
+_QUIET = threading.Lock()
+_PARSER_WARNINGS: Final = (SyntaxWarning, DeprecationWarning)
+
+
+def _quiet_parse(source: str) -> ast.Expression:
+    """`ast.parse` without the warnings Python's parser writes about what it still accepts
+    (`'\\d'`: invalid escape sequence; `0x1for`: invalid hexadecimal literal). They would reach
+    the server's log once per request that sends such an expression, and they are not problems
+    of the flow: the expression is accepted or refused exactly as Python parses it."""
+    with _QUIET, warnings.catch_warnings():
+        for category in _PARSER_WARNINGS:
+            warnings.simplefilter("ignore", category)
+        return ast.parse(source, mode="eval")
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the only line breaks Python's tokenizer knows
@@ -231,6 +288,7 @@ class _Compiler:
     def __init__(self, source: str, start: int) -> None:
         self._source = source
         self._start = start  # where `source` begins inside the text the caller gave
+        self._single_line = None if _LINE_BREAK.search(source) else source.encode()
         # Whether some evaluator checks the clock or charges new values: the others need no
         # budget, which makes evaluating plain references cheaper.
         self.uses_budget = False
@@ -248,8 +306,13 @@ class _Compiler:
         line = self._source[line_start:].encode()
         return self._start + line_start + len(line[:column].decode(errors="ignore"))
 
-    def _text(self, node: ast.AST) -> str:
+    def _text(self, node: ast.expr) -> str:
         """The source of `node`, shortened for messages."""
+        if node.lineno == node.end_lineno == 1 and self._single_line is not None:
+            # The common case, without `ast.get_source_segment` splitting the source into
+            # lines again for every node (AST columns count UTF-8 bytes).
+            segment = self._single_line[node.col_offset : node.end_col_offset]
+            return _shorten(segment.decode(errors="replace") or type(node).__name__)
         return _shorten(ast.get_source_segment(self._source, node) or type(node).__name__)
 
     def check_size(self, root: ast.expr) -> None:
@@ -334,6 +397,9 @@ class _Compiler:
                 if isinstance(key, str) and key.startswith("_"):
                     raise self.error(_private_message(key), link.slice)
                 steps.append((key, False, self._text(link.value)))
+        if isinstance(base, ast.Name) and base.id not in _ALIASES:
+            self._name(base)  # refuses a dunder name
+            return _name_path(base.id, tuple(steps))
         return _path(self.compile(base), tuple(steps))
 
     def _refuse_private_attribute(self, node: ast.Attribute) -> None:
@@ -423,7 +489,7 @@ class _Compiler:
     def _conditional(self, node: ast.IfExp) -> _Evaluator:
         test, body, orelse = (self.compile(part) for part in (node.test, node.body, node.orelse))
 
-        def evaluate(scope: Scope, budget: _Budget) -> Any:
+        def evaluate(scope: Scope, budget: Budget) -> Any:
             return body(scope, budget) if test(scope, budget) else orelse(scope, budget)
 
         return evaluate
@@ -449,7 +515,7 @@ class _Compiler:
         if not function.takes(len(arguments)):
             raise self.error(f"{name}() takes {function.arity_text()}, got {len(arguments)}", node)
         self.uses_budget = True
-        return _call(name, function.call, arguments, self._text(node))
+        return _call(name, function, arguments, self._text(node))
 
 
 def _private_message(key: str) -> str:
@@ -527,42 +593,63 @@ def _reference_chain(node: ast.expr) -> Reference | None:
 
 
 def _constant(value: Any) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         return value
 
     return evaluate
 
 
 def _name(name: str) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         try:
             return scope[name]
         except KeyError:
-            raise ExpressionEvaluationError(
-                f"name {name!r} is not defined; {_listed_keys(scope, 'defined names')}"
-            ) from None
+            raise _undefined(name, scope) from None
 
     return evaluate
+
+
+def _undefined(name: str, scope: Scope) -> ExpressionEvaluationError:
+    return ExpressionEvaluationError(
+        f"name {name!r} is not defined; {_listed_keys(scope, 'defined names')}"
+    )
 
 
 def _path(base: _Evaluator, steps: tuple[tuple[Any, bool, str], ...]) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
-        value = base(scope, budget)
-        for key, is_attribute, where in steps:
-            kind = type(value)
-            if kind is dict or (kind is list and not is_attribute):
-                try:
-                    value = value[key]
-                    continue
-                except (KeyError, IndexError, TypeError):
-                    pass  # the general case below explains what went wrong
-            if is_attribute:
-                value = _attribute_of(value, key, where)
-            else:
-                value = _index(value, key, where, budget)
-        return value
+    def evaluate(scope: Scope, budget: Budget) -> Any:
+        return _walk(base(scope, budget), steps, budget)
 
     return evaluate
+
+
+def _name_path(name: str, steps: tuple[tuple[Any, bool, str], ...]) -> _Evaluator:
+    """`name.a[0]`, the most common expression, as one closure: faster than a name evaluator
+    under a path evaluator, and fewer objects for the collector to walk per definition."""
+
+    def evaluate(scope: Scope, budget: Budget) -> Any:
+        try:
+            value = scope[name]
+        except KeyError:
+            raise _undefined(name, scope) from None
+        return _walk(value, steps, budget)
+
+    return evaluate
+
+
+def _walk(value: Any, steps: tuple[tuple[Any, bool, str], ...], budget: Budget) -> Any:
+    for key, is_attribute, where in steps:
+        kind = type(value)
+        if kind is dict or (kind is list and not is_attribute):
+            try:
+                value = value[key]
+                continue
+            except (KeyError, IndexError, TypeError):
+                pass  # the general case below explains what went wrong
+        if is_attribute:
+            value = _attribute_of(value, key, where)
+        else:
+            value = _index(value, key, where, budget)
+    return value
 
 
 def _attribute_of(value: Any, key: str, where: str) -> Any:
@@ -578,7 +665,7 @@ def _attribute_of(value: Any, key: str, where: str) -> Any:
 
 
 def _subscript(target: _Evaluator, key_evaluator: _Evaluator, where: str) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         container = target(scope, budget)
         key = key_evaluator(scope, budget)
         if _clock() > budget[0]:
@@ -588,7 +675,7 @@ def _subscript(target: _Evaluator, key_evaluator: _Evaluator, where: str) -> _Ev
     return evaluate
 
 
-def _index(container: Any, key: Any, where: str, budget: _Budget) -> Any:
+def _index(container: Any, key: Any, where: str, budget: Budget) -> Any:
     """`container[key]` for the containers the language knows, with errors that explain."""
     if isinstance(container, _MAPPINGS):
         if isinstance(key, slice):
@@ -619,19 +706,19 @@ def _index(container: Any, key: Any, where: str, budget: _Budget) -> Any:
     raise ExpressionEvaluationError(f"cannot index `{where}`: it is {_a(type_name(container))}")
 
 
-def _slice_of(container: Sequence[Any], key: slice, where: str, budget: _Budget) -> Any:
+def _slice_of(container: Sequence[Any], key: slice, where: str, budget: Budget) -> Any:
     try:
         length = len(range(*key.indices(len(container))))
     except (TypeError, ValueError) as error:
         raise ExpressionEvaluationError(f"bad slice of `{where}`: {error}") from None
-    _charge(budget, length if isinstance(container, str) else length * _SLOT_SIZE)
+    charge(budget, length if isinstance(container, str) else length * _SLOT_SIZE)
     return container[key]
 
 
 def _slice(
     lower: _Evaluator | None, upper: _Evaluator | None, step: _Evaluator | None
 ) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> slice:
+    def evaluate(scope: Scope, budget: Budget) -> slice:
         return slice(
             None if lower is None else lower(scope, budget),
             None if upper is None else upper(scope, budget),
@@ -642,25 +729,29 @@ def _slice(
 
 
 def _list(elements: tuple[_Evaluator, ...]) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> list[Any]:
+    def evaluate(scope: Scope, budget: Budget) -> list[Any]:
         if _clock() > budget[0]:
             raise _over_time()
-        return [element(scope, budget) for element in elements]
+        values = [element(scope, budget) for element in elements]
+        charge(budget, _items_size(values))
+        return values
 
     return evaluate
 
 
 def _tuple(elements: tuple[_Evaluator, ...]) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> tuple[Any, ...]:
+    def evaluate(scope: Scope, budget: Budget) -> tuple[Any, ...]:
         if _clock() > budget[0]:
             raise _over_time()
-        return tuple(element(scope, budget) for element in elements)
+        values = [element(scope, budget) for element in elements]
+        charge(budget, _items_size(values))
+        return tuple(values)
 
     return evaluate
 
 
 def _dict(items: tuple[tuple[_Evaluator, _Evaluator], ...], where: str) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> dict[Any, Any]:
+    def evaluate(scope: Scope, budget: Budget) -> dict[Any, Any]:
         if _clock() > budget[0]:
             raise _over_time()
         result: dict[Any, Any] = {}
@@ -673,19 +764,32 @@ def _dict(items: tuple[tuple[_Evaluator, _Evaluator], ...], where: str) -> _Eval
                 raise ExpressionEvaluationError(
                     f"{_a(type_name(key))} cannot be a key in `{where}`"
                 ) from None
+        charge(budget, estimated_size(result))
         return result
 
     return evaluate
+
+
+def _items_size(values: list[Any]) -> int:
+    """The estimated size of a new list or tuple of `values`: a slot each, plus each value as
+    often as it appears (`[a.big, a.big]` writes `a.big` out twice); counting stops past the
+    limit."""
+    size = _SLOT_SIZE * len(values)
+    for value in values:
+        if size > MAX_VALUE_SIZE:
+            break
+        size += estimated_size(value, MAX_VALUE_SIZE - size)
+    return size
 
 
 def _binary(
     left: _Evaluator,
     right: _Evaluator,
     symbol: str,
-    operation: Callable[[Any, Any, _Budget], Any],
+    operation: Callable[[Any, Any, Budget], Any],
     where: str,
 ) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         left_value = left(scope, budget)
         right_value = right(scope, budget)
         if _clock() > budget[0]:
@@ -710,7 +814,7 @@ def _binary(
 def _unary(
     operand: _Evaluator, symbol: str, operation: Callable[[Any], Any], where: str
 ) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         value = operand(scope, budget)
         try:
             return operation(value)
@@ -723,14 +827,14 @@ def _unary(
 
 
 def _not(operand: _Evaluator) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> bool:
+    def evaluate(scope: Scope, budget: Budget) -> bool:
         return not operand(scope, budget)
 
     return evaluate
 
 
 def _and(operands: tuple[_Evaluator, ...]) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         value = None
         for operand in operands:
             value = operand(scope, budget)
@@ -742,7 +846,7 @@ def _and(operands: tuple[_Evaluator, ...]) -> _Evaluator:
 
 
 def _or(operands: tuple[_Evaluator, ...]) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         value = None
         for operand in operands:
             value = operand(scope, budget)
@@ -758,7 +862,7 @@ def _compare(
     steps: tuple[tuple[str, Callable[[Any, Any], Any], _Evaluator], ...],
     where: str,
 ) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         left = first(scope, budget)
         result: Any = True
         for symbol, comparison, right_evaluator in steps:  # Python's chained semantics
@@ -782,16 +886,22 @@ def _compare(
 
 def _call(
     name: str,
-    function: Callable[..., Any],
+    function: _Function,
     arguments: tuple[_Evaluator, ...],
     where: str,
 ) -> _Evaluator:
-    def evaluate(scope: Scope, budget: _Budget) -> Any:
+    call, builds = function.call, function.builds
+
+    def evaluate(scope: Scope, budget: Budget) -> Any:
         values = [argument(scope, budget) for argument in arguments]
         if _clock() > budget[0]:
             raise _over_time()
+        expected = 0
         try:
-            result = function(*values)
+            if builds is not None:  # charged before the text is made
+                expected = builds(values[0])
+                charge(budget, expected)
+            result = call(*values)
         except ExpressionError as error:
             raise type(error)(f"{error.message} (in `{where}`)") from None
         except TypeError as error:
@@ -803,8 +913,8 @@ def _call(
             raise ExpressionEvaluationError(f"`{where}` failed: {error}") from None
         if type(result) is int:
             return _within_integer_limit(result)
-        if type(result) is str:
-            _charge(budget, len(result))
+        if type(result) is str and len(result) > expected:  # the estimate fell short
+            charge(budget, len(result) - expected)
         return result
 
     return evaluate
@@ -857,64 +967,83 @@ def _within_integer_limit(value: Any) -> Any:
     return value
 
 
-def _estimated_size(value: Any) -> int:
+def estimated_size(value: Any, limit: int = MAX_VALUE_SIZE) -> int:
     """About how many bytes `value` stands for: string lengths, 8 per element, a share for large
     integers, counting a shared part every time it appears (as writing it out would). Counting
-    stops past the limit, so the cost is bounded however large the value is."""
-    if isinstance(value, _TEXTS):
+    stops past `limit`, so the cost is bounded however large the value is."""
+    kind = type(value)
+    if kind is str:
         return len(value)
+    if value is None or kind is bool or kind is float:
+        return 0
     size = 0
     pending = [value]
     while pending:
         item = pending.pop()
-        if isinstance(item, _TEXTS):
+        kind = type(item)
+        if kind is str:  # the common kinds first, by exact type: this runs per placed value
+            size += len(item)
+        elif kind is dict:
+            size += 2 * _SLOT_SIZE * len(item)
+            if size <= limit:
+                pending += item.keys()
+                pending += item.values()
+        elif kind is list or kind is tuple:
+            size += _SLOT_SIZE * len(item)
+            if size <= limit:
+                pending += item
+        elif kind is int:
+            size += item.bit_length() // 8
+        elif item is None or kind is bool or kind is float:
+            continue
+        elif isinstance(item, _TEXTS):
             size += len(item)
         elif isinstance(item, int):
             size += item.bit_length() // 8
         elif isinstance(item, _ARRAYS):
             size += _SLOT_SIZE * len(item)
-            if size <= MAX_VALUE_SIZE:
+            if size <= limit:
                 pending.extend(item)
         elif isinstance(item, _MAPPINGS):
             size += 2 * _SLOT_SIZE * len(item)
-            if size <= MAX_VALUE_SIZE:
+            if size <= limit:
                 pending.extend(item.keys())
                 pending.extend(item.values())
-        if size > MAX_VALUE_SIZE:
+        if size > limit:
             break
     return size
 
 
-def _add(left: Any, right: Any, budget: _Budget) -> Any:
+def _add(left: Any, right: Any, budget: Budget) -> Any:
     if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
-        _charge(budget, _estimated_size(left) + _estimated_size(right))
+        charge(budget, estimated_size(left) + estimated_size(right))
         return operator.add(left, right)  # mixed kinds raise TypeError, as they should
     return _within_integer_limit(left + right)
 
 
-def _subtract(left: Any, right: Any, budget: _Budget) -> Any:
+def _subtract(left: Any, right: Any, budget: Budget) -> Any:
     return _within_integer_limit(left - right)
 
 
-def _multiply(left: Any, right: Any, budget: _Budget) -> Any:
+def _multiply(left: Any, right: Any, budget: Budget) -> Any:
     if isinstance(left, _SEQUENCES) and isinstance(right, int):
-        _charge(budget, _estimated_size(left) * max(right, 0))
+        charge(budget, estimated_size(left) * max(right, 0))
         return left * right
     if isinstance(right, _SEQUENCES) and isinstance(left, int):
-        _charge(budget, _estimated_size(right) * max(left, 0))
+        charge(budget, estimated_size(right) * max(left, 0))
         return left * right
     return _within_integer_limit(left * right)
 
 
-def _divide(left: Any, right: Any, budget: _Budget) -> Any:
+def _divide(left: Any, right: Any, budget: Budget) -> Any:
     return left / right
 
 
-def _floor_divide(left: Any, right: Any, budget: _Budget) -> Any:
+def _floor_divide(left: Any, right: Any, budget: Budget) -> Any:
     return _within_integer_limit(left // right)
 
 
-def _modulo(left: Any, right: Any, budget: _Budget) -> Any:
+def _modulo(left: Any, right: Any, budget: Budget) -> Any:
     if isinstance(left, _TEXTS):
         # printf-style formatting can pad to any width: "%0999999999d" % 1
         raise ExpressionEvaluationError(
@@ -923,7 +1052,7 @@ def _modulo(left: Any, right: Any, budget: _Budget) -> Any:
     return _within_integer_limit(left % right)
 
 
-def _power(base: Any, exponent: Any, budget: _Budget) -> Any:
+def _power(base: Any, exponent: Any, budget: Budget) -> Any:
     if (
         isinstance(base, int)
         and isinstance(exponent, int)
@@ -939,7 +1068,7 @@ def _power(base: Any, exponent: Any, budget: _Budget) -> Any:
     return _within_integer_limit(result)
 
 
-_BINARY: Final[Mapping[type[ast.operator], tuple[str, Callable[[Any, Any, _Budget], Any]]]] = {
+_BINARY: Final[Mapping[type[ast.operator], tuple[str, Callable[[Any, Any, Budget], Any]]]] = {
     ast.Add: ("+", _add),
     ast.Sub: ("-", _subtract),
     ast.Mult: ("*", _multiply),
@@ -990,7 +1119,7 @@ def format_value(value: Any) -> str:
             return str(value)
         except ValueError as error:  # an integer of more than 4300 digits
             raise ExpressionLimitError(f"cannot write the number as text: {error}") from None
-    size = _estimated_size(value)
+    size = estimated_size(value)
     if size > MAX_VALUE_SIZE:
         raise ExpressionLimitError(
             f"the value is about {size:,} bytes as text, over the limit of "
@@ -1049,11 +1178,17 @@ def _upper(text: Any) -> str:
     return text.upper()
 
 
+def _text_length(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
+
+
 @dataclass(frozen=True)
 class _Function:
     call: Callable[..., Any]
     min_arguments: int = 1
     max_arguments: int | None = 1  # None: any number
+    # For functions that make text: its size, from the first argument, before it is made.
+    builds: Callable[[Any], int] | None = None
 
     def takes(self, count: int) -> bool:
         return count >= self.min_arguments and (
@@ -1070,7 +1205,7 @@ class _Function:
 
 _FUNCTIONS: Final[Mapping[str, _Function]] = {
     "len": _Function(len),
-    "str": _Function(format_value),
+    "str": _Function(format_value, builds=estimated_size),
     "int": _Function(int, 1, 2),
     "float": _Function(float),
     "bool": _Function(bool),
@@ -1079,7 +1214,7 @@ _FUNCTIONS: Final[Mapping[str, _Function]] = {
     "sum": _Function(_sum, 1, 2),
     "abs": _Function(abs),
     "round": _Function(_round, 1, 2),
-    "lower": _Function(_lower),
-    "upper": _Function(_upper),
+    "lower": _Function(_lower, builds=_text_length),
+    "upper": _Function(_upper, builds=_text_length),
 }
 _FUNCTION_LIST: Final = ", ".join(sorted(_FUNCTIONS))

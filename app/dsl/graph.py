@@ -9,7 +9,8 @@ order). A step that waits for X also waits for X's handlers, so "X is finished" 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from app.dsl.catalog import RESERVED_OUTPUTS, TaskCatalog
@@ -42,18 +43,18 @@ def build_graph(
     by_id = _unique_steps(steps, problems)
     handlers = _handlers(steps)
     names = _Names(by_id, inputs, strict_inputs, catalog, problems)
+    previous = _previous_steps(steps, mode)
     direct = {
-        step.id: _direct_dependencies(step, steps, mode, by_id, handlers, problems)
+        step.id: _direct_dependencies(step, mode, by_id, previous, problems)
         for step in by_id.values()
     }
     dependencies = _settled(direct, handlers)
     order = _topological_order(dependencies, by_id, problems)
     if order is not None:
-        ancestors = _ancestors(order, dependencies)
-        for step in by_id.values():
-            names.check_step(step, ancestors[step.id])
+        for step_id, ancestors in _with_ancestors(order, dependencies):
+            names.check_step(by_id[step_id], ancestors)
     for output in outputs:
-        names.check(output.value.references, output.loc, visible_steps=by_id.keys())
+        names.check(output.value.references, output.loc, visible_steps=by_id)
     for connection in connections.values():
         for name, template in connection.params.items():
             for reference in template.references:
@@ -86,6 +87,27 @@ def _handlers(steps: Sequence[Step]) -> dict[str, tuple[str, ...]]:
     return {parent: tuple(ids) for parent, ids in handlers.items()}
 
 
+def _previous_steps(steps: Sequence[Step], mode: Mode) -> dict[str, str]:
+    """The step each step follows by its place in the definition, in one pass: a handler
+    follows the step it handles (the first handler) or the handler before it; in `sequential`
+    mode a top-level step follows the top-level step before it. A repeated id keeps the place
+    of its first occurrence (the step `_unique_steps` keeps)."""
+    previous: dict[str, str] = {}
+    last_top_level: str | None = None
+    last_handler: dict[str, str] = {}  # handled step -> its last handler so far
+    for step in steps:
+        if step.handler_of is not None:
+            before: str | None = last_handler.get(step.handler_of, step.handler_of)
+            last_handler[step.handler_of] = step.id
+        elif mode is Mode.SEQUENTIAL:
+            before, last_top_level = last_top_level, step.id
+        else:
+            continue
+        if before is not None:
+            previous.setdefault(step.id, before)
+    return previous
+
+
 def step_references(step: Step) -> set[str]:
     """Roots of every reference a step makes (arguments, condition, for_each)."""
     return {reference.root for reference in _references(step)}
@@ -102,22 +124,14 @@ def _references(step: Step) -> Iterable[Reference]:
 
 def _direct_dependencies(
     step: Step,
-    steps: Sequence[Step],
     mode: Mode,
     by_id: Mapping[str, Step],
-    handlers: Mapping[str, tuple[str, ...]],
+    previous: Mapping[str, str],
     problems: ProblemCollector,
 ) -> set[str]:
     waits: set[str] = set()
-    if step.handler_of is not None:
-        siblings = handlers[step.handler_of]
-        position = siblings.index(step.id)
-        waits.add(step.handler_of if position == 0 else siblings[position - 1])
-    elif mode is Mode.SEQUENTIAL:
-        top_level = [other.id for other in steps if other.handler_of is None]
-        position = top_level.index(step.id)
-        if position:
-            waits.add(top_level[position - 1])
+    if step.id in previous:
+        waits.add(previous[step.id])
     for index, other in enumerate(step.depends_on):
         if other not in by_id:
             problems.add(
@@ -206,17 +220,43 @@ def _find_cycle(waits: Mapping[str, set[str]]) -> list[str]:
     return list(reversed(path[seen[current] :]))
 
 
-def _ancestors(
+def _with_ancestors(
     order: Sequence[str], dependencies: Mapping[str, frozenset[str]]
-) -> dict[str, frozenset[str]]:
-    ancestors: dict[str, frozenset[str]] = {}
+) -> Iterator[tuple[str, _Ancestors]]:
+    """Each step (in topological order) with its ancestors.
+
+    Ancestors are bitsets over positions in `order` (Python integers), each built from its
+    dependencies' sets: a few machine-word operations per edge instead of a set of ids per
+    step, and a set is dropped once every step that needs it was built, so a long chain
+    holds one set at a time (5,000 steps: a few milliseconds, not gigabytes).
+    """
+    position = {step_id: index for index, step_id in enumerate(order)}
+    unbuilt_dependents = Counter(target for waits in dependencies.values() for target in waits)
+    built: dict[str, int] = {}
     for step_id in order:
-        found: set[str] = set()
+        bits = 0
         for target in dependencies[step_id]:
-            found.add(target)
-            found |= ancestors[target]
-        ancestors[step_id] = frozenset(found)
-    return ancestors
+            bits |= built[target] | (1 << position[target])
+            unbuilt_dependents[target] -= 1
+            if not unbuilt_dependents[target]:
+                del built[target]
+        yield step_id, _Ancestors(bits, position)
+        if unbuilt_dependents[step_id]:
+            built[step_id] = bits
+
+
+class _Ancestors(Container[str]):
+    """`step_id in ancestors`: whether that step finishes before this one starts."""
+
+    __slots__ = ("_bits", "_position")
+
+    def __init__(self, bits: int, position: Mapping[str, int]) -> None:
+        self._bits = bits
+        self._position = position
+
+    def __contains__(self, step_id: object) -> bool:
+        index = self._position.get(step_id) if isinstance(step_id, str) else None
+        return index is not None and bool(self._bits >> index & 1)
 
 
 class _Names:
@@ -236,7 +276,7 @@ class _Names:
         self.catalog = catalog
         self.problems = problems
 
-    def check_step(self, step: Step, ancestors: frozenset[str]) -> None:
+    def check_step(self, step: Step, ancestors: Container[str]) -> None:
         loop_names = {step.for_each.variable, "index"} if step.for_each else set()
         for name, template in step.arguments.items():
             loc = (*step.arguments_loc, name)
@@ -251,19 +291,25 @@ class _Names:
         self,
         references: Iterable[Reference],
         loc: Loc,
-        visible_steps: Iterable[str] = (),
-        loop_names: Iterable[str] = (),
+        visible_steps: Container[str] = (),
+        loop_names: Container[str] = (),
         self_id: str | None = None,
     ) -> None:
-        visible = set(visible_steps)
-        loops = set(loop_names)
+        """Record a problem for each reference that names nothing visible here.
+
+        `visible_steps` is a container, never copied: a step's ancestors may be thousands.
+        """
         for reference in sorted(references, key=lambda ref: (ref.root, str(ref.path))):
-            message = self._problem(reference, visible, loops, self_id)
+            message = self._problem(reference, visible_steps, loop_names, self_id)
             if message:
                 self.problems.add(loc, message, "reference")
 
     def _problem(
-        self, reference: Reference, visible: set[str], loops: set[str], self_id: str | None
+        self,
+        reference: Reference,
+        visible: Container[str],
+        loops: Container[str],
+        self_id: str | None,
     ) -> str | None:
         root, path = reference.root, reference.path
         first = path[0] if path and isinstance(path[0], str) else None

@@ -4,6 +4,11 @@ Coercions (documented in the README): `integer` accepts integers, integral float
 decimal strings (`"42"`); `number` accepts integers, finite floats and numeric strings; `boolean`
 accepts true/false and the strings "true"/"false" (any case); `string`, `object` and `array`
 accept only their own type; `any` accepts everything. Booleans are never numbers.
+
+An optional input (not `required`) that is not given and has no default is null, and null is
+a valid value of every optional input, whatever its type. The API's door and the engine judge
+inputs with these same functions, and checking checked inputs again changes nothing, so a run
+never fails on the inputs it was accepted with.
 """
 
 from __future__ import annotations
@@ -52,7 +57,10 @@ def validate_inputs(
 
 
 def coerce_input(spec: InputSpec, value: Any, loc: Loc) -> Any:
-    """`value` as the declared type, or InputValidationError saying why it is not."""
+    """`value` as the declared type (null stays null for an optional input), or
+    InputValidationError saying why it is not."""
+    if value is None and not spec.required:
+        return None
     coerced = _COERCIONS[spec.type](value)
     if coerced is _INVALID:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."

@@ -39,7 +39,13 @@ from typing import Any, Literal
 
 from app.dsl.json_reader import read_json
 from app.dsl.yaml_data import Reading
-from app.dsl.yaml_limits import MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_NODES, check_size
+from app.dsl.yaml_limits import (
+    MAX_DEFINITION_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
+    capped,
+    check_size,
+)
 from app.dsl.yaml_positions import Position, definition_error, position_at
 from app.dsl.yaml_reader import read_yaml
 from app.errors import DefinitionError, Loc, Problem
@@ -118,7 +124,7 @@ def _document(reading: Reading, format: Format) -> Document:
         raise definition_error("a flow definition must be a mapping", "not_a_mapping", start)
     problems = [*reading.problems, *_unstorable_characters(reading)]
     if problems:
-        raise DefinitionError(problems)
+        raise DefinitionError(capped(problems))
     return Document(reading.data, MappingProxyType(reading.positions), format)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from app.dsl.catalog import RESERVED_OUTPUTS, TaskCatalog, TaskSpec
 from app.dsl.fields import FieldReader
 from app.dsl.models import ConnectionSpec, ErrorAction, ForEach, RetryPolicy, Step
+from app.dsl.sql_text import check_sql_text
 from app.dsl.templates import Template
 from app.errors import Loc, format_loc
 
@@ -37,6 +38,8 @@ CUSTOM_FIELDS = COMMON_FIELDS | {"task", "inputs"}
 RETRY_FIELDS = frozenset({"max_attempts", "delay", "backoff", "max_delay", "jitter", "retry_on"})
 MAX_ATTEMPTS = 100
 MAX_CONCURRENCY = 1000
+_DEFAULT_RETRY = RetryPolicy()
+DEFAULT_MAX_STEPS = 5_000  # steps per definition, handlers included (the MAX_STEPS setting)
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,7 @@ class StepParser:
                             f"{spec.name} has no parameter {name!r} (parameters: {known})",
                             "extra",
                         )
+            check_sql_text(arguments, spec.sql_text, loc, self.problems)
         compiled: dict[str, Template] = {}
         for name, value in arguments.items():
             template = self.read.template(value, (*loc, name))
@@ -293,7 +297,7 @@ def parse_retry(read: FieldReader, raw: Mapping[str, Any], loc: Loc) -> RetryPol
     retry_on: list[str] = []
     if "retry_on" in raw:
         retry_on = read.string_list(raw["retry_on"], field_loc("retry_on")) or []
-    return RetryPolicy(
+    policy = RetryPolicy(
         max_attempts=min(max_attempts, MAX_ATTEMPTS),
         delay=number("delay", default.delay),
         backoff=number("backoff", default.backoff, minimum=1),
@@ -301,3 +305,24 @@ def parse_retry(read: FieldReader, raw: Mapping[str, Any], loc: Loc) -> RetryPol
         jitter=jitter,
         retry_on=frozenset(retry_on),
     )
+    return _DEFAULT_RETRY if policy == _DEFAULT_RETRY else policy  # most steps share one
+
+
+def count_steps(raw: Any) -> int:
+    """How many steps a raw `steps:` list declares, the handlers under `on_error:` included,
+    counted on the loaded data before anything is parsed (every shape is tolerated)."""
+    count = 0
+    pending = [raw]
+    while pending:
+        items = pending.pop()
+        if not isinstance(items, list):
+            continue
+        count += len(items)
+        for item in items:
+            if not isinstance(item, Mapping):
+                continue
+            # `- task: X` carries its fields beside it; `- <type>: {...}` inside its body.
+            body = item if "task" in item or len(item) != 1 else next(iter(item.values()))
+            if isinstance(body, Mapping):
+                pending.append(body.get("on_error"))
+    return count

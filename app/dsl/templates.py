@@ -14,22 +14,27 @@ the value `(X)`: `"not ${check_cache.exists}"` means `not (check_cache.exists)`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from app.dsl.expressions import (
     MAX_VALUE_SIZE,
+    Budget,
     Expression,
     Reference,
     Scope,
+    charge,
     compile_expression,
+    estimated_size,
     format_value,
+    new_budget,
     type_name,
 )
 from app.dsl.placeholders import Placeholder, find_placeholders, unescape
 from app.errors import ExpressionLimitError, ExpressionSyntaxError, Loc, format_loc
 
 _NO_REFERENCES: frozenset[Reference] = frozenset()
+_NO_DEADLINE = float("inf")  # each expression sets its own
 
 
 class Template(ABC):
@@ -41,9 +46,23 @@ class Template(ABC):
         self.references = references
         self.is_constant = is_constant  # no placeholder anywhere inside
 
-    @abstractmethod
     def render(self, scope: Scope) -> Any:
-        """The value for one run; raises `ExpressionEvaluationError` (or `ExpressionLimitError`)."""
+        """The value for one run; raises `ExpressionEvaluationError` (or `ExpressionLimitError`).
+
+        Everything the render builds counts against one budget (`MAX_ALLOCATED`): what its
+        expressions build, the text it joins around placeholders, and each value it places in
+        a list or mapping of the definition, as often as it appears there."""
+        return self.render_within(scope, [_NO_DEADLINE, 0])  # a `new_budget()`, inline
+
+    @abstractmethod
+    def render_within(self, scope: Scope, budget: Budget) -> Any:
+        """As `render`, counting what it builds in `budget` (shared with other templates)."""
+
+
+def render_all(templates: Mapping[str, Template], scope: Scope) -> dict[str, Any]:
+    """Render each template (a step's arguments), all of them within one budget."""
+    budget = new_budget()
+    return {name: template.render_within(scope, budget) for name, template in templates.items()}
 
 
 class _Constant(Template):
@@ -54,6 +73,9 @@ class _Constant(Template):
         self.value = value
 
     def render(self, scope: Scope) -> Any:
+        return self.value
+
+    def render_within(self, scope: Scope, budget: Budget) -> Any:
         return self.value
 
 
@@ -69,6 +91,9 @@ class _Native(Template):
     def render(self, scope: Scope) -> Any:
         return self.expression.evaluate(scope)
 
+    def render_within(self, scope: Scope, budget: Budget) -> Any:
+        return self.expression.evaluate_within(scope, budget)
+
 
 class _Text(Template):
     """Text around placeholders: always a string."""
@@ -82,17 +107,26 @@ class _Text(Template):
         super().__init__(references, is_constant=False)
         self.parts = parts
 
-    def render(self, scope: Scope) -> str:
+    def render_within(self, scope: Scope, budget: Budget) -> str:
         pieces: list[str] = []
         length = 0
         for part in self.parts:
-            piece = part if isinstance(part, str) else format_value(part.evaluate(scope))
+            if isinstance(part, str):
+                piece = part
+            else:
+                value = part.evaluate_within(scope, budget)
+                if isinstance(value, str):
+                    piece = value
+                else:  # written out as text: a new string (refused past 1 MiB before writing)
+                    piece = format_value(value)
+                    charge(budget, len(piece))
             length += len(piece)
             if length > MAX_VALUE_SIZE:
                 raise ExpressionLimitError(
                     f"the text would be over {MAX_VALUE_SIZE:,} characters (1 MiB)"
                 )
             pieces.append(piece)
+        charge(budget, length)  # the joined text, before it is joined
         return "".join(pieces)
 
 
@@ -103,8 +137,13 @@ class _Dict(Template):
         super().__init__(_union(template for _, template in items), is_constant=False)
         self.items = items
 
-    def render(self, scope: Scope) -> dict[Any, Any]:
-        return {key: template.render(scope) for key, template in self.items}
+    def render_within(self, scope: Scope, budget: Budget) -> dict[Any, Any]:
+        rendered = {}
+        for key, template in self.items:
+            rendered[key] = value = template.render_within(scope, budget)
+            if type(value) not in _SCALARS and type(template) is _Native:
+                _count_placed(value, budget)
+        return rendered
 
 
 class _List(Template):
@@ -114,8 +153,41 @@ class _List(Template):
         super().__init__(_union(items), is_constant=False)
         self.items = items
 
-    def render(self, scope: Scope) -> list[Any]:
-        return [template.render(scope) for template in self.items]
+    def render_within(self, scope: Scope, budget: Budget) -> list[Any]:
+        rendered = []
+        for template in self.items:
+            value = template.render_within(scope, budget)
+            if type(value) not in _SCALARS and type(template) is _Native:
+                _count_placed(value, budget)
+            rendered.append(value)
+        return rendered
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})  # placed, they add nothing worth counting
+
+
+def _count_placed(value: Any, budget: Budget) -> None:
+    """A value a placeholder reads, placed in a list or mapping of the definition, counts as
+    built there: `[${a.big}, ${a.big}, ...]` writes it out once per item."""
+    charge(budget, estimated_size(value), one_value=False)
+
+
+def written_at(template: Template, path: Sequence[str]) -> bool:
+    """Whether every value `path` reaches in `template` is written in the definition: no
+    placeholder makes it, nor a container on the way to it. In `path`, `[]` stands for every
+    element of a list; a key the value does not have reaches nothing."""
+    if template.is_constant:
+        return True
+    if not path:
+        return False
+    head, rest = path[0], path[1:]
+    if head == "[]":
+        return isinstance(template, _List) and all(
+            written_at(item, rest) for item in template.items
+        )
+    if not isinstance(template, _Dict):
+        return False
+    return all(written_at(item, rest) for key, item in template.items if key == head)
 
 
 def _union(templates: Iterable[Template]) -> frozenset[Reference]:

@@ -10,7 +10,7 @@ as YAML.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.errors import DefinitionError, Loc, Problem
 
@@ -18,8 +18,10 @@ BREAK_CHARS = "\r\n\x85\u2028\u2029"  # what YAML counts as a line break, with C
 _LINE_BREAK = re.compile(f"\r\n|[{BREAK_CHARS}]")
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
+    """A named pair: a definition has one per key and item (25,000 for 5,000 steps), and a
+    tuple is made several times faster than a frozen dataclass."""
+
     line: int  # 1-based
     column: int  # 1-based
 

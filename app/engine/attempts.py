@@ -12,12 +12,14 @@ from typing import Any
 
 from app.connections.manager import ConnectionManager
 from app.dsl.models import ConnectionSpec, Step
+from app.dsl.sql_text import spliced_sql
+from app.dsl.templates import render_all
 from app.engine.clock import utcnow
 from app.engine.limits import RunLimits, step_outputs
 from app.engine.retries import is_retryable, retry_delay
 from app.engine.scope import context_value
 from app.engine.store import RunStore, TaskKey, TaskStatus
-from app.errors import MissingOutputError, RunError, UnknownConnectionError
+from app.errors import MissingOutputError, NonRetryableError, RunError, UnknownConnectionError
 from app.storable import JsonData
 from app.tasks.context import TaskContext
 from app.tasks.registry import RegisteredTask, TaskRegistry
@@ -124,7 +126,11 @@ class TaskRunner:
     ) -> JsonData:
         """The outputs as they are kept: declared, storable, within MAX_STEP_OUTPUT_BYTES.
         Later steps see them as stored, so a run resumed from the store sees the same."""
-        arguments = {name: template.render(scope) for name, template in step.arguments.items()}
+        if task.spec.sql_text:  # validation refuses these; a definition built in code is not
+            spliced = spliced_sql(step.arguments, task.spec.sql_text)
+            if spliced is not None:
+                raise NonRetryableError(spliced)
+        arguments = render_all(step.arguments, scope)  # within one budget of built values
         context = TaskContext.for_attempt(self.run_id, self.flow, step.id, index, attempt)
         async with _deadline(step.timeout), self._connection(step, task) as connection:
             outputs = await task.invoke(

@@ -22,6 +22,7 @@ from app.dsl.definitions import build_definition
 from app.dsl.inputs import validate_inputs
 from app.dsl.loading import Document, load_document
 from app.dsl.models import FlowDefinition
+from app.dsl.steps import DEFAULT_MAX_STEPS
 from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.environment import default_environment
 from app.engine.limits import RunLimits
@@ -53,7 +54,9 @@ class FlowExecutor:
         env: Mapping[str, str] | None = None,
         cache_size: int = 256,
         limits: RunLimits | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
     ) -> None:
+        """`max_steps`: the most steps (handlers included) a definition may have."""
         self.registry = builtin_registry()
         if registry is not None:
             self.registry.include(registry)
@@ -64,12 +67,15 @@ class FlowExecutor:
         self._definitions: OrderedDict[str | bytes, FlowDefinition] = OrderedDict()
         self._cache_size = cache_size
         self.limits = limits or RunLimits()
+        self.max_steps = max_steps
 
     def parse(self, source: str | bytes, *, format: Format | None = None) -> ParsedFlow:
         """Load and validate a definition, keeping the loaded document; DefinitionError if not."""
         document = load_document(source, format=format)
         _check_storable(document)
-        definition = build_definition(document, self.registry.catalog(), self._connection_types)
+        definition = build_definition(
+            document, self.registry.catalog(), self._connection_types, max_steps=self.max_steps
+        )
         return ParsedFlow(document, definition)
 
     def load(self, source: Source, *, format: Format | None = None) -> FlowDefinition:

@@ -425,21 +425,30 @@ def kept_on_retry(
 ) -> dict[str, TaskOutcome]:
     """The steps a retried run keeps: completed or skipped, with every dependency kept too.
 
-    A skip decided on the result of a step that runs again is decided again.
+    A skip decided on the result of a step that runs again is decided again. Decided without
+    recursion: a chain of thousands of steps, listed in any order, is as deep as it is long.
     """
     decided: dict[str, bool] = {}
-
-    def keep(step_id: str) -> bool:
-        if step_id not in decided:
+    for start in previous:
+        pending = [start]
+        while pending:
+            step_id = pending[-1]
+            if step_id in decided:
+                pending.pop()
+                continue
             outcome = previous.get(step_id)
-            decided[step_id] = (
-                outcome is not None
-                and outcome.status in (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
-                and all(keep(dependency) for dependency in definition.dependencies[step_id])
-            )
-        return decided[step_id]
-
-    return {step_id: outcome for step_id, outcome in previous.items() if keep(step_id)}
+            if outcome is None or outcome.status not in (TaskStatus.COMPLETED, TaskStatus.SKIPPED):
+                decided[step_id] = False
+                pending.pop()
+                continue
+            dependencies = definition.dependencies[step_id]
+            undecided = [dependency for dependency in dependencies if dependency not in decided]
+            if undecided:
+                pending.extend(undecided)
+                continue
+            decided[step_id] = all(decided[dependency] for dependency in dependencies)
+            pending.pop()
+    return {step_id: outcome for step_id, outcome in previous.items() if decided[step_id]}
 
 
 class _ElementFailed(Exception):

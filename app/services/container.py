@@ -94,6 +94,7 @@ class Services:
                 max_run_document_bytes=settings.max_run_document_bytes,
                 max_fan_out=settings.max_fan_out,
             ),
+            max_steps=settings.max_steps,
         )
         changes = AccessChanges()
         access = FlowAccessPolicy(

@@ -6,6 +6,7 @@ A flow belongs to the user who registered its first version. Who may do what wit
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,9 +73,14 @@ class FlowService:
         self.changes = changes
         self.limits = limits
 
-    def validate(self, source: str | bytes, format: Format | None = None) -> ValidationReport:
+    async def validate(self, source: str | bytes, format: Format | None = None) -> ValidationReport:
         """Check a definition without saving it; DefinitionError lists every problem."""
-        return _report(self.executor.parse(source, format=format).definition)
+        return _report((await self._parse(source, format)).definition)
+
+    async def _parse(self, source: str | bytes, format: Format | None) -> ParsedFlow:
+        """Parse off the event loop: a large definition (or a small one whose YAML aliases
+        expand) takes a noticeable time to validate, and every other request would wait."""
+        return await asyncio.to_thread(self.executor.parse, source, format=format)
 
     async def register(
         self,
@@ -96,7 +102,7 @@ class FlowService:
                 f"change notes have at most {MAX_CHANGE_NOTES} characters",
                 loc=("query", "change_notes"),
             )
-        parsed = self.executor.parse(source, format=format)  # refuses bytes that are not UTF-8
+        parsed = await self._parse(source, format)  # refuses bytes that are not UTF-8
         text = source.decode("utf-8") if isinstance(source, bytes) else source
         definition = parsed.definition
         if name is not None and definition.name != name:

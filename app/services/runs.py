@@ -305,7 +305,10 @@ class RunService:
     async def _load_definition(self, definition_id: int) -> FlowDefinition:
         async with self.sessions() as session:
             source, format = await definitions.source_of(session, definition_id)
-        definition = self.executor.load(source, format="json" if format == "json" else "yaml")
+        parsed = await asyncio.to_thread(  # off the event loop: it may be large
+            self.executor.parse, source, format="json" if format == "json" else "yaml"
+        )
+        definition = parsed.definition
         self._definitions[definition_id] = definition
         if len(self._definitions) > DEFINITION_CACHE_SIZE:
             self._definitions.popitem(last=False)

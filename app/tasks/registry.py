@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app.dsl.catalog import TaskSpec
+from app.dsl.sql_text import sql_path
 from app.errors import NonRetryableError, UnknownTaskError
 from app.tasks.context import TaskContext
 
@@ -154,6 +155,9 @@ def _describe(
             continue
         target = required if parameter.default is inspect.Parameter.empty else optional
         target.add(parameter.name)
+    if "sql_text" in spec_fields:
+        declared = _sql_text(name, spec_fields["sql_text"], None if any_params else names)
+        spec_fields = {**spec_fields, "sql_text": declared}
     doc = inspect.getdoc(function) or ""
     spec = TaskSpec(
         name=name,
@@ -171,6 +175,20 @@ def _describe(
         or inspect.iscoroutinefunction(getattr(function, "__call__", None)),  # noqa: B004
         parameters=frozenset(names),
     )
+
+
+def _sql_text(name: str, declared: Iterable[str], parameters: set[str] | None) -> frozenset[str]:
+    """The parameters (or paths into them) a task declares as SQL text, each checked to start
+    at one of its `parameters` (any name, for a function taking **kwargs): a misspelt
+    declaration would protect nothing."""
+    paths = frozenset([declared] if isinstance(declared, str) else declared)
+    for path in paths:
+        parts = sql_path(path)
+        head = parts[0] if parts else "[]"
+        named = head in parameters if parameters is not None else head != "[]"
+        if head in INJECTED_PARAMS or not named:
+            raise ValueError(f"task {name!r}: SQL text {path!r} is not in one of its parameters")
+    return paths
 
 
 def _as_outputs(name: str, result: Any) -> dict[str, Any]:

@@ -94,6 +94,23 @@ def test_validate_prints_every_problem_with_line_and_column(
     assert any(line.startswith(f"{flow}:5:") and "has no output 'nope'" in line for line in lines)
 
 
+def test_validate_refuses_a_value_spliced_into_sql_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = write(
+        tmp_path,
+        "sql.yaml",
+        "flow: Sql\nconnections: {db: {type: postgres, url: u}}\ninputs: {p: string}\n"
+        "steps:\n  - pg_query: {id: q, connection: db, query: \"SELECT '${inputs.p}'\"}\n",
+    )
+
+    assert main(["validate", str(flow)]) == 1
+
+    out = capsys.readouterr().out
+    assert f"{flow}:5:39: steps[0].pg_query.query: `query` is SQL text" in out
+    assert "params: [${inputs.id}]" in out
+
+
 def test_validate_uses_flow_py_beside_the_file_for_custom_tasks(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

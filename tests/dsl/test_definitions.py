@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from app.connections.manager import ConnectionManager
 from app.dsl.catalog import TaskSpec
 from app.dsl.definitions import parse_definition
+from app.dsl.expressions import Reference
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, InputType, Mode
 from app.errors import DefinitionError, Problem
 from app.tasks.builtins import builtin_registry
@@ -253,3 +256,111 @@ def test_characters_no_store_can_keep_are_refused_with_their_place(source: str) 
 
     assert problem.type == "invalid_character"
     assert problem.line == 1
+
+
+def steps_yaml(count: int, *, handlers: int = 0) -> str:
+    lines = ["flow: Many", "steps:"]
+    lines += [f"  - set: {{id: s{index}, values: {{v: {index}}}}}" for index in range(count)]
+    if handlers:
+        listed = ", ".join(f"{{log: {{id: h{index}, message: m}}}}" for index in range(handlers))
+        lines.append(f"  - fail: {{id: f, on_error: [{listed}]}}")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_definition_over_the_step_limit_is_refused_naming_the_limit_and_setting() -> None:
+    parse_definition(steps_yaml(10), CATALOG, TYPES, max_steps=10)
+
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition(steps_yaml(11), CATALOG, TYPES, max_steps=10)
+
+    (problem,) = caught.value.problems
+    assert problem.loc == ("steps",)
+    assert problem.type == "too_many_steps"
+    assert problem.msg == (
+        "the flow has 11 steps (handlers included); at most 10 are allowed (setting MAX_STEPS)"
+    )
+    assert (problem.line, problem.column) == (2, 1)
+
+
+def test_handlers_count_towards_the_step_limit() -> None:
+    parse_definition(steps_yaml(5, handlers=4), CATALOG, TYPES, max_steps=10)  # 5 + f + 4
+
+    with pytest.raises(DefinitionError, match="the flow has 11 steps"):
+        parse_definition(steps_yaml(5, handlers=5), CATALOG, TYPES, max_steps=10)
+
+
+def test_condition_graph_tasks_count_towards_the_step_limit() -> None:
+    tasks = ", ".join(f'{{"name": "t{index}", "task": "log"}}' for index in range(4))
+    graph = f'{{"id": "g", "start_task": "t0", "tasks": [{tasks}], "conditions": []}}'
+
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition(graph, CATALOG, TYPES, max_steps=3)
+
+    (problem,) = caught.value.problems
+    assert (problem.loc, problem.type) == (("tasks",), "too_many_steps")
+
+
+def test_the_default_step_limit_is_5000() -> None:
+    parse_definition(steps_yaml(5000), CATALOG, TYPES)
+
+    with pytest.raises(DefinitionError, match="at most 5,000 are allowed"):
+        parse_definition(steps_yaml(5001), CATALOG, TYPES)
+
+
+def test_a_mistake_repeated_everywhere_is_reported_a_hundred_times_and_counted() -> None:
+    found = problems_of(steps_yaml(150).replace("values:", "valeus:"))
+
+    assert len(found) == 101  # each of 150 steps has 2 problems
+    assert found[0].msg == "set needs the parameter 'values'"
+    assert found[1].msg.startswith("set has no parameter 'valeus'")
+    assert (found[-1].loc, found[-1].type) == ((), "too_many_problems")
+    assert found[-1].msg == "200 more problems are not listed (the first 100 are)"
+
+
+def test_an_expression_repeated_by_yaml_aliases_is_compiled_once() -> None:
+    # 472 bytes that expand to 40,000 placeholders: compiling each took 3 s of CPU.
+    expression = "${1 + 2 * 3 + len([1, 2, 3]) + inputs.x}"
+    source = f"""flow: Aliases
+inputs: [{{name: x, type: integer}}]
+steps:
+  - set:
+      id: a
+      values:
+        l0: &l0 {{a: "{expression}", b: "{expression}", c: "{expression}", d: "{expression}"}}
+        l1: &l1 [*l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0]
+        l2: &l2 [*l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1]
+        l3: &l3 [*l2, *l2, *l2, *l2, *l2, *l2, *l2, *l2, *l2, *l2]
+        l4: [*l3, *l3, *l3, *l3]
+"""
+    started = time.perf_counter()
+    definition = parse(source)
+    elapsed = time.perf_counter() - started
+
+    rendered = definition.steps[0].arguments["values"].render({"inputs": {"x": 1}})
+    assert rendered["l4"][3][9][9][9]["d"] == 11
+    assert elapsed < 1.5
+
+
+def test_a_condition_graph_task_may_have_any_number_of_routes_into_it() -> None:
+    # Its condition was compiled from `t0.status == 'completed' or ...`: past ~150 routes the
+    # text outgrew an expression's limit, and the error escaped as no definition problem.
+    count = 300
+    tasks = [{"name": f"t{index}", "task": "Anything"} for index in range(count)]
+    graph = {
+        "id": "Fan",
+        "start_task": "t0",
+        "tasks": [*tasks, {"name": "last", "task": "Anything"}],
+        "conditions": [
+            {"source_task": f"t{index}", "target_task_success": "last"} for index in range(count)
+        ],
+    }
+
+    definition = parse(json.dumps(graph))
+
+    condition = definition.step("last").condition
+    assert condition is not None
+    assert len(definition.dependencies["last"]) == count
+    skipped = {f"t{index}": {"status": "skipped"} for index in range(count)}
+    assert not condition.evaluate(skipped)
+    assert condition.evaluate({**skipped, "t123": {"status": "completed"}})
+    assert Reference("t299", ("status",)) in condition.references

@@ -4,6 +4,7 @@ that keep an expression from running code or exhausting the process."""
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -632,6 +633,58 @@ def test_one_evaluation_cannot_build_many_large_values() -> None:
         evaluate(source)
 
 
+BIG = "x" * 300_000  # a value from the scope: reading it builds nothing
+MANY = ", ".join(["big"] * 4)  # 1.2 MB once written out, though small in memory
+
+
+@finishes_fast
+@pytest.mark.parametrize(
+    "source",
+    [
+        f"[{MANY}]",
+        f"({MANY},)",
+        "{" + ", ".join(f"'k{index}': big" for index in range(4)) + "}",
+        "[[big, big], [big, big]]",
+        "[big, [big, [big, [big]]]]",
+        "{'a': [big, big], 'b': {'c': big, 'd': big}}",
+        "str([big, big, big, big])",
+        "str({'a': big, 'b': big, 'c': big, 'd': big})",
+        "upper(big + big + big + big)",
+    ],
+)
+def test_literals_are_charged_for_each_value_they_hold_as_often_as_it_appears(
+    source: str,
+) -> None:
+    with pytest.raises(ExpressionLimitError, match=r"1 MiB|1,048,576"):
+        evaluate(source, big=BIG)
+
+
+@finishes_fast
+@pytest.mark.parametrize(
+    "source",
+    [
+        # Each literal is 900 KB: under 1 MiB, but ten of them are 9 MB built in one go.
+        " + ".join(["len([big, big, big])"] * 10),
+        " + ".join(["len((big, big, big))"] * 10),
+        " + ".join(["len({'a': big, 'b': big, 'c': big})"] * 10),
+        " + ".join(["len(upper(big) + lower(big) + big)"] * 10),
+        " + ".join(["len(str([big, big, big]))"] * 10),
+    ],
+)
+def test_literals_and_function_results_count_against_the_evaluations_budget(
+    source: str,
+) -> None:
+    with pytest.raises(ExpressionLimitError, match="builds more than 8,388,608 bytes"):
+        evaluate(source, big=BIG)
+
+
+def test_literals_within_the_limits_are_fine() -> None:
+    assert evaluate("len([big, big, big])", big=BIG) == 3
+    assert evaluate("{'a': big, 'b': big}['b']", big=BIG) == BIG
+    assert evaluate("len(upper(big))", big=BIG) == 300_000
+    assert evaluate(" + ".join(["len([big, big])"] * 10), big=BIG) == 20  # 6 MB in all
+
+
 def test_the_allocation_budget_is_per_evaluation() -> None:
     expression = compile_expression("len('a' * 1000000 + 'b')")
 
@@ -693,3 +746,57 @@ def test_a_compiled_expression_can_be_evaluated_many_times() -> None:
     expression = compile_expression("inputs.n * 2")
 
     assert [expression.evaluate({"inputs": {"n": n}}) for n in range(3)] == [0, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("source", "value"),
+    [
+        ("'\\d'", "\\d"),  # an invalid escape: Python warns, and keeps the backslash
+        ("len('a\\w')", 3),
+    ],
+)
+def test_what_pythons_parser_warns_about_is_accepted_without_a_warning(
+    source: str, value: Any
+) -> None:
+    expressions._compiled.cache_clear()  # compile it here, not from an earlier test
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = compile_expression(source)
+
+    assert caught == []
+    assert compiled.evaluate({}) == value
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("0x1for", "invalid syntax"),
+        ("1 is 1", "'is' is only allowed with None"),
+        ("'\\d' is 1", "'is' is only allowed with None"),
+    ],
+)
+def test_what_pythons_parser_warns_about_is_refused_as_before_without_a_warning(
+    source: str, message: str
+) -> None:
+    expressions._compiled.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ExpressionSyntaxError, match=message):
+            compile_expression(source)
+
+    assert caught == []
+
+
+def test_one_text_is_compiled_once_and_shared() -> None:
+    assert compile_expression("a.b + 1") is compile_expression("a.b + 1")
+
+
+def test_a_refused_text_is_refused_with_a_new_error_each_time() -> None:
+    errors = []
+    for _ in range(2):
+        with pytest.raises(ExpressionSyntaxError) as caught:
+            compile_expression("1 +")
+        errors.append(caught.value)
+
+    assert errors[0] is not errors[1]
+    assert (errors[0].message, errors[0].offset) == (errors[1].message, errors[1].offset)

@@ -734,3 +734,17 @@ def test_a_loaded_document_is_read_only_where_it_matters() -> None:
 
     with pytest.raises(TypeError):
         document.positions[("x",)] = Position(1, 1)  # type: ignore[index]
+
+
+def test_a_problem_repeated_everywhere_is_listed_a_hundred_times_then_counted() -> None:
+    text = json.dumps({"flow": "x", "steps": ["\u0000"] * 150})
+
+    found = problems_of(text)
+
+    assert len(found) == 101
+    assert {problem["type"] for problem in found[:100]} == {"invalid_character"}
+    assert found[-1] == {
+        "loc": [],
+        "msg": "50 more problems are not listed (the first 100 are)",
+        "type": "too_many_problems",
+    }

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.dsl.expressions import Reference
-from app.dsl.templates import compile_condition, compile_template
+from app.dsl.templates import compile_condition, compile_template, render_all
 from app.errors import (
     ExpressionEvaluationError,
     ExpressionLimitError,
@@ -96,6 +96,47 @@ def test_rendered_text_over_one_mebibyte_is_refused() -> None:
 
     with pytest.raises(ExpressionLimitError):
         template.render({"s": "a" * 400_000})
+
+
+BIG = {"big": "x" * 900_000, "list": ["y" * 1000] * 900, "n": 1}  # each about 900 KB
+BUDGET = "builds more than 8,388,608 bytes"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # Text around placeholders: each text is under 1 MiB, ten of them are 9 MB.
+        {f"k{index}": "<${big}>" for index in range(10)},
+        [f"${{big}} {index}" for index in range(10)],
+        {"a": [{"b": "${list}!"}] * 10},
+        # A value a placeholder reads, placed in a list or mapping of the definition as often
+        # as it is written there: `[${big}, ${big}, ...]` is 9 MB once written out.
+        ["${big}"] * 10,
+        {f"k{index}": "${list}" for index in range(10)},
+        [["${big}", "${list}"]] * 5,
+    ],
+)
+def test_what_one_render_builds_is_charged_against_one_budget(value: Any) -> None:
+    template = compile_template(value)
+
+    with pytest.raises(ExpressionLimitError, match=BUDGET):
+        template.render(BIG)
+
+
+def test_one_budget_spans_a_steps_arguments() -> None:
+    arguments = {f"a{index}": compile_template("<${big}>") for index in range(10)}
+
+    assert all(len(template.render(BIG)) == 900_002 for template in arguments.values())
+    with pytest.raises(ExpressionLimitError, match=BUDGET):
+        render_all(arguments, BIG)
+
+
+def test_a_render_within_the_budget_is_fine() -> None:
+    rendered = compile_template({"a": ["${big}", "${n}"] * 4, "b": "${list}", "c": 3}).render(BIG)
+
+    assert rendered["a"][6] is BIG["big"]  # values read are placed as they are, not copied
+    assert rendered["b"] is BIG["list"]
+    assert render_all({"x": compile_template("${big}")}, BIG) == {"x": BIG["big"]}
 
 
 def test_a_shared_structure_is_refused_before_being_written_out() -> None:

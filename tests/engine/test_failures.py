@@ -288,3 +288,32 @@ steps:
 
     assert caught.value.error.type == "MissingOutputError"
     assert "other" in caught.value.error.message
+
+
+@pytest.mark.parametrize(
+    "amplified",
+    [
+        # The issue's attack: a list literal of one big value, written out 40 times.
+        '"${[a.big' + ", a.big" * 39 + ']}"',
+        # The same in the definition's own list, and text joined around placeholders.
+        "[" + ", ".join(['"${a.big}"'] * 40) + "]",
+        "{" + ", ".join(f'k{index}: "<${{a.big}}>"' for index in range(40)) + "}",
+    ],
+)
+async def test_a_step_cannot_amplify_a_value_into_hundreds_of_megabytes(
+    executor: FlowExecutor, probe: Probe, amplified: str
+) -> None:
+    flow = f"""
+flow: Amplify
+steps:
+  - set: {{id: a, values: {{big: "${{'x' * 1000000}}"}}}}
+  - task: Echo
+    id: b
+    inputs: {{value: {amplified}}}
+"""
+    result = await executor.run(flow)
+
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None
+    assert (result.error.step, result.error.type) == ("b", "ExpressionLimitError")
+    assert probe.calls["Echo"] == 0  # refused while its arguments were being rendered

@@ -71,3 +71,23 @@ def test_a_step_whose_dependency_reruns_is_not_kept(registry: TaskRegistry) -> N
     assert set(kept_on_retry(definition, previous)) == {"independent"}
     previous["first"] = TaskOutcome(TaskKey("first"), TaskStatus.COMPLETED, {"calls": 1})
     assert set(kept_on_retry(definition, previous)) == {"first", "skipped", "independent"}
+
+
+def test_a_long_chain_listed_in_any_order_is_decided_without_recursion() -> None:
+    # Each step reads the one listed after it: deciding the first walks the whole chain.
+    count = 3000
+    lines = ["flow: Reversed", "mode: dag", "steps:"]
+    lines += [
+        f'  - set: {{id: s{index}, values: {{v: "${{s{index + 1}.v}}"}}}}'
+        for index in range(count - 1)
+    ]
+    lines.append(f"  - set: {{id: s{count - 1}, values: {{v: 1}}}}")
+    definition = FlowExecutor(env={}).load("\n".join(lines) + "\n")
+    previous = {
+        step.id: TaskOutcome(TaskKey(step.id), TaskStatus.COMPLETED, {"v": 1})
+        for step in definition.steps
+    }
+
+    assert len(kept_on_retry(definition, previous)) == count
+    previous["s2000"] = TaskOutcome(TaskKey("s2000"), TaskStatus.FAILED)
+    assert set(kept_on_retry(definition, previous)) == {f"s{index}" for index in range(2001, count)}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from app.engine.store import RunStatus, TaskStatus
 from app.errors import InputValidationError, RunStateError, UnknownFlowError
 from app.services.container import Services
 from app.store import runs
+from app.store.models import FlowRunRow
 from app.store.records import RunRecord
 from app.worker.embedded import EmbeddedWorker
 from tests.callers import admin
@@ -228,3 +231,64 @@ async def test_a_fan_out_persists_one_task_per_element(services: Services) -> No
         ("each", 1, TaskStatus.COMPLETED, {"v": 20}),
         ("each", 2, TaskStatus.COMPLETED, {"v": 30}),
     ]
+
+
+OPTIONAL = """
+flow: Optional
+inputs:
+  - {name: settings, type: object}
+  - {name: limit, type: integer}
+  - {name: label, type: string, default: none}
+steps:
+  - set: {id: echo, values: {settings: "${inputs.settings}", limit: "${inputs.limit}"}}
+outputs: {settings: "${echo.settings}", limit: "${echo.limit}", label: "${inputs.label}"}
+"""
+
+
+async def test_optional_inputs_left_out_are_null_for_the_worker_as_at_the_door(
+    services: Services,
+) -> None:
+    caller = await admin(services)
+    await services.flows.register(caller, OPTIONAL)
+
+    executed = await services.runs.execute(caller, "Optional", {}, wait=10)
+    queued = await services.runs.start(caller, "Optional", {"settings": None})
+    assert await services.runs.claim(5) == 1  # the worker reads the stored inputs back
+    claimed = await wait_until_finished(services, queued.run.run_id)
+
+    expected = {"settings": None, "limit": None, "label": "none"}
+    for run in (executed.run, claimed):
+        assert run.status is RunStatus.COMPLETED, run.error
+        assert run.outputs == expected
+        assert run.inputs == {"settings": None, "limit": None, "label": "none"}
+
+
+async def test_a_run_failing_for_a_non_retryable_reason_fails_once_and_is_not_claimed_again(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caller = await admin(services)
+    await services.flows.register(caller, CHAIN)
+    run_id = (await services.runs.start(caller, "Chain", {"n": 1})).run.run_id
+    async with services.sessions.begin() as session:  # inputs no version of the flow accepts
+        await session.execute(
+            update(FlowRunRow).where(FlowRunRow.id == run_id).values(inputs={"n": "five"})
+        )
+    executions = []
+    execute = services.executor.run
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        executions.append(args)
+        return await execute(*args, **kwargs)
+
+    monkeypatch.setattr(services.executor, "run", counted)
+
+    assert await services.runs.claim(5) == 1
+    failed = await wait_until_finished(services, run_id)
+    assert await services.runs.claim(5) == 0
+
+    assert failed.status is RunStatus.FAILED
+    assert failed.error is not None
+    assert (failed.error.step, failed.error.type) == (None, "InputValidationError")
+    assert "input 'n' must be an integer" in failed.error.message
+    assert len(executions) == 1
+    assert all(step.status is TaskStatus.CANCELLED for step in failed.steps)

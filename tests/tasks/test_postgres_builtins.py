@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,10 @@ import asyncpg
 import pytest
 
 from app.connections.postgres import PostgresConnection
-from app.errors import NonRetryableError
+from app.dsl.templates import compile_template
+from app.engine.executor import FlowExecutor
+from app.engine.store import RunStatus
+from app.errors import DefinitionError, NonRetryableError
 from app.tasks.builtins.postgres import registry
 from app.tasks.context import TaskContext
 
@@ -256,3 +260,79 @@ def test_specs_describe_parameters_outputs_and_connection() -> None:
         assert spec.connection_types == {"postgres"}
         assert spec.connection_required
         assert spec.description
+
+
+def test_the_sql_text_of_each_task_is_declared() -> None:
+    catalog = registry.catalog()
+
+    assert catalog["pg_query"].sql_text == {"query"}
+    assert catalog["pg_execute"].sql_text == {"query"}
+    assert catalog["pg_transaction"].sql_text == {"queries[].query"}
+
+
+INJECTION = "x' UNION SELECT current_user --"
+
+
+def injected_flow(step: str, outputs: str = "{}") -> str:
+    return f"""flow: Injection
+connections: {{db: {{type: postgres, url: "${{env.DB}}"}}}}
+inputs: {{p: string}}
+steps:
+  - {step}
+outputs: {outputs}
+"""
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "pg_query: {id: q, connection: db, query: \"SELECT '${inputs.p}' AS v\"}",
+        "pg_query: {id: q, connection: db, query: ${inputs.p}}",
+        "pg_execute: {id: q, connection: db, query: \"SELECT '${inputs.p}'\"}",
+        "pg_transaction: {id: q, connection: db, queries: [{query: \"SELECT '${inputs.p}'\"}]}",
+        "pg_transaction: {id: q, connection: db, queries: ${inputs.p}}",
+        "pg_transaction: {id: q, connection: db, queries: [${inputs.p}]}",
+    ],
+)
+async def test_a_value_cannot_be_spliced_into_sql_text(postgres_url: str, step: str) -> None:
+    executor = FlowExecutor(env={"DB": postgres_url})
+
+    with pytest.raises(DefinitionError) as caught:
+        await executor.execute_flow(injected_flow(step), {"p": INJECTION})
+
+    (problem,) = caught.value.problems
+    assert problem.type == "sql_placeholder"
+    assert "$1" in problem.msg
+    assert "`params`" in problem.msg
+
+
+async def test_the_value_travels_as_a_parameter_and_stays_a_value(postgres_url: str) -> None:
+    executor = FlowExecutor(env={"DB": postgres_url})
+    step = "pg_query: {id: q, connection: db, query: 'SELECT $1::text AS v', params: [${inputs.p}]}"
+
+    flow = injected_flow(step, outputs='{rows: "${q.rows}"}')
+
+    outputs = await executor.execute_flow(flow, {"p": INJECTION})
+
+    assert outputs == {"rows": [{"v": INJECTION}]}
+
+
+async def test_a_spliced_query_built_in_code_fails_its_step_without_reaching_the_database(
+    postgres_url: str,
+) -> None:
+    # Validation refuses such a definition; one built in code meets the engine's own check.
+    executor = FlowExecutor(env={"DB": postgres_url})
+    safe = "pg_query: {id: q, connection: db, query: 'SELECT 1', params: []}"
+    definition = executor.load(injected_flow(safe))
+    (step,) = definition.steps
+    spliced = replace(
+        step, arguments={**step.arguments, "query": compile_template("SELECT '${inputs.p}'")}
+    )
+    built = replace(definition, steps=(spliced,))
+
+    result = await executor.run(built, {"p": INJECTION})
+
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None
+    assert (result.error.step, result.error.type) == ("q", "NonRetryableError")
+    assert "`query` is SQL text" in result.error.message

@@ -95,6 +95,34 @@ def test_extra_register_arguments_go_into_the_spec() -> None:
     assert spec.connection_required
 
 
+def test_a_task_declares_which_parameters_hold_sql_text() -> None:
+    registry = TaskRegistry()
+
+    @registry.register("Report", sql_text=["sql", "parts[].sql"])
+    async def report(sql: str, parts: list[Any], connection: Any) -> dict[str, Any]:
+        return {}
+
+    assert registry.get("Report").spec.sql_text == {"sql", "parts[].sql"}
+
+
+@pytest.mark.parametrize("declared", ["sqll", "connection", "[].sql", ""])
+def test_sql_text_outside_the_parameters_is_refused_at_registration(declared: str) -> None:
+    registry = TaskRegistry()
+
+    with pytest.raises(ValueError, match="is not in one of its parameters"):
+        registry.add(lambda sql, connection: {}, "Report", sql_text=[declared])
+
+
+def test_a_task_taking_any_parameters_may_declare_any_as_sql_text() -> None:
+    registry = TaskRegistry()
+
+    registry.add(lambda **kwargs: {}, "Report", sql_text=["sql"])
+
+    assert registry.get("Report").spec.sql_text == {"sql"}
+    with pytest.raises(ValueError, match="is not in one of its parameters"):
+        registry.add(lambda **kwargs: {}, "Other", sql_text=["[].sql"])
+
+
 async def test_async_function_is_awaited_with_arguments_bound_by_name(
     context: TaskContext,
 ) -> None:

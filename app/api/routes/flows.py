@@ -83,7 +83,7 @@ async def register_flow(
 async def validate_flow(
     _: FlowsReader, definition: DefinitionDep, flows: FlowsDep
 ) -> ValidationResult:
-    return ValidationResult.of(flows.validate(definition.source, definition.format))
+    return ValidationResult.of(await flows.validate(definition.source, definition.format))
 
 
 @router.get(

@@ -27,6 +27,9 @@ _POSTGRES = {
     "connection_types": frozenset({"postgres"}),
     "connection_required": True,
 }
+# The SQL is written in the definition; `${...}` in it is refused at validation (its values go
+# in `params`), so no value is ever spliced into SQL text.
+_SQL_IN_QUERY = frozenset({"query"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class _Outcome:
     "pg_query",
     outputs=["rows", "row_count"],
     description="Run a query; rows come back as mappings of column to value",
+    sql_text=_SQL_IN_QUERY,
     **_POSTGRES,
 )
 async def pg_query(
@@ -64,6 +68,7 @@ async def pg_query(
     "pg_execute",
     outputs=["result", "row_count"],
     description="Run a statement; returns its status (e.g. 'UPDATE 1') and the rows it touched",
+    sql_text=_SQL_IN_QUERY,
     **_POSTGRES,
 )
 async def pg_execute(
@@ -77,6 +82,7 @@ async def pg_execute(
     "pg_transaction",
     outputs=["results"],
     description="Run several statements in one transaction: all of them or none",
+    sql_text=frozenset({"queries[].query"}),
     **_POSTGRES,
 )
 async def pg_transaction(
