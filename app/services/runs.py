@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,8 @@ DEFINITION_CACHE_SIZE = 256
 STALE_VERSION_ATTEMPTS = 5  # a version registered (or deleted) while a run starts: look again
 Fresh = tuple[FlowDefinition, dict[str, Any]]  # a new run's definition and checked inputs
 RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
+# A repeated /execute waits for a run running elsewhere by reading it at these intervals.
+FIRST_POLL_SECONDS, LAST_POLL_SECONDS = 0.05, 1.0
 
 
 class RunService:
@@ -115,15 +118,37 @@ class RunService:
         wait: float = 30,
         idempotency_key: str | None = None,
     ) -> StartedRun:
-        """Run in this process and wait up to `wait` seconds for the run to finish."""
+        """Run in this process and wait up to `wait` seconds for the run to finish.
+
+        A repeated idempotency key waits as long for the run the first request made, wherever
+        it runs: the answer is the one the first request would have had."""
         new = await self._create(caller, name, inputs, version, idempotency_key, RunStatus.RUNNING)
-        task = self.launch(new.run_id, new.fresh) if new.created else self.in_flight.get(new.run_id)
-        if task is not None and wait > 0:
+        if not new.created:
+            return StartedRun(await self._when_finished(new.run_id, wait), created=False)
+        task = self.launch(new.run_id, new.fresh)
+        if wait > 0:
             done, _ = await asyncio.wait({task}, timeout=wait)
             result = task.result() if done and not task.cancelled() else None
-            if result is not None and new.created:  # answer from memory: nothing to read back
+            if result is not None:  # answer from memory: nothing to read back
                 return StartedRun(new.finished(result, caller.username), created=True)
-        return StartedRun(await self.get(new.run_id, with_steps=False), new.created)
+        return StartedRun(await self.get(new.run_id, with_steps=False), created=True)
+
+    async def _when_finished(self, run_id: str, wait: float) -> RunRecord:
+        """The run once it has finished, or as it is after `wait` seconds. A run of this
+        process is awaited; one queued or running elsewhere is read again, less and less
+        often (50 ms, doubling up to 1 s)."""
+        deadline = time.monotonic() + wait
+        pause = FIRST_POLL_SECONDS
+        while True:
+            task = self.in_flight.get(run_id)
+            if task is not None:
+                await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+            run = await self.get(run_id, with_steps=False)
+            left = deadline - time.monotonic()
+            if run.finished or left <= 0:
+                return run
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, LAST_POLL_SECONDS)
 
     async def _create(
         self,

@@ -280,3 +280,28 @@ async def test_concurrent_requests_with_one_key_make_one_run(client: httpx.Async
     runs = (await client.get("/runs")).json()["items"]
     assert len(runs) == 1
     assert (await poll_run(client, runs[0]["run_id"]))["status"] == "completed"
+
+
+async def test_a_repeated_execute_waits_for_the_run_the_first_request_queued(
+    database_url: str,
+) -> None:
+    async with serve(api_settings(database_url, embedded_worker=False)) as client:
+        await register(client, GREET_YAML)
+        key = {"Idempotency-Key": "order-43"}
+        body = {"inputs": {"name": "Ada"}}
+        queued = await client.post("/flows/Greet/runs", json=body, headers=key)
+        services = client._transport.app.state.services  # type: ignore[attr-defined]
+
+        async def a_worker_claims_it_later() -> None:
+            await asyncio.sleep(0.2)  # the repeated request is waiting by now
+            assert await services.runs.claim(1) == 1
+
+        executed, _ = await asyncio.gather(
+            client.post("/flows/Greet/execute", json={**body, "wait": 10}, headers=key),
+            a_worker_claims_it_later(),
+        )
+
+    assert queued.status_code == 202
+    assert executed.status_code == 200
+    assert executed.json()["run_id"] == queued.json()["run_id"]
+    assert executed.json()["outputs"] == {"text": "Hello, Ada!", "times": 1}
