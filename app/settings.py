@@ -188,6 +188,13 @@ class Settings(BaseSettings):
             return not self.listens_on_loopback
         return self.auth == "on"
 
+    def refuses_private_networks(self, *, serving: bool) -> bool:
+        """Whether flows are kept off loopback, link-local and private addresses (unless
+        CONNECTION_ALLOWLIST lists them): wherever callers must authenticate. A standalone
+        worker (`serving=False`) cannot tell who reaches the API it works for, so it refuses
+        them unless AUTH=off says so."""
+        return self.auth_enabled if serving else self.auth != "off"
+
     @property
     def listens_on_loopback(self) -> bool:
         """Whether the service listens on a loopback address only (HOST, which

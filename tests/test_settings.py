@@ -186,3 +186,20 @@ def test_max_steps_comes_from_the_environment_and_is_at_least_one(
     assert settings().max_steps == 12
     with pytest.raises(ValueError, match="max_steps"):
         settings(max_steps=0)
+
+
+@pytest.mark.parametrize(
+    ("auth", "host", "serving", "refused"),
+    [
+        ("auto", "127.0.0.1", True, False),  # the tutorial: flows reach the local databases
+        ("auto", "0.0.0.0", True, True),
+        ("on", "127.0.0.1", True, True),
+        ("auto", "127.0.0.1", False, True),  # a worker cannot tell who reaches the API
+        ("on", "127.0.0.1", False, True),
+        ("off", "127.0.0.1", False, False),
+    ],
+)
+def test_private_networks_are_refused_to_flows_wherever_callers_must_authenticate(
+    auth: str, host: str, serving: bool, refused: bool
+) -> None:
+    assert settings(auth=auth, host=host).refuses_private_networks(serving=serving) is refused

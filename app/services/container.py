@@ -71,15 +71,17 @@ class Services:
     _key_installer: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, settings: Settings) -> Services:
+    async def open(cls, settings: Settings, *, serving: bool = True) -> Services:
+        """`serving`: the process serves the API (else it is a standalone worker)."""
         registry = load_task_modules(settings.task_modules)
         engine = create_engine(settings)
         if settings.should_migrate_on_start:
             await migrations.upgrade(engine)
         sessions = session_factory(engine)
         # With callers to tell apart, flows stay off the service's own network by default.
+        refused = settings.refuses_private_networks(serving=serving)
         connections = ConnectionManager(
-            policy=destination_policy(settings, deny_private_networks=settings.auth_enabled),
+            policy=destination_policy(settings, deny_private_networks=refused),
             limits=connection_limits(settings),
         )
         worker_id = new_worker_id()

@@ -1,4 +1,4 @@
-"""How many runs one caller may start: a token bucket per credential, in this process.
+"""How many runs one key may start: a token bucket per credential, in this process.
 
 `RUNS_PER_MINUTE` runs a minute, with bursts of up to as many. The bucket lives in each
 process (no round trip to a shared store on the path that starts runs): behind a load
@@ -30,10 +30,11 @@ class RunRateLimiter:
 
     def take(self, caller: Caller, count: int = 1) -> None:
         """Count `count` runs started by the caller; RateLimitedError, with when to try again,
-        when its bucket is empty."""
-        if self.per_minute == 0:
+        when its bucket is empty. The anonymous local admin (authentication off, on loopback)
+        holds no key: whoever runs the service on their machine is not limited."""
+        if self.per_minute == 0 or caller.key_id is None:
             return
-        key = caller.key_id or caller.user_id
+        key = caller.key_id
         now = time.monotonic()
         bucket = self._buckets.get(key)
         if bucket is None:

@@ -26,7 +26,7 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
     """Run until SIGTERM or SIGINT, then drain."""
     if settings.is_sqlite:
         raise SingleProcessStoreError()
-    services = await Services.open(settings)
+    services = await Services.open(settings, serving=False)
     worker = EmbeddedWorker(
         services.runs,
         concurrency=concurrency or settings.worker_concurrency,

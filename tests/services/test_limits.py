@@ -66,3 +66,11 @@ def test_the_buckets_kept_are_bounded(clock: Clock, monkeypatch: pytest.MonkeyPa
         limiter.take(caller(f"k{n}"))
 
     assert len(limiter._buckets) <= 100
+
+
+def test_the_anonymous_local_admin_is_not_limited(clock: Clock) -> None:
+    limiter = RunRateLimiter(per_minute=1)
+    local = Caller("u", "admin", is_admin=True, scopes=USER_SCOPES)
+
+    for _ in range(100):
+        limiter.take(local)
