@@ -25,10 +25,10 @@ from app.api.routes import (
 from app.api.security import unguarded_routes
 from app.settings import Settings
 
-ROUTERS = (
+ROUTERS = (  # routes are matched in this order: the busiest (starting runs) first
+    runs.router,
     flows.router,
     flows.json_router,
-    runs.router,
     flow_manager.router,
     users.router,
     keys.router,

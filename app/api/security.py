@@ -40,9 +40,27 @@ bearer = HTTPBearer(
 )
 
 
-async def current_caller(
+async def authorize(
+    required: SecurityScopes,
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """The caller, when its credential holds every scope the route requires.
+
+    One dependency (besides the bearer scheme, which documents itself in the OpenAPI):
+    every level of dependencies costs each request its resolution."""
+    caller = await _authenticate(request, credentials)
+    missing = sorted(scope for scope in required.scopes if Scope(scope) not in caller.scopes)
+    if missing:
+        raise MissingScopeError(
+            f"this needs the scope {' and '.join(map(repr, missing))}, which the credential "
+            "does not hold"
+        )
+    return caller
+
+
+async def _authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Caller:
     authenticator: Authenticator = request.app.state.services.authenticator
     if credentials is not None:
@@ -55,19 +73,6 @@ async def current_caller(
         token = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(token.encode(), csrf_token(session).encode()):
             raise CsrfError()
-    return caller
-
-
-async def authorize(
-    required: SecurityScopes, caller: Annotated[Caller, Depends(current_caller)]
-) -> Caller:
-    """The caller, when its credential holds every scope the route requires."""
-    missing = sorted(scope for scope in required.scopes if Scope(scope) not in caller.scopes)
-    if missing:
-        raise MissingScopeError(
-            f"this needs the scope {' and '.join(map(repr, missing))}, which the credential "
-            "does not hold"
-        )
     return caller
 
 
