@@ -19,24 +19,7 @@ from app.engine.store import TaskKey
 from app.errors import MAX_ERROR_MESSAGE_CHARS, DefinitionError
 from app.storable import MAX_DEPTH
 from app.tasks import TaskRegistry
-
-
-def nested(depth: int) -> Any:
-    value: Any = []
-    for _ in range(depth - 1):
-        value = [value]
-    return value
-
-
-UNSTORABLE: dict[str, Any] = {
-    "nan": float("nan"),
-    "infinity": float("inf"),
-    "surrogate": "\ud800",
-    "nul": "a\x00b",
-    "int_key": {1: "one"},
-    "object": object(),
-    "deep": nested(MAX_DEPTH),
-}
+from tests.store.value_tasks import UNSTORABLE
 
 calls: Counter[str] = Counter()
 
