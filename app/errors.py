@@ -300,6 +300,10 @@ class RunStateError(ConflictError):
     """The run's state forbids that."""
 
 
+class FlowNameTakenError(ConflictError):
+    """A flow of that name exists and is not yours to change: choose another name."""
+
+
 class QuotaExceededError(ConflictError):
     """A limit on what one user may own is reached."""
 

@@ -20,7 +20,7 @@ from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.access import Caller, FlowAccess, Permission
-from app.errors import ForbiddenError, NotFoundError, UnknownFlowError
+from app.errors import FlowManagerError, ForbiddenError, NotFoundError, UnknownFlowError
 from app.store import flows, notifications
 
 CACHE_ENTRIES = 10_000
@@ -99,7 +99,7 @@ def check(
     flow: str,
     access: FlowAccess | None,
     needed: Permission,
-    unseen: NotFoundError | None = None,
+    unseen: FlowManagerError | None = None,
 ) -> None:
     """`FlowAccessPolicy.require` on what was read of the flow (None: no such flow)."""
     permission = access.permission_of(caller) if access is not None else None

@@ -21,6 +21,7 @@ from app.engine.executor import FlowExecutor, Format, ParsedFlow
 from app.errors import (
     ConflictError,
     DefinitionError,
+    FlowNameTakenError,
     Problem,
     QuotaExceededError,
     RequestError,
@@ -138,10 +139,15 @@ class FlowService:
             current = await definitions.latest(session, definition.name)
             unchanged = current is not None and current.checksum == checksum
             if current is not None and not caller.acts_as_admin:
-                # The same text again changes nothing: who may see the flow may send it.
+                # The same text again changes nothing: who may see the flow may send it. One
+                # who may not see it learns only that the name is taken (names are global).
                 access = await flows.access(session, definition.name, caller.user_id)
                 needed = Permission.VIEW if unchanged else Permission.EDIT
-                check(caller, definition.name, access, needed)
+                taken = FlowNameTakenError(
+                    f"a flow named {definition.name!r} exists and is not yours to change: "
+                    "choose another name"
+                )
+                check(caller, definition.name, access, needed, unseen=taken)
             if current is not None and unchanged:
                 return Registration(definitions.to_version(current), created=False)
             await self._check_version_quota(session, caller)

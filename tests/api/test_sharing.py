@@ -108,8 +108,11 @@ async def test_a_new_version_of_another_users_flow_is_refused(ada: As, bob: As) 
     await ada.register(GREET_YAML)
 
     replaced = await bob.put("/flows/Greet", content=GREET_YAML + "# mine\n", headers=YAML)
+    same = await bob.put("/flows/Greet", content=GREET_YAML, headers=YAML)
 
-    assert replaced.status_code == 404
+    assert (replaced.status_code, same.status_code) == (409, 409)
+    assert "choose another name" in replaced.json()["detail"]
+    assert "Hello" not in replaced.text  # nothing of the flow itself
     assert [v["version"] for v in (await ada.get("/flows/Greet/versions")).json()] == [1]
 
 
@@ -306,5 +309,5 @@ async def test_the_flow_manager_endpoint_runs_only_flows_the_caller_may_run(
     shared = await bob.post("/flow/run", json=SAMPLE)
 
     assert first.status_code == 200
-    assert by_bob.status_code == 404
+    assert by_bob.status_code == 409  # the graph's id names ada's flow
     assert shared.status_code == 200
