@@ -186,3 +186,17 @@ def test_max_steps_comes_from_the_environment_and_is_at_least_one(
     assert settings().max_steps == 12
     with pytest.raises(ValueError, match="max_steps"):
         settings(max_steps=0)
+
+
+def test_the_durations_a_definition_controls_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert settings().max_step_timeout_seconds == settings().max_retry_delay_seconds == 86_400
+    monkeypatch.setenv("MAX_STEP_TIMEOUT_SECONDS", "3600")
+    monkeypatch.setenv("MAX_RETRY_DELAY_SECONDS", "0")
+    assert settings().max_step_timeout_seconds == 3600
+    assert settings().max_retry_delay_seconds == 0  # retries without waiting, only
+    for refused in ("0", "-1", "inf", "nan"):
+        monkeypatch.setenv("MAX_STEP_TIMEOUT_SECONDS", refused)
+        with pytest.raises(ValueError, match="max_step_timeout_seconds"):
+            settings()
