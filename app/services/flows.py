@@ -82,7 +82,7 @@ class FlowService:
         return await asyncio.to_thread(self._validated, source, format)
 
     def _validated(self, source: str | bytes, format: Format | None) -> ValidationReport:
-        return _report(self.executor.parse(source, format=format).definition)
+        return validation_report(self.executor.parse(source, format=format).definition)
 
     async def _parse(self, source: str | bytes, format: Format | None) -> ParsedFlow:
         """Parse off the event loop: a large definition (or a small one whose YAML aliases
@@ -319,7 +319,7 @@ def _visibility(caller: Caller) -> str | None:
     return None if caller.acts_as_admin else caller.user_id
 
 
-def _report(definition: FlowDefinition) -> ValidationReport:
+def validation_report(definition: FlowDefinition) -> ValidationReport:
     steps = tuple(
         StepRef(
             step.id, step.task, tuple(sorted(definition.dependencies[step.id])), step.handler_of

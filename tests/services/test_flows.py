@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -14,8 +11,7 @@ from app.services.container import Services
 from app.services.flows import FlowService
 from app.settings import Settings
 from tests.callers import admin
-
-T = TypeVar("T")
+from tests.loop import watch_loop
 
 
 @pytest.fixture
@@ -40,34 +36,11 @@ def long_chain(count: int = 5000) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def longest_stall(work: Awaitable[T]) -> tuple[T, float, float]:
-    """`work`'s result, how long it took, and the longest the event loop went without
-    running another task meanwhile."""
-    stalls: list[float] = []
-    done = asyncio.Event()
-
-    async def tick() -> None:
-        last = time.perf_counter()
-        while not done.is_set():
-            await asyncio.sleep(0.001)
-            now = time.perf_counter()
-            stalls.append(now - last)
-            last = now
-
-    ticker = asyncio.create_task(tick())
-    await asyncio.sleep(0)  # the ticker starts before the work
-    started = time.perf_counter()
-    result = await work
-    elapsed = time.perf_counter() - started
-    done.set()
-    await ticker
-    return result, elapsed, max(stalls)
-
-
 async def test_validating_a_large_definition_leaves_the_event_loop_free(
     flows: FlowService,
 ) -> None:
-    report, elapsed, stall = await longest_stall(flows.validate(long_chain(), "yaml"))
+    watched = await watch_loop(flows.validate(long_chain(), "yaml"))
+    report, elapsed, stall = watched.result, watched.elapsed, watched.longest_stall
 
     assert len(report.steps) == 5000
     assert elapsed > 0.15  # enough work that running it on the loop would show
@@ -83,7 +56,8 @@ async def test_registering_a_large_definition_leaves_the_event_loop_free(
     caller = await admin(services)
     registering = services.flows.register(caller, long_chain(), "yaml")
 
-    registration, elapsed, stall = await longest_stall(registering)
+    watched = await watch_loop(registering)
+    registration, elapsed, stall = watched.result, watched.elapsed, watched.longest_stall
 
     assert registration.created
     assert elapsed > 0.15
