@@ -32,6 +32,7 @@ from typing import Any, TextIO
 from app.connections.manager import available_plugins
 from app.connections.urls import redact_url
 from app.domain.access import Scope
+from app.engine.configuration import definition_limits
 from app.engine.environment import default_environment
 from app.engine.executor import FlowExecutor
 from app.errors import (
@@ -177,7 +178,9 @@ def _run(arguments: argparse.Namespace) -> int:
 
 def _validate(arguments: argparse.Namespace) -> int:
     source = _read(arguments.file)
-    executor = FlowExecutor(_registry(arguments), max_steps=get_settings().max_steps)
+    executor = FlowExecutor(
+        _registry(arguments), definition_limits=definition_limits(get_settings())
+    )
     try:
         definition = executor.load(source)
     except DefinitionError as error:

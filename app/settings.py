@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     # Limits of the flow language (definitions and what their expressions build).
     max_steps: int = Field(5000, ge=1)  # steps per definition, handlers included
 
+    # Durations a definition controls, in seconds: a step's `timeout` (a larger one is refused
+    # at validation, and a step without one runs at most this long) and a retry's `delay` and
+    # `max_delay`.
+    max_step_timeout_seconds: float = Field(86_400, gt=0, allow_inf_nan=False)
+    max_retry_delay_seconds: float = Field(86_400, ge=0, allow_inf_nan=False)
+
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -203,3 +203,17 @@ def test_private_networks_are_refused_to_flows_wherever_callers_must_authenticat
     auth: str, host: str, serving: bool, refused: bool
 ) -> None:
     assert settings(auth=auth, host=host).refuses_private_networks(serving=serving) is refused
+
+
+def test_the_durations_a_definition_controls_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert settings().max_step_timeout_seconds == settings().max_retry_delay_seconds == 86_400
+    monkeypatch.setenv("MAX_STEP_TIMEOUT_SECONDS", "3600")
+    monkeypatch.setenv("MAX_RETRY_DELAY_SECONDS", "0")
+    assert settings().max_step_timeout_seconds == 3600
+    assert settings().max_retry_delay_seconds == 0  # retries without waiting, only
+    for refused in ("0", "-1", "inf", "nan"):
+        monkeypatch.setenv("MAX_STEP_TIMEOUT_SECONDS", refused)
+        with pytest.raises(ValueError, match="max_step_timeout_seconds"):
+            settings()

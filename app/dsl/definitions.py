@@ -16,6 +16,7 @@ from app.dsl.condition_graph import is_condition_graph, translate_condition_grap
 from app.dsl.fields import FieldReader
 from app.dsl.graph import build_graph
 from app.dsl.inputs import coerce_input
+from app.dsl.limits import DEFAULT_LIMITS, DefinitionLimits
 from app.dsl.loading import Document, load_document
 from app.dsl.models import (
     ConnectionSpec,
@@ -26,13 +27,7 @@ from app.dsl.models import (
     Mode,
 )
 from app.dsl.problems import ProblemCollector
-from app.dsl.steps import (
-    DEFAULT_MAX_STEPS,
-    RETRY_FIELDS,
-    StepDefaults,
-    StepParser,
-    count_steps,
-)
+from app.dsl.steps import StepDefaults, StepParser, count_steps, parse_retry, parse_timeout
 from app.dsl.templates import Template
 from app.errors import InputValidationError, Loc
 
@@ -50,11 +45,11 @@ def parse_definition(
     connection_types: Collection[str],
     *,
     format: Literal["yaml", "json"] | None = None,
-    max_steps: int = DEFAULT_MAX_STEPS,
+    limits: DefinitionLimits = DEFAULT_LIMITS,
 ) -> FlowDefinition:
     """Load, parse and validate a definition; raise DefinitionError listing every problem."""
     document = load_document(source, format=format)
-    return build_definition(document, catalog, connection_types, max_steps=max_steps)
+    return build_definition(document, catalog, connection_types, limits=limits)
 
 
 def build_definition(
@@ -62,16 +57,16 @@ def build_definition(
     catalog: TaskCatalog,
     connection_types: Collection[str],
     *,
-    max_steps: int = DEFAULT_MAX_STEPS,
+    limits: DefinitionLimits = DEFAULT_LIMITS,
 ) -> FlowDefinition:
-    """Parse and validate a loaded definition of at most `max_steps` steps."""
+    """Parse and validate a loaded definition within `limits`."""
     problems = ProblemCollector(document)
-    _refuse_too_many_steps(document, problems, max_steps)
+    _refuse_too_many_steps(document, problems, limits.max_steps)
     reader = FieldReader(problems)
     if is_condition_graph(document.data):
         definition = translate_condition_graph(document.data, reader, catalog)
     else:
-        definition = _FlowParser(reader, catalog, connection_types).parse(document.data)
+        definition = _FlowParser(reader, catalog, connection_types, limits).parse(document.data)
     problems.raise_if_any()
     assert definition is not None  # a definition is only missing when problems were recorded
     return definition
@@ -98,12 +93,17 @@ def _refuse_too_many_steps(document: Document, problems: ProblemCollector, limit
 
 class _FlowParser:
     def __init__(
-        self, reader: FieldReader, catalog: TaskCatalog, connection_types: Collection[str]
+        self,
+        reader: FieldReader,
+        catalog: TaskCatalog,
+        connection_types: Collection[str],
+        limits: DefinitionLimits,
     ) -> None:
         self.read = reader
         self.problems = reader.problems
         self.catalog = catalog
         self.connection_types = connection_types
+        self.limits = limits
 
     def parse(self, data: Any) -> FlowDefinition | None:
         top = self.read.mapping(data, (), "a mapping with `flow:` and `steps:`")
@@ -119,7 +119,7 @@ class _FlowParser:
         defaults = self._defaults(top.get("defaults", {}))
         if "steps" not in top:
             self.problems.add((), "a flow needs `steps:`", "missing")
-        steps = StepParser(self.read, self.catalog, connections, defaults).parse_list(
+        steps = StepParser(self.read, self.catalog, connections, defaults, self.limits).parse_list(
             top.get("steps", [None]), ("steps",)
         )
         outputs = self._outputs(top.get("outputs", []))
@@ -221,11 +221,14 @@ class _FlowParser:
         body = self.read.mapping(raw, ("defaults",)) or {}
         self.read.only_keys(body, {"retry", "timeout"}, ("defaults",))
         retry = self.read.mapping(body.get("retry", {}), ("defaults", "retry")) or {}
-        self.read.only_keys(retry, RETRY_FIELDS, ("defaults", "retry"))
         timeout = None
         if "timeout" in body:
-            timeout = self.read.number(body["timeout"], ("defaults", "timeout"), strict=True)
-        return StepDefaults(retry, timeout)
+            timeout = parse_timeout(
+                self.read, body["timeout"], ("defaults", "timeout"), self.limits
+            )
+        return StepDefaults(
+            parse_retry(self.read, retry, ("defaults", "retry"), self.limits), timeout
+        )
 
     def _outputs(self, raw: Any) -> list[FlowOutput]:
         entries: list[tuple[Any, Any, Loc]] = []

@@ -74,6 +74,21 @@ class FieldReader:
             return None
         return float(value)
 
+    def duration(
+        self, value: Any, loc: Loc, limit: float, setting: str, *, strict: bool = False
+    ) -> float | None:
+        """Seconds: a number at least 0 (greater, when `strict`) and at most `limit`, which
+        the message names with its `setting`."""
+        seconds = self.number(value, loc, strict=strict)
+        if seconds is not None and seconds > limit:
+            self.problems.add(
+                loc,
+                f"must be at most {limit:,g} seconds (setting {setting}), not {seconds:g}",
+                "duration_too_long",
+            )
+            return None
+        return seconds
+
     def string_list(self, value: Any, loc: Loc, *, identifiers: bool = False) -> list[str] | None:
         if isinstance(value, str):
             value = [value]

@@ -8,11 +8,12 @@ A step is spelled `- <type>: {id: ..., <params>, <common fields>}` or
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.dsl.catalog import RESERVED_OUTPUTS, TaskCatalog, TaskSpec
 from app.dsl.fields import FieldReader
+from app.dsl.limits import DefinitionLimits
 from app.dsl.models import ConnectionSpec, ErrorAction, ForEach, RetryPolicy, Step
 from app.dsl.sql_text import check_sql_text
 from app.dsl.templates import Template
@@ -39,14 +40,14 @@ RETRY_FIELDS = frozenset({"max_attempts", "delay", "backoff", "max_delay", "jitt
 MAX_ATTEMPTS = 100
 MAX_CONCURRENCY = 1000
 _DEFAULT_RETRY = RetryPolicy()
-DEFAULT_MAX_STEPS = 5_000  # steps per definition, handlers included (the MAX_STEPS setting)
 
 
 @dataclass(frozen=True)
 class StepDefaults:
-    """The flow's `defaults:`, applied to every step that does not say otherwise."""
+    """The flow's `defaults:`, applied to every step that does not say otherwise: a step's
+    `retry` fields replace these one by one."""
 
-    retry: Mapping[str, Any] = field(default_factory=dict)
+    retry: RetryPolicy = _DEFAULT_RETRY
     timeout: float | None = None
 
 
@@ -57,12 +58,14 @@ class StepParser:
         catalog: TaskCatalog,
         connections: Mapping[str, ConnectionSpec],
         defaults: StepDefaults,
+        limits: DefinitionLimits,
     ) -> None:
         self.read = reader
         self.problems = reader.problems
         self.catalog = catalog
         self.connections = connections
         self.defaults = defaults
+        self.limits = limits
 
     def parse_list(self, raw: Any, loc: Loc, handler_of: str | None = None) -> list[Step]:
         if not isinstance(raw, list) or not raw:
@@ -233,18 +236,19 @@ class StepParser:
         return tuple(str(key) for key in value)
 
     def _retry(self, raw: Any, loc: Loc) -> RetryPolicy:
-        merged = dict(self.defaults.retry)
-        if raw is not None:
-            mapping = self.read.mapping(raw, loc)
-            if mapping is not None:
-                self.read.only_keys(mapping, RETRY_FIELDS, loc)
-                merged.update(mapping)
-        return parse_retry(self.read, merged, loc)
+        """The defaults' policy with the step's own fields in place (checked at the step;
+        the defaults' fields were checked once, where they are written)."""
+        if raw is None:
+            return self.defaults.retry
+        mapping = self.read.mapping(raw, loc)
+        if mapping is None:
+            return self.defaults.retry
+        return parse_retry(self.read, mapping, loc, self.limits, self.defaults.retry)
 
     def _timeout(self, body: Mapping[str, Any], loc: Loc) -> float | None:
         if "timeout" not in body:
             return self.defaults.timeout
-        return self.read.number(body["timeout"], (*loc, "timeout"), strict=True)
+        return parse_timeout(self.read, body["timeout"], (*loc, "timeout"), self.limits)
 
     def _on_error(self, raw: Any, loc: Loc, step_id: str) -> tuple[ErrorAction, list[Step]]:
         if raw is None:
@@ -272,40 +276,56 @@ class StepParser:
         return ForEach(items, variable, min(concurrency or 10, MAX_CONCURRENCY))
 
 
-def parse_retry(read: FieldReader, raw: Mapping[str, Any], loc: Loc) -> RetryPolicy:
-    """A retry policy from its (already merged) fields; bad fields keep their default."""
-    default = RetryPolicy()
+def parse_timeout(read: FieldReader, raw: Any, loc: Loc, limits: DefinitionLimits) -> float | None:
+    """A `timeout:` in seconds, greater than 0 and at most MAX_STEP_TIMEOUT_SECONDS."""
+    return read.duration(raw, loc, limits.max_step_timeout, "MAX_STEP_TIMEOUT_SECONDS", strict=True)
+
+
+def parse_retry(
+    read: FieldReader,
+    raw: Mapping[str, Any],
+    loc: Loc,
+    limits: DefinitionLimits,
+    base: RetryPolicy = _DEFAULT_RETRY,
+) -> RetryPolicy:
+    """A retry policy from the fields at `loc`; the fields it lacks (and bad ones, whose
+    problems are recorded) keep `base`'s values."""
+    read.only_keys(raw, RETRY_FIELDS, loc)
 
     def field_loc(key: str) -> Loc:
         return (*loc, key)
 
-    max_attempts = default.max_attempts
+    max_attempts = base.max_attempts
     if "max_attempts" in raw:
         max_attempts = read.integer(raw["max_attempts"], field_loc("max_attempts"), 1) or 1
         if max_attempts > MAX_ATTEMPTS:
             read.problems.add(field_loc("max_attempts"), f"must be at most {MAX_ATTEMPTS}")
 
-    def number(key: str, fallback: float, minimum: float = 0) -> float:
+    def delay(key: str, fallback: float) -> float:
         if key not in raw:
             return fallback
-        value = read.number(raw[key], field_loc(key), minimum)
+        limit = limits.max_retry_delay
+        value = read.duration(raw[key], field_loc(key), limit, "MAX_RETRY_DELAY_SECONDS")
         return fallback if value is None else value
 
-    jitter = default.jitter
+    backoff = base.backoff
+    if "backoff" in raw:
+        backoff = read.number(raw["backoff"], field_loc("backoff"), minimum=1) or base.backoff
+    jitter = base.jitter
     if "jitter" in raw:
         jitter = bool(read.boolean(raw["jitter"], field_loc("jitter")))
-    retry_on: list[str] = []
+    retry_on = base.retry_on
     if "retry_on" in raw:
-        retry_on = read.string_list(raw["retry_on"], field_loc("retry_on")) or []
+        retry_on = frozenset(read.string_list(raw["retry_on"], field_loc("retry_on")) or [])
     policy = RetryPolicy(
         max_attempts=min(max_attempts, MAX_ATTEMPTS),
-        delay=number("delay", default.delay),
-        backoff=number("backoff", default.backoff, minimum=1),
-        max_delay=number("max_delay", default.max_delay),
+        delay=delay("delay", base.delay),
+        backoff=backoff,
+        max_delay=delay("max_delay", base.max_delay),
         jitter=jitter,
-        retry_on=frozenset(retry_on),
+        retry_on=retry_on,
     )
-    return _DEFAULT_RETRY if policy == _DEFAULT_RETRY else policy  # most steps share one
+    return base if policy == base else policy  # most steps share one
 
 
 def count_steps(raw: Any) -> int:

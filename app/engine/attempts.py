@@ -24,6 +24,10 @@ from app.storable import JsonData
 from app.tasks.context import TaskContext
 from app.tasks.registry import RegisteredTask, TaskRegistry
 
+# An attempt without a deadline (library use, a step without `timeout`): a shared no-op, a
+# third of the cost of `asyncio.timeout(None)` on a path every attempt takes.
+_NO_DEADLINE: AbstractAsyncContextManager[None] = nullcontext()
+
 
 @dataclass(frozen=True)
 class TaskOutcome:
@@ -104,7 +108,7 @@ class TaskRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exception:
-                error = RunError(step.id, type(exception).__name__, _message(step, exception))
+                error = RunError(step.id, type(exception).__name__, _message(exception))
                 if attempt >= step.retry.max_attempts or not is_retryable(exception, step.retry):
                     return TaskOutcome(key, TaskStatus.FAILED, None, error)
                 delay = retry_delay(step.retry, attempt, self.rng)
@@ -131,11 +135,20 @@ class TaskRunner:
             if spliced is not None:
                 raise NonRetryableError(spliced)
         arguments = render_all(step.arguments, scope)  # within one budget of built values
-        context = TaskContext.for_attempt(self.run_id, self.flow, step.id, index, attempt)
-        async with _deadline(step.timeout), self._connection(step, task) as connection:
-            outputs = await task.invoke(
-                arguments, context=context, connection=connection, offered=offered
-            )
+        timeout = self.limits.default_step_timeout if step.timeout is None else step.timeout
+        context = TaskContext.for_attempt(
+            self.run_id, self.flow, step.id, index, attempt, timeout=timeout
+        )
+        deadline = _NO_DEADLINE if timeout is None else asyncio.timeout(timeout)
+        try:
+            async with deadline, self._connection(step, task) as connection:
+                outputs = await task.invoke(
+                    arguments, context=context, connection=connection, offered=offered
+                )
+        except TimeoutError:
+            if isinstance(deadline, asyncio.Timeout) and deadline.expired():
+                raise TimeoutError(_timed_out(step, self.limits)) from None
+            raise  # the task's own, whose message says what it waited for
         return step_outputs(self.limits, step.id, _declared_outputs(step, outputs))
 
     def _connection(self, step: Step, task: RegisteredTask) -> AbstractAsyncContextManager[Any]:
@@ -166,11 +179,14 @@ def _declared_outputs(step: Step, outputs: dict[str, Any]) -> dict[str, Any]:
     return {name: outputs[name] for name in step.outputs}
 
 
-def _deadline(timeout: float | None) -> AbstractAsyncContextManager[Any]:
-    return asyncio.timeout(timeout) if timeout is not None else nullcontext()
-
-
-def _message(step: Step, exception: Exception) -> str:
-    if isinstance(exception, TimeoutError) and not str(exception):
+def _timed_out(step: Step, limits: RunLimits) -> str:
+    if step.timeout is not None:
         return f"attempt exceeded the step's timeout of {step.timeout:g}s"
+    return (
+        f"attempt exceeded {limits.default_step_timeout:g}s, the longest a step without "
+        "`timeout` may run (setting MAX_STEP_TIMEOUT_SECONDS)"
+    )
+
+
+def _message(exception: Exception) -> str:
     return str(exception) or type(exception).__name__

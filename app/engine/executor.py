@@ -20,9 +20,9 @@ from typing import Any, Literal
 from app.connections.manager import ConnectionManager
 from app.dsl.definitions import build_definition
 from app.dsl.inputs import validate_inputs
+from app.dsl.limits import DEFAULT_LIMITS, DefinitionLimits
 from app.dsl.loading import Document, load_document
 from app.dsl.models import FlowDefinition
-from app.dsl.steps import DEFAULT_MAX_STEPS
 from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.environment import default_environment
 from app.engine.limits import RunLimits
@@ -54,9 +54,11 @@ class FlowExecutor:
         env: Mapping[str, str] | None = None,
         cache_size: int = 256,
         limits: RunLimits | None = None,
-        max_steps: int = DEFAULT_MAX_STEPS,
+        definition_limits: DefinitionLimits = DEFAULT_LIMITS,
     ) -> None:
-        """`max_steps`: the most steps (handlers included) a definition may have."""
+        """`limits`: what a run may keep, and how long an attempt may run when its step sets
+        no timeout (by default, as long as it takes); `definition_limits`: what a definition
+        may ask for (steps, timeouts, retry delays)."""
         self.registry = builtin_registry()
         if registry is not None:
             self.registry.include(registry)
@@ -67,14 +69,14 @@ class FlowExecutor:
         self._definitions: OrderedDict[str | bytes, FlowDefinition] = OrderedDict()
         self._cache_size = cache_size
         self.limits = limits or RunLimits()
-        self.max_steps = max_steps
+        self.definition_limits = definition_limits
 
     def parse(self, source: str | bytes, *, format: Format | None = None) -> ParsedFlow:
         """Load and validate a definition, keeping the loaded document; DefinitionError if not."""
         document = load_document(source, format=format)
         _check_storable(document)
         definition = build_definition(
-            document, self.registry.catalog(), self._connection_types, max_steps=self.max_steps
+            document, self.registry.catalog(), self._connection_types, limits=self.definition_limits
         )
         return ParsedFlow(document, definition)
 

@@ -1,6 +1,8 @@
 """What a run may keep: the sizes of its steps' outputs and of its whole stored document, and
-the width of a fan-out. The service sets them from its settings; library use gets the same
-defaults, so a flow that runs in a test runs the same in the service.
+the width of a fan-out; and how long an attempt of a step without `timeout` may run. The
+service sets them from its settings; library use gets the same sizes, so a flow that runs in
+a test runs the same in the service, but no default timeout: in the user's own process, a
+task may take as long as it takes, as it would without the engine.
 
 Sizes are bytes of compact UTF-8 JSON (`app.storable.json_size`), what a store keeps.
 """
@@ -26,6 +28,9 @@ class RunLimits:
     max_step_output_bytes: int = MIB  # one task's outputs (one element's, for a fan-out)
     max_run_document_bytes: int = 16 * MIB  # what every task of a run stores, and its outputs
     max_fan_out: int = 10_000  # elements of one for_each: each is a task (a row, in a store)
+    # Seconds an attempt of a step that sets no `timeout` may run (MAX_STEP_TIMEOUT_SECONDS in
+    # the service, where an attempt holds a worker slot); None: as long as it takes.
+    default_step_timeout: float | None = None
 
 
 def step_outputs(limits: RunLimits, step_id: str, outputs: Any) -> JsonData:

@@ -21,9 +21,9 @@ from app.background import stop_task
 from app.connections.configuration import connection_limits, destination_policy
 from app.connections.manager import ConnectionManager
 from app.domain.access import BOOTSTRAP_ADMIN
+from app.engine.configuration import definition_limits, run_limits
 from app.engine.environment import allowed_environment
 from app.engine.executor import FlowExecutor, Format
-from app.engine.limits import RunLimits
 from app.errors import SingleProcessStoreError
 from app.services.access import AccessChanges, FlowAccessPolicy
 from app.services.audit import AuditService
@@ -91,12 +91,8 @@ class Services:
             store=run_store,
             connections=connections,
             env=allowed_environment(settings.flow_env_allowlist, settings.flow_env_file),
-            limits=RunLimits(
-                max_step_output_bytes=settings.max_step_output_bytes,
-                max_run_document_bytes=settings.max_run_document_bytes,
-                max_fan_out=settings.max_fan_out,
-            ),
-            max_steps=settings.max_steps,
+            limits=run_limits(settings),
+            definition_limits=definition_limits(settings),
         )
         changes = AccessChanges()
         access = FlowAccessPolicy(

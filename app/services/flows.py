@@ -75,8 +75,15 @@ class FlowService:
         self.limits = limits
 
     async def validate(self, source: str | bytes, format: Format | None = None) -> ValidationReport:
-        """Check a definition without saving it; DefinitionError lists every problem."""
-        return _report((await self._parse(source, format)).definition)
+        """Check a definition without saving it; DefinitionError lists every problem.
+
+        The report (every step and edge) is built in the thread that parses, like the rest
+        of the work: at 5,000 steps it is 10,000 objects, and making them on the event loop
+        held it for tens of milliseconds more than anything else did."""
+        return await asyncio.to_thread(self._validated, source, format)
+
+    def _validated(self, source: str | bytes, format: Format | None) -> ValidationReport:
+        return validation_report(self.executor.parse(source, format=format).definition)
 
     async def _parse(self, source: str | bytes, format: Format | None) -> ParsedFlow:
         """Parse off the event loop: a large definition (or a small one whose YAML aliases
@@ -318,7 +325,7 @@ def _visibility(caller: Caller) -> str | None:
     return None if caller.acts_as_admin else caller.user_id
 
 
-def _report(definition: FlowDefinition) -> ValidationReport:
+def validation_report(definition: FlowDefinition) -> ValidationReport:
     steps = tuple(
         StepRef(
             step.id, step.task, tuple(sorted(definition.dependencies[step.id])), step.handler_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.api.support import JSON, YAML, api_settings, serve
+from tests.api.support import JSON, YAML, api_settings, register, serve
 
 
 def steps_yaml(count: int) -> str:
@@ -66,3 +66,65 @@ async def test_a_value_spliced_into_sql_text_is_422_showing_the_params_form(
     assert "$1" in problem["msg"]
     assert "params: [${inputs.id}]" in problem["msg"]
     assert stored.status_code == 404
+
+
+async def test_a_timeout_past_max_step_timeout_seconds_is_422_at_its_place(
+    tmp_path: Path,
+) -> None:
+    source = "flow: Slow\nsteps:\n  - sleep: {id: nap, seconds: 1, timeout: 1e9}\n"
+    async with serve(api_settings(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")) as client:
+        refused = await client.post("/flows", content=source, headers=YAML)
+        checked = await client.post("/flows/validate", content=source, headers=YAML)
+        stored = await client.get("/flows/Slow")
+
+    assert refused.status_code == checked.status_code == 422
+    assert refused.json() == {
+        "detail": [
+            {
+                "loc": ["steps", 0, "sleep", "timeout"],
+                "msg": "must be at most 86,400 seconds (setting MAX_STEP_TIMEOUT_SECONDS), "
+                "not 1e+09",
+                "type": "duration_too_long",
+                "line": 3,
+                "column": 34,
+            }
+        ]
+    }
+    assert checked.json() == refused.json()
+    assert stored.status_code == 404
+
+
+async def test_a_step_without_timeout_runs_at_most_max_step_timeout_seconds(
+    tmp_path: Path,
+) -> None:
+    """A task that does not return fails its attempt, and a sleep that could not end within
+    it fails at once: neither holds a worker slot for longer."""
+    source = f"""flow: Stuck
+steps:
+  - task: WaitForMarker
+    id: stuck
+    inputs: {{directory: "{tmp_path}", marker: never}}
+"""
+    nap = "flow: Nap\nsteps:\n  - sleep: {id: nap, seconds: 1e9}\n"
+    settings = api_settings(
+        f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", max_step_timeout_seconds=0.2
+    )
+    async with serve(settings) as client:
+        await register(client, source)
+        await register(client, nap)
+        stuck = await client.post("/flows/Stuck/execute", json={"wait": 10})
+        slept = await client.post("/flows/Nap/execute", json={"wait": 10})
+
+    assert stuck.status_code == 200
+    assert stuck.json()["status"] == "failed"
+    assert stuck.json()["error"] == {
+        "step": "stuck",
+        "type": "TimeoutError",
+        "message": "attempt exceeded 0.2s, the longest a step without `timeout` may run "
+        "(setting MAX_STEP_TIMEOUT_SECONDS)",
+    }
+    assert slept.status_code == 200
+    assert slept.json()["error"]["type"] == "TimeoutError"
+    assert slept.json()["error"]["message"].startswith(
+        "sleep of 1e+09s cannot end within the attempt's timeout of 0.2s"
+    )

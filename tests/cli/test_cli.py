@@ -111,6 +111,32 @@ def test_validate_refuses_a_value_spliced_into_sql_text(
     assert "params: [${inputs.id}]" in out
 
 
+def test_validate_refuses_a_duration_past_its_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = write(
+        tmp_path,
+        "slow.yaml",
+        "flow: Slow\nsteps:\n  - sleep: {id: s, seconds: 1, timeout: 120, retry: {delay: 1e9}}\n",
+    )
+    monkeypatch.setenv("MAX_STEP_TIMEOUT_SECONDS", "60")
+    get_settings.cache_clear()
+    try:
+        assert main(["validate", str(flow)]) == 1
+    finally:
+        get_settings.cache_clear()
+
+    out = capsys.readouterr().out
+    assert (
+        f"{flow}:3:32: steps[0].sleep.timeout: must be at most 60 seconds "
+        "(setting MAX_STEP_TIMEOUT_SECONDS), not 120"
+    ) in out
+    assert (
+        f"{flow}:3:54: steps[0].sleep.retry.delay: must be at most 86,400 seconds "
+        "(setting MAX_RETRY_DELAY_SECONDS), not 1e+09"
+    ) in out
+
+
 def test_validate_uses_flow_py_beside_the_file_for_custom_tasks(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -12,6 +12,7 @@ from app.connections.manager import ConnectionManager
 from app.dsl.catalog import TaskSpec
 from app.dsl.definitions import parse_definition
 from app.dsl.expressions import Reference
+from app.dsl.limits import DefinitionLimits
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, InputType, Mode
 from app.errors import DefinitionError, Problem
 from app.tasks.builtins import builtin_registry
@@ -268,10 +269,10 @@ def steps_yaml(count: int, *, handlers: int = 0) -> str:
 
 
 def test_a_definition_over_the_step_limit_is_refused_naming_the_limit_and_setting() -> None:
-    parse_definition(steps_yaml(10), CATALOG, TYPES, max_steps=10)
+    parse_definition(steps_yaml(10), CATALOG, TYPES, limits=DefinitionLimits(max_steps=10))
 
     with pytest.raises(DefinitionError) as caught:
-        parse_definition(steps_yaml(11), CATALOG, TYPES, max_steps=10)
+        parse_definition(steps_yaml(11), CATALOG, TYPES, limits=DefinitionLimits(max_steps=10))
 
     (problem,) = caught.value.problems
     assert problem.loc == ("steps",)
@@ -283,10 +284,14 @@ def test_a_definition_over_the_step_limit_is_refused_naming_the_limit_and_settin
 
 
 def test_handlers_count_towards_the_step_limit() -> None:
-    parse_definition(steps_yaml(5, handlers=4), CATALOG, TYPES, max_steps=10)  # 5 + f + 4
+    parse_definition(
+        steps_yaml(5, handlers=4), CATALOG, TYPES, limits=DefinitionLimits(max_steps=10)
+    )  # 5 + f + 4
 
     with pytest.raises(DefinitionError, match="the flow has 11 steps"):
-        parse_definition(steps_yaml(5, handlers=5), CATALOG, TYPES, max_steps=10)
+        parse_definition(
+            steps_yaml(5, handlers=5), CATALOG, TYPES, limits=DefinitionLimits(max_steps=10)
+        )
 
 
 def test_condition_graph_tasks_count_towards_the_step_limit() -> None:
@@ -294,7 +299,7 @@ def test_condition_graph_tasks_count_towards_the_step_limit() -> None:
     graph = f'{{"id": "g", "start_task": "t0", "tasks": [{tasks}], "conditions": []}}'
 
     with pytest.raises(DefinitionError) as caught:
-        parse_definition(graph, CATALOG, TYPES, max_steps=3)
+        parse_definition(graph, CATALOG, TYPES, limits=DefinitionLimits(max_steps=3))
 
     (problem,) = caught.value.problems
     assert (problem.loc, problem.type) == (("tasks",), "too_many_steps")

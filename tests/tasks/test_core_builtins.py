@@ -102,6 +102,23 @@ async def test_sleep_refuses_what_is_not_a_non_negative_number(
         await run("sleep", context, seconds=seconds)
 
 
+@pytest.mark.parametrize("seconds", [1, 1.5, 1e9])
+async def test_sleep_that_cannot_end_within_its_attempts_timeout_fails_at_once(
+    seconds: float,
+) -> None:
+    context = TaskContext.for_attempt("run-1", "TestFlow", "nap", 0, 1, timeout=1)
+
+    with pytest.raises(TimeoutError, match="cannot end within the attempt's timeout of 1s"):
+        async with asyncio.timeout(5):  # it must not sleep first
+            await run("sleep", context, seconds=seconds)
+
+
+async def test_sleep_shorter_than_its_attempts_timeout_sleeps() -> None:
+    context = TaskContext.for_attempt("run-1", "TestFlow", "nap", 0, 1, timeout=1)
+
+    assert await run("sleep", context, seconds=0.01) == {}
+
+
 async def test_fail_raises_a_retryable_task_error_with_the_message(
     context: TaskContext,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from app.api.body import JsonBodyRoute
+from app.api.body import JSON_TYPE, JsonBodyRoute
 from app.api.deps import (
     DefinitionDep,
     FlowName,
@@ -80,10 +80,9 @@ async def register_flow(
     responses=error_responses(401, 403, 413, 415, 422),
     openapi_extra=DEFINITION_BODY,
 )
-async def validate_flow(
-    _: FlowsReader, definition: DefinitionDep, flows: FlowsDep
-) -> ValidationResult:
-    return ValidationResult.of(await flows.validate(definition.source, definition.format))
+async def validate_flow(_: FlowsReader, definition: DefinitionDep, flows: FlowsDep) -> Response:
+    report = await flows.validate(definition.source, definition.format)
+    return Response(ValidationResult.json_of(report), media_type=JSON_TYPE)
 
 
 @router.get(

@@ -63,12 +63,19 @@ async def log(message: Any, level: str = "info", *, context: TaskContext) -> dic
     outputs=(),
     description="Wait for a number of seconds",
 )
-async def sleep(seconds: float) -> dict[str, Any]:
+async def sleep(seconds: float, *, context: TaskContext) -> dict[str, Any]:
     # bool is an int in Python, but `sleep: true` is a mistake, not one second.
     valid = isinstance(seconds, int | float) and not isinstance(seconds, bool)
     if not valid or not math.isfinite(seconds) or seconds < 0:
         raise NonRetryableError(
             f"sleep needs a finite, non-negative number of seconds, not {seconds!r}"
+        )
+    if context.timeout is not None and seconds >= context.timeout:
+        # It would time out: say so now rather than hold a worker slot until it does.
+        raise TimeoutError(
+            f"sleep of {seconds:g}s cannot end within the attempt's timeout of "
+            f"{context.timeout:g}s (the step's `timeout`, or the setting "
+            "MAX_STEP_TIMEOUT_SECONDS for a step without one)"
         )
     await asyncio.sleep(seconds)
     return {}
