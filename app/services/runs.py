@@ -191,7 +191,7 @@ class RunService:
                 step_ids=[step.id for step in definition.steps],
                 idempotency_key=idempotency_key,
                 created_at=created_at,
-                created_by=caller.user_id or None,
+                created_by=caller.user_id,
                 latest_only=version is None,
                 **lease,
             )
@@ -218,7 +218,7 @@ class RunService:
 
     async def _run_with_key(self, idempotency_key: str, name: str, caller: Caller) -> str | None:
         async with self.sessions() as session:
-            return await runs.id_for_key(session, idempotency_key, name, caller.user_id or None)
+            return await runs.id_for_key(session, idempotency_key, name, caller.user_id)
 
     async def claim(self, limit: int) -> int:
         """Claim up to `limit` queued runs, or runs whose worker died, and launch them here;
@@ -455,7 +455,8 @@ class RunService:
         return await self.get(run_id)
 
     async def _require_run_permission(self, caller: Caller, run_id: str) -> None:
-        run = await self.read(caller, run_id, with_steps=False)
+        """404 when the caller may not see the run's flow, 403 when it may but not run it."""
+        run = await self.get(run_id, with_steps=False)
         await self.access.require(caller, run.flow, Permission.RUN, _no_run(run_id))
 
     # Leases and lifecycle.
