@@ -7,7 +7,8 @@ A caller's permission on a flow comes from the flow's owner, its visibility and 
 Each process caches what it read of flows' access and of credentials. Any change to users,
 keys, shares or a flow's ownership is announced (`AccessChanges.announce`, in the transaction
 that makes it): on PostgreSQL by `NOTIFY`, which every process hears once the change commits;
-SQLite has one process. Each process then forgets everything it cached. MariaDB has no
+SQLite has one service process (credentials, which the command line changes from a process of
+its own, are not cached there). Each process then forgets everything it cached. MariaDB has no
 notifications, so nothing is cached there: every request reads the store.
 """
 
