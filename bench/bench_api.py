@@ -50,10 +50,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(database_url: str, settings: Mapping[str, str] | None = None) -> Iterator[str]:
+def server(
+    database_url: str, settings: Mapping[str, str] | None = None, *, as_users_start_it: bool = False
+) -> Iterator[str]:
     """A uvicorn process (one worker) serving the API on `database_url`; its base URL.
 
     `settings`: more environment for it (the service's settings), over the defaults here.
+    `as_users_start_it`: through `python -m app serve`, with the connection limits it adds
+    (keep-alive, request heads), rather than uvicorn's own command line.
     """
     port = free_port()
     env = {
@@ -63,8 +67,11 @@ def server(database_url: str, settings: Mapping[str, str] | None = None) -> Iter
         "LOG_LEVEL": "warning",
         **(settings or {}),
     }
-    command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
-    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    if as_users_start_it:
+        command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
+        command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     process = subprocess.Popen(command, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

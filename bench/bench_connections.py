@@ -21,22 +21,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from bench.bench_api import free_port, postgres_database, wait_until_healthy
+from bench.bench_api import postgres_database, server
 from bench.flows import CHAIN
 
 KEEPALIVE_EXPIRY = httpx.Limits().keepalive_expiry or 5.0  # httpx's default pool keeps idle 5 s
@@ -164,28 +162,6 @@ async def register_chain(base: str) -> None:
         answer.raise_for_status()
 
 
-@contextmanager
-def served(database_url: str, settings: Mapping[str, str] | None = None) -> Iterator[str]:
-    """`python -m app serve` on a free loopback port, as users start it; its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "MIGRATE_ON_START": "true",
-        "LOG_LEVEL": "warning",
-        **(settings or {}),
-    }
-    command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 @asynccontextmanager
 async def store_url(store: str) -> AsyncIterator[str]:
     if store == "postgresql":
@@ -199,7 +175,7 @@ async def store_url(store: str) -> AsyncIterator[str]:
 async def run(arguments: argparse.Namespace) -> int:
     settings = {"KEEP_ALIVE_SECONDS": str(arguments.keep_alive)} if arguments.keep_alive else {}
     async with store_url(arguments.store) as url:
-        with served(url, settings) as base:
+        with server(url, settings, as_users_start_it=True) as base:
             await register_chain(base)
             probe = asyncio.create_task(seconds_until_idle_close(base))
             tally = await hammer(base, clients=arguments.clients, seconds=arguments.seconds)
