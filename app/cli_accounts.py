@@ -42,14 +42,7 @@ async def accounts(settings: Settings) -> AsyncIterator[Accounts]:
         passwords, changes = Passwords(), AccessChanges()
         yield Accounts(
             UserService(sessions, passwords, changes),
-            KeyService(
-                sessions,
-                passwords,
-                changes,
-                session_seconds=settings.session_seconds,
-                max_keys_per_user=settings.max_keys_per_user,
-                sign_in_attempts=settings.sign_in_attempts,
-            ),
+            KeyService.of_settings(sessions, passwords, changes, settings),
         )
     finally:
         await engine.dispose()

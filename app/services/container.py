@@ -151,14 +151,7 @@ class Services:
             listener=listener,
             authenticator=authenticator,
             users=UserService(sessions, passwords, changes),
-            keys=KeyService(
-                sessions,
-                passwords,
-                changes,
-                session_seconds=settings.session_seconds,
-                max_keys_per_user=settings.max_keys_per_user,
-                sign_in_attempts=settings.sign_in_attempts,
-            ),
+            keys=KeyService.of_settings(sessions, passwords, changes, settings),
             audit=AuditService(sessions),
             changes=changes,
         )

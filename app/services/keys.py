@@ -32,6 +32,7 @@ from app.errors import (
 from app.services.access import AccessChanges
 from app.services.credentials import KEY, SESSION, hash_secret, new_secret
 from app.services.passwords import Passwords
+from app.settings import Settings
 from app.store import audit, credentials, users
 from app.store.records import CredentialRecord
 
@@ -79,6 +80,24 @@ class KeyService:
         self.max_keys_per_user = max_keys_per_user
         self.sign_in_attempts = sign_in_attempts
         self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
+
+    @classmethod
+    def of_settings(
+        cls,
+        sessions: async_sessionmaker[AsyncSession],
+        passwords: Passwords,
+        changes: AccessChanges,
+        settings: Settings,
+    ) -> KeyService:
+        """The service with the limits the settings give (the API's and the command line's)."""
+        return cls(
+            sessions,
+            passwords,
+            changes,
+            session_seconds=settings.session_seconds,
+            max_keys_per_user=settings.max_keys_per_user,
+            sign_in_attempts=settings.sign_in_attempts,
+        )
 
     # API keys.
 
