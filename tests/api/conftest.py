@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.settings import Settings
-from tests.api.support import api_settings, serve
+from tests.api.support import As, admin_of, api_settings, serve
 from tests.databases import fresh_store_database
 
 
@@ -29,3 +29,10 @@ def settings(database_url: str) -> Settings:
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with serve(settings) as client:
         yield client
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient) -> As:
+    """The ADMIN_API_KEY's caller, in a test whose `settings` turn authentication on with it
+    (`tests.api.support.auth_settings`)."""
+    return await admin_of(client)

@@ -12,7 +12,7 @@ import pytest
 
 from app.settings import Settings
 from tests.api.flows import GREET_YAML
-from tests.api.support import YAML, As, add_user, admin_of, auth_settings, serve
+from tests.api.support import YAML, As, add_user, auth_settings, serve
 from tests.polling import until
 
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ready"), ("POST", "/auth/login")}
@@ -21,11 +21,6 @@ PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ready"), ("POST", "/auth/login")}
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return auth_settings(database_url)
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient) -> As:
-    return await admin_of(client)
 
 
 def operations(client_schema: dict[str, Any]) -> list[tuple[str, str]]:

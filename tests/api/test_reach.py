@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from app.settings import Settings
@@ -43,11 +42,6 @@ async def listener() -> AsyncIterator[Listener]:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return auth_settings(database_url)
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient) -> As:
-    return await admin_of(client)
 
 
 async def run(caller: As, source: str, flow: str) -> dict[str, object]:

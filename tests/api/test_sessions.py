@@ -7,7 +7,7 @@ import pytest
 
 from app.settings import Settings
 from tests.api.flows import GREET_YAML
-from tests.api.support import YAML, As, add_user, admin_of, auth_settings
+from tests.api.support import YAML, As, add_user, auth_settings
 
 PASSWORD = "correct horse battery staple"
 
@@ -15,11 +15,6 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return auth_settings(database_url, sign_in_attempts=3)
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient) -> As:
-    return await admin_of(client)
 
 
 @pytest.fixture

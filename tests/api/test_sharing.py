@@ -12,7 +12,7 @@ import pytest
 from app.settings import Settings
 from tests.api.flow_manager_sample import SAMPLE
 from tests.api.flows import GREET_YAML
-from tests.api.support import YAML, As, add_user, admin_of, auth_settings, poll_run
+from tests.api.support import YAML, As, add_user, auth_settings, poll_run
 
 WAITING_YAML = """\
 flow: Waiting
@@ -31,11 +31,6 @@ OTHER_YAML = GREET_YAML.replace("flow: Greet", "flow: Other")
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return auth_settings(database_url)
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient) -> As:
-    return await admin_of(client)
 
 
 @pytest.fixture
