@@ -244,7 +244,8 @@ class FlowService:
                 )
                 await self.changes.announce(session)
         self.changes.forget()
-        return await self.get(caller, name)
+        async with self.sessions() as session:  # as changed: the caller may have given it away
+            return await definitions.read(session, name)
 
     async def delete(self, caller: Caller, name: str) -> None:
         """Delete the flow, its versions and its runs."""

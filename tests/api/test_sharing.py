@@ -306,3 +306,15 @@ async def test_the_flow_manager_endpoint_runs_only_flows_the_caller_may_run(
     assert first.status_code == 200
     assert by_bob.status_code == 409  # the graph's id names ada's flow
     assert shared.status_code == 200
+
+
+async def test_an_owner_who_gives_a_flow_away_is_answered_and_then_sees_it_no_more(
+    ada: As, bob: As
+) -> None:
+    await ada.register(GREET_YAML)
+
+    given = await ada.patch("/flows/Greet", json={"owner": "bob"})
+
+    assert (given.status_code, given.json()["owner"]) == (200, "bob")
+    assert (await ada.get("/flows/Greet")).status_code == 404
+    assert (await bob.delete("/flows/Greet")).status_code == 204
