@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.domain.access import COMMAND_LINE, Scope
-from app.engine.clock import utcnow
+from app.domain.clock import utcnow
+from app.domain.records import CredentialRecord, UserRecord
 from app.services.access import AccessChanges
 from app.services.keys import KeyService, NewKey
 from app.services.passwords import Passwords
@@ -23,7 +24,6 @@ from app.services.users import UserService
 from app.settings import Settings
 from app.store import migrations
 from app.store.database import create_engine, session_factory
-from app.store.records import CredentialRecord, UserRecord
 
 
 @dataclass(frozen=True)

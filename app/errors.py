@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the domain is built on these errors: this annotation only names it
+    from app.domain.runs import RunError
 
 Loc = tuple[str | int, ...]
 
@@ -180,28 +183,6 @@ class ConnectionLimitError(ConnectionFailedError):
 
 class UnknownConnectionError(FlowManagerError):
     """The flow declares no connection of that name."""
-
-
-@dataclass(frozen=True)
-class RunError:
-    """Why a run or a step failed: the shape of the API's `error` fields."""
-
-    step: str | None
-    type: str
-    message: str
-
-    def __post_init__(self) -> None:
-        """Every error can be stored and answered: unstorable characters become U+FFFD, and a
-        message is cut at MAX_ERROR_MESSAGE_CHARS (an exception's text may hold anything)."""
-        for name in ("step", "type", "message"):
-            text = getattr(self, name)
-            if text is not None:
-                kept = storable_text(text)
-                if kept is not text:
-                    object.__setattr__(self, name, kept)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "type": self.type, "message": self.message}
 
 
 def storable_text(text: str) -> str:

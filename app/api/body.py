@@ -25,7 +25,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_answer
-from app.engine.executor import Format
+from app.domain.formats import Format
 from app.errors import UnstorableValueError
 from app.storable import MAX_DEPTH, json_data
 

@@ -35,8 +35,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
+from app.domain.formats import Format
 from app.dsl.json_reader import read_json
 from app.dsl.yaml_data import Reading
 from app.dsl.yaml_limits import (
@@ -59,8 +60,6 @@ __all__ = [
     "Position",
     "load_document",
 ]
-
-Format = Literal["yaml", "json"]
 
 
 @dataclass(frozen=True)

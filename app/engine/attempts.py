@@ -11,15 +11,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.connections.manager import ConnectionManager
+from app.domain.clock import utcnow
+from app.domain.runs import RunError, TaskKey, TaskStatus
 from app.dsl.models import ConnectionSpec, Step
 from app.dsl.sql_text import spliced_sql
 from app.dsl.templates import render_all
-from app.engine.clock import utcnow
 from app.engine.limits import RunLimits, step_outputs
 from app.engine.retries import is_retryable, retry_delay
 from app.engine.scope import context_value
-from app.engine.store import RunStore, TaskKey, TaskStatus
-from app.errors import MissingOutputError, NonRetryableError, RunError, UnknownConnectionError
+from app.engine.store import RunStore
+from app.errors import MissingOutputError, NonRetryableError, UnknownConnectionError
 from app.storable import JsonData
 from app.tasks.context import TaskContext
 from app.tasks.registry import RegisteredTask, TaskRegistry

@@ -15,9 +15,11 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from app.connections.manager import ConnectionManager
+from app.domain.formats import Format
+from app.domain.runs import RunStatus
 from app.dsl.definitions import build_definition
 from app.dsl.inputs import validate_inputs
 from app.dsl.limits import DEFAULT_LIMITS, DefinitionLimits
@@ -28,14 +30,13 @@ from app.engine.environment import default_environment
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.run import RunExecution, RunResult
-from app.engine.store import RunStatus, RunStore
+from app.engine.store import RunStore
 from app.errors import DefinitionError, FlowFailedError, Problem, UnstorableValueError
 from app.storable import json_data
 from app.tasks.builtins import builtin_registry
 from app.tasks.registry import TaskRegistry
 
 Source = str | bytes | FlowDefinition
-Format = Literal["yaml", "json"]
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app.engine.store import (
-    FINISHED_TASK_STATUSES,
-    NewRun,
-    RunEnd,
-    RunStatus,
-    TaskKey,
-    TaskStatus,
-)
-from app.errors import RunError
+from app.domain.runs import FINISHED_TASK_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
+from app.engine.store import NewRun, RunEnd
 
 
 @dataclass

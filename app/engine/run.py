@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.domain.clock import utcnow
+from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Step
 from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
-from app.engine.clock import utcnow
 from app.engine.limits import DocumentBudget
 from app.engine.scope import StepView
-from app.engine.store import NewRun, RunEnd, RunStatus, RunStore, TaskKey, TaskStatus
+from app.engine.store import NewRun, RunEnd, RunStore
 from app.errors import (
     ExpressionError,
     FanOutTooLargeError,
-    RunError,
     RunTooLargeError,
     UnstorableValueError,
     ValueTooLargeError,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.engine.store import TaskStatus
-from app.errors import RunError
+from app.domain.runs import RunError, TaskStatus
 
 
 class StepView(dict[str, Any]):

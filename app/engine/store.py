@@ -11,40 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Protocol
 
-from app.errors import RunError
-
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class TaskStatus(StrEnum):
-    PENDING = "pending"  # waits for other steps
-    QUEUED = "queued"  # ready to run
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
-
-UNFINISHED_TASK_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING})
-FINISHED_TASK_STATUSES = frozenset(TaskStatus) - UNFINISHED_TASK_STATUSES
-
-
-@dataclass(frozen=True)
-class TaskKey:
-    """One task of a run: a step, or one element of a fanned-out step."""
-
-    step_id: str
-    task_index: int = 0
+from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 
 
 @dataclass(frozen=True)

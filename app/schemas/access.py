@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, Field, Strict
 
 from app.domain.access import Caller, Scope
+from app.domain.records import AuditEntry, AuditPage, CredentialRecord, ShareRecord, UserRecord
 from app.schemas.common import RequestModel, Timestamp
 from app.services.keys import NewKey, NewSession
-from app.store.records import AuditEntry, AuditPage, CredentialRecord, ShareRecord, UserRecord
 
 PermissionName = Literal["view", "run", "edit", "admin"]
 

@@ -19,9 +19,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from app.domain.records import OmittedValue
 from app.errors import REPLACEMENT_CHARACTER, UNSTORABLE_CHARACTER
 from app.settings import Settings
-from app.store.records import OmittedValue
 
 # A mapping with more keys than this is replaced whole, not key by key: a marker per key
 # would make the answer larger, not smaller.

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
-from app.errors import RunError
+from app.domain.runs import RunError
 
 # ISO 8601 with an explicit offset (`+00:00`), whatever pydantic's default spelling is.
 Timestamp = Annotated[

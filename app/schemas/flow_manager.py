@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.engine.store import RunStatus
+from app.domain.runs import RunStatus
 from app.schemas.common import RequestModel
 from app.services.flow_manager import GraphRun
 

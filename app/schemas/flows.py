@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter
 
+from app.domain.records import FlowSummary, FlowVersion, StepRef, ValidationReport
 from app.schemas.common import Timestamp
-from app.store.records import FlowSummary, FlowVersion, StepRef, ValidationReport
 
 HELLO_YAML = """flow: Hello
 description: Greet someone in several languages

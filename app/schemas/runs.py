@@ -10,10 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.engine.store import RunStatus, TaskStatus
+from app.domain.records import RunPage, RunRecord, StepRecord
+from app.domain.runs import RunStatus, TaskStatus
 from app.schemas.answers import AnswerBudget
 from app.schemas.common import ErrorInfo, RequestModel, Timestamp
-from app.store.records import RunPage, RunRecord, StepRecord
 
 MAX_VERSION = 2**31 - 1  # the store's integer column
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from app.domain.records import WorkerRecord
 from app.schemas.common import Timestamp
-from app.store.records import WorkerRecord
 
 
 class WorkerItem(BaseModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.domain.records import AuditPage
 from app.errors import InvalidCursorError
 from app.store import audit
-from app.store.records import AuditPage
 
 
 class AuditService:

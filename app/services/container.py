@@ -21,9 +21,10 @@ from app.background import stop_task
 from app.connections.configuration import connection_limits, destination_policy
 from app.connections.manager import ConnectionManager
 from app.domain.access import BOOTSTRAP_ADMIN
+from app.domain.formats import format_of_path
 from app.engine.configuration import definition_limits, run_limits
 from app.engine.environment import allowed_environment
-from app.engine.executor import FlowExecutor, Format
+from app.engine.executor import FlowExecutor
 from app.errors import SingleProcessStoreError
 from app.services.access import AccessChanges, FlowAccessPolicy
 from app.services.audit import AuditService
@@ -217,9 +218,10 @@ class Services:
         admin = await self.users.local_admin()
         for name in self.settings.flow_files:
             path = Path(name)
-            format: Format = "json" if path.suffix.lower() == ".json" else "yaml"
             source = await asyncio.to_thread(path.read_text, encoding="utf-8")
-            await self.flows.register(admin, source, format, change_notes=f"FLOW_FILES: {name}")
+            await self.flows.register(
+                admin, source, format_of_path(name), change_notes=f"FLOW_FILES: {name}"
+            )
 
     async def store_reachable(self) -> bool:
         """Whether the store answers a trivial query within 5 seconds (GET /ready)."""

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.background import stop_task
 from app.domain.access import Caller, Scope, rights_of
-from app.engine.clock import utcnow
+from app.domain.clock import utcnow
 from app.errors import AuthenticationError
 from app.services.access import new_cache
 from app.store import credentials

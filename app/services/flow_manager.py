@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain.access import Caller
+from app.domain.records import RunRecord
 from app.dsl.condition_graph import is_condition_graph
 from app.errors import DefinitionError, Problem
 from app.services.flows import FlowService
 from app.services.runs import RunService
-from app.store.records import RunRecord
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.access import Caller, Permission
+from app.domain.clock import utcnow
+from app.domain.formats import Format
+from app.domain.records import (
+    FlowSummary,
+    FlowVersion,
+    Registration,
+    ShareRecord,
+    StepRef,
+    ValidationReport,
+)
 from app.dsl.models import FlowDefinition
-from app.engine.clock import utcnow
-from app.engine.executor import FlowExecutor, Format, ParsedFlow
+from app.engine.executor import FlowExecutor, ParsedFlow
 from app.errors import (
     ConflictError,
     DefinitionError,
@@ -31,14 +40,6 @@ from app.errors import (
 from app.services.access import AccessChanges, FlowAccessPolicy, check
 from app.store import audit, definitions, flows, users
 from app.store.models import FlowRow
-from app.store.records import (
-    FlowSummary,
-    FlowVersion,
-    Registration,
-    ShareRecord,
-    StepRef,
-    ValidationReport,
-)
 
 _REGISTRATION_ATTEMPTS = 5  # two first registrations of one name race to create its flow
 MAX_CHANGE_NOTES = 10_000  # characters

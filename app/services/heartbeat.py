@@ -19,7 +19,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.background import stop_task
-from app.engine.clock import utcnow
+from app.domain.clock import utcnow
 from app.store import workers
 
 logger = logging.getLogger(__name__)

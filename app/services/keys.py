@@ -19,7 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.access import Caller, Scope, rights_of
-from app.engine.clock import utcnow
+from app.domain.clock import utcnow
+from app.domain.records import CredentialRecord
 from app.errors import (
     AuthenticationError,
     ForbiddenError,
@@ -34,7 +35,6 @@ from app.services.credentials import KEY, SESSION, hash_secret, new_secret
 from app.services.passwords import Passwords
 from app.settings import Settings
 from app.store import audit, credentials, users
-from app.store.records import CredentialRecord
 
 MAX_NAME_LENGTH = 100
 SIGN_IN_WINDOW_SECONDS = 15 * 60

@@ -23,18 +23,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.access import Caller, Permission
+from app.domain.clock import utcnow
+from app.domain.records import Creation, NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
+from app.domain.runs import RETRYABLE_RUN_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
 from app.dsl.inputs import validate_inputs
 from app.dsl.models import FlowDefinition
 from app.engine.attempts import ResumePoint, TaskOutcome
-from app.engine.clock import utcnow
 from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult, collect_outputs, kept_on_retry
-from app.engine.store import RunStatus, TaskKey, TaskStatus
 from app.errors import (
     ConflictError,
     FlowManagerError,
     LeaseLostError,
-    RunError,
     RunStateError,
     UnknownRunError,
     UnknownStepError,
@@ -45,7 +45,6 @@ from app.services.limits import RunRateLimiter
 from app.storable import json_data
 from app.store import definitions, notifications, queue, runs, secrets
 from app.store.database import is_passing_failure
-from app.store.records import Creation, NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
 from app.store.run_store import SqlRunStore
 
 logger = logging.getLogger(__name__)
@@ -53,7 +52,6 @@ logger = logging.getLogger(__name__)
 DEFINITION_CACHE_SIZE = 256
 STALE_VERSION_ATTEMPTS = 5  # a version registered (or deleted) while a run starts: look again
 Fresh = tuple[FlowDefinition, dict[str, Any]]  # a new run's definition and checked inputs
-RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 # A repeated /execute waits for a run running elsewhere by reading it at these intervals.
 FIRST_POLL_SECONDS, LAST_POLL_SECONDS = 0.05, 1.0
 
@@ -331,7 +329,7 @@ class RunService:
         async with self.sessions() as session:
             source, format = await definitions.source_of(session, definition_id)
         parsed = await asyncio.to_thread(  # off the event loop: it may be large
-            self.executor.parse, source, format="json" if format == "json" else "yaml"
+            self.executor.parse, source, format=format
         )
         definition = parsed.definition
         self._definitions[definition_id] = definition
@@ -440,7 +438,7 @@ class RunService:
                 session,
                 run_id,
                 RunStatus.RUNNING,
-                only_from=RETRYABLE,
+                only_from=RETRYABLE_RUN_STATUSES,
                 finished_at=None,
                 error=None,
                 **self._lease(utcnow()),

@@ -13,12 +13,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.access import ALL_SCOPES, BOOTSTRAP_ADMIN, USERNAME, Caller
-from app.engine.clock import utcnow
+from app.domain.clock import utcnow
+from app.domain.records import UserRecord
 from app.errors import ConflictError, FlowManagerError, RequestError, UnknownUserError
 from app.services.access import AccessChanges
 from app.services.passwords import Passwords
 from app.store import audit, credentials, flows, users
-from app.store.records import UserRecord
 
 MAX_EMAIL_LENGTH = 254
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.domain.records import WorkerRecord
 from app.store import workers
-from app.store.records import WorkerRecord
 
 
 class WorkerService:

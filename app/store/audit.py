@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.records import AuditEntry
 from app.store.models import AuditRow
-from app.store.records import AuditEntry
 
 
 async def record(

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Row, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.domain.records import CredentialRecord
 from app.store.models import CREDENTIALS, USERS, CredentialRow
-from app.store.records import CredentialRecord
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.engine.clock import utcnow
+from app.domain.clock import utcnow
+from app.domain.formats import Format, format_named
+from app.domain.records import FlowSummary, FlowVersion
 from app.errors import UnknownFlowError, UnknownVersionError
 from app.store import flows
 from app.store.models import DEFINITIONS, FLOWS, USERS, FlowDefinitionRow
-from app.store.records import FlowSummary, FlowVersion, Format
 
 
 async def latest(session: AsyncSession, name: str) -> FlowDefinitionRow | None:
@@ -81,13 +82,13 @@ _NEWER_VERSION = (
 )
 
 
-async def source_of(session: AsyncSession, definition_id: int) -> tuple[str, str]:
+async def source_of(session: AsyncSession, definition_id: int) -> tuple[str, Format]:
     """(source, format) of a stored version."""
     statement = select(FlowDefinitionRow.source, FlowDefinitionRow.format).where(
         FlowDefinitionRow.id == definition_id
     )
     source, format = (await session.execute(statement)).one()
-    return str(source), str(format)
+    return str(source), format_named(format)
 
 
 async def read(session: AsyncSession, name: str, number: int | None = None) -> FlowVersion:
@@ -186,7 +187,7 @@ def to_version(
         description=row.description,
         definition=row.definition,
         source=row.source,
-        format="json" if row.format == "json" else "yaml",
+        format=format_named(row.format),
         checksum=row.checksum,
         created_at=row.created_at,
         created_by=created_by,

@@ -15,8 +15,8 @@ from sqlalchemy import ColumnElement, bindparam, delete, exists, func, or_, sele
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.access import FlowAccess, Permission
+from app.domain.records import ShareRecord
 from app.store.models import FLOWS, SHARES, USERS, FlowRow, FlowShareRow
-from app.store.records import ShareRecord
 
 
 async def add(

@@ -9,9 +9,9 @@ returns false. Every value is a bind parameter.
 
 from __future__ import annotations
 
-from app.store.runs import UNFINISHED_TASK_STATUSES
+from app.store.runs import UNFINISHED_TASK_VALUES
 
-UNFINISHED = "(" + ", ".join(f"'{status}'" for status in UNFINISHED_TASK_STATUSES) + ")"
+UNFINISHED = "(" + ", ".join(f"'{status}'" for status in UNFINISHED_TASK_VALUES) + ")"
 
 # Starting a run: the flow's version, then the run with a pending task per step.
 LATEST_VERSION = """

@@ -25,12 +25,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.engine.clock import utcnow
-from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
-from app.errors import LeaseLostError, RunError
+from app.domain.clock import utcnow
+from app.domain.records import Creation, NewRunRow
+from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
+from app.engine.store import NewRun, RunEnd
+from app.errors import LeaseLostError
 from app.store import pg_queries
 from app.store.database import is_passing_failure
-from app.store.records import Creation, NewRunRow
 from app.store.run_store import SqlRunStore
 
 

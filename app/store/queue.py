@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.engine.store import RunStatus
+from app.domain.runs import RunStatus
 from app.errors import LeaseLostError
 from app.store.models import RUNS, FlowRunRow
 

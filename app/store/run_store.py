@@ -30,13 +30,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.background import stop_task
-from app.engine.clock import utcnow
-from app.engine.store import NewRun, RunEnd, RunStatus, TaskKey, TaskStatus
-from app.errors import LeaseLostError, RunError
+from app.domain.clock import utcnow
+from app.domain.records import Creation, NewRunRow
+from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
+from app.engine.store import NewRun, RunEnd
+from app.errors import LeaseLostError
 from app.store import definitions, notifications, queue, runs
 from app.store.models import RUNS, TASKS
-from app.store.records import Creation, NewRunRow
-from app.store.runs import UNFINISHED_TASK_STATUSES, cancel_unfinished_tasks, error_value
+from app.store.runs import UNFINISHED_TASK_VALUES, cancel_unfinished_tasks, error_value
 from app.store.types import UTCDateTime
 
 logger = logging.getLogger(__name__)
@@ -280,7 +281,7 @@ _START_MARK = {
 }
 _MARK_STARTED = _UPDATE_TASK.values(
     status=case(
-        (TASKS.c.status.in_(UNFINISHED_TASK_STATUSES), TaskStatus.RUNNING.value),
+        (TASKS.c.status.in_(UNFINISHED_TASK_VALUES), TaskStatus.RUNNING.value),
         else_=TASKS.c.status,
     ),
     lease_owner=bindparam("owner"),

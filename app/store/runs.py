@@ -23,9 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, defer
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.engine.store import UNFINISHED_TASK_STATUSES as UNFINISHED
-from app.engine.store import RunStatus, TaskStatus
-from app.errors import RunError
+from app.domain.records import NewRunRow, OmittedValue, RunRecord, StepRecord
+from app.domain.runs import (
+    ACTIVE_RUN_STATUSES,
+    UNFINISHED_TASK_STATUSES,
+    RunError,
+    RunStatus,
+    TaskStatus,
+)
 from app.store import flows
 from app.store.models import (
     FLOWS,
@@ -36,7 +41,6 @@ from app.store.models import (
     FlowRunRow,
     TaskRunRow,
 )
-from app.store.records import NewRunRow, OmittedValue, RunRecord, StepRecord
 from app.store.types import JsonDocument
 
 
@@ -199,9 +203,6 @@ async def change_status(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
-
-
 async def end_active(
     session: AsyncSession, run_id: str, status: RunStatus, at: datetime, **values: Any
 ) -> bool:
@@ -237,10 +238,10 @@ _WITH_VERSION = (
     .join(FlowDefinitionRow, FlowRunRow.definition_id == FlowDefinitionRow.id)
     .outerjoin(USERS, USERS.c.id == FlowRunRow.created_by)
 )
-UNFINISHED_TASK_STATUSES = sorted(status.value for status in UNFINISHED)
+UNFINISHED_TASK_VALUES = sorted(status.value for status in UNFINISHED_TASK_STATUSES)
 _CANCEL_UNFINISHED = (  # built once: it ends every run
     update(TASKS)
-    .where(TASKS.c.run_id == bindparam("run"), TASKS.c.status.in_(UNFINISHED_TASK_STATUSES))
+    .where(TASKS.c.run_id == bindparam("run"), TASKS.c.status.in_(UNFINISHED_TASK_VALUES))
     .values(status=TaskStatus.CANCELLED.value, finished_at=bindparam("at"))
 )
 _CANCEL_UNFINISHED_OF_STEP = _CANCEL_UNFINISHED.where(TASKS.c.step_id == bindparam("step"))
@@ -266,7 +267,7 @@ def to_record(
         status=RunStatus(run.status),
         inputs=run.inputs if inputs is _UNREAD else inputs,
         outputs=run.outputs if outputs is _UNREAD else outputs,
-        error=to_error(run.error),
+        error=RunError.of(run.error),
         remaining_steps=run.remaining_steps,
         created_at=run.created_at,
         started_at=run.started_at,
@@ -283,17 +284,11 @@ def to_step(task: TaskRunRow) -> StepRecord:
         status=TaskStatus(task.status),
         attempts=task.attempts,
         outputs=task.outputs,
-        error=to_error(task.error),
+        error=RunError.of(task.error),
         started_at=task.started_at,
         finished_at=task.finished_at,
         available_at=task.available_at,
     )
-
-
-def to_error(value: Any) -> RunError | None:
-    if not value:
-        return None
-    return RunError(value.get("step"), value.get("type", "Error"), value.get("message", ""))
 
 
 def error_value(error: RunError | None) -> dict[str, Any] | None:

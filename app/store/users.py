@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.records import UserRecord
 from app.store.models import UserRow, UserSettingsRow
-from app.store.records import UserRecord
 
 
 async def add(

@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.records import WorkerRecord
 from app.store.models import WorkerRow
-from app.store.records import WorkerRecord
 
 
 async def register(

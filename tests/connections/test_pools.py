@@ -19,14 +19,10 @@ from app.connections.limits import ConnectionLimits
 from app.connections.manager import ConnectionManager
 from app.connections.postgres import PostgresConnection
 from app.connections.redis import RedisConnection
+from app.domain.runs import TaskKey, TaskStatus
 from app.engine import FlowExecutor
 from app.engine.memory_store import InMemoryRunStore
-from app.engine.store import TaskKey, TaskStatus
-from app.errors import (
-    ConnectionLimitError,
-    ConnectionTimeoutError,
-    InvalidConnectionError,
-)
+from app.errors import ConnectionLimitError, ConnectionTimeoutError, InvalidConnectionError
 from app.tasks.builtins.http import registry as http_tasks
 from app.tasks.context import TaskContext
 from tests.http_server import serve

@@ -13,11 +13,7 @@ import pytest
 
 from app.dsl import expressions
 from app.dsl.expressions import Reference, compile_expression
-from app.errors import (
-    ExpressionEvaluationError,
-    ExpressionLimitError,
-    ExpressionSyntaxError,
-)
+from app.errors import ExpressionEvaluationError, ExpressionLimitError, ExpressionSyntaxError
 
 
 def evaluate(source: str, **scope: Any) -> Any:

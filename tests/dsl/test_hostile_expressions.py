@@ -30,11 +30,7 @@ from app.dsl.expressions import (
     estimated_size,
 )
 from app.dsl.templates import Template, compile_condition, compile_template
-from app.errors import (
-    ExpressionEvaluationError,
-    ExpressionLimitError,
-    ExpressionSyntaxError,
-)
+from app.errors import ExpressionEvaluationError, ExpressionLimitError, ExpressionSyntaxError
 from tests.dsl.properties import BOUNDED
 
 # What expressions see: ordinary values, and values as large as a step's outputs may be.

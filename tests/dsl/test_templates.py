@@ -8,11 +8,7 @@ import pytest
 
 from app.dsl.expressions import Reference
 from app.dsl.templates import compile_condition, compile_template, render_all
-from app.errors import (
-    ExpressionEvaluationError,
-    ExpressionLimitError,
-    ExpressionSyntaxError,
-)
+from app.errors import ExpressionEvaluationError, ExpressionLimitError, ExpressionSyntaxError
 
 SCOPE: dict[str, Any] = {
     "inputs": {"user_id": 7, "name": "Ada", "ratio": 0.5, "admin": True, "tags": ["a", "b"]},

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from app.engine import FlowExecutor, RunStatus
+from app.domain.runs import RunStatus
+from app.engine import FlowExecutor
 from app.tasks import TaskRegistry
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine import FlowExecutor, RunStatus, TaskStatus
+from app.domain.runs import RunStatus, TaskKey, TaskStatus
+from app.engine import FlowExecutor
 from app.engine.memory_store import InMemoryRunStore
-from app.engine.store import TaskKey
 from app.errors import FlowFailedError, InputValidationError
 from tests.engine.conftest import Probe
 

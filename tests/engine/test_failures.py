@@ -6,11 +6,11 @@ import random
 
 import pytest
 
+from app.domain.runs import RunStatus, TaskKey, TaskStatus
 from app.dsl.models import RetryPolicy
-from app.engine import FlowExecutor, RunStatus, TaskStatus
+from app.engine import FlowExecutor
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.retries import is_retryable, retry_delay
-from app.engine.store import TaskKey
 from app.errors import ExpressionEvaluationError, FlowFailedError, NonRetryableError
 from app.tasks import TaskRegistry
 from tests.engine.conftest import Probe

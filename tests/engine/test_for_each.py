@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine import FlowExecutor, RunStatus, TaskStatus
+from app.domain.runs import RunStatus, TaskKey, TaskStatus
+from app.engine import FlowExecutor
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
-from app.engine.store import TaskKey
 from tests.engine.conftest import Probe
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 from app.engine.memory_store import InMemoryRunStore
-from app.engine.store import NewRun, RunStatus, TaskKey, TaskStatus
-from app.errors import RunError
+from app.engine.store import NewRun
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

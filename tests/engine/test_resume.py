@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from app.engine import FlowExecutor, RunStatus, TaskStatus
+from app.domain.runs import RunStatus, TaskKey, TaskStatus
+from app.engine import FlowExecutor
 from app.engine.attempts import TaskOutcome
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.run import kept_on_retry
-from app.engine.store import TaskKey
 from app.tasks import TaskRegistry
 from tests.engine.conftest import Probe
 

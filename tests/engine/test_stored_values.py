@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from app.engine import FlowExecutor, RunStatus, TaskStatus
+from app.domain.runs import RunStatus, TaskKey, TaskStatus
+from app.engine import FlowExecutor
 from app.engine.attempts import TaskOutcome
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.run import kept_on_retry
-from app.engine.store import TaskKey
 from app.errors import MAX_ERROR_MESSAGE_CHARS, DefinitionError
 from app.storable import MAX_DEPTH
 from app.tasks import TaskRegistry

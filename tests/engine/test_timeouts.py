@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from app.engine import FlowExecutor, RunStatus
+from app.domain.runs import RunStatus, TaskKey
+from app.engine import FlowExecutor
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
 from app.engine.run import RunResult
-from app.engine.store import TaskKey
 from app.tasks import TaskContext, TaskRegistry
 
 DEADLINE = 5.0  # seconds: without a timeout the run would never end; the test fails instead

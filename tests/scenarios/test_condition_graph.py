@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.engine import FlowExecutor, RunStatus
+from app.domain.runs import RunStatus
+from app.engine import FlowExecutor
 from app.errors import DefinitionError
 from app.tasks.loading import load_task_modules
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from app.engine.clock import utcnow
-from app.engine.store import RunStatus, TaskStatus
+from app.domain.clock import utcnow
+from app.domain.runs import RunStatus, TaskStatus
 from app.errors import RunStateError, UnknownFlowError
 from app.services.container import Services
 from app.settings import Settings

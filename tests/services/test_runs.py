@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from app.engine.store import RunStatus, TaskStatus
+from app.domain.records import RunRecord
+from app.domain.runs import RunStatus, TaskStatus
 from app.errors import InputValidationError, RunStateError, UnknownFlowError
 from app.services.container import Services
 from app.store import runs
 from app.store.models import FlowRunRow
-from app.store.records import RunRecord
 from app.worker.embedded import EmbeddedWorker
 from tests.callers import admin
 from tests.polling import until

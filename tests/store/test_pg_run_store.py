@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 
-from app.engine.store import RunStatus
+from app.domain.records import Creation, NewRunRow
+from app.domain.runs import RunStatus
 from app.store.models import FlowRunRow, TaskRunRow
 from app.store.pg_run_store import PgRunStore
-from app.store.records import Creation, NewRunRow
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
 from tests.store.samples import T0, add_definition, owner_of
 

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.engine.store import RunStatus
+from app.domain.records import NewRunRow
+from app.domain.runs import RunStatus
 from app.errors import LeaseLostError
 from app.store import queue, runs
 from app.store.database import session_factory
 from app.store.models import FlowRunRow
-from app.store.records import NewRunRow
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
 from tests.store.samples import T0, add_definition
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from app.engine.store import RunStatus, TaskStatus
+from app.domain.records import OmittedValue, RunRecord
+from app.domain.runs import RunStatus, TaskStatus
 from app.errors import DefinitionError, UnstorableValueError
 from app.services.container import Services
 from app.settings import Settings
 from app.storable import MAX_DEPTH
 from app.store.models import FlowDefinitionRow
-from app.store.records import OmittedValue, RunRecord
 from tests.callers import admin
 from tests.store.value_tasks import DRIVER_VALUES_STORED, UNSTORABLE, nested
 

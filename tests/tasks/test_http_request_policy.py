@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from app.connections.destinations import DestinationPolicy
 from app.connections.manager import ConnectionManager
-from app.engine import FlowExecutor, RunStatus
+from app.domain.runs import RunStatus, TaskKey
+from app.engine import FlowExecutor
 from app.engine.memory_store import InMemoryRunStore
-from app.engine.store import TaskKey
 from tests.http_server import LocalHttpServer
 
 FLOW = """

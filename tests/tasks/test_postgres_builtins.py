@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 
 from app.connections.postgres import PostgresConnection
+from app.domain.runs import RunStatus
 from app.dsl.templates import compile_template
 from app.engine.executor import FlowExecutor
-from app.engine.store import RunStatus
 from app.errors import DefinitionError, NonRetryableError
 from app.tasks.builtins.postgres import registry
 from app.tasks.context import TaskContext

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.engine import FlowExecutor, RunStatus
+from app.domain.runs import RunStatus
+from app.engine import FlowExecutor
 from tests.http_server import refused_url
 
 SECRETS = ("s3cr3t-pw", "q-s3cr3t", "t0k3n")

@@ -20,9 +20,9 @@ import time
 
 import pytest
 
-from app.engine.store import RunStatus, TaskStatus
+from app.domain.records import RunRecord
+from app.domain.runs import RunStatus, TaskStatus
 from app.services.container import Services
-from app.store.records import RunRecord
 from tests.callers import admin
 from tests.polling import until
 from tests.worker.conftest import CONNECTIONS_PER_WORKER, Cluster, Event

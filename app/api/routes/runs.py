@@ -21,9 +21,9 @@ from app.api.deps import (
     RunsWriter,
     SettingsDep,
 )
+from app.domain.runs import RunStatus
 from app.dsl.definitions import FLOW_NAME
 from app.dsl.fields import IDENTIFIER
-from app.engine.store import RunStatus
 from app.schemas.answers import AnswerBudget, json_bytes
 from app.schemas.common import error_responses
 from app.schemas.runs import (

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from app.api.body import JsonBodyRoute
 from app.api.deps import PUBLIC, AnyCaller, KeysDep
 from app.api.security import CSRF_COOKIE, SESSION_COOKIE
-from app.engine.clock import utcnow
+from app.domain.clock import utcnow
 from app.schemas.access import SignedIn, SignIn
 from app.schemas.common import error_responses
 

@@ -1,4 +1,4 @@
-"""What the store and the services hand back: frozen domain values, separate from ORM rows."""
+"""What the store and the services hand back: frozen values, separate from the store's rows."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
-from app.engine.store import RunStatus, TaskStatus
-from app.errors import RunError
-
-Format = Literal["yaml", "json"]
+from app.domain.formats import Format
+from app.domain.runs import FINISHED_RUN_STATUSES, RunError, RunStatus, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+        return self.status in FINISHED_RUN_STATUSES
 
     @property
     def duration_ms(self) -> float | None:
