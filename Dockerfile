@@ -16,8 +16,9 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
+# The migrations ship inside the package (app/store/alembic); alembic.ini is for the `alembic`
+# command, run from /app.
 COPY pyproject.toml alembic.ini ./
-COPY alembic ./alembic
 COPY app ./app
 COPY examples ./examples
 RUN pip install --no-deps . \

@@ -1,7 +1,8 @@
 """Reading request bodies: the size limit, JSON that the store can hold, definitions' formats.
 
-- `BodySizeLimit` answers 413 once a body passes MAX_BODY_BYTES: at once when Content-Length
-  says so, else as soon as the bytes streamed in exceed it, so no body is ever buffered whole.
+- `BodySizeLimit` refuses a body past MAX_BODY_BYTES (`PayloadTooLargeError`, a 413): at once
+  when Content-Length says so, else as soon as the bytes streamed in exceed it, so no body is
+  ever buffered whole.
 - Routes with a JSON body (`JsonBodyRoute`) answer 415 to another Content-Type and parse with
   `parse_json`, which refuses what the databases cannot hold (`app.storable`: NaN, infinities,
   NUL characters, lone surrogates, nesting deeper than its MAX_DEPTH) as FastAPI refuses
@@ -24,9 +25,9 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import error_answer
+from app.api.errors import mapped_answer
 from app.domain.formats import Format
-from app.errors import UnstorableValueError
+from app.errors import PayloadTooLargeError, UnstorableValueError
 from app.storable import MAX_DEPTH, json_data
 
 JSON_TYPE = "application/json"
@@ -34,7 +35,7 @@ YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yam
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 for a request body larger than `max_bytes`."""
+    """ASGI middleware: `PayloadTooLargeError` for a request body larger than `max_bytes`."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -47,7 +48,8 @@ class BodySizeLimit:
             return
         declared = _content_length(Headers(scope=scope))
         if declared is not None and declared > self.max_bytes:
-            await error_answer(413, self.message)(scope, receive, send)
+            # Before the app, so outside its exception handlers: answered here as they would.
+            await mapped_answer(PayloadTooLargeError(self.message))(scope, receive, send)
             return
         received = 0
 
@@ -56,9 +58,9 @@ class BodySizeLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                # An HTTPException, because FastAPI turns other errors met while it reads a
-                # body into 400s.
-                raise HTTPException(413, self.message)
+                # Met by whoever reads the body: a route's dependency (answered by the error
+                # handlers), or FastAPI itself (answered as the cause of its 400: errors.py).
+                raise PayloadTooLargeError(self.message)
             return message
 
         await self.app(scope, receive_within_limit, send)

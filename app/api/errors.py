@@ -13,7 +13,7 @@
 | PayloadTooLargeError | 413 | message |
 | RateLimitedError | 429 | message, with `Retry-After` in whole seconds |
 | FastAPI's RequestValidationError | 422 | FastAPI's standard list |
-| HTTPException (415, 413, 404 route...) | its status | its detail |
+| HTTPException (415, 404 route...) | its status | its detail |
 | 405 (a method the path lacks) | 405 | FastAPI's, with `Allow` naming every method of the path |
 | anything else | 500 | "Internal Server Error", `Connection: close` (the server logs the error) |
 
@@ -65,6 +65,7 @@ MESSAGE_STATUS: dict[type[FlowManagerError], int] = {
     PayloadTooLargeError: 413,
     RateLimitedError: 429,
 }
+MESSAGE_ERRORS = tuple(MESSAGE_STATUS)
 
 
 def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
@@ -72,6 +73,10 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
 
     async def http_answer(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
+        if isinstance(error.__cause__, MESSAGE_ERRORS):
+            # FastAPI answers 400 to any error met while it reads a body, keeping that error as
+            # the cause: one of ours (a body past MAX_BODY_BYTES) is answered as itself.
+            return mapped_answer(error.__cause__)
         allowed = _methods_of_path(routes, request.scope) if error.status_code == 405 else None
         if allowed:  # else not an API path (/docs...): Starlette's own Allow is whole
             headers = {**(error.headers or {}), "Allow": ", ".join(sorted(allowed))}
@@ -105,6 +110,12 @@ def error_answer(status: int, detail: Any, headers: dict[str, str] | None = None
 
 async def message_answer(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, FlowManagerError)
+    return mapped_answer(error)
+
+
+def mapped_answer(error: FlowManagerError) -> JSONResponse:
+    """The answer to one of the errors MESSAGE_STATUS maps: its status, its message as the
+    detail. For the ASGI middlewares, which run outside the exception handlers."""
     status = next(code for kind, code in MESSAGE_STATUS.items() if isinstance(error, kind))
     return error_answer(status, error.message, _headers_of(error))
 

@@ -24,9 +24,8 @@ Choices a caller relies on:
 - Strings (keys and values) may not hold NUL or lone surrogates (`"\u0000"`, `"\ud800"` in
   JSON): no store can keep them, so they are refused here, where the place is known.
 
-The work is split by job: `yaml_reader` (with `yaml_placeholders`, `yaml_skim`, `yaml_nodes`
-and `yaml_data`) and `json_reader` read the text; `yaml_limits` and `yaml_positions` hold what
-both share. This module is the front every caller imports.
+The readers themselves are in `app.dsl.reading`, split by job; this module is the front every
+caller imports.
 """
 
 from __future__ import annotations
@@ -38,17 +37,17 @@ from types import MappingProxyType
 from typing import Any
 
 from app.domain.formats import Format
-from app.dsl.json_reader import read_json
-from app.dsl.yaml_data import Reading
-from app.dsl.yaml_limits import (
+from app.dsl.reading.json_reader import read_json
+from app.dsl.reading.yaml_data import Reading
+from app.dsl.reading.yaml_limits import (
     MAX_DEFINITION_BYTES,
     MAX_DEPTH,
     MAX_NODES,
     capped,
     check_size,
 )
-from app.dsl.yaml_positions import Position, definition_error, position_at
-from app.dsl.yaml_reader import read_yaml
+from app.dsl.reading.yaml_positions import Position, definition_error, position_at
+from app.dsl.reading.yaml_reader import read_yaml
 from app.errors import DefinitionError, Loc, Problem
 
 __all__ = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.dsl.loading import Document
-from app.dsl.yaml_limits import MAX_PROBLEMS, capped
+from app.dsl.reading.yaml_limits import MAX_PROBLEMS, capped
 from app.errors import DefinitionError, Loc, Problem
 
 

@@ -1,4 +1,5 @@
-"""Applying the Alembic migrations (alembic/versions) from code: the service, the CLI, tests.
+"""Applying the Alembic migrations (app/store/alembic/versions) from code: the service, the CLI,
+tests.
 
 The service migrates from inside its running event loop: `upgrade(engine)` hands Alembic an open
 connection of the service's own engine, in one transaction that commits when the migrations
@@ -17,18 +18,22 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-# An editable install (`pip install -e .`): the repository holds both `app/` and `alembic/`.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ALEMBIC_INI = REPO_ROOT / "alembic.ini"
+# The migration environment ships inside the package (env.py, script.py.mako, versions/), so an
+# installed wheel migrates its database without a checkout of the repository.
+SCRIPT_LOCATION = Path(__file__).resolve().with_name("alembic")
+VERSIONS = SCRIPT_LOCATION / "versions"
 
 
 def alembic_config(url: str | None = None) -> Config:
-    """Alembic's config for this repository, from any working directory.
+    """Alembic's config for the packaged migrations, from any working directory.
 
-    `url` names the database; without it, alembic/env.py uses the DATABASE_URL setting.
+    No ini file: alembic.ini, at the repository's root, is for the `alembic` command. `url`
+    names the database; without it, the environment (env.py) uses the DATABASE_URL setting.
     """
-    config = Config(ALEMBIC_INI)
-    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    # As alembic.ini says: `version_locations` (and the like) are split on os.pathsep.
+    config.set_main_option("path_separator", "os")
     if url is not None:
         # The ini file's interpolation would read `%` (as in a percent-encoded password).
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -55,7 +60,7 @@ async def _migrate(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
     config = alembic_config()
 
     def run(connection: Connection) -> None:
-        config.attributes["connection"] = connection  # alembic/env.py migrates on it
+        config.attributes["connection"] = connection  # env.py migrates on it
         step(config)
 
     async with (

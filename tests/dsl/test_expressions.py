@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.dsl import expressions
-from app.dsl.expressions import Reference, compile_expression
+from app.dsl.expressions import Reference, compile_expression, compiler, evaluation
 from app.errors import ExpressionEvaluationError, ExpressionLimitError, ExpressionSyntaxError
 
 
@@ -697,7 +696,7 @@ def test_printf_formatting_cannot_pad_to_a_huge_width() -> None:
 def test_evaluation_stops_once_the_time_budget_is_spent(monkeypatch: pytest.MonkeyPatch) -> None:
     ticks = itertools.count()
     # Every reading of the clock is 60 ms after the previous one.
-    monkeypatch.setattr(expressions, "_clock", lambda: next(ticks) * 0.06)
+    monkeypatch.setattr(evaluation, "_clock", lambda: next(ticks) * 0.06)
     expression = compile_expression("1 + 2 + 3 + 4")
 
     with pytest.raises(ExpressionLimitError, match="longer than 100 ms"):
@@ -707,7 +706,7 @@ def test_evaluation_stops_once_the_time_budget_is_spent(monkeypatch: pytest.Monk
 def test_the_time_budget_is_per_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
     expression = compile_expression("1 + 2 + 3")
     now = [0.0]
-    monkeypatch.setattr(expressions, "_clock", lambda: now[0])
+    monkeypatch.setattr(evaluation, "_clock", lambda: now[0])
 
     for _ in range(3):
         now[0] += 10.0  # much time passes between evaluations, none within one
@@ -754,7 +753,7 @@ def test_a_compiled_expression_can_be_evaluated_many_times() -> None:
 def test_what_pythons_parser_warns_about_is_accepted_without_a_warning(
     source: str, value: Any
 ) -> None:
-    expressions._compiled.cache_clear()  # compile it here, not from an earlier test
+    compiler._compiled.cache_clear()  # compile it here, not from an earlier test
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         compiled = compile_expression(source)
@@ -774,7 +773,7 @@ def test_what_pythons_parser_warns_about_is_accepted_without_a_warning(
 def test_what_pythons_parser_warns_about_is_refused_as_before_without_a_warning(
     source: str, message: str
 ) -> None:
-    expressions._compiled.cache_clear()
+    compiler._compiled.cache_clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(ExpressionSyntaxError, match=message):

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from app.dsl import yaml_nodes
 from app.dsl.loading import MAX_DEFINITION_BYTES, Document, Position, load_document
+from app.dsl.reading import yaml_nodes
 from app.errors import DefinitionError
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store import migrations
 from app.store.database import session_factory
-from app.store.migrations import REPO_ROOT, alembic_config, downgrade, upgrade, upgrade_url
+from app.store.migrations import VERSIONS, alembic_config, downgrade, upgrade, upgrade_url
 from app.store.models import Base, FlowDefinitionRow, FlowRunRow, TaskRunRow, WorkerRow
 from tests.databases import store_engine
 from tests.store.samples import add_owner_and_flow
@@ -42,6 +42,7 @@ STORE_TABLES = {
     "service_secrets",
 }
 HEAD = "0003_trust"
+REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 
 
@@ -286,8 +287,7 @@ async def test_a_later_migration_rebuilding_a_parent_table_keeps_its_children_on
 
     def config_with_the_rebuild(url: str | None = None) -> Config:
         config = alembic_config(url)
-        shipped = REPO_ROOT / "alembic" / "versions"
-        config.set_main_option("version_locations", f"{shipped}{os.pathsep}{extra_versions}")
+        config.set_main_option("version_locations", f"{VERSIONS}{os.pathsep}{extra_versions}")
         return config
 
     async with store_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}") as engine:

@@ -13,10 +13,16 @@ import json
 import re
 from typing import Any
 
-from app.dsl.yaml_data import Reading
-from app.dsl.yaml_limits import MAX_DEPTH, MAX_NODES, too_deep, too_many_nodes
-from app.dsl.yaml_positions import TEXT_START, Position, definition_error, position_at, problem_at
-from app.dsl.yaml_reader import read_yaml
+from app.dsl.reading.yaml_data import Reading
+from app.dsl.reading.yaml_limits import MAX_DEPTH, MAX_NODES, too_deep, too_many_nodes
+from app.dsl.reading.yaml_positions import (
+    TEXT_START,
+    Position,
+    definition_error,
+    position_at,
+    problem_at,
+)
+from app.dsl.reading.yaml_reader import read_yaml
 from app.errors import DefinitionError, Loc, Problem
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from app.dsl.yaml_data import Reading, build_data
-from app.dsl.yaml_nodes import read_nodes
-from app.dsl.yaml_placeholders import shield_placeholders
-from app.dsl.yaml_positions import TEXT_START, definition_error, position_at
+from app.dsl.reading.yaml_data import Reading, build_data
+from app.dsl.reading.yaml_nodes import read_nodes
+from app.dsl.reading.yaml_placeholders import shield_placeholders
+from app.dsl.reading.yaml_positions import TEXT_START, definition_error, position_at
 
 # PyYAML's own set of the characters YAML accepts in a stream.
 _NON_PRINTABLE = re.compile(

@@ -14,9 +14,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from app.dsl.yaml_nodes import AliasNode, MappingNode, Node, ScalarNode, SequenceNode, ValueNode
-from app.dsl.yaml_placeholders import Restore
-from app.dsl.yaml_positions import Position, problem_at
+from app.dsl.reading.yaml_nodes import (
+    AliasNode,
+    MappingNode,
+    Node,
+    ScalarNode,
+    SequenceNode,
+    ValueNode,
+)
+from app.dsl.reading.yaml_placeholders import Restore
+from app.dsl.reading.yaml_positions import Position, problem_at
 from app.errors import Loc, Problem
 
 

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 import yaml
 
-from app.dsl.yaml_limits import MAX_DEPTH, MAX_NODES, too_deep, too_many_nodes
-from app.dsl.yaml_placeholders import Restore
-from app.dsl.yaml_positions import Position, definition_error
+from app.dsl.reading.yaml_limits import MAX_DEPTH, MAX_NODES, too_deep, too_many_nodes
+from app.dsl.reading.yaml_placeholders import Restore
+from app.dsl.reading.yaml_positions import Position, definition_error
 from app.errors import DefinitionError
 
 

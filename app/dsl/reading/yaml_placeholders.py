@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from app.dsl.yaml_skim import unquoted_placeholders
+from app.dsl.reading.yaml_skim import unquoted_placeholders
 
 Restore = Callable[[str], str]  # swaps a loaded string's tokens back for their placeholders
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from app.dsl.placeholders import Placeholder, find_placeholders
-from app.dsl.yaml_positions import BREAK_CHARS
+from app.dsl.reading.yaml_positions import BREAK_CHARS
 from app.errors import ExpressionSyntaxError
 
 Span = tuple[int, int]  # start and end index of a placeholder in the text

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.dsl.yaml_positions import Position, definition_error
+from app.dsl.reading.yaml_positions import Position, definition_error
 from app.errors import DefinitionError, Loc, Problem
 
 MAX_DEFINITION_BYTES = 1024 * 1024  # of UTF-8 text
