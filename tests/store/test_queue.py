@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.domain.records import NewRunRow
+from app.domain.records import Claim, NewRunRow
 from app.domain.runs import RunStatus
 from app.errors import LeaseLostError
-from app.store import queue, runs
 from app.store.database import session_factory
 from app.store.models import FlowRunRow
+from app.store.queries import queue, runs
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
 from tests.store.samples import T0, add_definition
 
@@ -54,9 +54,7 @@ async def add_runs(engine: AsyncEngine, count: int) -> list[str]:
     return ids
 
 
-async def claim(
-    engine: AsyncEngine, owner: str, now: datetime, limit: int = 10
-) -> list[queue.Claim]:
+async def claim(engine: AsyncEngine, owner: str, now: datetime, limit: int = 10) -> list[Claim]:
     async with engine.begin() as connection:
         return await queue.claim(connection, owner, now, LEASE, limit)
 
@@ -78,7 +76,7 @@ async def test_a_claim_takes_queued_runs_oldest_first_and_leases_them(engine: As
 
     claimed = await claim(engine, "w1", T0, limit=2)
 
-    assert [(c.run_id, c.fresh) for c in claimed] == [(ids[0], True), (ids[1], True)]
+    assert [(c.run_id, not c.taken_over) for c in claimed] == [(ids[0], True), (ids[1], True)]
     assert await lease_of(engine, ids[0]) == ("running", "w1", T0 + timedelta(seconds=LEASE))
     assert [c.run_id for c in await claim(engine, "w2", T0)] == [ids[2]]
     assert await claim(engine, "w3", T0) == []
@@ -91,7 +89,7 @@ async def test_a_run_whose_lease_expired_is_taken_over(engine: AsyncEngine) -> N
     assert await claim(engine, "w2", T0 + timedelta(seconds=LEASE - 1)) == []
     (taken,) = await claim(engine, "w2", T0 + timedelta(seconds=LEASE))
 
-    assert (taken.run_id, taken.fresh) == (run_id, False)
+    assert (taken.run_id, not taken.taken_over) == (run_id, False)
     assert (await lease_of(engine, run_id))[1] == "w2"
 
 
@@ -107,7 +105,7 @@ async def test_writes_need_the_unexpired_lease_of_a_running_run(engine: AsyncEng
             async with sessions.begin() as session:
                 await queue.hold(session, run_id, owner, at)
     async with sessions.begin() as session:
-        await runs.end_active(session, run_id, RunStatus.CANCELLED, T0)
+        await runs.end(session, run_id, RunStatus.CANCELLED, T0)
     with pytest.raises(LeaseLostError):
         async with sessions.begin() as session:
             await queue.hold(session, run_id, "w1", T0)
@@ -120,7 +118,7 @@ async def test_renewal_extends_held_leases_and_reports_lost_runs(engine: AsyncEn
         await runs.change_status(
             session, taken, RunStatus.RUNNING, only_from=[RunStatus.RUNNING], lease_owner="w2"
         )
-        await runs.end_active(session, cancelled, RunStatus.CANCELLED, T0)  # by a request
+        await runs.end(session, cancelled, RunStatus.CANCELLED, T0)  # by a request
     later = T0 + timedelta(seconds=10)
 
     async with engine.begin() as connection:
@@ -138,7 +136,7 @@ async def test_a_released_run_is_claimable_at_once_and_resumes(engine: AsyncEngi
         await queue.release(connection, "w1", [run_id], T0)
     (taken,) = await claim(engine, "w2", T0)
 
-    assert (taken.run_id, taken.fresh) == (run_id, False)
+    assert (taken.run_id, not taken.taken_over) == (run_id, False)
 
 
 async def test_concurrent_claimers_skip_locked_runs_instead_of_waiting(
