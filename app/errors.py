@@ -211,6 +211,11 @@ class LeaseLostError(FlowManagerError):
     run ended elsewhere. Nothing more of this execution is recorded."""
 
 
+class StoreUnavailableError(FlowManagerError):
+    """The store failed for a passing reason (unreachable, overloaded, a serialization
+    failure): the same work may succeed later."""
+
+
 class SingleProcessStoreError(FlowManagerError):
     """SQLite is single-process: the API's embedded worker runs its runs; use PostgreSQL (or
     MariaDB) to run workers in other processes."""

@@ -18,7 +18,7 @@ from app.api import register_routes
 from app.collector import startup_objects_frozen
 from app.services.container import Services
 from app.settings import Settings, get_settings
-from app.worker.embedded import EmbeddedWorker
+from app.worker.claim_loop import ClaimLoop
 
 DESCRIPTION = """Store flow definitions (YAML or JSON graphs of tasks with conditions), keep every
 version, and execute them durably — sequentially or as a DAG, with retries, timeouts, error
@@ -32,8 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await Services.open(settings)
         app.state.services = services
-        worker = EmbeddedWorker(
-            services.runs,
+        worker = ClaimLoop(
+            services.runner,
             concurrency=settings.worker_concurrency,
             poll_interval=settings.poll_interval,
         )

@@ -152,6 +152,17 @@ class NewRunRow:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A run a worker claimed: a queued run, or one `taken_over` from a worker whose lease
+    expired (it started before: its kept steps are read back)."""
+
+    run_id: str
+    definition_id: int
+    inputs: Any
+    taken_over: bool
+
+
+@dataclass(frozen=True)
 class StartedRun:
     run: RunRecord  # without its steps
     created: bool  # False: an earlier request with the same Idempotency-Key made it

@@ -25,10 +25,11 @@ from app.dsl.inputs import validate_inputs
 from app.dsl.limits import DEFAULT_LIMITS, DefinitionLimits
 from app.dsl.loading import Document, load_document
 from app.dsl.models import FlowDefinition
-from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
+from app.engine.attempts import TaskRunner
 from app.engine.environment import default_environment
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
+from app.engine.resume import Resumption
 from app.engine.run import RunExecution, RunResult
 from app.engine.store import RunStore
 from app.errors import DefinitionError, FlowFailedError, Problem, UnstorableValueError
@@ -106,24 +107,39 @@ class FlowExecutor:
         return result.outputs or {}
 
     async def run(
-        self,
-        source: Source,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        restored: Mapping[str, TaskOutcome] | None = None,
-        resume: Mapping[str, ResumePoint] | None = None,
+        self, source: Source, inputs: Mapping[str, Any] | None = None, *, run_id: str | None = None
     ) -> RunResult:
         """Run the flow to its end; a failed run is a result, not an exception.
 
         Invalid definitions (DefinitionError) and inputs (InputValidationError) are refused
-        before the run starts. `restored` resumes run `run_id`: those steps (see
-        `kept_on_retry`) are kept as they finished and not run again; `resume` says where the
-        attempts of the steps that were under way continue.
+        before the run starts.
         """
         definition = self.load(source)
         values = validate_inputs(definition.inputs, inputs or {}, strict=definition.strict_inputs)
-        run_id = run_id or str(uuid.uuid4())
+        return await self.run_checked(definition, values, run_id or str(uuid.uuid4()))
+
+    async def run_checked(
+        self, definition: FlowDefinition, inputs: Mapping[str, Any], run_id: str
+    ) -> RunResult:
+        """Run a new run whose inputs were checked when it was created (`validate_inputs`):
+        they are validated once per run, not again here."""
+        return await self._execute(definition, inputs, run_id, None)
+
+    async def resume(self, definition: FlowDefinition, run_id: str) -> RunResult:
+        """Run a run again from what the store kept of it: a retried run, or one taken over
+        from a worker that died. Its finished steps are kept, its unfinished attempts go on
+        where they were (`resume.Resumption`), the rest runs anew."""
+        stored = await self.store.load(run_id)
+        resumption = Resumption.of(definition, stored)
+        return await self._execute(definition, stored.inputs, run_id, resumption)
+
+    async def _execute(
+        self,
+        definition: FlowDefinition,
+        inputs: Mapping[str, Any],
+        run_id: str,
+        resumption: Resumption | None,
+    ) -> RunResult:
         connections = self._shared_connections or ConnectionManager()
         runner = TaskRunner(
             run_id=run_id,
@@ -135,9 +151,11 @@ class FlowExecutor:
             env=self.env,
             limits=self.limits,
         )
+        restored = resumption.restored if resumption else None
+        points = resumption.points if resumption else None
         try:
             execution = RunExecution(
-                definition, values, run_id, runner, self.store, restored, resume
+                definition, inputs, run_id, runner, self.store, restored, points
             )
             return await execution.execute()
         finally:

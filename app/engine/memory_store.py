@@ -7,17 +7,21 @@ runs flows in a loop does not grow without bound.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.domain.records import StepRecord
 from app.domain.runs import FINISHED_TASK_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
-from app.engine.store import NewRun, RunEnd
+from app.engine.store import NewRun, RunEnd, StoredRun, TaskFinish
+from app.errors import UnknownRunError
 
 
 @dataclass
-class TaskRecord:
+class MemoryTask:
+    """A task as the in-memory store keeps it (mutable; `StepRecord` is its frozen copy)."""
+
     key: TaskKey
     status: TaskStatus
     attempts: int = 0
@@ -27,15 +31,30 @@ class TaskRecord:
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
+    def record(self) -> StepRecord:
+        return StepRecord(
+            step_id=self.key.step_id,
+            task_index=self.key.task_index,
+            status=self.status,
+            attempts=self.attempts,
+            outputs=self.outputs,
+            error=self.error,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            available_at=self.available_at,
+        )
+
 
 @dataclass
-class RunRecord:
+class MemoryRun:
+    """A run as the in-memory store keeps it."""
+
     run_id: str
     flow: str
     inputs: Mapping[str, Any]
     status: RunStatus
-    started_at: datetime
-    tasks: dict[TaskKey, TaskRecord] = field(default_factory=dict)
+    started_at: datetime | None
+    tasks: dict[TaskKey, MemoryTask] = field(default_factory=dict)
     outputs: Mapping[str, Any] | None = None
     error: RunError | None = None
     finished_at: datetime | None = None
@@ -53,21 +72,33 @@ class RunRecord:
 class InMemoryRunStore:
     def __init__(self, max_runs: int = 1000) -> None:
         self.max_runs = max_runs
-        self.runs: OrderedDict[str, RunRecord] = OrderedDict()
+        self.runs: OrderedDict[str, MemoryRun] = OrderedDict()
 
-    def get(self, run_id: str) -> RunRecord:
+    def get(self, run_id: str) -> MemoryRun:
         return self.runs[run_id]
+
+    async def load(self, run_id: str) -> StoredRun:
+        run = self.runs.get(run_id)
+        if run is None:
+            raise UnknownRunError(f"no run has the id {run_id!r}")
+        return StoredRun(run_id, run.inputs, [task.record() for task in run.tasks.values()])
 
     async def run_started(self, run: NewRun) -> None:
         ready = set(run.ready)
-        record = RunRecord(
-            run.run_id, run.flow, dict(run.inputs), RunStatus.RUNNING, run.started_at
-        )
+        record = self.runs.get(run.run_id) if run.resumed else None
+        if record is None:
+            record = MemoryRun(run.run_id, run.flow, dict(run.inputs), RunStatus.RUNNING, None)
+            self.runs[run.run_id] = record
+        # A resumed run keeps the tasks of the steps it does not run again.
+        for key in [key for key in record.tasks if key.step_id in set(run.steps)]:
+            del record.tasks[key]
+        record.status = RunStatus.RUNNING
+        record.started_at = run.started_at
+        record.outputs = record.error = record.finished_at = None
         for step_id in run.steps:
             key = TaskKey(step_id)
             status = TaskStatus.QUEUED if step_id in ready else TaskStatus.PENDING
-            record.tasks[key] = TaskRecord(key, status)
-        self.runs[run.run_id] = record
+            record.tasks[key] = MemoryTask(key, status)
         while len(self.runs) > self.max_runs:
             self.runs.popitem(last=False)
 
@@ -76,7 +107,7 @@ class InMemoryRunStore:
         status = tasks[TaskKey(step_id)].status
         for index in range(1, count):
             key = TaskKey(step_id, index)
-            tasks[key] = TaskRecord(key, status)
+            tasks[key] = MemoryTask(key, status)
 
     async def task_started(self, run_id: str, key: TaskKey, attempt: int, at: datetime) -> None:
         task = self.runs[run_id].tasks[key]
@@ -92,49 +123,35 @@ class InMemoryRunStore:
         task.error = error
         task.available_at = retry_at
 
-    async def task_finished(
-        self,
-        run_id: str,
-        key: TaskKey,
-        status: TaskStatus,
-        outputs: Mapping[str, Any] | None,
-        error: RunError | None,
-        at: datetime,
-        released: Sequence[str] = (),
-        step_finished: bool = True,
-        ended: RunEnd | None = None,
-    ) -> None:
+    async def task_finished(self, run_id: str, finish: TaskFinish) -> None:
         run = self.runs[run_id]
-        task = run.tasks[key]
-        task.status = status
-        task.outputs = outputs
-        task.error = error
-        task.finished_at = at
-        for step_id in released:
-            run.tasks[TaskKey(step_id)].status = TaskStatus.QUEUED
-        if status is TaskStatus.FAILED:  # a failed element ends its fan-out: cancel the rest
-            for other in run.tasks.values():
-                same_step = other.key.step_id == key.step_id
-                if same_step and other.status not in FINISHED_TASK_STATUSES:
-                    other.status = TaskStatus.CANCELLED
-                    other.finished_at = at
-        if ended is not None:
-            await self.run_finished(run_id, ended.status, ended.outputs, ended.error, ended.at)
+        task = run.tasks[finish.key]
+        task.status = finish.status
+        task.outputs = finish.outputs
+        task.error = finish.error
+        task.finished_at = finish.at
+        for step_id in finish.released:
+            released = run.tasks[TaskKey(step_id)]
+            if released.status is TaskStatus.PENDING:
+                released.status = TaskStatus.QUEUED
+        if finish.status is TaskStatus.FAILED:  # a failed element ends its fan-out
+            _cancel_unfinished(run, finish.at, finish.key.step_id)
+        if finish.ended is not None:
+            await self.run_finished(run_id, finish.ended)
 
-    async def run_finished(
-        self,
-        run_id: str,
-        status: RunStatus,
-        outputs: Mapping[str, Any] | None,
-        error: RunError | None,
-        at: datetime,
-    ) -> None:
+    async def run_finished(self, run_id: str, ended: RunEnd) -> None:
         run = self.runs[run_id]
-        run.status = status
-        run.outputs = outputs
-        run.error = error
-        run.finished_at = at
-        for task in run.tasks.values():
-            if task.status not in FINISHED_TASK_STATUSES:
-                task.status = TaskStatus.CANCELLED
-                task.finished_at = at
+        run.status = ended.status
+        run.outputs = ended.outputs
+        run.error = ended.error
+        run.finished_at = ended.at
+        _cancel_unfinished(run, ended.at)
+
+
+def _cancel_unfinished(run: MemoryRun, at: datetime, step_id: str | None = None) -> None:
+    """Cancel the run's unfinished tasks (of one step only, when given)."""
+    for task in run.tasks.values():
+        of_step = step_id is None or task.key.step_id == step_id
+        if of_step and task.status not in FINISHED_TASK_STATUSES:
+            task.status = TaskStatus.CANCELLED
+            task.finished_at = at

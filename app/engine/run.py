@@ -21,7 +21,7 @@ from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Step
 from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.limits import DocumentBudget
 from app.engine.scope import StepView
-from app.engine.store import NewRun, RunEnd, RunStore
+from app.engine.store import NewRun, RunEnd, RunStore, TaskFinish
 from app.errors import (
     ExpressionError,
     FanOutTooLargeError,
@@ -59,8 +59,9 @@ class RunExecution:
         restored: Mapping[str, TaskOutcome] | None = None,
         resume: Mapping[str, ResumePoint] | None = None,
     ) -> None:
-        """`restored`: steps finished by an earlier execution of this run (see `kept_on_retry`),
-        in the order they finished; they are not run again. None: the run is new. `resume`:
+        """`restored`: steps finished by an earlier execution of this run (see
+        `resume.kept_on_retry`), in the order they finished; they are not run again. None: the
+        run is new. `resume`:
         where the attempts of steps that were under way resume (a run taken over)."""
         self.definition = definition
         self.inputs = inputs
@@ -78,7 +79,7 @@ class RunExecution:
         self.executed: list[str] = []
         self.ready: deque[str] = deque()
         self.running: dict[asyncio.Task[TaskOutcome], str] = {}
-        self.fresh = restored is None
+        self.resumed = restored is not None
         self.restored = dict(restored or {})
         self.resume = dict(resume or {})
         self.limits = runner.limits
@@ -99,14 +100,15 @@ class RunExecution:
                 to_run,
                 list(self.ready),
                 started_at,
-                fresh=self.fresh,
+                resumed=self.resumed,
             )
         )
         try:
             ended = await self._run_steps()
         except asyncio.CancelledError:
             await self._cancel_running()
-            await self.store.run_finished(self.run_id, RunStatus.CANCELLED, None, None, utcnow())
+            cancelled = RunEnd(RunStatus.CANCELLED, None, None, utcnow())
+            await self.store.run_finished(self.run_id, cancelled)
             raise
         except Exception:  # the store refused a transition (or failed): stop, record nothing more
             await self._cancel_running()
@@ -126,9 +128,7 @@ class RunExecution:
         """Run every step; how the run ended."""
         if not self.ready:  # every step was restored: only the outputs remain
             ended = self._end()
-            await self.store.run_finished(
-                self.run_id, ended.status, ended.outputs, ended.error, ended.at
-            )
+            await self.store.run_finished(self.run_id, ended)
             return ended
         while True:
             if len(self.ready) == 1 and not self.running:
@@ -223,8 +223,7 @@ class RunExecution:
             end = RunEnd(RunStatus.FAILED, None, outcome.error, utcnow())
         elif not self.ready and not self.running:
             end = self._end()
-        await self.store.task_finished(
-            self.run_id,
+        finish = TaskFinish(
             outcome.key,
             outcome.status,
             outcome.outputs,
@@ -233,6 +232,7 @@ class RunExecution:
             released,
             ended=end,
         )
+        await self.store.task_finished(self.run_id, finish)
         return end
 
     def _charged(self, outcome: TaskOutcome) -> TaskOutcome:
@@ -395,8 +395,7 @@ class _FanOut:
                     raise _ElementFailed(
                         TaskOutcome(outcome.key, TaskStatus.FAILED, None, error, ends_run=True)
                     )
-                await execution.store.task_finished(
-                    execution.run_id,
+                finish = TaskFinish(
                     outcome.key,
                     outcome.status,
                     outcome.outputs,
@@ -404,6 +403,7 @@ class _FanOut:
                     utcnow(),
                     step_finished=False,
                 )
+                await execution.store.task_finished(execution.run_id, finish)
             else:  # the last element is recorded with the step's release, by _settle
                 self.last_outcome = outcome
 
@@ -418,37 +418,6 @@ def collect_outputs(step: Step, results: Sequence[Mapping[str, Any] | None]) -> 
         first = next((result for result in results if result), {})
         names = tuple(first)
     return {name: [(result or {}).get(name) for result in results] for name in names}
-
-
-def kept_on_retry(
-    definition: FlowDefinition, previous: Mapping[str, TaskOutcome]
-) -> dict[str, TaskOutcome]:
-    """The steps a retried run keeps: completed or skipped, with every dependency kept too.
-
-    A skip decided on the result of a step that runs again is decided again. Decided without
-    recursion: a chain of thousands of steps, listed in any order, is as deep as it is long.
-    """
-    decided: dict[str, bool] = {}
-    for start in previous:
-        pending = [start]
-        while pending:
-            step_id = pending[-1]
-            if step_id in decided:
-                pending.pop()
-                continue
-            outcome = previous.get(step_id)
-            if outcome is None or outcome.status not in (TaskStatus.COMPLETED, TaskStatus.SKIPPED):
-                decided[step_id] = False
-                pending.pop()
-                continue
-            dependencies = definition.dependencies[step_id]
-            undecided = [dependency for dependency in dependencies if dependency not in decided]
-            if undecided:
-                pending.extend(undecided)
-                continue
-            decided[step_id] = all(decided[dependency] for dependency in dependencies)
-            pending.pop()
-    return {step_id: outcome for step_id, outcome in previous.items() if decided[step_id]}
 
 
 class _ElementFailed(Exception):

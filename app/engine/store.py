@@ -1,9 +1,11 @@
 """The engine's view of storage: the transitions of a run, reported as they happen.
 
 The engine never imports a database library. It reports each transition to a `RunStore`; the
-in-memory store (`memory_store.py`) serves library use and unit tests, the SQLAlchemy store of
-the service persists the same calls. `task_finished` carries the steps a finish releases so a
-durable store can commit the result and the release in one transaction.
+in-memory store (`memory_store.py`) serves library use and unit tests, the service's store
+(`app/store/run_store.py`) persists the same calls. A `TaskFinish` carries the steps a finish
+releases so a durable store can commit the result and the release in one transaction. `load`
+reads back what an earlier execution of a run kept, so the engine can resume it
+(`FlowExecutor.resume`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from app.domain.records import StepRecord
 from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 
 
@@ -21,10 +24,10 @@ class NewRun:
     run_id: str
     flow: str
     inputs: Mapping[str, Any]
-    steps: Sequence[str]  # every step id, in definition order
+    steps: Sequence[str]  # the steps to run, in definition order
     ready: Sequence[str]  # the steps that wait for nothing
     started_at: datetime
-    fresh: bool = True  # False when resuming: the steps to run may have tasks from before
+    resumed: bool = False  # the run ran before: the steps to run may have tasks from then
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,34 @@ class RunEnd:
     outputs: Mapping[str, Any] | None
     error: RunError | None
     at: datetime
+
+
+@dataclass(frozen=True)
+class TaskFinish:
+    """A task completed, failed or was skipped.
+
+    `released`: the steps it makes ready. `step_finished` is False for the elements of a
+    fan-out that finish before its last. `ended`: the task's step ended the run, in the same
+    transaction.
+    """
+
+    key: TaskKey
+    status: TaskStatus
+    outputs: Mapping[str, Any] | None
+    error: RunError | None
+    at: datetime
+    released: Sequence[str] = ()
+    step_finished: bool = True
+    ended: RunEnd | None = None
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """What a store kept of a run: its checked inputs and the records of its tasks."""
+
+    run_id: str
+    inputs: Mapping[str, Any]
+    steps: Sequence[StepRecord]
 
 
 class RunStore(Protocol):
@@ -52,32 +83,16 @@ class RunStore(Protocol):
     ) -> None:
         """An attempt failed and will be retried at `retry_at`."""
 
-    async def task_finished(
-        self,
-        run_id: str,
-        key: TaskKey,
-        status: TaskStatus,
-        outputs: Mapping[str, Any] | None,
-        error: RunError | None,
-        at: datetime,
-        released: Sequence[str] = (),
-        step_finished: bool = True,
-        ended: RunEnd | None = None,
-    ) -> None:
-        """A task completed, failed or was skipped; `released` steps are now ready.
+    async def task_finished(self, run_id: str, finish: TaskFinish) -> None:
+        """A task finished; its `released` steps are now ready.
 
-        `step_finished` is False for the elements of a fan-out that finish before its last.
         A failed task also cancels the unfinished tasks of its step (a fan-out stops at its
-        first failed element). With `ended`, the task's step ended the run: the same
-        transaction ends the run as `run_finished` would.
+        first failed element). With `ended`, the same transaction ends the run as
+        `run_finished` would.
         """
 
-    async def run_finished(
-        self,
-        run_id: str,
-        status: RunStatus,
-        outputs: Mapping[str, Any] | None,
-        error: RunError | None,
-        at: datetime,
-    ) -> None:
+    async def run_finished(self, run_id: str, ended: RunEnd) -> None:
         """The run ends; its unfinished tasks are cancelled."""
+
+    async def load(self, run_id: str) -> StoredRun:
+        """The run's inputs and task records, to resume it (`UnknownRunError` if none)."""

@@ -35,13 +35,13 @@ from app.services.heartbeat import Heartbeat, new_worker_id
 from app.services.keys import KeyService
 from app.services.limits import RunRateLimiter
 from app.services.passwords import Passwords
+from app.services.runner import Runner
 from app.services.runs import RunService
 from app.services.users import UserService
 from app.services.workers import WorkerService
 from app.settings import Settings
 from app.store import migrations, notifications, workers
 from app.store.database import create_engine, session_factory
-from app.store.pg_run_store import PgRunStore
 from app.store.run_store import SqlRunStore
 from app.tasks.loading import load_task_modules
 
@@ -60,6 +60,7 @@ class Services:
     executor: FlowExecutor
     flows: FlowService
     runs: RunService
+    runner: Runner
     flow_manager: FlowManagerService
     workers: WorkerService
     heartbeat: Heartbeat
@@ -86,7 +87,7 @@ class Services:
             limits=connection_limits(settings),
         )
         worker_id = new_worker_id()
-        run_store = run_store_for(engine, worker_id)
+        run_store = SqlRunStore(engine, worker_id)
         executor = FlowExecutor(
             registry,
             store=run_store,
@@ -114,14 +115,13 @@ class Services:
             changes,
             FlowLimits(settings.max_flows_per_user, settings.max_versions_per_user),
         )
+        runner = Runner(run_store, executor, lease_seconds=settings.lease_seconds)
         runs = RunService(
-            sessions,
-            executor,
             run_store,
+            runner,
             access,
             RunRateLimiter(settings.runs_per_minute),
             owner=worker_id,
-            lease_seconds=settings.lease_seconds,
             cursor_secret=settings.secret_key.get_secret_value().encode() or None,
         )
         passwords = Passwords()
@@ -130,8 +130,8 @@ class Services:
             listener = notifications.Listener(
                 engine.url,
                 {
-                    notifications.RUNS_QUEUED: lambda _: runs.work_available.set(),
-                    notifications.RUN_CANCELLED: runs.stop_local,
+                    notifications.RUNS_QUEUED: lambda _: runner.work_available.set(),
+                    notifications.RUN_CANCELLED: runner.stop_local,
                     notifications.ACCESS_CHANGED: changes.forget,
                 },
             )
@@ -144,10 +144,11 @@ class Services:
             executor=executor,
             flows=flows,
             runs=runs,
+            runner=runner,
             flow_manager=FlowManagerService(flows, runs, settings.max_wait_seconds),
             workers=WorkerService(sessions),
             heartbeat=Heartbeat(
-                sessions, settings.heartbeat_seconds, worker_id, on_beat=runs.renew_leases
+                sessions, settings.heartbeat_seconds, worker_id, on_beat=runner.renew_leases
             ),
             listener=listener,
             authenticator=authenticator,
@@ -166,7 +167,7 @@ class Services:
         if self.listener is not None:
             await self.listener.start()
         if self.settings.is_sqlite:
-            await self.runs.resume_interrupted()
+            await self.runner.resume_interrupted()
 
     async def start_authentication(self) -> None:
         """Who callers without credentials act as when authentication is off, and the
@@ -235,7 +236,7 @@ class Services:
     async def close(self, grace: float = 10) -> None:
         if self.listener is not None:
             await self.listener.stop()
-        await self.runs.shutdown(grace)
+        await self.runner.shutdown(grace)
         await stop_task(self._key_installer)
         await self.authenticator.close()
         await self.heartbeat.stop()
@@ -255,13 +256,6 @@ def _cache_seconds(engine: AsyncEngine, settings: Settings, *, changed_by_cli: b
         engine.dialect.name == "sqlite" and not changed_by_cli
     )
     return settings.auth_cache_seconds if hears_every_change else 0
-
-
-def run_store_for(engine: AsyncEngine, owner: str) -> SqlRunStore:
-    """PostgreSQL gets its one-statement hot path; the other stores the portable one."""
-    if engine.dialect.name == "postgresql":
-        return PgRunStore(engine, owner)
-    return SqlRunStore(engine, owner)
 
 
 def _process_alive(pid: int) -> bool:

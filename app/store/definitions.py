@@ -42,55 +42,6 @@ async def find(session: AsyncSession, name: str, number: int | None = None) -> F
     raise UnknownFlowError(f"no flow is registered under the name {name!r}")
 
 
-async def locate(session: AsyncSession, name: str, number: int | None = None) -> tuple[int, int]:
-    """(id, version) of the latest version or of version `number`, without its text.
-
-    Versions never change, so callers cache what they parse by id; this is the only query the
-    start of a run needs.
-    """
-    # The table's columns, not the ORM class's: a Core select skips the ORM's compile path.
-    columns = DEFINITIONS.c
-    statement = select(columns.id, columns.version).where(columns.name == name)
-    if number is None:
-        statement = statement.order_by(columns.version.desc()).limit(1)
-    else:
-        statement = statement.where(columns.version == number)
-    found = (await session.execute(statement)).one_or_none()
-    if found is None:
-        await find(session, name, number)  # raises the precise not-found error
-        raise AssertionError("unreachable")
-    return int(found[0]), int(found[1])
-
-
-async def is_current(session: AsyncSession, definition_id: int, *, latest_only: bool) -> bool:
-    """Whether the version still exists and, with `latest_only`, is its flow's latest."""
-    found = (await session.execute(_VERSION_BY_ID, {"id": definition_id})).one_or_none()
-    if found is None or not latest_only:
-        return found is not None
-    newer = await session.execute(_NEWER_VERSION, {"name": found.name, "version": found.version})
-    return newer.first() is None
-
-
-# Built once: the start of every run checks its version.
-_VERSION_BY_ID = select(DEFINITIONS.c.name, DEFINITIONS.c.version).where(
-    DEFINITIONS.c.id == bindparam("id")
-)
-_NEWER_VERSION = (
-    select(DEFINITIONS.c.id)
-    .where(DEFINITIONS.c.name == bindparam("name"), DEFINITIONS.c.version > bindparam("version"))
-    .limit(1)
-)
-
-
-async def source_of(session: AsyncSession, definition_id: int) -> tuple[str, Format]:
-    """(source, format) of a stored version."""
-    statement = select(FlowDefinitionRow.source, FlowDefinitionRow.format).where(
-        FlowDefinitionRow.id == definition_id
-    )
-    source, format = (await session.execute(statement)).one()
-    return str(source), format_named(format)
-
-
 async def read(session: AsyncSession, name: str, number: int | None = None) -> FlowVersion:
     """The latest version, or version `number`, with its flow's owner and visibility;
     UnknownFlowError / UnknownVersionError."""

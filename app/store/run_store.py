@@ -1,72 +1,82 @@
-"""`SqlRunStore`: the engine's `RunStore` protocol on the SQL tables.
+"""`SqlRunStore`: the one store of runs, on SQLite, PostgreSQL and MariaDB.
+
+It implements both ports: the engine's `RunStore` (the transitions of a run, as the engine
+reports them) and the services' `RunRepository` (creating, reading, claiming, leasing and
+ending runs). Every statement is in `queries/`; on PostgreSQL the transitions every step goes
+through take the one-statement path with group commit (`postgres.PostgresPath`), chosen here
+at construction; the rest take the portable statements.
 
 Each call is one transaction: a finished task, its outputs, the release of the steps it
 unblocks and the run's remaining-step count are committed together (DESIGN.md section 5), and
 the task that ends a run ends it in the same transaction. A crash never loses a finished step
 nor half-records one.
 
-Start marks (`task_started`) are written behind: most steps finish within milliseconds, and
-their start is then recorded with their finish, in one commit instead of two. A step still
-running after `START_MARK_DELAY` gets its own "running" commit, so long steps show up: one
-background writer per store writes the marks that came due, every `START_MARK_DELAY`.
-Losing an unwritten start mark in a crash loses nothing: the task is simply not running.
-
-Every write is made by the holder of the run's lease (`owner`, this process's worker id): each
-transaction first locks the run and checks the lease (`queue.hold`), and raises
-`LeaseLostError` without writing when another worker took the run over or it ended elsewhere.
+Every engine write is made by the holder of the run's lease (`owner`, this process's worker
+id): each transaction first locks the run and checks the lease, and raises `LeaseLostError`
+without writing when another worker took the run over or it ended elsewhere. A store that
+fails for a passing reason (a lost connection, a serialization failure) raises
+`StoreUnavailableError`: no driver error leaves the store for that.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from datetime import datetime
 
-from sqlalchemy import Integer, bindparam, case, delete, func, insert, update
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from app.background import stop_task
 from app.domain.clock import utcnow
-from app.domain.records import Creation, NewRunRow
-from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
-from app.engine.store import NewRun, RunEnd
-from app.errors import LeaseLostError
-from app.store import definitions, notifications, queue, runs
-from app.store.models import RUNS, TASKS
-from app.store.runs import UNFINISHED_TASK_VALUES, cancel_unfinished_tasks, error_value
-from app.store.types import UTCDateTime
-
-logger = logging.getLogger(__name__)
-
-START_MARK_DELAY = 0.2  # seconds a task may run before its start gets a commit of its own
-
-StartMark = tuple[int, datetime]  # (attempt, started at)
+from app.domain.formats import Format
+from app.domain.records import Claim, Creation, NewRunRow, RunRecord, StepRecord
+from app.domain.runs import RETRYABLE_RUN_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
+from app.engine.store import NewRun, RunEnd, StoredRun, TaskFinish
+from app.errors import StoreUnavailableError, UnknownRunError
+from app.store import notifications, secrets
+from app.store.database import is_passing_failure, session_factory
+from app.store.models import TASKS
+from app.store.postgres import PostgresPath
+from app.store.queries import queue, reads, runs, tasks, versions
+from app.store.start_marks import StartMarks
 
 
 class SqlRunStore:
     def __init__(self, engine: AsyncEngine, owner: str) -> None:
+        """`owner`: this process's worker id, the holder of the leases of the runs it runs."""
         self.engine = engine
         self.owner = owner
-        self._start_marks: dict[tuple[str, TaskKey], StartMark] = {}
-        self._mark_writer: asyncio.Task[None] | None = None
+        self._sessions = session_factory(engine)
+        self.fast = PostgresPath(engine, owner) if engine.dialect.name == "postgresql" else None
+        self._marks = StartMarks(self._write_mark, together=self.fast is not None)
 
-    # Starting runs: the service's calls, on the store's fastest path to the database.
+    # Starting runs.
 
     async def locate(self, name: str, number: int | None) -> tuple[int, int]:
-        """(id, version) of the flow's latest version, or of version `number`."""
-        async with AsyncSession(self.engine) as session:
-            return await definitions.locate(session, name, number)
+        """(id, version) of the flow's latest version, or of version `number`;
+        UnknownFlowError / UnknownVersionError."""
+        if self.fast is not None:
+            with _translated():
+                found = await self.fast.locate(name, number)
+            if found is not None:
+                return found
+        async with self._read() as session:
+            return await versions.locate(session, name, number)
 
-    async def create_run(self, run: NewRunRow) -> Creation:
+    async def source_of(self, definition_id: int) -> tuple[str, Format]:
+        async with self._read() as session:
+            return await versions.source_of(session, definition_id)
+
+    async def create(self, run: NewRunRow) -> Creation:
         """Create the run (and notify the workers of a queued one), unless its idempotency
         key is taken or its version is stale (see `Creation`)."""
+        if self.fast is not None and run.status is not RunStatus.QUEUED:
+            with _translated():
+                return await self.fast.create(run)
         try:
-            async with AsyncSession(self.engine) as session, session.begin():
-                current = await definitions.is_current(
+            async with self._write() as session:
+                current = await versions.is_current(
                     session, run.definition_id, latest_only=run.latest_only
                 )
                 if not current:
@@ -80,16 +90,118 @@ class SqlRunStore:
             return Creation.KEY_TAKEN
         return Creation.CREATED
 
+    async def id_for_key(
+        self, idempotency_key: str, flow_name: str, created_by: str | None
+    ) -> str | None:
+        async with self._read() as session:
+            return await runs.id_for_key(session, idempotency_key, flow_name, created_by)
+
+    # Reading runs.
+
+    async def get(self, run_id: str, *, with_steps: bool = True) -> RunRecord | None:
+        async with self._read() as session:
+            return await reads.get(session, run_id, with_steps=with_steps)
+
+    async def task(self, run_id: str, step_id: str, task_index: int) -> StepRecord | None:
+        async with self._read() as session:
+            return await reads.task(session, run_id, step_id, task_index)
+
+    async def page(
+        self,
+        *,
+        flow: str | None,
+        status: RunStatus | None,
+        limit: int,
+        after: tuple[datetime, str] | None,
+        viewer: str | None,
+        value_limit: int | None = None,
+    ) -> list[RunRecord]:
+        async with self._read() as session:
+            return await reads.page(
+                session,
+                flow=flow,
+                status=status,
+                limit=limit,
+                after=after,
+                viewer=viewer,
+                value_limit=value_limit,
+            )
+
+    async def cursor_secret(self) -> bytes | None:
+        """The key that signs run-list cursors, as the migrations keep it."""
+        async with self._read() as session:
+            stored = await secrets.get(session, secrets.CURSOR_KEY)
+        return None if stored is None else stored.encode()
+
+    # The queue and leases.
+
+    async def claim(self, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
+        async with self._write() as session:
+            return await queue.claim(session, self.owner, now, lease_seconds, limit)
+
+    async def renew(
+        self, run_ids: Collection[str], now: datetime, lease_seconds: float
+    ) -> set[str]:
+        async with self._write() as session:
+            return await queue.renew(session, self.owner, run_ids, now, lease_seconds)
+
+    async def release(self, run_ids: Sequence[str], now: datetime) -> None:
+        async with self._write() as session:
+            await queue.release(session, self.owner, run_ids, now)
+
+    async def expire_all(self, now: datetime) -> int:
+        async with self._write() as session:
+            return await queue.expire_all(session, now)
+
+    # Changing runs.
+
+    async def end(
+        self, run_id: str, status: RunStatus, at: datetime, error: RunError | None = None
+    ) -> bool:
+        """End a queued or running run wherever it runs (its worker is notified of a
+        cancellation); False when it was not active."""
+        async with self._write() as session:
+            ended = await runs.end(session, run_id, status, at, error=error)
+            if ended and status is RunStatus.CANCELLED:
+                await notifications.notify(session, notifications.RUN_CANCELLED, run_id)
+        return ended
+
+    async def restart(self, run_id: str, now: datetime, lease_seconds: float) -> Claim | None:
+        """A failed or cancelled run running again under this worker's lease, as a claim of a
+        run taken over; None when it was neither failed nor cancelled."""
+        async with self._write() as session:
+            changed = await runs.change_status(
+                session,
+                run_id,
+                RunStatus.RUNNING,
+                only_from=RETRYABLE_RUN_STATUSES,
+                finished_at=None,
+                error=None,
+                **queue.lease_values(self.owner, now, lease_seconds),
+            )
+            definition_id = await runs.definition_id_of(session, run_id) if changed else None
+        if definition_id is None:
+            return None
+        return Claim(run_id, definition_id, None, taken_over=True)
+
     # The engine's transitions.
 
+    async def load(self, run_id: str) -> StoredRun:
+        record = await self.get(run_id)
+        if record is None:
+            raise UnknownRunError(f"no run has the id {run_id!r}")
+        return StoredRun(run_id, record.inputs, record.steps)
+
     async def run_started(self, run: NewRun) -> None:
-        """The run row and a pending task per step exist (the service created them)."""
+        """The run row and a pending task per step exist (`create` made them)."""
+        if self.fast is not None and not run.resumed:
+            with _translated():
+                await self.fast.start_new_run(run)
+            return
         async with self._holding(run.run_id) as connection:
-            await connection.execute(
-                _START_RUN,
-                {"run": run.run_id, "at": run.started_at, "remaining": len(run.steps)},
-            )
-            if not run.fresh and run.steps:  # a resumed run replaces the tasks it reruns
+            started = {"run": run.run_id, "at": run.started_at, "remaining": len(run.steps)}
+            await connection.execute(tasks.START_RUN, started)
+            if run.resumed and run.steps:  # it replaces the tasks it runs again
                 await connection.execute(
                     delete(TASKS).where(
                         TASKS.c.run_id == run.run_id, TASKS.c.step_id.in_(run.steps)
@@ -97,238 +209,120 @@ class SqlRunStore:
                 )
                 await connection.execute(
                     insert(TASKS),
-                    [_new_task(run.run_id, step_id, 0, False, None) for step_id in run.steps],
+                    [tasks.new_task(run.run_id, step_id, 0, False) for step_id in run.steps],
                 )
             if run.ready:
-                await connection.execute(
-                    _QUEUE_STEPS,
-                    {"run": run.run_id, "steps": list(run.ready), "at": run.started_at},
-                )
+                queued = {"run": run.run_id, "steps": list(run.ready), "at": run.started_at}
+                await connection.execute(tasks.QUEUE_STEPS, queued)
 
     async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:
         if count <= 1:
             return
+        if self.fast is not None:
+            with _translated():
+                await self.fast.expand(run_id, step_id, count)
+            return
         async with self._holding(run_id) as connection:
             await connection.execute(
                 insert(TASKS),
-                [_new_task(run_id, step_id, index, True, None) for index in range(1, count)],
+                [tasks.new_task(run_id, step_id, index, True) for index in range(1, count)],
             )
 
     async def task_started(self, run_id: str, key: TaskKey, attempt: int, at: datetime) -> None:
-        self._start_marks[run_id, key] = (attempt, at)
-        if self._mark_writer is None:
-            self._mark_writer = asyncio.create_task(self._write_due_marks(), name="start-marks")
+        self._marks.add(run_id, key, (attempt, at))
 
     async def attempt_failed(
         self, run_id: str, key: TaskKey, attempt: int, error: RunError, retry_at: datetime
     ) -> None:
-        retry = {**self._task_values(run_id, key), "failure": error.as_dict(), "at": retry_at}
+        mark = self._marks.take(run_id, key)
+        retry = tasks.task_values(run_id, key.step_id, key.task_index, mark)
+        retry.update(failure=error.as_dict(), at=retry_at)
         async with self._holding(run_id) as connection:
-            await connection.execute(_RETRY_TASK, retry)
+            await connection.execute(tasks.RETRY_TASK, retry)
 
-    async def task_finished(
-        self,
-        run_id: str,
-        key: TaskKey,
-        status: TaskStatus,
-        outputs: Mapping[str, Any] | None,
-        error: RunError | None,
-        at: datetime,
-        released: Sequence[str] = (),
-        step_finished: bool = True,
-        ended: RunEnd | None = None,
-    ) -> None:
-        finished = {
-            **self._task_values(run_id, key),
-            "state": status.value,
-            "result": outputs,  # plain JSON data: the engine checked it (app.storable)
-            "failure": error_value(error),
-            "at": at,
-            "owner": self.owner,
-        }
+    async def task_finished(self, run_id: str, finish: TaskFinish) -> None:
+        mark = self._marks.take(run_id, finish.key)
+        if self.fast is not None:
+            with _translated():
+                await self.fast.finish(run_id, finish, mark)
+            return
+        finished = tasks.task_values(run_id, finish.key.step_id, finish.key.task_index, mark)
+        finished.update(
+            state=finish.status.value,
+            result=finish.outputs,  # plain JSON data: the engine checked it (app.storable)
+            failure=runs.error_value(finish.error),
+            at=finish.at,
+            owner=self.owner,
+        )
         async with self._holding(run_id) as connection:
-            await connection.execute(_FINISH_TASK, finished)
-            if status is TaskStatus.FAILED:  # a failed element ends its fan-out
-                await cancel_unfinished_tasks(connection, run_id, at, step_id=key.step_id)
-            if released:
-                await connection.execute(
-                    _RELEASE_STEPS, {"run": run_id, "steps": list(released), "at": at}
-                )
-            if ended is not None:
-                await _end_run(connection, run_id, ended)
-            elif step_finished:
-                await connection.execute(_STEP_FINISHED, {"run": run_id})
+            await connection.execute(tasks.FINISH_TASK, finished)
+            if finish.status is TaskStatus.FAILED:  # a failed element ends its fan-out
+                step_id = finish.key.step_id
+                await runs.cancel_unfinished_tasks(connection, run_id, finish.at, step_id)
+            if finish.released:
+                released = {"run": run_id, "steps": list(finish.released), "at": finish.at}
+                await connection.execute(tasks.RELEASE_STEPS, released)
+            if finish.ended is not None:
+                await _end(connection, run_id, finish.ended)
+            elif finish.step_finished:
+                await connection.execute(tasks.STEP_FINISHED, {"run": run_id})
 
-    async def run_finished(
-        self,
-        run_id: str,
-        status: RunStatus,
-        outputs: Mapping[str, Any] | None,
-        error: RunError | None,
-        at: datetime,
-    ) -> None:
+    async def run_finished(self, run_id: str, ended: RunEnd) -> None:
         async with self._holding(run_id) as connection:
-            await _end_run(connection, run_id, RunEnd(status, outputs, error, at))
+            await _end(connection, run_id, ended)
 
     async def aclose(self) -> None:
-        """Stop writing start marks (their tasks are not running any more)."""
-        await stop_task(self._mark_writer)
-        self._start_marks.clear()
+        """Stop writing start marks (their tasks are not running any more), then let the
+        writes already queued commit."""
+        await self._marks.aclose()
+        if self.fast is not None:
+            await self.fast.aclose()
+
+    async def _write_mark(self, run_id: str, key: TaskKey, mark: tuple[int, datetime]) -> None:
+        if self.fast is not None:
+            with _translated():
+                await self.fast.mark_started(run_id, key, mark)
+            return
+        started = tasks.task_values(run_id, key.step_id, key.task_index, mark)
+        started["owner"] = self.owner
+        async with self._holding(run_id) as connection:
+            await connection.execute(tasks.MARK_STARTED, started)
+
+    # Transactions.
 
     @contextlib.asynccontextmanager
     async def _holding(self, run_id: str) -> AsyncIterator[AsyncConnection]:
         """A transaction that holds the run's lease (else `LeaseLostError`, nothing written)."""
-        async with self.engine.begin() as connection:
-            await queue.hold(connection, run_id, self.owner, utcnow())
-            yield connection
+        with _translated():
+            async with self.engine.begin() as connection:
+                await queue.hold(connection, run_id, self.owner, utcnow())
+                yield connection
 
-    def _task_values(self, run_id: str, key: TaskKey) -> dict[str, Any]:
-        """The parameters that name the task in an update, with its start mark when unwritten
-        (`_START_MARK`): the update takes the mark along."""
-        attempt, started = self._start_marks.pop((run_id, key), (None, None))
-        return {
-            "run": run_id,
-            "step": key.step_id,
-            "index": key.task_index,
-            "attempt": attempt,
-            "started": started,
-        }
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        with _translated():
+            async with self._sessions() as session:
+                yield session
 
-    async def _write_due_marks(self) -> None:
-        """While tasks run, write the start marks of those running longer than the delay."""
-        try:
-            while self._start_marks:
-                await asyncio.sleep(START_MARK_DELAY)
-                due_before = utcnow() - timedelta(seconds=START_MARK_DELAY)
-                due = [key for key, (_, at) in self._start_marks.items() if at <= due_before]
-                await self._write_starts(due)
-        finally:
-            self._mark_writer = None
-
-    async def _write_starts(self, due: list[tuple[str, TaskKey]]) -> None:
-        for run_id, key in due:  # one at a time: one writer, one pooled connection
-            await self._write_start_mark(run_id, key)
-
-    async def _write_start_mark(self, run_id: str, key: TaskKey) -> None:
-        """Best effort: when the store fails now, the mark is lost, not the run."""
-        try:
-            await self._write_start(run_id, key)
-        except LeaseLostError:  # the run's new owner writes its own marks
-            pass
-        except Exception as error:
-            logger.warning("run %s: writing the start of %s failed (%r)", run_id, key, error)
-
-    async def _write_start(self, run_id: str, key: TaskKey) -> None:
-        if (run_id, key) not in self._start_marks:  # the task finished and took its mark along
-            return
-        started = {**self._task_values(run_id, key), "owner": self.owner}
-        async with self._holding(run_id) as connection:
-            await connection.execute(_MARK_STARTED, started)
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        with _translated():
+            async with self._sessions.begin() as session:
+                yield session
 
 
-async def _end_run(connection: AsyncConnection, run_id: str, ended: RunEnd) -> None:
-    """End a running run; one already ended elsewhere (cancelled from another process) keeps
-    its end."""
-    await connection.execute(
-        _END_RUN,
-        {
-            "run": run_id,
-            "state": ended.status.value,
-            "result": ended.outputs,
-            "failure": error_value(ended.error),
-            "at": ended.at,
-        },
+async def _end(connection: AsyncConnection, run_id: str, ended: RunEnd) -> None:
+    await runs.end(
+        connection, run_id, ended.status, ended.at, outputs=ended.outputs, error=ended.error
     )
-    await cancel_unfinished_tasks(connection, run_id, ended.at)
 
 
-# The statements of the hot path, built once: building and keying a statement per call cost
-# more of the main thread than SQLite's execution of it. An update reserves its columns' names,
-# so the parameters have names of their own.
-_START_RUN = (
-    update(RUNS)
-    .where(RUNS.c.id == bindparam("run"))
-    .values(
-        status=RunStatus.RUNNING.value,
-        started_at=bindparam("at"),
-        finished_at=None,
-        outputs=None,
-        error=None,
-        remaining_steps=bindparam("remaining"),
-    )
-)
-_QUEUE_STEPS = (
-    update(TASKS)
-    .where(
-        TASKS.c.run_id == bindparam("run"),
-        TASKS.c.step_id.in_(bindparam("steps", expanding=True)),
-        TASKS.c.task_index == 0,
-    )
-    .values(status=TaskStatus.QUEUED.value, available_at=bindparam("at"))
-)
-_RELEASE_STEPS = _QUEUE_STEPS.where(TASKS.c.status == TaskStatus.PENDING.value)
-
-_UPDATE_TASK = update(TASKS).where(
-    TASKS.c.run_id == bindparam("run"),
-    TASKS.c.step_id == bindparam("step"),
-    TASKS.c.task_index == bindparam("index"),
-)
-# A task's start mark, written with whichever update comes first; null parameters keep the
-# columns (`_task_values`).
-_START_MARK = {
-    "attempts": func.coalesce(bindparam("attempt", type_=Integer), TASKS.c.attempts),
-    "started_at": func.coalesce(TASKS.c.started_at, bindparam("started", type_=UTCDateTime)),
-}
-_MARK_STARTED = _UPDATE_TASK.values(
-    status=case(
-        (TASKS.c.status.in_(UNFINISHED_TASK_VALUES), TaskStatus.RUNNING.value),
-        else_=TASKS.c.status,
-    ),
-    lease_owner=bindparam("owner"),
-    **_START_MARK,
-)
-_RETRY_TASK = _UPDATE_TASK.values(
-    status=TaskStatus.QUEUED.value,
-    error=bindparam("failure"),
-    available_at=bindparam("at"),
-    **_START_MARK,
-)
-_FINISH_TASK = _UPDATE_TASK.values(
-    status=bindparam("state"),
-    outputs=bindparam("result"),
-    error=bindparam("failure"),
-    finished_at=bindparam("at"),
-    lease_owner=bindparam("owner"),
-    **_START_MARK,
-)
-_STEP_FINISHED = (
-    update(RUNS)
-    .where(RUNS.c.id == bindparam("run"))
-    .values(remaining_steps=RUNS.c.remaining_steps - 1)
-)
-_END_RUN = (
-    update(RUNS)
-    .where(RUNS.c.id == bindparam("run"), RUNS.c.status == RunStatus.RUNNING.value)
-    .values(
-        status=bindparam("state"),
-        outputs=bindparam("result"),
-        error=bindparam("failure"),
-        finished_at=bindparam("at"),
-        remaining_steps=0,
-        lease_owner=None,
-        lease_expires_at=None,
-    )
-)
-
-
-def _new_task(
-    run_id: str, step_id: str, index: int, ready: bool, at: datetime | None
-) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "step_id": step_id,
-        "task_index": index,
-        "status": (TaskStatus.QUEUED if ready else TaskStatus.PENDING).value,
-        "attempts": 0,
-        "available_at": at if ready else None,
-    }
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """The store's passing failures as `StoreUnavailableError`; the others as they are."""
+    try:
+        yield
+    except Exception as error:
+        if is_passing_failure(error):
+            raise StoreUnavailableError(f"the store failed: {error!r}") from error
+        raise

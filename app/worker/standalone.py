@@ -1,10 +1,10 @@
 """`python -m app worker`: a process that only runs runs, next to the API processes.
 
 It shares the store with the API (PostgreSQL, or MariaDB) and claims runs through the queue
-(`store/queue.py`): any number of workers on any number of machines. SQLite is single-process,
-so it is refused there. On SIGTERM (or SIGINT) it stops claiming, gives the runs in flight
-`SHUTDOWN_GRACE_SECONDS` to finish and releases the others' leases, so another worker takes them
-over at once.
+(`store/queries/queue.py`): any number of workers on any number of machines. SQLite is
+single-process, so it is refused there. On SIGTERM (or SIGINT) it stops claiming, gives the
+runs in flight `SHUTDOWN_GRACE_SECONDS` to finish and releases the others' leases, so another
+worker takes them over at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from app.collector import startup_objects_frozen
 from app.errors import SingleProcessStoreError
 from app.services.container import Services
 from app.settings import Settings
-from app.worker.embedded import EmbeddedWorker
+from app.worker.claim_loop import ClaimLoop
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,8 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
     if settings.is_sqlite:
         raise SingleProcessStoreError()
     services = await Services.open(settings, serving=False)
-    worker = EmbeddedWorker(
-        services.runs,
+    worker = ClaimLoop(
+        services.runner,
         concurrency=concurrency or settings.worker_concurrency,
         poll_interval=settings.poll_interval,
     )

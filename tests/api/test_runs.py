@@ -294,7 +294,7 @@ async def test_a_repeated_execute_waits_for_the_run_the_first_request_queued(
 
         async def a_worker_claims_it_later() -> None:
             await asyncio.sleep(0.2)  # the repeated request is waiting by now
-            assert await services.runs.claim(1) == 1
+            assert await services.runner.claim(1) == 1
 
         executed, _ = await asyncio.gather(
             client.post("/flows/Greet/execute", json={**body, "wait": 10}, headers=key),

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 from app.engine.memory_store import InMemoryRunStore
-from app.engine.store import NewRun
+from app.engine.store import NewRun, RunEnd, TaskFinish
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -32,7 +32,9 @@ async def test_finishing_a_task_releases_the_steps_it_unblocks() -> None:
     store = InMemoryRunStore()
     await store.run_started(new_run())
     await store.task_started("r1", TaskKey("a"), 1, AT)
-    await store.task_finished("r1", TaskKey("a"), TaskStatus.COMPLETED, {"x": 1}, None, AT, ["b"])
+    await store.task_finished(
+        "r1", TaskFinish(TaskKey("a"), TaskStatus.COMPLETED, {"x": 1}, None, AT, ["b"])
+    )
 
     tasks = store.get("r1").tasks
     assert tasks[TaskKey("a")].outputs == {"x": 1}
@@ -46,7 +48,7 @@ async def test_a_failed_element_cancels_the_rest_of_its_fan_out() -> None:
     await store.run_started(new_run())
     await store.tasks_expanded("r1", "a", 3)
     error = RunError("a", "TaskError", "no")
-    await store.task_finished("r1", TaskKey("a", 1), TaskStatus.FAILED, None, error, AT)
+    await store.task_finished("r1", TaskFinish(TaskKey("a", 1), TaskStatus.FAILED, None, error, AT))
 
     tasks = store.get("r1").tasks
     assert [tasks[TaskKey("a", i)].status for i in range(3)] == [
@@ -60,7 +62,7 @@ async def test_a_failed_element_cancels_the_rest_of_its_fan_out() -> None:
 async def test_finishing_a_run_cancels_its_unfinished_tasks() -> None:
     store = InMemoryRunStore()
     await store.run_started(new_run())
-    await store.run_finished("r1", RunStatus.FAILED, None, RunError("a", "E", "m"), AT)
+    await store.run_finished("r1", RunEnd(RunStatus.FAILED, None, RunError("a", "E", "m"), AT))
 
     run = store.get("r1")
     assert run.status is RunStatus.FAILED

@@ -6,7 +6,7 @@ from app.domain.runs import RunStatus, TaskKey, TaskStatus
 from app.engine import FlowExecutor
 from app.engine.attempts import TaskOutcome
 from app.engine.memory_store import InMemoryRunStore
-from app.engine.run import kept_on_retry
+from app.engine.resume import kept_on_retry
 from app.tasks import TaskRegistry
 from tests.engine.conftest import Probe
 
@@ -49,7 +49,7 @@ async def test_retry_keeps_completed_steps_and_reruns_the_failed_ones(
     assert {"first", "independent"} <= set(kept)
     assert "second" not in kept
 
-    result = await executor.run(definition, run_id=failed.run_id, restored=kept)
+    result = await executor.resume(definition, failed.run_id)
 
     assert result.status is RunStatus.COMPLETED
     assert result.outputs == {"first": 1, "second": 2}

@@ -12,10 +12,8 @@ import pytest
 
 from app.domain.runs import RunStatus, TaskKey, TaskStatus
 from app.engine import FlowExecutor
-from app.engine.attempts import TaskOutcome
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
-from app.engine.run import kept_on_retry
 from app.errors import MAX_ERROR_MESSAGE_CHARS, DefinitionError
 from app.storable import MAX_DEPTH
 from app.tasks import TaskRegistry
@@ -337,15 +335,10 @@ async def test_a_resumed_run_starts_with_the_charge_of_the_steps_it_keeps(
     assert first.status is RunStatus.COMPLETED
     executor = limited(store, max_step_output_bytes=1000, max_run_document_bytes=2500)
     definition = executor.load(flow)
-    previous = {
-        key.step_id: TaskOutcome(key, task.status, dict(task.outputs or {}), task.error)
-        for key, task in store.get(first.run_id).tasks.items()
-        if key.step_id != "s2"  # resumed from s2: s0 and s1 are kept
-    }
+    # Resumed from s2: s0 and s1 are kept.
+    store.get(first.run_id).tasks[TaskKey("s2")].status = TaskStatus.FAILED
 
-    resumed = await executor.run(
-        definition, run_id=first.run_id, restored=kept_on_retry(definition, previous)
-    )
+    resumed = await executor.resume(definition, first.run_id)
 
     assert resumed.error is not None
     assert (resumed.error.step, resumed.error.type) == ("s2", "RunTooLargeError")

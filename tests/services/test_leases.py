@@ -17,12 +17,12 @@ from sqlalchemy import update
 
 from app.domain.clock import utcnow
 from app.domain.runs import RunStatus, TaskStatus
-from app.errors import RunStateError, UnknownFlowError
+from app.errors import RunStateError, StoreUnavailableError, UnknownFlowError
 from app.services.container import Services
 from app.settings import Settings
-from app.store import definitions
 from app.store.models import FlowRunRow
-from app.worker.embedded import EmbeddedWorker
+from app.store.queries import versions
+from app.worker.claim_loop import ClaimLoop
 from tests.callers import admin
 from tests.databases import fresh_store_database, migrate_to_head
 from tests.polling import until
@@ -72,11 +72,11 @@ async def test_a_stalled_worker_cannot_record_its_late_result(migrated_store_url
     async with process(migrated_store_url) as stalled, process(migrated_store_url) as other:
         await stalled.flows.register(await admin(stalled), GATED)
         run_id = (await stalled.runs.execute(await admin(stalled), "Gated", {}, wait=0)).run.run_id
-        first_execution = stalled.runs.in_flight[run_id]
+        first_execution = stalled.runner.in_flight[run_id]
         await until(lambda: sample_tasks.calls["gate"] == 1)
         await expire_lease(stalled, run_id)
 
-        assert await other.runs.claim(5) == 1  # taken over
+        assert await other.runner.claim(5) == 1  # taken over
         await until(lambda: sample_tasks.calls["gate"] == 2)  # the step runs again there
         sample_tasks.gates["gate"].set()  # both attempts finish
         finished = await wait_until_finished(other, run_id)
@@ -99,10 +99,10 @@ async def test_a_run_cancelled_from_another_process_stops_at_the_next_renewal(
         await until(lambda: sample_tasks.calls["gate"] == 1)
 
         cancelled = await api.runs.cancel(await admin(api), run_id)
-        await runner.runs.renew_leases()  # no notification on this store: the beat finds out
+        await runner.runner.renew_leases()  # no notification on this store: the beat finds out
 
         assert cancelled.status is RunStatus.CANCELLED
-        await until(lambda: run_id not in runner.runs.in_flight)
+        await until(lambda: run_id not in runner.runner.in_flight)
         sample_tasks.gates["gate"].set()
         record = await api.runs.get(run_id)
         assert record.status is RunStatus.CANCELLED
@@ -125,7 +125,7 @@ async def test_a_cancel_reaches_the_run_on_another_process_at_once(postgres_stor
 
         await api.runs.cancel(await admin(api), run_id)
 
-        await until(lambda: run_id not in runner.runs.in_flight, deadline=5)
+        await until(lambda: run_id not in runner.runner.in_flight, deadline=5)
         assert (await api.runs.get(run_id)).status is RunStatus.CANCELLED
 
 
@@ -134,7 +134,7 @@ async def test_a_queued_run_wakes_a_worker_on_another_process(postgres_store: st
         await worker_process.start()
         assert worker_process.listener is not None
         await until(worker_process.listener.listening.is_set)
-        worker = EmbeddedWorker(worker_process.runs, concurrency=2, poll_interval=60)
+        worker = ClaimLoop(worker_process.runner, concurrency=2, poll_interval=60)
         await worker.start()  # its first claim finds nothing; then it waits for a minute
         try:
             await api.flows.register(await admin(api), CHAIN)
@@ -172,8 +172,8 @@ async def test_a_taken_over_retry_keeps_its_attempt_count_and_its_due_time(
         await until(waiting_for_retry)  # attempt 1 failed; attempt 2 is due in a second
         (failed,) = (await other.runs.get(run_id)).steps
         await expire_lease(stalled, run_id)
-        assert await other.runs.claim(5) == 1
-        await stalled.runs.renew_leases()  # the stalled worker finds out, and stops
+        assert await other.runner.claim(5) == 1
+        await stalled.runner.renew_leases()  # the stalled worker finds out, and stops
         finished = await wait_until_finished(other, run_id)
 
         (task,) = finished.steps
@@ -228,7 +228,7 @@ async def test_a_run_whose_store_fails_for_a_moment_is_handed_over_not_failed(
         await services.flows.register(await admin(services), CHAIN)
         store = services.run_store
         finish = store.task_finished
-        outages = [ConnectionResetError("the database went away")]
+        outages = [StoreUnavailableError("the database went away")]
 
         async def flaky_finish(*args: Any, **kwargs: Any) -> None:
             if outages:
@@ -242,7 +242,7 @@ async def test_a_run_whose_store_fails_for_a_moment_is_handed_over_not_failed(
 
         handed_over = await services.runs.get(run_id)
         assert handed_over.status is RunStatus.RUNNING
-        assert await services.runs.claim(5) == 1
+        assert await services.runner.claim(5) == 1
         finished = await wait_until_finished(services, run_id)
         assert finished.status is RunStatus.COMPLETED
         assert finished.outputs == {"total": 4}  # first ran twice: its finish was never recorded
@@ -258,7 +258,7 @@ async def test_a_worker_without_the_flows_tasks_fails_the_run_it_claimed_with_th
         await api.flows.register(await admin(api), CHAIN)
         run_id = (await api.runs.start(await admin(api), "Chain", {"n": 1})).run.run_id
 
-        assert await misconfigured.runs.claim(5) == 1
+        assert await misconfigured.runner.claim(5) == 1
         failed = await wait_until_finished(api, run_id)
 
         assert failed.status is RunStatus.FAILED
@@ -277,15 +277,15 @@ async def test_runs_claimed_together_read_their_new_version_once(
             for n in range(20)
         ]
         reads = []
-        source_of = definitions.source_of
+        source_of = versions.source_of
 
         async def counted_source_of(session: Any, definition_id: int) -> tuple[str, str]:
             reads.append(definition_id)
             return await source_of(session, definition_id)
 
-        monkeypatch.setattr(definitions, "source_of", counted_source_of)
+        monkeypatch.setattr(versions, "source_of", counted_source_of)
 
-        assert await worker.runs.claim(20) == 20
+        assert await worker.runner.claim(20) == 20
         finished = [await wait_until_finished(api, run_id) for run_id in ids]
 
         assert {run.status for run in finished} == {RunStatus.COMPLETED}

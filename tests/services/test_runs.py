@@ -12,9 +12,9 @@ from app.domain.records import RunRecord
 from app.domain.runs import RunStatus, TaskStatus
 from app.errors import InputValidationError, RunStateError, UnknownFlowError
 from app.services.container import Services
-from app.store import runs
 from app.store.models import FlowRunRow
-from app.worker.embedded import EmbeddedWorker
+from app.store.queries import runs
+from app.worker.claim_loop import ClaimLoop
 from tests.callers import admin
 from tests.polling import until
 from tests.services import sample_tasks
@@ -133,7 +133,7 @@ async def test_a_run_released_at_shutdown_is_taken_over_and_resumes(services: Se
     started = await services.runs.execute(await admin(services), "Gated", {}, wait=0)
     await until(lambda: sample_tasks.calls["gate"] == 1)
 
-    await services.runs.shutdown(grace=0)  # the process stops while the gate is shut
+    await services.runner.shutdown(grace=0)  # the process stops while the gate is shut
 
     interrupted = await services.runs.get(started.run.run_id)
     assert interrupted.status is RunStatus.RUNNING  # released, not ended: nothing is recorded
@@ -141,7 +141,7 @@ async def test_a_run_released_at_shutdown_is_taken_over_and_resumes(services: Se
     sample_tasks.gates["gate"].set()
     run_id = started.run.run_id
 
-    worker = EmbeddedWorker(services.runs, concurrency=2, poll_interval=0.05)
+    worker = ClaimLoop(services.runner, concurrency=2, poll_interval=0.05)
     assert await worker.claim() == 1
     resumed = await wait_until_finished(services, run_id)
 
@@ -200,7 +200,7 @@ async def test_a_run_cancelled_elsewhere_is_not_ended_again_by_its_executor(
         )
 
     sample_tasks.gates["gate"].set()
-    await until(lambda: run_id not in services.runs.in_flight)
+    await until(lambda: run_id not in services.runner.in_flight)
 
     assert (await services.runs.get(run_id)).status is RunStatus.CANCELLED
 
@@ -253,7 +253,7 @@ async def test_optional_inputs_left_out_are_null_for_the_worker_as_at_the_door(
 
     executed = await services.runs.execute(caller, "Optional", {}, wait=10)
     queued = await services.runs.start(caller, "Optional", {"settings": None})
-    assert await services.runs.claim(5) == 1  # the worker reads the stored inputs back
+    assert await services.runner.claim(5) == 1  # the worker reads the stored inputs back
     claimed = await wait_until_finished(services, queued.run.run_id)
 
     expected = {"settings": None, "limit": None, "label": "none"}
@@ -282,9 +282,9 @@ async def test_a_run_failing_for_a_non_retryable_reason_fails_once_and_is_not_cl
 
     monkeypatch.setattr(services.executor, "run", counted)
 
-    assert await services.runs.claim(5) == 1
+    assert await services.runner.claim(5) == 1
     failed = await wait_until_finished(services, run_id)
-    assert await services.runs.claim(5) == 0
+    assert await services.runner.claim(5) == 0
 
     assert failed.status is RunStatus.FAILED
     assert failed.error is not None

@@ -1,11 +1,11 @@
-"""PostgreSQL's run store: runs created in one statement, and group commits that keep
-statements independent."""
+"""PostgreSQL's fast path: group commits that keep statements independent. What every store
+does (runs created, keys taken, stale versions) is in the contract suite
+(tests/store/contract/)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app.domain.records import Creation, NewRunRow
 from app.domain.runs import RunStatus
 from app.store.models import FlowRunRow, TaskRunRow
-from app.store.pg_run_store import PgRunStore
+from app.store.run_store import SqlRunStore
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
 from tests.store.samples import T0, add_definition, owner_of
 
@@ -52,63 +52,23 @@ async def count(engine: AsyncEngine, column: InstrumentedAttribute[Any]) -> int:
         return int((await connection.execute(select(func.count(column)))).scalar_one())
 
 
-async def test_a_run_is_created_with_a_pending_task_per_step_in_order(engine: AsyncEngine) -> None:
-    store = PgRunStore(engine, "w1")
-    definition_id = await add_definition(engine)
-
-    assert await store.create_run(new_run("r1", definition_id)) is Creation.CREATED
-
-    async with engine.connect() as connection:
-        tasks = (
-            await connection.execute(
-                select(TaskRunRow.step_id, TaskRunRow.status).order_by(TaskRunRow.id)
-            )
-        ).all()
-    assert [tuple(task) for task in tasks] == [("a", "pending"), ("b", "pending")]
-
-
-async def test_a_taken_idempotency_key_creates_nothing(engine: AsyncEngine) -> None:
-    store = PgRunStore(engine, "w1")
-    definition_id = await add_definition(engine)
-    assert await store.create_run(new_run("r1", definition_id, key="k")) is Creation.CREATED
-
-    assert await store.create_run(new_run("r2", definition_id, key="k")) is Creation.KEY_TAKEN
-
-    assert await count(engine, FlowRunRow.id) == 1
-    assert await count(engine, TaskRunRow.id) == 2
-
-
 async def test_a_refused_statement_does_not_fail_the_others_of_its_group_commit(
     engine: AsyncEngine,
 ) -> None:
-    store = PgRunStore(engine, "w1")
+    store = SqlRunStore(engine, "w1")
     definition_id = await add_definition(engine)
 
     answers = await asyncio.gather(  # submitted together: one group commit
-        store.create_run(new_run("good", definition_id)),
-        store.create_run(new_run("twin", definition_id)),
-        store.create_run(new_run("twin", definition_id)),  # the same primary key again
+        store.create(new_run("good", definition_id)),
+        store.create(new_run("twin", definition_id)),
+        store.create(new_run("twin", definition_id)),  # the same primary key again
         return_exceptions=True,
     )
 
-    assert store.commits == 4  # the group commit failed; then each statement on its own
+    assert store.fast is not None
+    assert store.fast.commits == 4  # the group commit failed; then each statement on its own
     assert answers[0] is Creation.CREATED
     assert answers[1] is Creation.CREATED
     assert isinstance(answers[2], asyncpg.UniqueViolationError)
     assert await count(engine, FlowRunRow.id) == 2
     assert await count(engine, TaskRunRow.id) == 4
-
-
-async def test_a_run_of_a_version_no_longer_current_is_not_created(engine: AsyncEngine) -> None:
-    store = PgRunStore(engine, "w1")
-    first = await add_definition(engine)
-    second = await add_definition(engine, version=2)
-
-    stale = replace(new_run("r1", first), latest_only=True)
-    pinned = new_run("r2", first)  # version 1 asked for by number: still current
-    gone = new_run("r3", second + 1000)
-
-    assert await store.create_run(stale) is Creation.STALE
-    assert await store.create_run(pinned) is Creation.CREATED
-    assert await store.create_run(gone) is Creation.STALE
-    assert await count(engine, FlowRunRow.id) == 1

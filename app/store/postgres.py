@@ -1,16 +1,15 @@
-"""`PgRunStore`: the SQL run store with PostgreSQL's one-statement hot path and group commit.
+"""`PostgresPath`: PostgreSQL's fast path of the run store, one statement per transition, with
+group commit. The run store (`run_store.py`) chooses it at construction on PostgreSQL and
+takes the portable path for what it does not cover (resumed runs, retries, cancellation).
 
-The transitions every step goes through (a fresh run's start, a fan-out's expansion, a task's
-start mark and its finish, the finish that ends a run) each run as one statement of
-`pg_queries.py` on the pool's asyncpg connection.
-Writes that arrive while a commit is in flight are committed together by the next one: a batch
-of N writes is one transaction and one round trip per kind of statement (asyncpg pipelines
-`fetchmany`), so the commits per run fall as the load rises, while a lone write still commits
-at once on its own. Every statement checks the writer's lease; a refused write raises
-`LeaseLostError` in the coroutine that asked for it.
-
-The rarer transitions (resumed runs, retries, cancellation) keep the
-portable SQLAlchemy statements of `SqlRunStore`.
+The transitions every step goes through (a new run's creation and start, a fan-out's
+expansion, a task's start mark and its finish, the finish that ends a run) each run as one
+statement of `queries/` on the pool's asyncpg connection. Writes that arrive while a commit is
+in flight are committed together by the next one: a batch of N writes is one transaction and
+one round trip per kind of statement (asyncpg pipelines `fetchmany`), so the commits per run
+fall as the load rises, while a lone write still commits at once on its own. Every statement
+checks the writer's lease; a refused write raises `LeaseLostError` in the coroutine that asked
+for it.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.clock import utcnow
 from app.domain.records import Creation, NewRunRow
-from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
-from app.engine.store import NewRun, RunEnd
+from app.domain.runs import TaskKey
+from app.engine.store import NewRun, TaskFinish
 from app.errors import LeaseLostError
-from app.store import pg_queries
 from app.store.database import is_passing_failure
-from app.store.run_store import SqlRunStore
+from app.store.queries import runs, tasks, versions
+
+StartMark = tuple[int, datetime]  # (attempt, started at)
 
 
 @dataclass
@@ -47,112 +46,66 @@ class _Write:
     )
 
 
-class PgRunStore(SqlRunStore):
+class PostgresPath:
     def __init__(self, engine: AsyncEngine, owner: str) -> None:
-        super().__init__(engine, owner)
+        self.engine = engine
+        self.owner = owner
         self._pending: list[_Write] = []
         self._committer: asyncio.Task[None] | None = None
         self.commits = 0  # group commits made (bench/ reports commits per run)
 
-    async def locate(self, name: str, number: int | None) -> tuple[int, int]:
+    async def locate(self, name: str, number: int | None) -> tuple[int, int] | None:
+        """(id, version) in one round trip; None when not found."""
         if number is None:
-            found = await self._fetchrow(pg_queries.LATEST_VERSION, name)
+            found = await self._fetchrow(versions.PG_LATEST, name)
         else:
-            found = await self._fetchrow(pg_queries.GIVEN_VERSION, name, number)
-        if found is None:  # the portable path raises the precise not-found error
-            return await super().locate(name, number)
-        return int(found[0]), int(found[1])
+            found = await self._fetchrow(versions.PG_GIVEN, name, number)
+        return None if found is None else (int(found[0]), int(found[1]))
 
-    async def create_run(self, run: NewRunRow) -> Creation:
-        if run.status is RunStatus.QUEUED:  # with its notification, on the portable path
-            return await super().create_run(run)
-        return Creation(
-            await self._submit(
-                pg_queries.CREATE_RUN,
-                run.run_id,
-                run.flow_name,
-                run.definition_id,
-                run.status.value,
-                _json(run.inputs),
-                list(run.step_ids),
-                run.idempotency_key,
-                run.created_at,
-                run.lease_owner,
-                run.lease_expires_at,
-                run.latest_only,
-                run.created_by,
-            )
-        )
+    async def create(self, run: NewRunRow) -> Creation:
+        """A run created with its lease (no notification to send), in one statement."""
+        arguments = runs.pg_create_arguments(run, _json(run.inputs) or "null")
+        return Creation(await self._submit(runs.PG_CREATE, *arguments))
 
-    async def run_started(self, run: NewRun) -> None:
-        if not run.fresh:
-            await super().run_started(run)
-            return
+    async def start_new_run(self, run: NewRun) -> None:
         await self._write(
-            run.run_id,
-            pg_queries.START_FRESH_RUN,
-            run.started_at,
-            len(run.steps),
-            list(run.ready),
+            run.run_id, tasks.PG_START_NEW_RUN, run.started_at, len(run.steps), list(run.ready)
         )
 
-    async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:
-        if count > 1:
-            await self._write(run_id, pg_queries.EXPAND_TASKS, step_id, count)
+    async def expand(self, run_id: str, step_id: str, count: int) -> None:
+        await self._write(run_id, tasks.PG_EXPAND, step_id, count)
 
-    async def task_finished(
-        self,
-        run_id: str,
-        key: TaskKey,
-        status: TaskStatus,
-        outputs: Mapping[str, Any] | None,
-        error: RunError | None,
-        at: datetime,
-        released: Sequence[str] = (),
-        step_finished: bool = True,
-        ended: RunEnd | None = None,
-    ) -> None:
-        attempt, started_at = self._start_marks.pop((run_id, key), (None, None))
+    async def mark_started(self, run_id: str, key: TaskKey, mark: StartMark) -> None:
+        attempt, at = mark
+        await self._write(run_id, tasks.PG_MARK_STARTED, key.step_id, key.task_index, attempt, at)
+
+    async def finish(self, run_id: str, finish: TaskFinish, mark: StartMark | None) -> None:
+        attempt, started_at = mark or (None, None)
         task = (
-            key.step_id,
-            key.task_index,
-            status.value,
-            _json(outputs),
-            _json(error.as_dict() if error else None),
-            at,
+            finish.key.step_id,
+            finish.key.task_index,
+            finish.status.value,
+            _json(finish.outputs),
+            _json(runs.error_value(finish.error)),
+            finish.at,
             attempt,
             started_at,
         )
+        ended = finish.ended
         if ended is None:
-            await self._write(
-                run_id, pg_queries.FINISH_TASK, *task, list(released), 1 if step_finished else 0
-            )
+            steps_finished = 1 if finish.step_finished else 0
+            released = list(finish.released)
+            await self._write(run_id, tasks.PG_FINISH_TASK, *task, released, steps_finished)
         else:
-            run_error = ended.error.as_dict() if ended.error else None
-            await self._write(
-                run_id,
-                pg_queries.FINISH_TASK_AND_RUN,
-                *task,
+            run_end = (
                 ended.status.value,
                 _json(ended.outputs),
-                _json(run_error),
+                _json(runs.error_value(ended.error)),
             )
-
-    async def _write_starts(self, due: list[tuple[str, TaskKey]]) -> None:
-        """All in the next group commit."""
-        await asyncio.gather(*(self._write_start_mark(run_id, key) for run_id, key in due))
-
-    async def _write_start(self, run_id: str, key: TaskKey) -> None:
-        mark = self._start_marks.pop((run_id, key), None)
-        if mark is not None:  # else the task already finished and took its mark along
-            attempt, at = mark
-            await self._write(
-                run_id, pg_queries.START_TASK, key.step_id, key.task_index, attempt, at
-            )
+            await self._write(run_id, tasks.PG_FINISH_TASK_AND_RUN, *task, *run_end)
 
     async def aclose(self) -> None:
-        """Stop writing start marks, then let the writes already queued commit."""
-        await super().aclose()
+        """Let the writes already queued commit."""
         if self._committer is not None:
             await asyncio.shield(self._committer)
 

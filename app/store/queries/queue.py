@@ -5,8 +5,9 @@ until `lease_expires_at`). A worker claims work in batches: queued runs, and run
 lease expired (their worker died or stalled), with `FOR UPDATE SKIP LOCKED`, so concurrent
 claimers never wait for each other nor claim the same run. The worker renews its leases while
 it runs them; every write it makes for a run first locks the run row and checks the lease
-(`hold`), so a worker that lost its lease can never record a result. docs/architecture.md
-explains why this is safe under concurrency and crashes.
+(`hold`, or `PG_HOLD` at the head of PostgreSQL's one-statement transitions), so a worker that
+lost its lease can never record a result. docs/architecture.md explains why this is safe under
+concurrency and crashes.
 
 Times come from the workers' clocks (UTC), as for every timestamp of the store: machines that
 share a database keep their clocks in sync (NTP), well within a lease.
@@ -15,28 +16,60 @@ share a database keep their clocks in sync (NTP), well within a lease.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, bindparam, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import ColumnElement, and_, bindparam, literal_column, or_, select, update
+from sqlalchemy.dialects import postgresql
 
+from app.domain.records import Claim
 from app.domain.runs import RunStatus
 from app.errors import LeaseLostError
-from app.store.models import RUNS, FlowRunRow
+from app.store.models import RUNS
+from app.store.session import Db
 
-Db = AsyncSession | AsyncConnection
+
+def _held(run: Any, owner: Any, now: Any) -> ColumnElement[bool]:
+    """The one definition of a held lease: the run is running, under `owner`'s unexpired
+    lease."""
+    return and_(
+        RUNS.c.id == run,
+        RUNS.c.lease_owner == owner,
+        RUNS.c.status == RunStatus.RUNNING.value,
+        RUNS.c.lease_expires_at > now,
+    )
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A run a worker claimed: `fresh` when it never started, else it is taken over."""
+# Built once: `hold` starts every portable write of a run.
+_HELD = (
+    select(RUNS.c.id)
+    .where(_held(bindparam("run_id"), bindparam("owner"), bindparam("now")))
+    .with_for_update()
+)
+# The same check as the head of PostgreSQL's one-statement transitions (queries/tasks.py):
+# the `run` CTE, on $1 run id, $2 lease owner, $3 now. Empty when the lease is not held.
+_PG_HELD = select(RUNS.c.id).where(
+    _held(literal_column("$1"), literal_column("$2"), literal_column("$3"))
+)
+PG_HOLD = (
+    "WITH run AS (\n"
+    + str(
+        _PG_HELD.with_for_update().compile(
+            dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
+            compile_kwargs={"literal_binds": True},
+        )
+    )
+    + "\n)"
+)
 
-    run_id: str
-    definition_id: int
-    inputs: Any
-    fresh: bool
+
+async def hold(db: Db, run_id: str, owner: str, now: datetime) -> None:
+    """Lock the run for the caller's transaction, or raise `LeaseLostError` when `owner` no
+    longer holds its unexpired lease (or the run ended elsewhere)."""
+    parameters = {"run_id": run_id, "owner": owner, "now": now}
+    held = (await db.execute(_HELD, parameters)).scalar_one_or_none()
+    if held is None:
+        raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
 
 
 def lease_values(owner: str, now: datetime, lease_seconds: float) -> dict[str, Any]:
@@ -54,56 +87,35 @@ async def claim(db: Db, owner: str, now: datetime, lease_seconds: float, limit: 
     `limit` rows, and locks no more (InnoDB locks every row a scan examines).
     """
     expired = and_(
-        FlowRunRow.status == RunStatus.RUNNING.value,
-        or_(FlowRunRow.lease_expires_at.is_(None), FlowRunRow.lease_expires_at <= now),
+        RUNS.c.status == RunStatus.RUNNING.value,
+        or_(RUNS.c.lease_expires_at.is_(None), RUNS.c.lease_expires_at <= now),
     )
     found = await _lock_oldest(db, expired, limit)
     if len(found) < limit:
-        queued = FlowRunRow.status == RunStatus.QUEUED.value
+        queued = RUNS.c.status == RunStatus.QUEUED.value
         found += await _lock_oldest(db, queued, limit - len(found))
     if not found:
         return []
     await db.execute(
-        update(FlowRunRow)
-        .where(FlowRunRow.id.in_([row.id for row in found]))
+        update(RUNS)
+        .where(RUNS.c.id.in_([row.id for row in found]))
         .values(status=RunStatus.RUNNING.value, **lease_values(owner, now, lease_seconds))
     )
     return [
-        Claim(row.id, row.definition_id, row.inputs, row.status == RunStatus.QUEUED.value)
+        Claim(row.id, row.definition_id, row.inputs, row.status == RunStatus.RUNNING.value)
         for row in found
     ]
 
 
-async def _lock_oldest(db: Db, condition: ColumnElement[bool], limit: int) -> list[Row[Any]]:
+async def _lock_oldest(db: Db, condition: ColumnElement[bool], limit: int) -> list[Any]:
     statement = (
-        select(FlowRunRow.id, FlowRunRow.definition_id, FlowRunRow.inputs, FlowRunRow.status)
+        select(RUNS.c.id, RUNS.c.definition_id, RUNS.c.inputs, RUNS.c.status)
         .where(condition)
-        .order_by(FlowRunRow.created_at)
+        .order_by(RUNS.c.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     return list((await db.execute(statement)).all())
-
-
-_HELD = (  # built once: `hold` starts every write of a run
-    select(RUNS.c.id)
-    .where(
-        RUNS.c.id == bindparam("run_id"),
-        RUNS.c.lease_owner == bindparam("owner"),
-        RUNS.c.status == RunStatus.RUNNING.value,
-        RUNS.c.lease_expires_at > bindparam("now"),
-    )
-    .with_for_update()
-)
-
-
-async def hold(db: Db, run_id: str, owner: str, now: datetime) -> None:
-    """Lock the run for the caller's transaction, or raise `LeaseLostError` when `owner` no
-    longer holds its unexpired lease (or the run ended elsewhere)."""
-    parameters = {"run_id": run_id, "owner": owner, "now": now}
-    held = (await db.execute(_HELD, parameters)).scalar_one_or_none()
-    if held is None:
-        raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
 
 
 async def renew(
@@ -118,19 +130,19 @@ async def renew(
         return set()
     ids = list(run_ids)
     mine = and_(
-        FlowRunRow.id.in_(ids),
-        FlowRunRow.lease_owner == owner,
-        FlowRunRow.status == RunStatus.RUNNING.value,
+        RUNS.c.id.in_(ids),
+        RUNS.c.lease_owner == owner,
+        RUNS.c.status == RunStatus.RUNNING.value,
     )
-    lockable = select(FlowRunRow.id).where(mine).with_for_update(skip_locked=True)
+    lockable = select(RUNS.c.id).where(mine).with_for_update(skip_locked=True)
     renewable = list((await db.execute(lockable)).scalars())
     if renewable:
         await db.execute(
-            update(FlowRunRow)
-            .where(FlowRunRow.id.in_(renewable))
+            update(RUNS)
+            .where(RUNS.c.id.in_(renewable))
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         )
-    held = (await db.execute(select(FlowRunRow.id).where(mine))).scalars()
+    held = (await db.execute(select(RUNS.c.id).where(mine))).scalars()
     return set(ids) - set(held)
 
 
@@ -138,8 +150,8 @@ async def release(db: Db, owner: str, run_ids: Sequence[str], now: datetime) -> 
     """Give up `owner`'s leases on `run_ids`: any worker may take those runs over at once."""
     if run_ids:
         await db.execute(
-            update(FlowRunRow)
-            .where(FlowRunRow.id.in_(list(run_ids)), FlowRunRow.lease_owner == owner)
+            update(RUNS)
+            .where(RUNS.c.id.in_(list(run_ids)), RUNS.c.lease_owner == owner)
             .values(lease_owner=None, lease_expires_at=now)
         )
 
@@ -148,8 +160,8 @@ async def expire_all(db: Db, now: datetime) -> int:
     """Expire every running run's lease (a single-process store at start: their worker was
     this process, before it stopped); how many."""
     result = await db.execute(
-        update(FlowRunRow)
-        .where(FlowRunRow.status == RunStatus.RUNNING.value)
+        update(RUNS)
+        .where(RUNS.c.status == RunStatus.RUNNING.value)
         .values(lease_owner=None, lease_expires_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,87 +1,27 @@
-"""Runs and their tasks: create, read, list, change state. The caller owns the transaction."""
+"""Reading runs: one run with its tasks, one task, a page of runs. Read-only statements."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    Text,
-    bindparam,
-    case,
-    cast,
-    func,
-    insert,
-    null,
-    select,
-    tuple_,
-    type_coerce,
-    update,
-)
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Text, case, cast, func, null, select, tuple_, type_coerce
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, defer
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.domain.records import NewRunRow, OmittedValue, RunRecord, StepRecord
-from app.domain.runs import (
-    ACTIVE_RUN_STATUSES,
-    UNFINISHED_TASK_STATUSES,
-    RunError,
-    RunStatus,
-    TaskStatus,
-)
+from app.domain.records import OmittedValue, RunRecord, StepRecord
+from app.domain.runs import RunError, RunStatus, TaskStatus
 from app.store import flows
-from app.store.models import (
-    FLOWS,
-    RUNS,
-    TASKS,
-    USERS,
-    FlowDefinitionRow,
-    FlowRunRow,
-    TaskRunRow,
-)
+from app.store.models import FLOWS, USERS, FlowDefinitionRow, FlowRunRow, TaskRunRow
 from app.store.types import JsonDocument
 
-
-async def create(session: AsyncSession, run: NewRunRow) -> None:
-    """A new run with one pending task per step, so it shows every step before it starts."""
-    await session.execute(
-        insert(RUNS),
-        {
-            "id": run.run_id,
-            "flow_name": run.flow_name,
-            "definition_id": run.definition_id,
-            "status": run.status.value,
-            "inputs": run.inputs,
-            "remaining_steps": len(run.step_ids),
-            "idempotency_key": run.idempotency_key,
-            "created_at": run.created_at,
-            "created_by": run.created_by,
-            "lease_owner": run.lease_owner,
-            "lease_expires_at": run.lease_expires_at,
-        },
-    )
-    if run.step_ids:
-        await session.execute(
-            insert(TASKS),
-            [
-                {"run_id": run.run_id, "step_id": step_id, "task_index": 0, "status": "pending"}
-                for step_id in run.step_ids
-            ],
-        )
-
-
-async def id_for_key(
-    session: AsyncSession, idempotency_key: str, flow_name: str, created_by: str | None
-) -> str | None:
-    """The run an earlier request of the same caller on the same flow made with the key."""
-    statement = select(FlowRunRow.id).where(
-        FlowRunRow.idempotency_key == idempotency_key,
-        FlowRunRow.flow_name == flow_name,
-        FlowRunRow.created_by == created_by,
-    )
-    return (await session.execute(statement)).scalar_one_or_none()
+_WITH_VERSION = (
+    select(FlowRunRow, FlowDefinitionRow.version, USERS.c.username)
+    .join(FlowDefinitionRow, FlowRunRow.definition_id == FlowDefinitionRow.id)
+    .outerjoin(USERS, USERS.c.id == FlowRunRow.created_by)
+)
 
 
 async def get(session: AsyncSession, run_id: str, *, with_steps: bool = True) -> RunRecord | None:
@@ -114,11 +54,6 @@ async def task(
         )
     ).scalar_one_or_none()
     return None if found is None else to_step(found)
-
-
-async def definition_id_of(session: AsyncSession, run_id: str) -> int | None:
-    statement = select(FlowRunRow.definition_id).where(FlowRunRow.id == run_id)
-    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def page(
@@ -186,67 +121,6 @@ def _read(value: Any, size: int | None, limit: int) -> Any:
     return OmittedValue(size) if size is not None and size > limit else value
 
 
-async def change_status(
-    session: AsyncSession,
-    run_id: str,
-    status: RunStatus,
-    *,
-    only_from: Collection[RunStatus],
-    **values: Any,
-) -> bool:
-    """Compare-and-set the run's status; False when it was not in `only_from`."""
-    result = await session.execute(
-        update(FlowRunRow)
-        .where(FlowRunRow.id == run_id, FlowRunRow.status.in_([s.value for s in only_from]))
-        .values(status=status.value, **values)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def end_active(
-    session: AsyncSession, run_id: str, status: RunStatus, at: datetime, **values: Any
-) -> bool:
-    """End a queued or running run (and cancel its unfinished tasks); False when it was not
-    active."""
-    ended = await change_status(
-        session,
-        run_id,
-        status,
-        only_from=ACTIVE_RUN_STATUSES,
-        finished_at=at,
-        lease_owner=None,
-        lease_expires_at=None,
-        **values,
-    )
-    if ended:
-        await cancel_unfinished_tasks(session, run_id, at)
-    return ended
-
-
-async def cancel_unfinished_tasks(
-    db: AsyncSession | AsyncConnection, run_id: str, at: datetime, step_id: str | None = None
-) -> None:
-    """Cancel the run's unfinished tasks (of one step only, when given)."""
-    if step_id is None:
-        await db.execute(_CANCEL_UNFINISHED, {"run": run_id, "at": at})
-    else:
-        await db.execute(_CANCEL_UNFINISHED_OF_STEP, {"run": run_id, "at": at, "step": step_id})
-
-
-_WITH_VERSION = (
-    select(FlowRunRow, FlowDefinitionRow.version, USERS.c.username)
-    .join(FlowDefinitionRow, FlowRunRow.definition_id == FlowDefinitionRow.id)
-    .outerjoin(USERS, USERS.c.id == FlowRunRow.created_by)
-)
-UNFINISHED_TASK_VALUES = sorted(status.value for status in UNFINISHED_TASK_STATUSES)
-_CANCEL_UNFINISHED = (  # built once: it ends every run
-    update(TASKS)
-    .where(TASKS.c.run_id == bindparam("run"), TASKS.c.status.in_(UNFINISHED_TASK_VALUES))
-    .values(status=TaskStatus.CANCELLED.value, finished_at=bindparam("at"))
-)
-_CANCEL_UNFINISHED_OF_STEP = _CANCEL_UNFINISHED.where(TASKS.c.step_id == bindparam("step"))
-
-
 _UNREAD = object()
 
 
@@ -289,7 +163,3 @@ def to_step(task: TaskRunRow) -> StepRecord:
         finished_at=task.finished_at,
         available_at=task.available_at,
     )
-
-
-def error_value(error: RunError | None) -> dict[str, Any] | None:
-    return error.as_dict() if error else None

@@ -1,4 +1,5 @@
-"""The worker loop: claims runs for this process, in the API (embedded) or on its own.
+"""`ClaimLoop`: claims runs for this process's `Runner`, in the API (embedded) or in a
+standalone worker (`standalone.py`).
 
 It wakes when a run is queued (a notification from any process on PostgreSQL, or a run queued
 here) or a slot frees up, and polls every `poll_interval` seconds all the same: the poll is
@@ -13,14 +14,14 @@ import contextlib
 import logging
 
 from app.background import stop_task
-from app.services.runs import RunService
+from app.services.runner import Runner
 
 logger = logging.getLogger(__name__)
 
 
-class EmbeddedWorker:
-    def __init__(self, service: RunService, *, concurrency: int, poll_interval: float) -> None:
-        self.service = service
+class ClaimLoop:
+    def __init__(self, runner: Runner, *, concurrency: int, poll_interval: float) -> None:
+        self.runner = runner
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self._loop: asyncio.Task[None] | None = None
@@ -29,27 +30,27 @@ class EmbeddedWorker:
         self._loop = asyncio.create_task(self._run_forever(), name="worker")
 
     async def stop(self) -> None:
-        """Stop claiming (the runs in flight go on; `RunService.shutdown` drains them)."""
+        """Stop claiming (the runs in flight go on; `Runner.shutdown` drains them)."""
         await stop_task(self._loop)
         self._loop = None
 
     async def _run_forever(self) -> None:
         while True:
-            self.service.work_available.clear()
+            self.runner.work_available.clear()
             try:
                 await self.claim()
             except Exception:  # a database hiccup must not kill the loop
                 logger.exception("claiming runs failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.service.work_available.wait(), self.poll_interval)
+                await asyncio.wait_for(self.runner.work_available.wait(), self.poll_interval)
 
     async def claim(self) -> int:
         """Claim as many runs as there are free slots; how many were claimed."""
-        free = self.concurrency - len(self.service.in_flight)
+        free = self.concurrency - len(self.runner.in_flight)
         if free <= 0:
-            self.service.worker_saturated = True
+            self.runner.worker_saturated = True
             return 0
-        claimed = await self.service.claim(free)
+        claimed = await self.runner.claim(free)
         # Every slot taken: more may be waiting, so a finishing run should wake the worker.
-        self.service.worker_saturated = claimed >= free
+        self.runner.worker_saturated = claimed >= free
         return claimed

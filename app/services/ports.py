@@ -1,0 +1,82 @@
+"""What the services need of the store, as ports they own; the store implements them
+structurally (`app/store/run_store.py`, and `app/store/memory.py` in memory).
+
+Every method is one transaction. A store that fails for a passing reason raises
+`StoreUnavailableError`; no driver error reaches the services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from app.domain.formats import Format
+from app.domain.records import Claim, Creation, NewRunRow, RunRecord, StepRecord
+from app.domain.runs import RunError, RunStatus
+
+
+class RunRepository(Protocol):
+    """The runs of the store, as this process (worker `owner` of its leases) sees them."""
+
+    async def locate(self, name: str, number: int | None) -> tuple[int, int]:
+        """(id, version) of the flow's latest version, or of version `number`;
+        UnknownFlowError / UnknownVersionError."""
+
+    async def source_of(self, definition_id: int) -> tuple[str, Format]:
+        """(source, format) of a stored version."""
+
+    async def create(self, run: NewRunRow) -> Creation:
+        """Create the run (a queued one notifies the workers), unless its idempotency key is
+        taken or its version is no longer current."""
+
+    async def id_for_key(
+        self, idempotency_key: str, flow_name: str, created_by: str | None
+    ) -> str | None:
+        """The run an earlier request of the same caller on the same flow made with the key."""
+
+    async def get(self, run_id: str, *, with_steps: bool = True) -> RunRecord | None: ...
+
+    async def task(self, run_id: str, step_id: str, task_index: int) -> StepRecord | None: ...
+
+    async def page(
+        self,
+        *,
+        flow: str | None,
+        status: RunStatus | None,
+        limit: int,
+        after: tuple[datetime, str] | None,
+        viewer: str | None,
+        value_limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first, of the flows the user `viewer` may see (every flow with None);
+        `after`: the (created_at, id) of the last seen; inputs and outputs past
+        `value_limit` come back as `OmittedValue`."""
+
+    async def cursor_secret(self) -> bytes | None:
+        """The key that signs run-list cursors, as the migrations keep it."""
+
+    async def claim(self, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
+        """Claim up to `limit` runs (those whose lease expired first, then queued ones),
+        never one another claimer holds."""
+
+    async def renew(
+        self, run_ids: Collection[str], now: datetime, lease_seconds: float
+    ) -> set[str]:
+        """Extend the leases on `run_ids`; the ids of those no longer held."""
+
+    async def release(self, run_ids: Sequence[str], now: datetime) -> None:
+        """Give up the leases on `run_ids`: any worker may take those runs over at once."""
+
+    async def expire_all(self, now: datetime) -> int:
+        """Expire every running run's lease; how many."""
+
+    async def end(
+        self, run_id: str, status: RunStatus, at: datetime, error: RunError | None = None
+    ) -> bool:
+        """End a queued or running run (cancelled: its worker is notified); False when it
+        was not active."""
+
+    async def restart(self, run_id: str, now: datetime, lease_seconds: float) -> Claim | None:
+        """A failed or cancelled run running again under this worker's lease; None when it
+        was neither."""

@@ -1,0 +1,198 @@
+"""`Runner`: this process's runs in flight, executed to their end under their leases.
+
+It launches the runs this process created (`/execute`) or claimed from the queue (`claim`),
+renews their leases (`renew_leases`, from the heartbeat), stops those it lost
+(`stop_local`) and, on shutdown, hands the unfinished ones over to other workers. If this
+process dies, another worker takes its runs over and finishes them from the steps that had
+finished (`FlowExecutor.resume`). It owns the process's one cache of parsed definitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.domain.clock import utcnow
+from app.domain.records import Claim
+from app.domain.runs import RunError, RunStatus
+from app.dsl.models import FlowDefinition
+from app.engine.executor import FlowExecutor
+from app.engine.run import RunResult
+from app.errors import LeaseLostError, StoreUnavailableError
+from app.services.ports import RunRepository
+
+logger = logging.getLogger(__name__)
+
+DEFINITION_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A run to execute here, its lease held here. `inputs`: a new run's inputs; None: the
+    run ran before (taken over, or retried) and resumes from what the store kept.
+    `checked`: this process validated the inputs as it created the run (`/execute`), so they
+    are not validated again; a claimed run's are, as they come out of the store."""
+
+    run_id: str
+    definition_id: int
+    inputs: Mapping[str, Any] | None = None
+    checked: bool = False
+
+    @classmethod
+    def of_claim(cls, claim: Claim) -> Launch:
+        return cls(claim.run_id, claim.definition_id, None if claim.taken_over else claim.inputs)
+
+
+class Runner:
+    def __init__(
+        self, repository: RunRepository, executor: FlowExecutor, *, lease_seconds: float
+    ) -> None:
+        self.repository = repository
+        self.executor = executor
+        self.lease_seconds = lease_seconds
+        self.in_flight: dict[str, asyncio.Task[RunResult | None]] = {}
+        self.work_available = asyncio.Event()  # wakes the worker loop
+        self.worker_saturated = False  # the worker left queued work for want of a free slot
+        self._definitions: OrderedDict[int, FlowDefinition] = OrderedDict()
+        self._loading: dict[int, asyncio.Future[FlowDefinition]] = {}
+
+    async def claim(self, limit: int) -> int:
+        """Claim up to `limit` queued runs, or runs whose worker died, and launch them here;
+        how many."""
+        claims = await self.repository.claim(utcnow(), self.lease_seconds, limit)
+        for claim in claims:
+            if claim.taken_over:
+                logger.info("run %s: its worker's lease expired; taking it over", claim.run_id)
+            self.launch(Launch.of_claim(claim))
+        return len(claims)
+
+    def launch(self, launch: Launch) -> asyncio.Task[RunResult | None]:
+        """Execute the run in a task of this process."""
+        run_id = launch.run_id
+        task = asyncio.create_task(self._execute(launch), name=f"run-{run_id}")
+        self.in_flight[run_id] = task
+        task.add_done_callback(lambda _: self._landed(run_id))
+        return task
+
+    async def wait_for(self, run_id: str, seconds: float) -> None:
+        """Wait up to `seconds` for the run, if it runs here."""
+        task = self.in_flight.get(run_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=max(0.0, seconds))
+
+    def stop_local(self, run_id: str) -> None:
+        """Stop the run's execution here, if it runs here (it was cancelled or taken over
+        elsewhere); its store writes are refused, so it records nothing more."""
+        task = self.in_flight.get(run_id)
+        if task is not None:
+            task.cancel()
+
+    async def definition(self, definition_id: int) -> FlowDefinition:
+        """The parsed definition of a stored version (versions never change: cached by id).
+
+        Loaded once however many runs ask at the same moment: a worker that claims 100 runs
+        of a new version reads it once, not on 100 connections.
+        """
+        definition = self._definitions.get(definition_id)
+        if definition is not None:
+            return definition
+        loading = self._loading.get(definition_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_definition(definition_id))
+            self._loading[definition_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(definition_id, None))
+        return await asyncio.shield(loading)
+
+    # Leases and lifecycle.
+
+    async def renew_leases(self) -> None:
+        """Extend the leases of the runs running here; stop those this process lost."""
+        lost = await self.repository.renew(list(self.in_flight), utcnow(), self.lease_seconds)
+        for run_id in lost:
+            logger.info("run %s: no longer held here (cancelled or taken over)", run_id)
+            self.stop_local(run_id)
+
+    async def resume_interrupted(self) -> int:
+        """A single-process store at start: the runs it left running resume at once (their
+        leases were this process's, before it stopped); how many."""
+        count = await self.repository.expire_all(utcnow())
+        if count:
+            self.work_available.set()
+        return count
+
+    async def shutdown(self, grace: float) -> None:
+        """Let in-flight runs finish for `grace` seconds; release the others' leases, so
+        another worker takes them over at once, and stop them here."""
+        tasks = list(self.in_flight.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        unfinished = dict(self.in_flight)
+        if not unfinished:
+            return
+        try:
+            await self.repository.release(list(unfinished), utcnow())
+        except Exception:  # the store is down: the leases expire by themselves
+            logger.exception("releasing %d unfinished run(s) failed", len(unfinished))
+        for task in unfinished.values():
+            task.cancel()
+        await asyncio.wait(unfinished.values())
+        logger.info("released %d unfinished run(s) to other workers", len(unfinished))
+
+    def _landed(self, run_id: str) -> None:
+        self.in_flight.pop(run_id, None)
+        if self.worker_saturated:  # a slot is free for the queued work the worker had to leave
+            self.work_available.set()
+
+    async def _execute(self, launch: Launch) -> RunResult | None:
+        """Run to the end; the result, or None when the run could not be executed."""
+        run_id = launch.run_id
+        try:
+            definition = await self.definition(launch.definition_id)
+            if launch.inputs is None:
+                return await self.executor.resume(definition, run_id)
+            if launch.checked:
+                return await self.executor.run_checked(definition, launch.inputs, run_id)
+            return await self.executor.run(definition, launch.inputs, run_id=run_id)
+        except asyncio.CancelledError:
+            raise
+        except LeaseLostError:
+            logger.info("run %s: lease lost; its new owner (or its end) stands", run_id)
+            return None
+        except StoreUnavailableError as error:  # down or overloaded: try again later
+            logger.warning("run %s: the store failed (%r); handing it over", run_id, error)
+            await self._give_up(run_id)
+            return None
+        except Exception as error:  # the store refused what was asked, or the definition broke
+            logger.exception("run %s could not be executed", run_id)
+            await self._mark_failed(run_id, error)
+            return None
+
+    async def _give_up(self, run_id: str) -> None:
+        """Release the run's lease, so a worker takes it over (from its finished steps) once
+        the store answers again; if it does not answer now, the lease expires by itself."""
+        try:
+            await self.repository.release([run_id], utcnow())
+        except Exception as error:
+            logger.warning("run %s: releasing it failed too (%r)", run_id, error)
+
+    async def _mark_failed(self, run_id: str, error: Exception) -> None:
+        failure = RunError(None, type(error).__name__, str(error) or type(error).__name__)
+        try:
+            await self.repository.end(run_id, RunStatus.FAILED, utcnow(), failure)
+        except Exception:  # the run stays running; its lease expires and it is taken over
+            logger.exception("run %s: recording its failure failed", run_id)
+
+    async def _load_definition(self, definition_id: int) -> FlowDefinition:
+        source, format = await self.repository.source_of(definition_id)
+        parsed = await asyncio.to_thread(  # off the event loop: it may be large
+            self.executor.parse, source, format=format
+        )
+        definition = parsed.definition
+        self._definitions[definition_id] = definition
+        if len(self._definitions) > DEFINITION_CACHE_SIZE:
+            self._definitions.popitem(last=False)
+        return definition

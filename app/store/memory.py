@@ -1,0 +1,365 @@
+"""`MemoryRunStore`: both run ports in memory, with leases: the contract suite's fourth store.
+
+It holds no SQL. Several stores (one per worker `owner`) share one `MemoryRuns`, as the
+processes of a deployment share a database; each call runs without an `await` between its
+reads and its writes, which is what a transaction gives the SQL store. The engine's own
+transitions are `InMemoryRunStore`'s, made only while the writer holds the run's lease.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.domain.clock import utcnow
+from app.domain.formats import Format
+from app.domain.records import (
+    Claim,
+    Creation,
+    NewRunRow,
+    OmittedValue,
+    RunRecord,
+    StepRecord,
+)
+from app.domain.runs import (
+    ACTIVE_RUN_STATUSES,
+    RETRYABLE_RUN_STATUSES,
+    RunError,
+    RunStatus,
+    TaskKey,
+    TaskStatus,
+)
+from app.engine.memory_store import InMemoryRunStore, MemoryRun, MemoryTask
+from app.engine.store import NewRun, RunEnd, StoredRun, TaskFinish
+from app.errors import LeaseLostError, UnknownFlowError, UnknownRunError, UnknownVersionError
+
+
+@dataclass(frozen=True)
+class MemoryVersion:
+    id: int
+    name: str
+    version: int
+    source: str
+    format: Format
+
+
+@dataclass
+class _Entry:
+    """What the store keeps of a run besides what the engine's store keeps."""
+
+    definition_id: int
+    idempotency_key: str | None
+    created_at: datetime
+    created_by: str | None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+
+@dataclass
+class MemoryRuns:
+    """The shared state: flow versions, who may see which flow, runs."""
+
+    versions: dict[int, MemoryVersion] = field(default_factory=dict)
+    visible: dict[str, set[str]] = field(default_factory=dict)  # flow -> user ids; "*": all
+    usernames: dict[str, str] = field(default_factory=dict)
+    entries: dict[str, _Entry] = field(default_factory=dict)
+    engine: InMemoryRunStore = field(default_factory=lambda: InMemoryRunStore(max_runs=10**9))
+    cursor_secret: bytes | None = b"memory"
+
+    def add_version(self, name: str, source: str = "", format: Format = "yaml") -> MemoryVersion:
+        number = 1 + max((v.version for v in self.versions.values() if v.name == name), default=0)
+        version = MemoryVersion(len(self.versions) + 1, name, number, source, format)
+        self.versions[version.id] = version
+        return version
+
+
+class MemoryRunStore:
+    def __init__(self, runs: MemoryRuns, owner: str) -> None:
+        self.state = runs
+        self.owner = owner
+
+    # Starting runs.
+
+    async def locate(self, name: str, number: int | None) -> tuple[int, int]:
+        of_flow = [v for v in self.state.versions.values() if v.name == name]
+        found = [v for v in of_flow if number is None or v.version == number]
+        if found:
+            latest = max(found, key=lambda v: v.version)
+            return latest.id, latest.version
+        if number is not None and of_flow:
+            raise UnknownVersionError(f"flow {name!r} has no version {number}")
+        raise UnknownFlowError(f"no flow is registered under the name {name!r}")
+
+    async def source_of(self, definition_id: int) -> tuple[str, Format]:
+        version = self.state.versions[definition_id]
+        return version.source, version.format
+
+    async def create(self, run: NewRunRow) -> Creation:
+        version = self.state.versions.get(run.definition_id)
+        if version is None or (run.latest_only and self._newer_than(version)):
+            return Creation.STALE
+        key = run.idempotency_key
+        if key is not None and self._id_for_key(key, run.flow_name, run.created_by):
+            return Creation.KEY_TAKEN
+        self.state.entries[run.run_id] = _Entry(
+            run.definition_id,
+            run.idempotency_key,
+            run.created_at,
+            run.created_by,
+            run.lease_owner,
+            run.lease_expires_at,
+        )
+        record = MemoryRun(run.run_id, run.flow_name, run.inputs, run.status, None)
+        for step_id in run.step_ids:
+            record.tasks[TaskKey(step_id)] = MemoryTask(TaskKey(step_id), TaskStatus.PENDING)
+        self.state.engine.runs[run.run_id] = record
+        return Creation.CREATED
+
+    async def id_for_key(
+        self, idempotency_key: str, flow_name: str, created_by: str | None
+    ) -> str | None:
+        return self._id_for_key(idempotency_key, flow_name, created_by)
+
+    # Reading runs.
+
+    async def get(self, run_id: str, *, with_steps: bool = True) -> RunRecord | None:
+        if run_id not in self.state.entries:
+            return None
+        return self._record(run_id, with_steps=with_steps)
+
+    async def task(self, run_id: str, step_id: str, task_index: int) -> StepRecord | None:
+        run = self.state.engine.runs.get(run_id)
+        task = None if run is None else run.tasks.get(TaskKey(step_id, task_index))
+        return None if task is None else task.record()
+
+    async def page(
+        self,
+        *,
+        flow: str | None,
+        status: RunStatus | None,
+        limit: int,
+        after: tuple[datetime, str] | None,
+        viewer: str | None,
+        value_limit: int | None = None,
+    ) -> list[RunRecord]:
+        found = []
+        for run_id, entry in self.state.entries.items():
+            run = self.state.engine.runs[run_id]
+            if (flow is not None and run.flow != flow) or (status not in (None, run.status)):
+                continue
+            if after is not None and (entry.created_at, run_id) >= after:
+                continue
+            if viewer is not None and not self._visible(run.flow, viewer):
+                continue
+            found.append((entry.created_at, run_id))
+        found.sort(reverse=True)
+        records = [self._record(run_id, with_steps=False) for _, run_id in found[:limit]]
+        if value_limit is None:
+            return records
+        return [_bounded(record, value_limit) for record in records]
+
+    async def cursor_secret(self) -> bytes | None:
+        return self.state.cursor_secret
+
+    # The queue and leases.
+
+    async def claim(self, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
+        def oldest(status: RunStatus, expired: bool) -> list[str]:
+            ids = [
+                run_id
+                for run_id, entry in self.state.entries.items()
+                if self._run(run_id).status is status
+                and (not expired or entry.lease_expires_at is None or entry.lease_expires_at <= now)
+            ]
+            return sorted(ids, key=lambda run_id: self.state.entries[run_id].created_at)
+
+        chosen = oldest(RunStatus.RUNNING, expired=True)[:limit]
+        chosen += oldest(RunStatus.QUEUED, expired=False)[: limit - len(chosen)]
+        claims = []
+        for run_id in chosen:
+            run = self._run(run_id)
+            claims.append(
+                Claim(
+                    run_id,
+                    self.state.entries[run_id].definition_id,
+                    run.inputs,
+                    taken_over=run.status is RunStatus.RUNNING,
+                )
+            )
+            run.status = RunStatus.RUNNING
+            self._lease(run_id, now, lease_seconds)
+        return claims
+
+    async def renew(
+        self, run_ids: Collection[str], now: datetime, lease_seconds: float
+    ) -> set[str]:
+        lost = set()
+        for run_id in run_ids:
+            entry = self.state.entries.get(run_id)
+            held = entry is not None and entry.lease_owner == self.owner
+            if held and self._run(run_id).status is RunStatus.RUNNING:
+                self._lease(run_id, now, lease_seconds)
+            else:
+                lost.add(run_id)
+        return lost
+
+    async def release(self, run_ids: Sequence[str], now: datetime) -> None:
+        for run_id in run_ids:
+            entry = self.state.entries.get(run_id)
+            if entry is not None and entry.lease_owner == self.owner:
+                entry.lease_owner, entry.lease_expires_at = None, now
+
+    async def expire_all(self, now: datetime) -> int:
+        running = [
+            entry
+            for run_id, entry in self.state.entries.items()
+            if self._run(run_id).status is RunStatus.RUNNING
+        ]
+        for entry in running:
+            entry.lease_owner, entry.lease_expires_at = None, now
+        return len(running)
+
+    # Changing runs.
+
+    async def end(
+        self, run_id: str, status: RunStatus, at: datetime, error: RunError | None = None
+    ) -> bool:
+        run = self.state.engine.runs.get(run_id)
+        if run is None or run.status not in ACTIVE_RUN_STATUSES:
+            return False
+        await self.state.engine.run_finished(run_id, RunEnd(status, None, error, at))
+        self._let_go(run_id)
+        return True
+
+    async def restart(self, run_id: str, now: datetime, lease_seconds: float) -> Claim | None:
+        run = self.state.engine.runs.get(run_id)
+        if run is None or run.status not in RETRYABLE_RUN_STATUSES:
+            return None
+        run.status = RunStatus.RUNNING
+        run.finished_at = run.error = None
+        self._lease(run_id, now, lease_seconds)
+        return Claim(run_id, self.state.entries[run_id].definition_id, None, taken_over=True)
+
+    # The engine's transitions, under the run's lease.
+
+    async def load(self, run_id: str) -> StoredRun:
+        if run_id not in self.state.entries:
+            raise UnknownRunError(f"no run has the id {run_id!r}")
+        return await self.state.engine.load(run_id)
+
+    async def run_started(self, run: NewRun) -> None:
+        self._hold(run.run_id)
+        entry_run = self._run(run.run_id)
+        steps = set(run.steps)
+        kept = {key: task for key, task in entry_run.tasks.items() if key.step_id not in steps}
+        await self.state.engine.run_started(run)
+        started = self._run(run.run_id)
+        if not run.resumed:  # the tasks `create` made stay in definition order
+            started.tasks = {**kept, **started.tasks}
+
+    async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:
+        if count <= 1:  # nothing to write
+            return
+        self._hold(run_id)
+        await self.state.engine.tasks_expanded(run_id, step_id, count)
+
+    async def task_started(self, run_id: str, key: TaskKey, attempt: int, at: datetime) -> None:
+        self._hold(run_id)
+        await self.state.engine.task_started(run_id, key, attempt, at)
+
+    async def attempt_failed(
+        self, run_id: str, key: TaskKey, attempt: int, error: RunError, retry_at: datetime
+    ) -> None:
+        self._hold(run_id)
+        await self.state.engine.attempt_failed(run_id, key, attempt, error, retry_at)
+
+    async def task_finished(self, run_id: str, finish: TaskFinish) -> None:
+        self._hold(run_id)
+        await self.state.engine.task_finished(run_id, finish)
+        if finish.ended is not None:
+            self._let_go(run_id)
+
+    async def run_finished(self, run_id: str, ended: RunEnd) -> None:
+        self._hold(run_id)
+        await self.state.engine.run_finished(run_id, ended)
+        self._let_go(run_id)
+
+    async def aclose(self) -> None:
+        return None
+
+    # Helpers.
+
+    def _hold(self, run_id: str) -> None:
+        entry = self.state.entries.get(run_id)
+        held = (
+            entry is not None
+            and entry.lease_owner == self.owner
+            and self._run(run_id).status is RunStatus.RUNNING
+            and entry.lease_expires_at is not None
+            and entry.lease_expires_at > utcnow()
+        )
+        if not held:
+            raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
+
+    def _run(self, run_id: str) -> MemoryRun:
+        return self.state.engine.runs[run_id]
+
+    def _lease(self, run_id: str, now: datetime, lease_seconds: float) -> None:
+        entry = self.state.entries[run_id]
+        entry.lease_owner = self.owner
+        entry.lease_expires_at = now + timedelta(seconds=lease_seconds)
+
+    def _let_go(self, run_id: str) -> None:
+        entry = self.state.entries[run_id]
+        entry.lease_owner = entry.lease_expires_at = None
+
+    def _newer_than(self, version: MemoryVersion) -> bool:
+        return any(
+            v.name == version.name and v.version > version.version
+            for v in self.state.versions.values()
+        )
+
+    def _id_for_key(self, key: str, flow_name: str, created_by: str | None) -> str | None:
+        for run_id, entry in self.state.entries.items():
+            same = (entry.idempotency_key, entry.created_by) == (key, created_by)
+            if same and self._run(run_id).flow == flow_name:
+                return run_id
+        return None
+
+    def _visible(self, flow: str, viewer: str) -> bool:
+        allowed = self.state.visible.get(flow, set())
+        return "*" in allowed or viewer in allowed
+
+    def _record(self, run_id: str, *, with_steps: bool) -> RunRecord:
+        entry = self.state.entries[run_id]
+        run = self._run(run_id)
+        steps = tuple(task.record() for task in run.tasks.values()) if with_steps else ()
+        ended = run.finished_at is not None and run.status not in ACTIVE_RUN_STATUSES
+        return RunRecord(
+            run_id=run_id,
+            flow=run.flow,
+            version=self.state.versions[entry.definition_id].version,
+            status=run.status,
+            inputs=run.inputs,
+            outputs=run.outputs,
+            error=run.error,
+            remaining_steps=0 if ended else run.remaining_steps,
+            created_at=entry.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            steps=steps,
+            created_by=self.state.usernames.get(entry.created_by or ""),
+        )
+
+
+def _bounded(record: RunRecord, limit: int) -> RunRecord:
+    """The record with its inputs and outputs past `limit` bytes of JSON left out."""
+
+    def bounded(value: Any) -> Any:
+        size = len(json.dumps(value)) if value is not None else 0
+        return OmittedValue(size) if size > limit else value
+
+    return replace(record, inputs=bounded(record.inputs), outputs=bounded(record.outputs))

@@ -1,0 +1,210 @@
+"""Runs: creating one, reading them, ending one. The caller owns the transaction.
+
+Creating a run is written twice, side by side: the portable statements (`create`), and
+PostgreSQL's one statement (`PG_CREATE`) that also checks the version is current and the
+idempotency key free, in one round trip. Ending a run is written once (`end`): the engine's
+end of a run it holds, and the service's cancellation or failure of an active run, both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+
+from app.domain.records import NewRunRow
+from app.domain.runs import (
+    ACTIVE_RUN_STATUSES,
+    UNFINISHED_TASK_STATUSES,
+    RunError,
+    RunStatus,
+    TaskStatus,
+)
+from app.store.models import RUNS, TASKS
+from app.store.session import Db
+
+UNFINISHED_TASK_VALUES = sorted(status.value for status in UNFINISHED_TASK_STATUSES)
+# The same set as SQL text, for PostgreSQL's statements (values of an enum: no user data).
+PG_UNFINISHED = "(" + ", ".join(f"'{status}'" for status in UNFINISHED_TASK_VALUES) + ")"
+
+
+# Creating a run, with one pending task per step, so it shows every step before it starts.
+
+
+async def create(db: Db, run: NewRunRow) -> None:
+    """The portable path: the caller checked the version (`versions.is_current`); a taken
+    idempotency key raises the driver's integrity error."""
+    await db.execute(
+        insert(RUNS),
+        {
+            "id": run.run_id,
+            "flow_name": run.flow_name,
+            "definition_id": run.definition_id,
+            "status": run.status.value,
+            "inputs": run.inputs,
+            "remaining_steps": len(run.step_ids),
+            "idempotency_key": run.idempotency_key,
+            "created_at": run.created_at,
+            "created_by": run.created_by,
+            "lease_owner": run.lease_owner,
+            "lease_expires_at": run.lease_expires_at,
+        },
+    )
+    if run.step_ids:
+        await db.execute(
+            insert(TASKS),
+            [
+                {"run_id": run.run_id, "step_id": step_id, "task_index": 0, "status": "pending"}
+                for step_id in run.step_ids
+            ],
+        )
+
+
+def pg_create_arguments(run: NewRunRow, inputs: str) -> tuple[Any, ...]:
+    """`PG_CREATE`'s parameters; `inputs` as JSON text."""
+    return (
+        run.run_id,
+        run.flow_name,
+        run.definition_id,
+        run.status.value,
+        inputs,
+        list(run.step_ids),
+        run.idempotency_key,
+        run.created_at,
+        run.lease_owner,
+        run.lease_expires_at,
+        run.latest_only,
+        run.created_by,
+    )
+
+
+# PostgreSQL's: $1 run_id, $2 flow_name, $3 definition_id, $4 status, $5 inputs, $6 step ids in
+# order, $7 idempotency key, $8 created_at, $9 lease owner, $10 lease expiry, $11 latest only,
+# $12 the id of the user who starts it. Its `Creation`: nothing is written when the key is
+# taken or the version stale (a newer one exists, with $11, or it was deleted).
+PG_CREATE = """
+WITH version AS (
+    SELECT definition.id FROM flow_definitions AS definition
+    WHERE definition.id = $3 AND NOT ($11 AND EXISTS (
+        SELECT 1 FROM flow_definitions AS newer
+        WHERE newer.name = definition.name AND newer.version > definition.version
+    ))
+), run AS (
+    INSERT INTO flow_runs (id, flow_name, definition_id, status, inputs, remaining_steps,
+        idempotency_key, created_at, lease_owner, lease_expires_at, created_by)
+    SELECT $1, $2, version.id, $4, $5::jsonb, cardinality($6::text[]), $7, $8, $9, $10, $12
+    FROM version
+    ON CONFLICT (idempotency_key, flow_name, created_by) DO NOTHING
+    RETURNING id
+), tasks AS (
+    INSERT INTO task_runs (run_id, step_id, task_index, status, attempts)
+    SELECT run.id, step.id, 0, 'pending', 0
+    FROM run, unnest($6::text[]) WITH ORDINALITY AS step(id, position)
+    ORDER BY step.position
+)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM run) THEN 'created'
+    WHEN EXISTS (SELECT 1 FROM version) THEN 'key taken' ELSE 'stale' END
+"""
+
+
+async def id_for_key(
+    db: Db, idempotency_key: str, flow_name: str, created_by: str | None
+) -> str | None:
+    """The run an earlier request of the same caller on the same flow made with the key."""
+    statement = select(RUNS.c.id).where(
+        RUNS.c.idempotency_key == idempotency_key,
+        RUNS.c.flow_name == flow_name,
+        RUNS.c.created_by == created_by,
+    )
+    return (await db.execute(statement)).scalar_one_or_none()
+
+
+async def definition_id_of(db: Db, run_id: str) -> int | None:
+    statement = select(RUNS.c.definition_id).where(RUNS.c.id == run_id)
+    return (await db.execute(statement)).scalar_one_or_none()
+
+
+# Changing a run's status.
+
+
+async def change_status(
+    db: Db,
+    run_id: str,
+    status: RunStatus,
+    *,
+    only_from: Collection[RunStatus],
+    **values: Any,
+) -> bool:
+    """Compare-and-set the run's status; False when it was not in `only_from`."""
+    result = await db.execute(
+        update(RUNS)
+        .where(RUNS.c.id == run_id, RUNS.c.status.in_([s.value for s in only_from]))
+        .values(status=status.value, **values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# Ending a run: its end, its lease let go, its unfinished tasks cancelled. Only an active run
+# ends: one already ended elsewhere (cancelled from another process) keeps its end.
+_END = (
+    update(RUNS)
+    .where(
+        RUNS.c.id == bindparam("run"),
+        RUNS.c.status.in_([status.value for status in ACTIVE_RUN_STATUSES]),
+    )
+    .values(
+        status=bindparam("state"),
+        outputs=bindparam("result"),
+        error=bindparam("failure"),
+        finished_at=bindparam("at"),
+        remaining_steps=0,
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+)
+_CANCEL_UNFINISHED = (  # built once: it ends every run
+    update(TASKS)
+    .where(TASKS.c.run_id == bindparam("run"), TASKS.c.status.in_(UNFINISHED_TASK_VALUES))
+    .values(status=TaskStatus.CANCELLED.value, finished_at=bindparam("at"))
+)
+_CANCEL_UNFINISHED_OF_STEP = _CANCEL_UNFINISHED.where(TASKS.c.step_id == bindparam("step"))
+# PostgreSQL's end, as part of a task's finish, is `tasks.PG_FINISH_TASK_AND_RUN`.
+
+
+async def end(
+    db: Db,
+    run_id: str,
+    status: RunStatus,
+    at: datetime,
+    *,
+    outputs: Any = None,
+    error: RunError | None = None,
+) -> bool:
+    """End an active run (queued or running); False when it had already ended."""
+    parameters = {
+        "run": run_id,
+        "state": status.value,
+        "result": outputs,
+        "failure": error_value(error),
+        "at": at,
+    }
+    ended = bool((await db.execute(_END, parameters)).rowcount)  # type: ignore[attr-defined]
+    if ended:
+        await cancel_unfinished_tasks(db, run_id, at)
+    return ended
+
+
+async def cancel_unfinished_tasks(
+    db: Db, run_id: str, at: datetime, step_id: str | None = None
+) -> None:
+    """Cancel the run's unfinished tasks (of one step only, when given)."""
+    if step_id is None:
+        await db.execute(_CANCEL_UNFINISHED, {"run": run_id, "at": at})
+    else:
+        await db.execute(_CANCEL_UNFINISHED_OF_STEP, {"run": run_id, "at": at, "step": step_id})
+
+
+def error_value(error: RunError | None) -> dict[str, Any] | None:
+    return error.as_dict() if error else None

@@ -1,0 +1,192 @@
+"""The engine's transitions of a run's tasks, each written once per path, side by side.
+
+Portable statements (SQLAlchemy, built once: building and keying a statement per call cost
+more of the main thread than SQLite's execution of it) run in a transaction that first holds
+the run's lease (`queue.hold`). PostgreSQL's one-statement versions (`PG_*`) do all of a
+transition in one writable CTE, as pgflow's `complete_task` does: each starts with the lease
+check (`queue.PG_HOLD`: $1 run id, $2 lease owner, $3 now), changes nothing when the lease is
+not held, and answers whether it was. An update reserves its columns' names, so the
+parameters have names of their own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, bindparam, case, func, update
+
+from app.domain.runs import RunStatus, TaskStatus
+from app.store.models import RUNS, TASKS
+from app.store.queries.queue import PG_HOLD
+from app.store.queries.runs import PG_UNFINISHED, UNFINISHED_TASK_VALUES
+from app.store.types import UTCDateTime
+
+_APPLIED = "SELECT EXISTS (SELECT 1 FROM run)"
+
+# A run starts: its row marked running, its ready steps queued.
+START_RUN = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("run"))
+    .values(
+        status=RunStatus.RUNNING.value,
+        started_at=bindparam("at"),
+        finished_at=None,
+        outputs=None,
+        error=None,
+        remaining_steps=bindparam("remaining"),
+    )
+)
+QUEUE_STEPS = (
+    update(TASKS)
+    .where(
+        TASKS.c.run_id == bindparam("run"),
+        TASKS.c.step_id.in_(bindparam("steps", expanding=True)),
+        TASKS.c.task_index == 0,
+    )
+    .values(status=TaskStatus.QUEUED.value, available_at=bindparam("at"))
+)
+# $4 started_at, $5 remaining_steps, $6 ready step ids. A new run only: a resumed one also
+# replaces the tasks it runs again, on the portable path.
+PG_START_NEW_RUN = f"""{PG_HOLD}, started AS (
+    UPDATE flow_runs
+    SET started_at = $4, finished_at = NULL, outputs = NULL, error = NULL, remaining_steps = $5
+    WHERE id = (SELECT id FROM run)
+), ready AS (
+    UPDATE task_runs
+    SET status = 'queued', available_at = $4
+    WHERE run_id = (SELECT id FROM run) AND step_id = ANY($6::text[]) AND task_index = 0
+        AND status IN {PG_UNFINISHED}
+)
+{_APPLIED}
+"""
+
+
+def new_task(run_id: str, step_id: str, index: int, ready: bool) -> dict[str, Any]:
+    """A task row to insert: queued when `ready`, else pending."""
+    return {
+        "run_id": run_id,
+        "step_id": step_id,
+        "task_index": index,
+        "status": (TaskStatus.QUEUED if ready else TaskStatus.PENDING).value,
+        "attempts": 0,
+        "available_at": None,
+    }
+
+
+# A fan-out's elements 1..count-1 (element 0 is the step's own row): portable, an insert of
+# `new_task` rows. PostgreSQL's: $4 step_id, $5 count.
+PG_EXPAND = f"""{PG_HOLD}, expanded AS (
+    INSERT INTO task_runs (run_id, step_id, task_index, status, attempts)
+    SELECT id, $4, index, 'queued', 0 FROM run, generate_series(1, $5 - 1) AS index
+)
+{_APPLIED}
+"""
+
+_UPDATE_TASK = update(TASKS).where(
+    TASKS.c.run_id == bindparam("run"),
+    TASKS.c.step_id == bindparam("step"),
+    TASKS.c.task_index == bindparam("index"),
+)
+# A task's start mark (written behind: see run_store.py), written with whichever update of the
+# task comes first; null parameters keep the columns.
+_START_MARK = {
+    "attempts": func.coalesce(bindparam("attempt", type_=Integer), TASKS.c.attempts),
+    "started_at": func.coalesce(TASKS.c.started_at, bindparam("started", type_=UTCDateTime)),
+}
+
+
+def task_values(
+    run_id: str, step_id: str, index: int, mark: tuple[int, datetime] | None
+) -> dict[str, Any]:
+    """The parameters that name a task in an update, with its unwritten start mark."""
+    attempt, started = mark or (None, None)
+    return {"run": run_id, "step": step_id, "index": index, "attempt": attempt, "started": started}
+
+
+# A task still running after the start-mark delay.
+MARK_STARTED = _UPDATE_TASK.values(
+    status=case(
+        (TASKS.c.status.in_(UNFINISHED_TASK_VALUES), TaskStatus.RUNNING.value),
+        else_=TASKS.c.status,
+    ),
+    lease_owner=bindparam("owner"),
+    **_START_MARK,
+)
+# $4 step_id, $5 task_index, $6 attempts, $7 started_at
+PG_MARK_STARTED = f"""{PG_HOLD}, started AS (
+    UPDATE task_runs
+    SET status = CASE WHEN status IN {PG_UNFINISHED} THEN 'running' ELSE status END,
+        attempts = $6, started_at = COALESCE(started_at, $7), lease_owner = $2
+    WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index = $5
+)
+{_APPLIED}
+"""
+
+# An attempt failed: the task waits for its retry (portable only: retries are rare).
+RETRY_TASK = _UPDATE_TASK.values(
+    status=TaskStatus.QUEUED.value,
+    error=bindparam("failure"),
+    available_at=bindparam("at"),
+    **_START_MARK,
+)
+
+# A task finished: its row; a failed one cancels its step's other unfinished tasks
+# (`runs.cancel_unfinished_tasks`); the steps it releases are queued; the run counts one step
+# fewer, or ends (`runs.end`).
+FINISH_TASK = _UPDATE_TASK.values(
+    status=bindparam("state"),
+    outputs=bindparam("result"),
+    error=bindparam("failure"),
+    finished_at=bindparam("at"),
+    lease_owner=bindparam("owner"),
+    **_START_MARK,
+)
+RELEASE_STEPS = QUEUE_STEPS.where(TASKS.c.status == TaskStatus.PENDING.value)
+STEP_FINISHED = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("run"))
+    .values(remaining_steps=RUNS.c.remaining_steps - 1)
+)
+
+# PostgreSQL's: the task's own row. $4 step_id, $5 task_index, $6 status, $7 outputs,
+# $8 error, $9 finished_at, $10 attempts (or NULL), $11 started_at (or NULL).
+_PG_FINISHED = f"""{PG_HOLD}, finished AS (
+    UPDATE task_runs
+    SET status = $6, outputs = $7::jsonb, error = $8::jsonb, finished_at = $9,
+        attempts = COALESCE($10, attempts), started_at = COALESCE(started_at, $11),
+        lease_owner = $2
+    WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index = $5
+)"""
+# $12 released step ids, $13 steps finished (0|1)
+PG_FINISH_TASK = f"""{_PG_FINISHED}, siblings AS (
+    UPDATE task_runs
+    SET status = 'cancelled', finished_at = $9
+    WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index <> $5
+        AND $6 = 'failed' AND status IN {PG_UNFINISHED}
+), released AS (
+    UPDATE task_runs
+    SET status = 'queued', available_at = $9
+    WHERE run_id = (SELECT id FROM run) AND step_id = ANY($12::text[]) AND task_index = 0
+        AND status = 'pending'
+), counted AS (
+    UPDATE flow_runs SET remaining_steps = remaining_steps - $13 WHERE id = (SELECT id FROM run)
+)
+{_APPLIED}
+"""
+# As PG_FINISH_TASK for the task that ends its run, with `runs.end` in the same statement:
+# $12 run status, $13 run outputs, $14 run error; every other unfinished task of the run is
+# cancelled, the lease is let go.
+PG_FINISH_TASK_AND_RUN = f"""{_PG_FINISHED}, unfinished AS (
+    UPDATE task_runs
+    SET status = 'cancelled', finished_at = $9
+    WHERE run_id = (SELECT id FROM run) AND NOT (step_id = $4 AND task_index = $5)
+        AND status IN {PG_UNFINISHED}
+), ended AS (
+    UPDATE flow_runs
+    SET status = $12, outputs = $13::jsonb, error = $14::jsonb, finished_at = $9,
+        remaining_steps = 0, lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = (SELECT id FROM run)
+)
+{_APPLIED}
+"""
