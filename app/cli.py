@@ -32,7 +32,6 @@ from typing import Any, TextIO
 from app.connections.manager import available_plugins
 from app.connections.urls import redact_url
 from app.domain.access import Scope
-from app.engine.configuration import definition_limits
 from app.engine.environment import default_environment
 from app.engine.executor import FlowExecutor
 from app.errors import (
@@ -43,6 +42,7 @@ from app.errors import (
     TaskModuleError,
     format_loc,
 )
+from app.services.configuration import definition_limits
 from app.settings import Settings, get_settings
 from app.tasks.loading import load_task_modules
 from app.tasks.registry import TaskRegistry

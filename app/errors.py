@@ -19,7 +19,7 @@ Loc = tuple[str | int, ...]
 
 # The characters no store can hold: NUL (PostgreSQL refuses it in text and JSONB) and surrogate
 # code points, which UTF-8 cannot encode (a Python str holds them only unpaired, "lone").
-# `app.storable` refuses values holding them; error messages get U+FFFD instead (below).
+# `app.domain.storable` refuses values holding them; error messages get U+FFFD instead (below).
 UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT_CHARACTER = "\ufffd"
 # An error message is kept and answered up to this many characters (a task may raise, or a

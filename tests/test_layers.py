@@ -46,6 +46,7 @@ def test_the_source_keeps_every_contract() -> None:
         ("app/store/notifications.py", "import app.services.access", "Layers"),
         ("app/dsl/graph.py", "import app.engine.executor", "Layers"),
         ("app/domain/runs.py", "import app.dsl.graph", "Layers"),
+        ("app/connections/http.py", "import app.settings", "Layers"),
         ("app/services/flows.py", "import sqlalchemy", "Only the store speaks SQL"),
         ("app/api/deps.py", "from sqlalchemy.exc import IntegrityError", "Only the store"),
         ("app/dsl/graph.py", "import socket", "The flow language does no I/O"),

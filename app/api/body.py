@@ -4,8 +4,8 @@
   when Content-Length says so, else as soon as the bytes streamed in exceed it, so no body is
   ever buffered whole.
 - Routes with a JSON body (`JsonBodyRoute`) answer 415 to another Content-Type and parse with
-  `parse_json`, which refuses what the databases cannot hold (`app.storable`: NaN, infinities,
-  NUL characters, lone surrogates, nesting deeper than its MAX_DEPTH) as FastAPI refuses
+  `parse_json`, which refuses what the databases cannot hold (`app.domain.storable`: NaN,
+  infinities, NUL characters, lone surrogates, nesting deeper than its MAX_DEPTH) as FastAPI refuses
   malformed JSON: 422 `json_invalid`, the reason (and where) in `ctx.error`.
 - Definitions (`read_definition`) are YAML or JSON by Content-Type, which they must carry: 415
   otherwise, before the body is read. A definition sent without one, or as a form
@@ -27,8 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import mapped_answer
 from app.domain.formats import Format
+from app.domain.storable import MAX_DEPTH, json_data
 from app.errors import PayloadTooLargeError, UnstorableValueError
-from app.storable import MAX_DEPTH, json_data
 
 JSON_TYPE = "application/json"
 YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")

@@ -13,6 +13,7 @@ from typing import Any
 from app.connections.manager import ConnectionManager
 from app.domain.clock import utcnow
 from app.domain.runs import RunError, TaskKey, TaskStatus
+from app.domain.storable import JsonData
 from app.dsl.models import ConnectionSpec, Step
 from app.dsl.sql_text import spliced_sql
 from app.dsl.templates import render_all
@@ -21,7 +22,6 @@ from app.engine.retries import is_retryable, retry_delay
 from app.engine.scope import context_value
 from app.engine.store import RunStore
 from app.errors import MissingOutputError, NonRetryableError, UnknownConnectionError
-from app.storable import JsonData
 from app.tasks.context import TaskContext
 from app.tasks.registry import RegisteredTask, TaskRegistry
 

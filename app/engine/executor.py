@@ -20,6 +20,7 @@ from typing import Any
 from app.connections.manager import ConnectionManager
 from app.domain.formats import Format
 from app.domain.runs import RunStatus
+from app.domain.storable import json_data
 from app.dsl.definitions import build_definition
 from app.dsl.inputs import validate_inputs
 from app.dsl.limits import DEFAULT_LIMITS, DefinitionLimits
@@ -33,7 +34,6 @@ from app.engine.resume import Resumption
 from app.engine.run import RunExecution, RunResult
 from app.engine.store import RunStore
 from app.errors import DefinitionError, FlowFailedError, Problem, UnstorableValueError
-from app.storable import json_data
 from app.tasks.builtins import builtin_registry
 from app.tasks.registry import TaskRegistry
 

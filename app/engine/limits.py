@@ -4,7 +4,7 @@ service sets them from its settings; library use gets the same sizes, so a flow 
 a test runs the same in the service, but no default timeout: in the user's own process, a
 task may take as long as it takes, as it would without the engine.
 
-Sizes are bytes of compact UTF-8 JSON (`app.storable.json_size`), what a store keeps.
+Sizes are bytes of compact UTF-8 JSON (`app.domain.storable.json_size`), what a store keeps.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from app.domain.storable import JsonData, json_size, sized_json_data
 from app.errors import (
     OutputTooLargeError,
     RunTooLargeError,
     UnstorableValueError,
     ValueTooLargeError,
 )
-from app.storable import JsonData, json_size, sized_json_data
 
 MIB = 1024 * 1024
 

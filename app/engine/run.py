@@ -17,6 +17,7 @@ from typing import Any
 
 from app.domain.clock import utcnow
 from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
+from app.domain.storable import sized_json_data
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Step
 from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.limits import DocumentBudget
@@ -29,7 +30,6 @@ from app.errors import (
     UnstorableValueError,
     ValueTooLargeError,
 )
-from app.storable import sized_json_data
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.background import stop_task
-from app.connections.configuration import connection_limits, destination_policy
 from app.connections.manager import ConnectionManager
 from app.domain.access import BOOTSTRAP_ADMIN
 from app.domain.formats import format_of_path
-from app.engine.configuration import definition_limits, run_limits
 from app.engine.environment import allowed_environment
 from app.engine.executor import FlowExecutor
 from app.errors import SingleProcessStoreError
 from app.services.access import AccessChanges, FlowAccessPolicy
 from app.services.audit import AuditService
+from app.services.configuration import (
+    connection_limits,
+    definition_limits,
+    destination_policy,
+    run_limits,
+)
 from app.services.credentials import Authenticator
 from app.services.flow_manager import FlowManagerService
 from app.services.flows import FlowLimits, FlowService

@@ -21,6 +21,7 @@ from app.domain.access import Caller, Permission
 from app.domain.clock import utcnow
 from app.domain.records import Creation, NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
 from app.domain.runs import RunStatus
+from app.domain.storable import json_data
 from app.dsl.inputs import validate_inputs
 from app.engine.run import RunResult
 from app.errors import (
@@ -35,7 +36,6 @@ from app.services.cursors import CursorCodec
 from app.services.limits import RunRateLimiter
 from app.services.ports import RunRepository
 from app.services.runner import Launch, Runner
-from app.storable import json_data
 
 VERSION_CACHE_SIZE = 256
 STALE_VERSION_ATTEMPTS = 5  # a version registered (or deleted) while a run starts: look again

@@ -189,5 +189,5 @@ class PostgresPath:
 
 
 def _json(value: Any) -> str | None:
-    """Plain JSON data (the engine and the service checked it: app.storable) as JSON text."""
+    """Plain JSON data (the engine and the service checked it: app.domain.storable) as JSON text."""
     return None if value is None else json.dumps(value, check_circular=False)

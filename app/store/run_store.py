@@ -249,7 +249,7 @@ class SqlRunStore:
         finished = tasks.task_values(run_id, finish.key.step_id, finish.key.task_index, mark)
         finished.update(
             state=finish.status.value,
-            result=finish.outputs,  # plain JSON data: the engine checked it (app.storable)
+            result=finish.outputs,  # plain JSON data: the engine checked it (app.domain.storable)
             failure=runs.error_value(finish.error),
             at=finish.at,
             owner=self.owner,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from app.connections.addresses import non_public_kind
-from app.connections.configuration import store_database
 from app.connections.destinations import AllowEntry, DestinationPolicy, StoreDatabase
 from app.dsl.models import RetryPolicy
 from app.engine.retries import is_retryable
 from app.errors import ConnectionFailedError, DestinationRefusedError, InvalidConnectionError
+from app.services.configuration import store_database
 
 
 class FakeResolver:

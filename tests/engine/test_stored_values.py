@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from app.domain.runs import RunStatus, TaskKey, TaskStatus
+from app.domain.storable import MAX_DEPTH
 from app.engine import FlowExecutor
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
 from app.errors import MAX_ERROR_MESSAGE_CHARS, DefinitionError
-from app.storable import MAX_DEPTH
 from app.tasks import TaskRegistry
 from tests.store.value_tasks import UNSTORABLE
 

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 
 from app.domain.records import OmittedValue, RunRecord
 from app.domain.runs import RunStatus, TaskStatus
+from app.domain.storable import MAX_DEPTH
 from app.errors import DefinitionError, UnstorableValueError
 from app.services.container import Services
 from app.settings import Settings
-from app.storable import MAX_DEPTH
 from app.store.models import FlowDefinitionRow
 from tests.callers import admin
 from tests.store.value_tasks import DRIVER_VALUES_STORED, UNSTORABLE, nested

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from app.storable import MAX_DEPTH
+from app.domain.storable import MAX_DEPTH
 from app.tasks import TaskRegistry
 
 registry = TaskRegistry()

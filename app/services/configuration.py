@@ -1,11 +1,37 @@
-"""The service's destination policy and pool limits, from its settings."""
+"""The settings, turned into the values the inner layers take: what a definition may ask for,
+what a run may keep, what flows may reach and how their pools are sized.
+
+The engine, the tasks and the connections never read the service's settings themselves (they
+serve library use too): the service builds their values here and hands them over.
+"""
 
 from __future__ import annotations
 
 from app.connections.destinations import DestinationPolicy, StoreDatabase
 from app.connections.limits import ConnectionLimits
 from app.connections.postgres_targets import PostgresTarget
+from app.dsl.limits import DefinitionLimits
+from app.engine.limits import RunLimits
 from app.settings import Settings
+
+
+def definition_limits(settings: Settings) -> DefinitionLimits:
+    return DefinitionLimits(
+        max_steps=settings.max_steps,
+        max_step_timeout=settings.max_step_timeout_seconds,
+        max_retry_delay=settings.max_retry_delay_seconds,
+    )
+
+
+def run_limits(settings: Settings) -> RunLimits:
+    """As the service runs flows: an attempt holds a worker slot, so a step without `timeout`
+    runs at most MAX_STEP_TIMEOUT_SECONDS."""
+    return RunLimits(
+        max_step_output_bytes=settings.max_step_output_bytes,
+        max_run_document_bytes=settings.max_run_document_bytes,
+        max_fan_out=settings.max_fan_out,
+        default_step_timeout=settings.max_step_timeout_seconds,
+    )
 
 
 def destination_policy(settings: Settings, *, deny_private_networks: bool) -> DestinationPolicy:

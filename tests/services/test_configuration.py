@@ -1,4 +1,5 @@
-"""The service's destination policy and pool limits, read from its settings."""
+"""The settings as the service turns them into the inner layers' values: the engine's limits,
+the destination policy and the pool limits."""
 
 from __future__ import annotations
 
@@ -9,11 +10,18 @@ import certifi
 import pydantic
 import pytest
 
-from app.connections.configuration import connection_limits, destination_policy
 from app.connections.destinations import StoreDatabase
 from app.connections.http import HttpConnection
 from app.connections.limits import ConnectionLimits
+from app.dsl.limits import DefinitionLimits
+from app.engine.limits import RunLimits
 from app.errors import InvalidConnectionError
+from app.services.configuration import (
+    connection_limits,
+    definition_limits,
+    destination_policy,
+    run_limits,
+)
 from app.settings import Settings
 
 STORE_URL = "postgresql+asyncpg://app:pw@db.internal:5432/flow_db"
@@ -68,3 +76,35 @@ def test_a_ca_bundle_is_accepted_only_inside_ca_bundle_dir(tmp_path: Path) -> No
         HttpConnection("api", {"verify": str(bundles / ".." / "outside.pem")}, policy=configured)
     accepted = HttpConnection("api", {"verify": str(bundles / "ca.pem")}, policy=configured)
     assert accepted.settings.verify == str((bundles / "ca.pem").resolve())
+
+
+def test_the_settings_reach_the_definition_and_run_limits() -> None:
+    settings = Settings(
+        _env_file=None,
+        max_steps=7,
+        max_step_timeout_seconds=90,
+        max_retry_delay_seconds=30,
+        max_step_output_bytes=2048,
+        max_run_document_bytes=4096,
+        max_fan_out=3,
+    )
+
+    assert definition_limits(settings) == DefinitionLimits(
+        max_steps=7, max_step_timeout=90, max_retry_delay=30
+    )
+    assert run_limits(settings) == RunLimits(
+        max_step_output_bytes=2048,
+        max_run_document_bytes=4096,
+        max_fan_out=3,
+        default_step_timeout=90,
+    )
+
+
+def test_by_default_the_service_and_library_use_validate_alike() -> None:
+    """A definition that validates in a test validates in the service; only the service
+    bounds an attempt of a step without `timeout`."""
+    settings = Settings(_env_file=None)
+
+    assert definition_limits(settings) == DefinitionLimits()
+    assert run_limits(settings).default_step_timeout == 86_400
+    assert RunLimits().default_step_timeout is None

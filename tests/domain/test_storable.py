@@ -1,4 +1,5 @@
-"""Storable JSON (`app.storable`): what every store keeps as it is, and how it is measured."""
+"""Storable JSON (`app.domain.storable`): what every store keeps as it is, and how it is
+measured."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from uuid import UUID
 
 import pytest
 
+from app.domain.storable import MAX_DEPTH, json_data, json_size, sized_json_data
 from app.errors import UnstorableValueError, ValueTooLargeError
-from app.storable import MAX_DEPTH, json_data, json_size, sized_json_data
 
 
 def nested(depth: int) -> Any:
