@@ -216,6 +216,10 @@ class SingleProcessStoreError(FlowManagerError):
     MariaDB) to run workers in other processes."""
 
 
+class StoreUnavailableError(FlowManagerError):
+    """The store did not answer or refused for now (connection lost, overloaded, serialization failure): try again."""  # noqa: E501 - one line: the docstring is the message
+
+
 class TaskModuleError(FlowManagerError):
     """A task module could not be loaded."""
 
@@ -275,6 +279,10 @@ class UnknownStepError(NotFoundError):
 
 class ConflictError(FlowManagerError):
     """The request conflicts with the current state."""
+
+
+class DuplicateError(ConflictError):
+    """What was to be made exists already: it was made meanwhile, by another request."""
 
 
 class RunStateError(ConflictError):
