@@ -23,7 +23,8 @@ from app.services.passwords import Passwords
 from app.services.users import UserService
 from app.settings import Settings
 from app.store import migrations
-from app.store.database import create_engine, session_factory
+from app.store.database import create_engine
+from app.store.unit_of_work import Store
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,11 @@ async def accounts(settings: Settings) -> AsyncIterator[Accounts]:
     try:
         if settings.should_migrate_on_start:
             await migrations.upgrade(engine)
-        sessions = session_factory(engine)
+        store = Store(engine)
         passwords, changes = Passwords(), AccessChanges()
         yield Accounts(
-            UserService(sessions, passwords, changes),
-            KeyService.of_settings(sessions, passwords, changes, settings),
+            UserService(store, passwords, changes),
+            KeyService.of_settings(store, passwords, changes, settings),
         )
     finally:
         await engine.dispose()

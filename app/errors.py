@@ -282,6 +282,10 @@ class ConflictError(FlowManagerError):
     """The request conflicts with the current state."""
 
 
+class DuplicateError(ConflictError):
+    """What was to be made exists already: it was made meanwhile, by another request."""
+
+
 class RunStateError(ConflictError):
     """The run's state forbids that."""
 

@@ -172,7 +172,7 @@ async def sqlite_commits_per_run(url: str) -> float:
         nonlocal commits
         commits += 1
 
-    event.listen(services.engine.sync_engine, "commit", count)
+    event.listen(services.store.engine.sync_engine, "commit", count)
     try:
         caller = await services.users.local_admin()
         await services.flows.register(caller, CHAIN)

@@ -46,6 +46,15 @@ class FlowSummary:
 
 
 @dataclass(frozen=True)
+class FlowRef:
+    """A flow's row as a change of it needs it: which row, and whose."""
+
+    id: int
+    name: str
+    owner_id: str
+
+
+@dataclass(frozen=True)
 class StepRef:
     id: str
     task: str
@@ -208,6 +217,15 @@ class CredentialRecord:
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CredentialHolder:
+    """A credential found by its secret, with what authenticating it needs of its user."""
+
+    credential: CredentialRecord
+    is_admin: bool
+    user_deleted: bool
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ A caller's permission on a flow comes from the flow's owner, its visibility and 
 (404); one it may see but not change answers 403.
 
 Each process caches what it read of flows' access and of credentials. Any change to users,
-keys, shares or a flow's ownership is announced (`AccessChanges.announce`, in the transaction
+keys, shares or a flow's ownership is announced (`tx.access_changed()`, in the transaction
 that makes it): on PostgreSQL by `NOTIFY`, which every process hears once the change commits;
 SQLite has one service process (credentials, which the command line changes from a process of
 its own, are not cached there). Each process then forgets everything it cached. MariaDB has no
@@ -18,11 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from cachetools import TTLCache
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.access import Caller, FlowAccess, Permission
 from app.errors import FlowManagerError, ForbiddenError, NotFoundError, UnknownFlowError
-from app.store import flows, notifications
+from app.store.unit_of_work import Store
 
 CACHE_ENTRIES = 10_000
 
@@ -35,18 +34,17 @@ _VERBS = {
 
 
 class AccessChanges:
-    """Announces changes of access to every process, and forgets this process's caches."""
+    """Forgets this process's caches of access when access changes.
+
+    The transaction that changes access announces it to every process
+    (`tx.access_changed()`); once it has committed, call `forget` too, for this process (and
+    SQLite's only one)."""
 
     def __init__(self) -> None:
         self._forgetters: list[Callable[[], None]] = []
 
     def on_change(self, forget: Callable[[], None]) -> None:
         self._forgetters.append(forget)
-
-    async def announce(self, session: AsyncSession) -> None:
-        """In the transaction that changes access: every process forgets once it commits.
-        Call `forget` too once it has committed, for this process (and SQLite's only one)."""
-        await notifications.notify(session, notifications.ACCESS_CHANGED)
 
     def forget(self, _payload: str = "") -> None:
         for forget in self._forgetters:
@@ -59,8 +57,8 @@ def new_cache(seconds: float) -> TTLCache[Any, Any] | None:
 
 
 class FlowAccessPolicy:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, cache_seconds: float) -> None:
-        self.sessions = sessions
+    def __init__(self, store: Store, *, cache_seconds: float) -> None:
+        self.store = store
         self._cache = new_cache(cache_seconds)
 
     def forget(self) -> None:
@@ -88,8 +86,8 @@ class FlowAccessPolicy:
         cached = self._cache.get(key) if self._cache is not None else None
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-        async with self.sessions() as session:
-            found = await flows.access(session, flow, user_id)
+        async with self.store.read() as tx:
+            found = await tx.flows.access(flow, user_id)
         if found is not None and self._cache is not None:  # "no such flow" is never cached
             self._cache[key] = found
         return found

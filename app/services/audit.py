@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from app.domain.records import AuditPage
 from app.errors import InvalidCursorError
-from app.store import audit
+from app.store.unit_of_work import Store
 
 
 class AuditService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     async def page(self, *, limit: int = 50, cursor: str | None = None) -> AuditPage:
         """Entries newest first; `cursor` is the `next_cursor` of the previous page."""
         before = _entry_id(cursor) if cursor else None
-        async with self.sessions() as session:
-            found = await audit.page(session, limit=limit + 1, before_id=before)
+        async with self.store.read() as tx:
+            found = await tx.audit.page(limit=limit + 1, before_id=before)
         items = found[:limit]
         next_cursor = str(items[-1].id) if len(found) > limit else None
         return AuditPage(tuple(items), next_cursor)

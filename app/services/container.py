@@ -13,10 +13,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from app.background import stop_task
 from app.connections.manager import ConnectionManager
 from app.domain.access import BOOTSTRAP_ADMIN
@@ -44,9 +40,9 @@ from app.services.runs import RunService
 from app.services.users import UserService
 from app.services.workers import WorkerService
 from app.settings import Settings
-from app.store import migrations, notifications, workers
-from app.store.database import create_engine, session_factory
+from app.store import notifications
 from app.store.run_store import SqlRunStore
+from app.store.unit_of_work import Store
 from app.tasks.loading import load_task_modules
 
 logger = logging.getLogger(__name__)
@@ -57,9 +53,8 @@ KEY_INSTALL_RETRY_SECONDS = 2.0
 @dataclass
 class Services:
     settings: Settings
-    engine: AsyncEngine
+    store: Store
     run_store: SqlRunStore
-    sessions: async_sessionmaker[AsyncSession]
     connections: ConnectionManager
     executor: FlowExecutor
     flows: FlowService
@@ -80,10 +75,9 @@ class Services:
     async def open(cls, settings: Settings, *, serving: bool = True) -> Services:
         """`serving`: the process serves the API (else it is a standalone worker)."""
         registry = load_task_modules(settings.task_modules)
-        engine = create_engine(settings)
+        store = Store.of_settings(settings)
         if settings.should_migrate_on_start:
-            await migrations.upgrade(engine)
-        sessions = session_factory(engine)
+            await store.migrate()
         # With callers to tell apart, flows stay off the service's own network by default.
         refused = settings.refuses_private_networks(serving=serving)
         connections = ConnectionManager(
@@ -91,7 +85,7 @@ class Services:
             limits=connection_limits(settings),
         )
         worker_id = new_worker_id()
-        run_store = SqlRunStore(engine, worker_id)
+        run_store = store.runs(worker_id)
         executor = FlowExecutor(
             registry,
             store=run_store,
@@ -102,18 +96,18 @@ class Services:
         )
         changes = AccessChanges()
         access = FlowAccessPolicy(
-            sessions, cache_seconds=_cache_seconds(engine, settings, changed_by_cli=False)
+            store, cache_seconds=_cache_seconds(store, settings, changed_by_cli=False)
         )
         authenticator = Authenticator(
-            sessions,
+            store,
             required=settings.auth_enabled,
-            cache_seconds=_cache_seconds(engine, settings, changed_by_cli=True),
+            cache_seconds=_cache_seconds(store, settings, changed_by_cli=True),
             flush_seconds=settings.key_usage_flush_seconds,
         )
         changes.on_change(access.forget)
         changes.on_change(authenticator.forget)
         flows = FlowService(
-            sessions,
+            store,
             executor,
             access,
             changes,
@@ -130,9 +124,8 @@ class Services:
         )
         passwords = Passwords()
         listener = None
-        if engine.dialect.name == "postgresql":
-            listener = notifications.Listener(
-                engine.url,
+        if store.notifies:
+            listener = store.listener(
                 {
                     notifications.RUNS_QUEUED: lambda _: runner.work_available.set(),
                     notifications.RUN_CANCELLED: runner.stop_local,
@@ -141,24 +134,23 @@ class Services:
             )
         return cls(
             settings=settings,
-            engine=engine,
+            store=store,
             run_store=run_store,
-            sessions=sessions,
             connections=connections,
             executor=executor,
             flows=flows,
             runs=runs,
             runner=runner,
             flow_manager=FlowManagerService(flows, runs, settings.max_wait_seconds),
-            workers=WorkerService(sessions),
+            workers=WorkerService(store),
             heartbeat=Heartbeat(
-                sessions, settings.heartbeat_seconds, worker_id, on_beat=runner.renew_leases
+                store, settings.heartbeat_seconds, worker_id, on_beat=runner.renew_leases
             ),
             listener=listener,
             authenticator=authenticator,
-            users=UserService(sessions, passwords, changes),
-            keys=KeyService.of_settings(sessions, passwords, changes, settings),
-            audit=AuditService(sessions),
+            users=UserService(store, passwords, changes),
+            keys=KeyService.of_settings(store, passwords, changes, settings),
+            audit=AuditService(store),
             changes=changes,
         )
 
@@ -204,8 +196,8 @@ class Services:
 
     async def _refuse_a_second_process(self) -> None:
         """SQLite is single-process: another live process already runs this store's runs."""
-        async with self.sessions() as session:
-            registered = await workers.all_workers(session)
+        async with self.store.read() as tx:
+            registered = await tx.workers.all()
         for worker in registered:
             if worker.hostname == self.heartbeat.hostname and _process_alive(worker.pid):
                 raise SingleProcessStoreError(
@@ -230,12 +222,7 @@ class Services:
 
     async def store_reachable(self) -> bool:
         """Whether the store answers a trivial query within 5 seconds (GET /ready)."""
-        try:
-            async with asyncio.timeout(5), self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError, TimeoutError):
-            return False
-        return True
+        return await self.store.reachable()
 
     async def close(self, grace: float = 10) -> None:
         if self.listener is not None:
@@ -246,18 +233,18 @@ class Services:
         await self.heartbeat.stop()
         await self.run_store.aclose()
         await self.connections.aclose()
-        await self.engine.dispose()
+        await self.store.close()
 
 
-def _cache_seconds(engine: AsyncEngine, settings: Settings, *, changed_by_cli: bool) -> float:
+def _cache_seconds(store: Store, settings: Settings, *, changed_by_cli: bool) -> float:
     """How long to cache what access rules say: only where every change is heard at once.
 
     PostgreSQL notifies every process. On SQLite the service is the only process, but the
     command line (`keys revoke`) changes credentials from another one, which it cannot
     notify: credentials are not cached there. MariaDB has no notifications: nothing is.
     """
-    hears_every_change = engine.dialect.name == "postgresql" or (
-        engine.dialect.name == "sqlite" and not changed_by_cli
+    hears_every_change = store.dialect == "postgresql" or (
+        store.dialect == "sqlite" and not changed_by_cli
     )
     return settings.auth_cache_seconds if hears_every_change else 0
 

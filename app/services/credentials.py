@@ -24,15 +24,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from app.background import stop_task
 from app.domain.access import Caller, Scope, rights_of
 from app.domain.clock import utcnow
+from app.domain.records import CredentialHolder
 from app.errors import AuthenticationError
 from app.services.access import new_cache
-from app.store import credentials
-from app.store.credentials import Holder
+from app.store.unit_of_work import Store
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +66,7 @@ class _Known:
 class Authenticator:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        store: Store,
         *,
         required: bool,
         cache_seconds: float,
@@ -76,7 +74,7 @@ class Authenticator:
     ) -> None:
         """`required`: callers must authenticate (AUTH on); else a caller without a
         credential acts as the local admin (found at its first use, see `start`)."""
-        self.sessions = sessions
+        self.store = store
         self.required = required
         self._find_local_admin: Callable[[], Awaitable[Caller]] | None = None
         self._local_admin: Caller | None = None
@@ -126,8 +124,8 @@ class Authenticator:
         return known.caller
 
     async def _look_up(self, digest: str, kind: str, now: datetime) -> _Known:
-        async with self.sessions() as session:
-            holder = await credentials.find_by_hash(session, digest)
+        async with self.store.read() as tx:
+            holder = await tx.credentials.find_by_hash(digest)
         if holder is None or holder.user_deleted or holder.credential.kind != kind:
             raise AuthenticationError("the credential is not valid")
         if holder.credential.revoked_at is not None:
@@ -140,8 +138,8 @@ class Authenticator:
         if not used:
             return
         try:
-            async with self.sessions.begin() as session:
-                await credentials.record_use(session, used.items())
+            async with self.store.write() as tx:
+                await tx.credentials.record_use(used.items())
         except Exception as error:  # a statistic: never worth failing or retrying for
             logger.warning("recording when %d key(s) were last used failed: %r", len(used), error)
 
@@ -152,7 +150,7 @@ class Authenticator:
                 await self.flush_usage()
 
 
-def caller_of(holder: Holder) -> Caller:
+def caller_of(holder: CredentialHolder) -> Caller:
     """A credential's scopes, within what its user may do now (a user who is no longer an
     admin loses the `admin` scope of its keys)."""
     record = holder.credential

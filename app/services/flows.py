@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from dataclasses import dataclass, replace
 
 from app.domain.access import Caller, Permission
 from app.domain.clock import utcnow
 from app.domain.formats import Format
 from app.domain.records import (
+    FlowRef,
     FlowSummary,
     FlowVersion,
     Registration,
@@ -30,6 +28,7 @@ from app.engine.executor import FlowExecutor, ParsedFlow
 from app.errors import (
     ConflictError,
     DefinitionError,
+    DuplicateError,
     FlowNameTakenError,
     Problem,
     QuotaExceededError,
@@ -38,8 +37,7 @@ from app.errors import (
     UnknownUserError,
 )
 from app.services.access import AccessChanges, FlowAccessPolicy, check
-from app.store import audit, definitions, flows, users
-from app.store.models import FlowRow
+from app.store.unit_of_work import Store, Transaction
 
 _REGISTRATION_ATTEMPTS = 5  # two first registrations of one name race to create its flow
 MAX_CHANGE_NOTES = 10_000  # characters
@@ -63,13 +61,13 @@ class FlowChange:
 class FlowService:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        store: Store,
         executor: FlowExecutor,
         access: FlowAccessPolicy,
         changes: AccessChanges,
         limits: FlowLimits,
     ) -> None:
-        self.sessions = sessions
+        self.store = store
         self.executor = executor
         self.access = access
         self.changes = changes
@@ -122,7 +120,7 @@ class FlowService:
         for _ in range(_REGISTRATION_ATTEMPTS):
             try:
                 return await self._store_version(caller, parsed, text, checksum, change_notes)
-            except IntegrityError:
+            except DuplicateError:
                 continue  # the flow was created meanwhile: this time it is found, and locked
         raise ConflictError(
             f"flow {definition.name!r} was being registered by others at the same moment; "
@@ -138,18 +136,18 @@ class FlowService:
         change_notes: str | None,
     ) -> Registration:
         definition = parsed.definition
-        async with self.sessions.begin() as session:
+        async with self.store.write() as tx:
             # The flow's row is locked until this version is committed: concurrent
             # registrations of one flow number their versions one at a time.
-            flow = await flows.lock(session, definition.name)
+            flow = await tx.flows.lock(definition.name)
             if flow is None:
-                flow = await self._new_flow(session, caller, definition)
-            current = await definitions.latest(session, definition.name)
+                flow = await self._new_flow(tx, caller, definition)
+            current = await tx.versions.latest(definition.name)
             unchanged = current is not None and current.checksum == checksum
             if current is not None and not caller.acts_as_admin:
                 # The same text again changes nothing: who may see the flow may send it. One
                 # who may not see it learns only that the name is taken (names are global).
-                access = await flows.access(session, definition.name, caller.user_id)
+                access = await tx.flows.access(definition.name, caller.user_id)
                 needed = Permission.VIEW if unchanged else Permission.EDIT
                 taken = FlowNameTakenError(
                     f"a flow named {definition.name!r} exists and is not yours to change: "
@@ -157,10 +155,9 @@ class FlowService:
                 )
                 check(caller, definition.name, access, needed, unseen=taken)
             if current is not None and unchanged:
-                return Registration(definitions.to_version(current), created=False)
-            await self._check_version_quota(session, caller)
-            row = await definitions.add(
-                session,
+                return Registration(current, created=False)
+            await self._check_version_quota(tx, caller)
+            added = await tx.versions.add(
                 name=definition.name,
                 number=current.version + 1 if current else 1,
                 definition=parsed.document.data,
@@ -171,24 +168,22 @@ class FlowService:
                 created_by=caller.user_id or flow.owner_id,
                 change_notes=change_notes,
             )
-            await flows.change(session, flow.id, row.created_at, description=row.description)
-            return Registration(definitions.to_version(row, caller.username), created=True)
+            await tx.flows.change(flow.id, added.created_at, description=added.description)
+            return Registration(replace(added, created_by=caller.username), created=True)
 
     async def _new_flow(
-        self, session: AsyncSession, caller: Caller, definition: FlowDefinition
-    ) -> FlowRow:
-        owned = await flows.count_owned(session, caller.user_id)
+        self, tx: Transaction, caller: Caller, definition: FlowDefinition
+    ) -> FlowRef:
+        owned = await tx.flows.count_owned(caller.user_id)
         if owned >= self.limits.max_flows_per_user:
             raise QuotaExceededError(
                 f"you own {owned} flows, the most MAX_FLOWS_PER_USER allows: delete one, or "
                 "ask an admin to raise the limit"
             )
-        return await flows.add(
-            session, definition.name, caller.user_id, definition.description, utcnow()
-        )
+        return await tx.flows.add(definition.name, caller.user_id, definition.description, utcnow())
 
-    async def _check_version_quota(self, session: AsyncSession, caller: Caller) -> None:
-        registered = await definitions.count_created_by(session, caller.user_id)
+    async def _check_version_quota(self, tx: Transaction, caller: Caller) -> None:
+        registered = await tx.versions.count_created_by(caller.user_id)
         if registered >= self.limits.max_versions_per_user:
             raise QuotaExceededError(
                 f"you registered {registered} versions, the most MAX_VERSIONS_PER_USER allows"
@@ -196,18 +191,18 @@ class FlowService:
 
     async def list_flows(self, caller: Caller) -> list[FlowSummary]:
         """The latest version of each flow the caller may see."""
-        async with self.sessions() as session:
-            return await definitions.latest_of_each(session, _visibility(caller))
+        async with self.store.read() as tx:
+            return await tx.versions.latest_of_each(_visibility(caller))
 
     async def get(self, caller: Caller, name: str, version: int | None = None) -> FlowVersion:
         await self.access.require(caller, name, Permission.VIEW)
-        async with self.sessions() as session:
-            return await definitions.read(session, name, version)
+        async with self.store.read() as tx:
+            return await tx.versions.read(name, version)
 
     async def versions(self, caller: Caller, name: str) -> list[FlowVersion]:
         await self.access.require(caller, name, Permission.VIEW)
-        async with self.sessions() as session:
-            found = await definitions.versions(session, name)
+        async with self.store.read() as tx:
+            found = await tx.versions.all_of(name)
         if not found:
             raise UnknownFlowError(f"no flow is registered under the name {name!r}")
         return found
@@ -218,108 +213,107 @@ class FlowService:
         Its description needs `edit`; visibility and ownership need `admin`."""
         needed = Permission.EDIT if change.public is None and change.owner is None else None
         await self.access.require(caller, name, needed or Permission.ADMIN)
-        async with self.sessions.begin() as session:
-            flow = await flows.lock(session, name)
+        async with self.store.write() as tx:
+            flow = await tx.flows.lock(name)
             if flow is None:
                 raise UnknownFlowError(f"no flow is registered under the name {name!r}")
-            values: dict[str, object] = {}
-            if change.public is not None:
-                values["is_public"] = change.public
-            if change.description is not None:
-                values["description"] = change.description
+            owner_id = None
             if change.owner is not None:
-                owner = await users.find(session, change.owner)
+                owner = await tx.users.find(change.owner)
                 if owner is None:
                     raise UnknownUserError(f"no user is named {change.owner!r}")
-                values["owner_id"] = owner.id
+                owner_id = owner.id
             now = utcnow()
-            await flows.change(session, flow.id, now, **values)
+            await tx.flows.change(
+                flow.id,
+                now,
+                public=change.public,
+                description=change.description,
+                owner_id=owner_id,
+            )
             if change.public is not None or change.owner is not None:
-                await audit.record(
-                    session,
+                await tx.audit.record(
                     actor=caller.username,
                     action="flow.change",
                     target=name,
                     at=now,
                     details={"public": change.public, "owner": change.owner},
                 )
-                await self.changes.announce(session)
+                await tx.access_changed()
         self.changes.forget()
-        async with self.sessions() as session:  # as changed: the caller may have given it away
-            return await definitions.read(session, name)
+        async with self.store.read() as tx:  # as changed: the caller may have given it away
+            return await tx.versions.read(name)
 
     async def delete(self, caller: Caller, name: str) -> None:
         """Delete the flow, its versions and its runs."""
         await self.access.require(caller, name, Permission.ADMIN)
-        async with self.sessions.begin() as session:
-            if not await flows.delete_flow(session, name):
+        async with self.store.write() as tx:
+            if not await tx.flows.delete(name):
                 raise UnknownFlowError(f"no flow is registered under the name {name!r}")
-            await audit.record(
-                session, actor=caller.username, action="flow.delete", target=name, at=utcnow()
+            await tx.audit.record(
+                actor=caller.username, action="flow.delete", target=name, at=utcnow()
             )
-            await self.changes.announce(session)
+            await tx.access_changed()
         self.changes.forget()
 
     # Shares.
 
     async def shares(self, caller: Caller, name: str) -> Sequence[ShareRecord]:
         await self.access.require(caller, name, Permission.ADMIN)
-        async with self.sessions() as session:
-            flow_id = await flows.id_of(session, name)
+        async with self.store.read() as tx:
+            flow_id = await tx.flows.id_of(name)
             if flow_id is None:
                 raise UnknownFlowError(f"no flow is registered under the name {name!r}")
-            return await flows.shares(session, flow_id)
+            return await tx.flows.shares(flow_id)
 
     async def share(
         self, caller: Caller, name: str, username: str, permission: Permission
     ) -> tuple[ShareRecord, bool]:
         """Share the flow with the user (or change its permission); True when new."""
         await self.access.require(caller, name, Permission.ADMIN)
-        async with self.sessions.begin() as session:
-            flow, user_id = await self._flow_and_user(session, name, username)
+        async with self.store.write() as tx:
+            flow, user_id = await _flow_and_user(tx, name, username)
             if user_id == flow.owner_id:
                 raise ConflictError(f"{username!r} owns flow {name!r}: it needs no share")
             now = utcnow()
-            created = await flows.share(session, flow.id, user_id, permission, now)
-            await audit.record(
-                session,
+            created = await tx.flows.share(flow.id, user_id, permission, now)
+            await tx.audit.record(
                 actor=caller.username,
                 action="share.put",
                 target=f"{name}/{username}",
                 at=now,
                 details={"permission": permission.label},
             )
-            await self.changes.announce(session)
-            found = next(s for s in await flows.shares(session, flow.id) if s.username == username)
+            await tx.access_changed()
+            found = next(s for s in await tx.flows.shares(flow.id) if s.username == username)
         self.changes.forget()
         return found, created
 
     async def unshare(self, caller: Caller, name: str, username: str) -> None:
         await self.access.require(caller, name, Permission.ADMIN)
-        async with self.sessions.begin() as session:
-            flow, user_id = await self._flow_and_user(session, name, username)
-            if not await flows.unshare(session, flow.id, user_id):
+        async with self.store.write() as tx:
+            flow, user_id = await _flow_and_user(tx, name, username)
+            if not await tx.flows.unshare(flow.id, user_id):
                 raise UnknownUserError(f"flow {name!r} is not shared with {username!r}")
-            await audit.record(
-                session,
+            await tx.audit.record(
                 actor=caller.username,
                 action="share.delete",
                 target=f"{name}/{username}",
                 at=utcnow(),
             )
-            await self.changes.announce(session)
+            await tx.access_changed()
         self.changes.forget()
 
-    async def _flow_and_user(
-        self, session: AsyncSession, name: str, username: str
-    ) -> tuple[FlowRow, str]:
-        flow = await flows.lock(session, name)
-        if flow is None:
-            raise UnknownFlowError(f"no flow is registered under the name {name!r}")
-        user = await users.find(session, username)
-        if user is None:
-            raise UnknownUserError(f"no user is named {username!r}")
-        return flow, user.id
+
+async def _flow_and_user(tx: Transaction, name: str, username: str) -> tuple[FlowRef, str]:
+    """The flow, locked, and the id of the user named `username`."""
+    flow = await tx.flows.lock(name)
+    if flow is None:
+        raise UnknownFlowError(f"no flow is registered under the name {name!r}")
+    user = await tx.users.find(username)
+    if user is None:
+        raise UnknownUserError(f"no user is named {username!r}")
+    return flow, user.id
 
 
 def _visibility(caller: Caller) -> str | None:

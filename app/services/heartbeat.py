@@ -16,11 +16,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from app.background import stop_task
 from app.domain.clock import utcnow
-from app.store import workers
+from app.store.unit_of_work import Store
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +34,12 @@ def new_worker_id() -> str:
 class Heartbeat:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        store: Store,
         interval: float,
         worker_id: str,
         on_beat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self.sessions = sessions
+        self.store = store
         self.interval = interval
         self.worker_id = worker_id
         self.hostname = socket.gethostname()
@@ -62,26 +60,24 @@ class Heartbeat:
             await stop_task(self._loop)
             self._loop = None
             try:
-                async with self.sessions.begin() as session:
-                    await workers.remove(session, self.worker_id)
+                async with self.store.write() as tx:
+                    await tx.workers.remove(self.worker_id)
             except Exception:  # the row goes stale; GET /workers shows its last heartbeat
                 logger.exception("worker deregistration failed")
 
     async def beat(self) -> None:
         now = utcnow()
-        async with self.sessions.begin() as session:
-            alive = await workers.heartbeat(session, self.worker_id, now)
-            await workers.prune(
-                session, now - timedelta(seconds=self.interval * FORGET_AFTER_BEATS)
-            )
+        async with self.store.write() as tx:
+            alive = await tx.workers.heartbeat(self.worker_id, now)
+            await tx.workers.prune(now - timedelta(seconds=self.interval * FORGET_AFTER_BEATS))
         if not alive:  # someone pruned us: say we are here again
             await self._register()
         if self.on_beat is not None:
             await self.on_beat()
 
     async def _register(self) -> None:
-        async with self.sessions.begin() as session:
-            await workers.register(session, self.worker_id, self.hostname, self.pid, utcnow())
+        async with self.store.write() as tx:
+            await tx.workers.register(self.worker_id, self.hostname, self.pid, utcnow())
 
     async def _beat_forever(self) -> None:
         while True:

@@ -2,7 +2,8 @@
 
 A key has at most its user's rights, and a caller cannot make a key with more than its own:
 a key limited to `runs:read` makes keys limited to `runs:read` at most. Revocation is
-announced to every process in its transaction (`AccessChanges`), so it takes effect at once.
+announced to every process in its transaction (`tx.access_changed()`), so it takes effect at
+once.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from app.domain.access import Caller, Scope, rights_of
 from app.domain.clock import utcnow
 from app.domain.records import CredentialRecord
 from app.errors import (
     AuthenticationError,
+    DuplicateError,
     ForbiddenError,
     QuotaExceededError,
     RateLimitedError,
@@ -34,7 +33,7 @@ from app.services.access import AccessChanges
 from app.services.credentials import KEY, SESSION, hash_secret, new_secret
 from app.services.passwords import Passwords
 from app.settings import Settings
-from app.store import audit, credentials, users
+from app.store.unit_of_work import Store
 
 MAX_NAME_LENGTH = 100
 SIGN_IN_WINDOW_SECONDS = 15 * 60
@@ -65,7 +64,7 @@ def csrf_token(session_secret: str) -> str:
 class KeyService:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        store: Store,
         passwords: Passwords,
         changes: AccessChanges,
         *,
@@ -73,7 +72,7 @@ class KeyService:
         max_keys_per_user: int,
         sign_in_attempts: int,
     ) -> None:
-        self.sessions = sessions
+        self.store = store
         self.passwords = passwords
         self.changes = changes
         self.session_seconds = session_seconds
@@ -84,14 +83,14 @@ class KeyService:
     @classmethod
     def of_settings(
         cls,
-        sessions: async_sessionmaker[AsyncSession],
+        store: Store,
         passwords: Passwords,
         changes: AccessChanges,
         settings: Settings,
     ) -> KeyService:
         """The service with the limits the settings give (the API's and the command line's)."""
         return cls(
-            sessions,
+            store,
             passwords,
             changes,
             session_seconds=settings.session_seconds,
@@ -120,23 +119,20 @@ class KeyService:
             raise ForbiddenError("only an admin makes keys for other users")
         secret = new_secret()
         now = utcnow()
-        async with self.sessions.begin() as session:
-            owner = await users.find(session, caller.username if user is None else user)
+        async with self.store.write() as tx:
+            owner = await tx.users.find(caller.username if user is None else user)
             if owner is None:
                 raise UnknownUserError(f"no user is named {user!r}")
             granted = _granted_scopes(caller, owner.is_admin, for_self, scopes)
             active = [
-                key
-                for key in await credentials.of_user(session, owner.id)
-                if key.revoked_at is None
+                key for key in await tx.credentials.of_user(owner.id) if key.revoked_at is None
             ]
             if len(active) >= self.max_keys_per_user:
                 raise QuotaExceededError(
                     f"{owner.username!r} has {len(active)} keys, the most MAX_KEYS_PER_USER "
                     "allows: revoke one first"
                 )
-            await credentials.add(
-                session,
+            await tx.credentials.add(
                 key_id=secret.id,
                 user_id=owner.id,
                 kind=KEY,
@@ -147,15 +143,14 @@ class KeyService:
                 at=now,
                 expires_at=expires_at,
             )
-            await audit.record(
-                session,
+            await tx.audit.record(
                 actor=caller.username,
                 action="key.create",
                 target=owner.username,
                 at=now,
                 details={"id": secret.id, "name": name, "scopes": granted},
             )
-            record = await credentials.get(session, secret.id)
+            record = await tx.credentials.get(secret.id)
         assert record is not None
         return NewKey(record, secret.secret)
 
@@ -166,19 +161,19 @@ class KeyService:
         (`user="*"`)."""
         if user is not None and user != caller.username and not caller.acts_as_admin:
             raise ForbiddenError("only an admin lists other users' keys")
-        async with self.sessions() as session:
+        async with self.store.read() as tx:
             if user == "*":
-                return await credentials.of_user(session, None)
-            owner = await users.find(session, user or caller.username)
+                return await tx.credentials.of_user(None)
+            owner = await tx.users.find(user or caller.username)
             if owner is None:
                 raise UnknownUserError(f"no user is named {user!r}")
-            return await credentials.of_user(session, owner.id)
+            return await tx.credentials.of_user(owner.id)
 
     async def revoke(self, caller: Caller, key_id: str) -> None:
         """Revoke one of the caller's keys (an admin: anyone's). It stops working at once,
         in every process."""
-        async with self.sessions.begin() as session:
-            key = await credentials.get(session, key_id)
+        async with self.store.write() as tx:
+            key = await tx.credentials.get(key_id)
             if (
                 key is None
                 or key.kind != KEY
@@ -186,30 +181,28 @@ class KeyService:
             ):
                 raise UnknownKeyError(f"no key of yours has the id {key_id!r}")
             now = utcnow()
-            if await credentials.revoke(session, key_id, now):
-                await audit.record(
-                    session,
+            if await tx.credentials.revoke(key_id, now):
+                await tx.audit.record(
                     actor=caller.username,
                     action="key.revoke",
                     target=key.username,
                     at=now,
                     details={"id": key_id, "name": key.name},
                 )
-                await self.changes.announce(session)
+                await tx.access_changed()
         self.changes.forget()
 
     async def install(self, admin: Caller, secret: str) -> bool:
         """Make `secret` (ADMIN_API_KEY) a key of the admin, once: False when it is one
         already (or was, and was revoked: a revoked key stays revoked)."""
         digest = hash_secret(secret)
-        async with self.sessions.begin() as session:
-            if await credentials.find_by_hash(session, digest) is not None:
-                return False
-            key_id = new_secret().id
-            now = utcnow()
-            try:
-                await credentials.add(
-                    session,
+        try:
+            async with self.store.write() as tx:
+                if await tx.credentials.find_by_hash(digest) is not None:
+                    return False
+                key_id = new_secret().id
+                now = utcnow()
+                await tx.credentials.add(
                     key_id=key_id,
                     user_id=admin.user_id,
                     kind=KEY,
@@ -220,16 +213,15 @@ class KeyService:
                     at=now,
                     expires_at=None,
                 )
-            except IntegrityError:  # another process installed it at the same moment
-                return False
-            await audit.record(
-                session,
-                actor="ADMIN_API_KEY",
-                action="key.create",
-                target=admin.username,
-                at=now,
-                details={"id": key_id, "name": "ADMIN_API_KEY"},
-            )
+                await tx.audit.record(
+                    actor="ADMIN_API_KEY",
+                    action="key.create",
+                    target=admin.username,
+                    at=now,
+                    details={"id": key_id, "name": "ADMIN_API_KEY"},
+                )
+        except DuplicateError:  # another process installed it at the same moment
+            return False
         return True
 
     # Dashboard sessions.
@@ -239,8 +231,8 @@ class KeyService:
         same for an unknown name and a wrong password), RateLimitedError after too many
         failures for that name."""
         self._refuse_while_throttled(username)
-        async with self.sessions() as session:
-            user = await users.find(session, username)
+        async with self.store.read() as tx:
+            user = await tx.users.find(username)
         matches = await self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not matches:
             self._remember_failure(username)
@@ -249,10 +241,9 @@ class KeyService:
         secret = new_secret()
         now = utcnow()
         expires_at = now + timedelta(seconds=self.session_seconds)
-        async with self.sessions.begin() as session:
-            await credentials.delete_ended_sessions(session, user.id, now)
-            await credentials.add(
-                session,
+        async with self.store.write() as tx:
+            await tx.credentials.delete_ended_sessions(user.id, now)
+            await tx.credentials.add(
                 key_id=secret.id,
                 user_id=user.id,
                 kind=SESSION,
@@ -268,9 +259,9 @@ class KeyService:
     async def sign_out(self, caller: Caller) -> None:
         if caller.key_id is None or not caller.via_session:
             return
-        async with self.sessions.begin() as session:
-            await credentials.revoke(session, caller.key_id, utcnow())
-            await self.changes.announce(session)
+        async with self.store.write() as tx:
+            await tx.credentials.revoke(caller.key_id, utcnow())
+            await tx.access_changed()
         self.changes.forget()
 
     def _remember_failure(self, username: str) -> None:

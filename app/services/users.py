@@ -1,7 +1,7 @@
 """Users: creating, listing and deleting them, their settings, and the bootstrap admin.
 
-Every change is written to the audit log and announced (`AccessChanges`) in the transaction
-that makes it.
+Every change is written to the audit log, and announced (`tx.access_changed()`), in the
+transaction that makes it.
 """
 
 from __future__ import annotations
@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from app.domain.access import ALL_SCOPES, BOOTSTRAP_ADMIN, USERNAME, Caller
 from app.domain.clock import utcnow
 from app.domain.records import UserRecord
-from app.errors import ConflictError, FlowManagerError, RequestError, UnknownUserError
+from app.errors import (
+    ConflictError,
+    DuplicateError,
+    FlowManagerError,
+    RequestError,
+    UnknownUserError,
+)
 from app.services.access import AccessChanges
 from app.services.passwords import Passwords
-from app.store import audit, credentials, flows, users
+from app.store.unit_of_work import Store
 
 MAX_EMAIL_LENGTH = 254
 
@@ -26,11 +29,11 @@ MAX_EMAIL_LENGTH = 254
 class UserService:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        store: Store,
         passwords: Passwords,
         changes: AccessChanges,
     ) -> None:
-        self.sessions = sessions
+        self.store = store
         self.passwords = passwords
         self.changes = changes
 
@@ -49,39 +52,37 @@ class UserService:
             raise RequestError(f"{email!r} is not an email address", loc=("body", "email"))
         password_hash = await self.passwords.hash(password) if password is not None else None
         try:
-            async with self.sessions.begin() as session:
-                if await users.name_taken(session, username):
+            async with self.store.write() as tx:
+                if await tx.users.name_taken(username):
                     raise ConflictError(f"the name {username!r} is taken (names are never reused)")
-                user = await users.add(
-                    session,
+                user = await tx.users.add(
                     username=username,
                     email=email,
                     password_hash=password_hash,
                     is_admin=admin,
                     at=utcnow(),
                 )
-                await audit.record(
-                    session,
+                await tx.audit.record(
                     actor=actor.username,
                     action="user.create",
                     target=username,
                     at=user.created_at,
                     details={"admin": admin, "email": email},
                 )
-        except IntegrityError:
+        except DuplicateError:
             raise ConflictError(f"a user named {username!r} or with that email exists") from None
         return user
 
     async def find(self, username: str) -> UserRecord:
-        async with self.sessions() as session:
-            user = await users.find(session, username)
+        async with self.store.read() as tx:
+            user = await tx.users.find(username)
         if user is None:
             raise UnknownUserError(f"no user is named {username!r}")
         return user
 
     async def list_users(self) -> Sequence[UserRecord]:
-        async with self.sessions() as session:
-            return await users.active(session)
+        async with self.store.read() as tx:
+            return await tx.users.active()
 
     async def delete(self, actor: Caller, username: str) -> None:
         """Delete a user: its keys and sessions stop working and its shares go, at once.
@@ -92,11 +93,11 @@ class UserService:
         """
         if username == actor.username:
             raise ConflictError("you cannot delete yourself; ask another admin")
-        async with self.sessions.begin() as session:
-            user = await users.find(session, username)
+        async with self.store.write() as tx:
+            user = await tx.users.find(username)
             if user is None:
                 raise UnknownUserError(f"no user is named {username!r}")
-            owned = await flows.owned_names(session, user.id, limit=6)
+            owned = await tx.flows.owned_names(user.id, limit=6)
             if owned:
                 listed = ", ".join(map(repr, owned[:5])) + (", ..." if len(owned) > 5 else "")
                 raise ConflictError(
@@ -104,24 +105,23 @@ class UserService:
                     '(PATCH /flows/{name} with {"owner": ...}), or delete them'
                 )
             now = utcnow()
-            await users.mark_deleted(session, user.id, now)
-            await credentials.revoke_all_of(session, user.id, now)
-            await flows.unshare_all_with(session, user.id)
-            await audit.record(
-                session, actor=actor.username, action="user.delete", target=username, at=now
+            await tx.users.mark_deleted(user.id, now)
+            await tx.credentials.revoke_all_of(user.id, now)
+            await tx.flows.unshare_all_with(user.id)
+            await tx.audit.record(
+                actor=actor.username, action="user.delete", target=username, at=now
             )
-            await self.changes.announce(session)
+            await tx.access_changed()
         self.changes.forget()
 
     async def set_password(self, actor: Caller, username: str, password: str) -> None:
         password_hash = await self.passwords.hash(password)
-        async with self.sessions.begin() as session:
-            user = await users.find(session, username)
+        async with self.store.write() as tx:
+            user = await tx.users.find(username)
             if user is None:
                 raise UnknownUserError(f"no user is named {username!r}")
-            await users.set_password(session, user.id, password_hash)
-            await audit.record(
-                session,
+            await tx.users.set_password(user.id, password_hash)
+            await tx.audit.record(
                 actor=actor.username,
                 action="user.password",
                 target=username,
@@ -129,12 +129,12 @@ class UserService:
             )
 
     async def settings(self, caller: Caller) -> Any:
-        async with self.sessions() as session:
-            return await users.settings_of(session, caller.user_id)
+        async with self.store.read() as tx:
+            return await tx.users.settings_of(caller.user_id)
 
     async def save_settings(self, caller: Caller, settings: dict[str, Any]) -> Any:
-        async with self.sessions.begin() as session:
-            await users.save_settings(session, caller.user_id, settings, utcnow())
+        async with self.store.write() as tx:
+            await tx.users.save_settings(caller.user_id, settings, utcnow())
         return settings
 
     async def local_admin(self) -> Caller:
@@ -143,15 +143,14 @@ class UserService:
         oldest admin."""
         try:
             return await self._local_admin()
-        except IntegrityError:  # another process made `admin` at the same moment
+        except DuplicateError:  # another process made `admin` at the same moment
             return await self._local_admin()
 
     async def _local_admin(self) -> Caller:
-        async with self.sessions.begin() as session:
-            user = await users.find(session, BOOTSTRAP_ADMIN)
-            if user is None and not await users.name_taken(session, BOOTSTRAP_ADMIN):
-                user = await users.add(
-                    session,
+        async with self.store.write() as tx:
+            user = await tx.users.find(BOOTSTRAP_ADMIN)
+            if user is None and not await tx.users.name_taken(BOOTSTRAP_ADMIN):
+                user = await tx.users.add(
                     username=BOOTSTRAP_ADMIN,
                     email=None,
                     password_hash=None,
@@ -159,7 +158,7 @@ class UserService:
                     at=utcnow(),
                 )
             if user is None or not user.is_admin:
-                admins = [known for known in await users.active(session) if known.is_admin]
+                admins = [known for known in await tx.users.active() if known.is_admin]
                 user = min(admins, key=lambda admin: admin.created_at, default=None)
             if user is None:
                 raise FlowManagerError(

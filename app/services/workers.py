@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from app.domain.records import WorkerRecord
-from app.store import workers
+from app.store.unit_of_work import Store
 
 
 class WorkerService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     async def list_workers(self) -> list[WorkerRecord]:
-        async with self.sessions() as session:
-            return list(await workers.all_workers(session))
+        async with self.store.read() as tx:
+            return list(await tx.workers.all())

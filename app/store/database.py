@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.errors import StoreUnavailableError
 from app.settings import Settings
 
 _ASYNC_DRIVERS = {
@@ -82,6 +83,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 _PASSING_ERRORS = (
+    StoreUnavailableError,  # one the unit of work translated already
     OSError,  # the network
     TimeoutError,
     exc.TimeoutError,  # no connection free in the pool in time

@@ -1,4 +1,8 @@
-"""Flow definitions: every version of every flow. The caller owns the transaction."""
+"""Flow definitions: every version of every flow. The unit of work owns the transaction.
+
+`Versions` is what services use; the module's functions read rows for it (and for the run
+store, which locates a run's version by them).
+"""
 
 from __future__ import annotations
 
@@ -42,88 +46,101 @@ async def find(session: AsyncSession, name: str, number: int | None = None) -> F
     raise UnknownFlowError(f"no flow is registered under the name {name!r}")
 
 
-async def read(session: AsyncSession, name: str, number: int | None = None) -> FlowVersion:
-    """The latest version, or version `number`, with its flow's owner and visibility;
-    UnknownFlowError / UnknownVersionError."""
-    row = await find(session, name, number)
-    found = (await session.execute(_VERSION_DETAIL, {"id": row.id})).one()
-    return to_version(row, found.created_by, found.owner, bool(found.is_public))
+class Versions:
+    """The flows' versions, in one transaction."""
 
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
 
-async def versions(session: AsyncSession, name: str) -> list[FlowVersion]:
-    """Every version of the flow, oldest first (without their texts' owners)."""
-    statement = (
-        select(FlowDefinitionRow, USERS.c.username)
-        .outerjoin(USERS, USERS.c.id == FlowDefinitionRow.created_by)
-        .where(FlowDefinitionRow.name == name)
-        .order_by(FlowDefinitionRow.version)
-    )
-    return [to_version(row, creator) for row, creator in await session.execute(statement)]
+    async def latest(self, name: str) -> FlowVersion | None:
+        row = await latest(self._session, name)
+        return to_version(row) if row is not None else None
 
+    async def read(self, name: str, number: int | None = None) -> FlowVersion:
+        """The latest version, or version `number`, with its flow's owner and visibility;
+        UnknownFlowError / UnknownVersionError."""
+        row = await find(self._session, name, number)
+        found = (await self._session.execute(_VERSION_DETAIL, {"id": row.id})).one()
+        return to_version(row, found.created_by, found.owner, bool(found.is_public))
 
-async def latest_of_each(session: AsyncSession, viewer: str | None) -> list[FlowSummary]:
-    """The latest version of every flow the user `viewer` may see (of every flow with None),
-    by name."""
-    newest = (
-        select(FlowDefinitionRow.name, func.max(FlowDefinitionRow.version).label("version"))
-        .group_by(FlowDefinitionRow.name)
-        .subquery()
-    )
-    statement = (
-        select(FlowDefinitionRow, USERS.c.username, FLOWS.c.is_public, FLOWS.c.description)
-        .join(
-            newest,
-            (FlowDefinitionRow.name == newest.c.name)
-            & (FlowDefinitionRow.version == newest.c.version),
+    async def all_of(self, name: str) -> list[FlowVersion]:
+        """Every version of the flow, oldest first (without their texts' owners)."""
+        statement = (
+            select(FlowDefinitionRow, USERS.c.username)
+            .outerjoin(USERS, USERS.c.id == FlowDefinitionRow.created_by)
+            .where(FlowDefinitionRow.name == name)
+            .order_by(FlowDefinitionRow.version)
         )
-        .join(FLOWS, FLOWS.c.name == FlowDefinitionRow.name)
-        .join(USERS, USERS.c.id == FLOWS.c.owner_id)
-        .order_by(FlowDefinitionRow.name)
-    )
-    if viewer is not None:
-        statement = statement.where(flows.visible_to(viewer))
-    return [
-        FlowSummary(
-            row.name, row.version, description, row.checksum, row.created_at, owner, bool(public)
+        return [to_version(row, creator) for row, creator in await self._session.execute(statement)]
+
+    async def latest_of_each(self, viewer: str | None) -> list[FlowSummary]:
+        """The latest version of every flow the user `viewer` may see (of every flow with
+        None), by name."""
+        newest = (
+            select(FlowDefinitionRow.name, func.max(FlowDefinitionRow.version).label("version"))
+            .group_by(FlowDefinitionRow.name)
+            .subquery()
         )
-        for row, owner, public, description in await session.execute(statement)
-    ]
+        statement = (
+            select(FlowDefinitionRow, USERS.c.username, FLOWS.c.is_public, FLOWS.c.description)
+            .join(
+                newest,
+                (FlowDefinitionRow.name == newest.c.name)
+                & (FlowDefinitionRow.version == newest.c.version),
+            )
+            .join(FLOWS, FLOWS.c.name == FlowDefinitionRow.name)
+            .join(USERS, USERS.c.id == FLOWS.c.owner_id)
+            .order_by(FlowDefinitionRow.name)
+        )
+        if viewer is not None:
+            statement = statement.where(flows.visible_to(viewer))
+        return [
+            FlowSummary(
+                row.name,
+                row.version,
+                description,
+                row.checksum,
+                row.created_at,
+                owner,
+                bool(public),
+            )
+            for row, owner, public, description in await self._session.execute(statement)
+        ]
 
+    async def add(
+        self,
+        *,
+        name: str,
+        number: int,
+        definition: Any,
+        source: str,
+        format: Format,
+        checksum: str,
+        description: str,
+        created_by: str,
+        change_notes: str | None,
+    ) -> FlowVersion:
+        """A new version (its record names no creator: the caller knows who it is)."""
+        row = FlowDefinitionRow(
+            name=name,
+            version=number,
+            definition=definition,
+            source=source,
+            format=format,
+            checksum=checksum,
+            description=description,
+            created_at=utcnow(),
+            created_by=created_by,
+            change_notes=change_notes,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return to_version(row)
 
-async def add(
-    session: AsyncSession,
-    *,
-    name: str,
-    number: int,
-    definition: Any,
-    source: str,
-    format: Format,
-    checksum: str,
-    description: str,
-    created_by: str,
-    change_notes: str | None,
-) -> FlowDefinitionRow:
-    row = FlowDefinitionRow(
-        name=name,
-        version=number,
-        definition=definition,
-        source=source,
-        format=format,
-        checksum=checksum,
-        description=description,
-        created_at=utcnow(),
-        created_by=created_by,
-        change_notes=change_notes,
-    )
-    session.add(row)
-    await session.flush()
-    return row
-
-
-async def count_created_by(session: AsyncSession, user_id: str) -> int:
-    """How many versions the user registered."""
-    statement = select(func.count()).where(DEFINITIONS.c.created_by == user_id)
-    return int((await session.execute(statement)).scalar_one())
+    async def count_created_by(self, user_id: str) -> int:
+        """How many versions the user registered."""
+        statement = select(func.count()).where(DEFINITIONS.c.created_by == user_id)
+        return int((await self._session.execute(statement)).scalar_one())
 
 
 def to_version(

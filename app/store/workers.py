@@ -1,4 +1,5 @@
-"""Worker processes: who runs runs, and when each last said it was alive."""
+"""Worker processes: who runs runs, and when each last said it was alive. The unit of work
+owns the transaction."""
 
 from __future__ import annotations
 
@@ -12,37 +13,40 @@ from app.domain.records import WorkerRecord
 from app.store.models import WorkerRow
 
 
-async def register(
-    session: AsyncSession, worker_id: str, hostname: str, pid: int, at: datetime
-) -> None:
-    session.add(
-        WorkerRow(id=worker_id, hostname=hostname, pid=pid, started_at=at, last_heartbeat=at)
-    )
-    await session.flush()
+class Workers:
+    """The registered workers, in one transaction."""
 
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
 
-async def heartbeat(session: AsyncSession, worker_id: str, at: datetime) -> bool:
-    """Record that the worker is alive; False when its row is gone (pruned or never made)."""
-    result = await session.execute(
-        update(WorkerRow).where(WorkerRow.id == worker_id).values(last_heartbeat=at)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    async def register(self, worker_id: str, hostname: str, pid: int, at: datetime) -> None:
+        self._session.add(
+            WorkerRow(id=worker_id, hostname=hostname, pid=pid, started_at=at, last_heartbeat=at)
+        )
+        await self._session.flush()
 
+    async def heartbeat(self, worker_id: str, at: datetime) -> bool:
+        """Record that the worker is alive; False when its row is gone (pruned or never
+        made)."""
+        result = await self._session.execute(
+            update(WorkerRow).where(WorkerRow.id == worker_id).values(last_heartbeat=at)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
-async def prune(session: AsyncSession, silent_since: datetime) -> int:
-    """Forget the workers not heard from since `silent_since` (they died); how many."""
-    result = await session.execute(delete(WorkerRow).where(WorkerRow.last_heartbeat < silent_since))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    async def prune(self, silent_since: datetime) -> int:
+        """Forget the workers not heard from since `silent_since` (they died); how many."""
+        result = await self._session.execute(
+            delete(WorkerRow).where(WorkerRow.last_heartbeat < silent_since)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def remove(self, worker_id: str) -> None:
+        await self._session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
 
-async def remove(session: AsyncSession, worker_id: str) -> None:
-    await session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
-
-
-async def all_workers(session: AsyncSession) -> Sequence[WorkerRecord]:
-    """Every registered worker, the most recently alive first."""
-    rows = await session.execute(select(WorkerRow).order_by(WorkerRow.last_heartbeat.desc()))
-    return [
-        WorkerRecord(row.id, row.hostname, row.pid, row.started_at, row.last_heartbeat)
-        for row in rows.scalars()
-    ]
+    async def all(self) -> Sequence[WorkerRecord]:
+        """Every registered worker, the most recently alive first."""
+        statement = select(WorkerRow).order_by(WorkerRow.last_heartbeat.desc())
+        return [
+            WorkerRecord(row.id, row.hostname, row.pid, row.started_at, row.last_heartbeat)
+            for row in (await self._session.execute(statement)).scalars()
+        ]

@@ -14,7 +14,6 @@ import pytest
 from app.errors import SingleProcessStoreError
 from app.services.container import Services
 from app.settings import Settings
-from app.store import workers
 
 
 def sqlite_settings(tmp_path: Path) -> Settings:
@@ -22,9 +21,9 @@ def sqlite_settings(tmp_path: Path) -> Settings:
 
 
 async def register_process(services: Services, pid: int) -> None:
-    async with services.sessions.begin() as session:
+    async with services.store.write() as tx:
         now = datetime.now(UTC)
-        await workers.register(session, f"other:{pid}", socket.gethostname(), pid, now)
+        await tx.workers.register(f"other:{pid}", socket.gethostname(), pid, now)
 
 
 async def test_a_second_live_process_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
@@ -47,8 +46,8 @@ async def test_the_row_of_a_dead_process_does_not_block_a_restart(tmp_path: Path
 
         await services.start()
 
-        async with services.sessions() as session:
-            registered = {worker.id for worker in await workers.all_workers(session)}
+        async with services.store.read() as tx:
+            registered = {worker.id for worker in await tx.workers.all()}
         assert services.heartbeat.worker_id in registered
     finally:
         await services.close(grace=0)

@@ -62,8 +62,8 @@ async def postgres_store(tmp_path: Path) -> AsyncIterator[str]:
 
 async def expire_lease(services: Services, run_id: str) -> None:
     """As if the run's worker stalled past its lease."""
-    async with services.sessions.begin() as session:
-        await session.execute(
+    async with services.store.engine.begin() as connection:
+        await connection.execute(
             update(FlowRunRow).where(FlowRunRow.id == run_id).values(lease_expires_at=utcnow())
         )
 

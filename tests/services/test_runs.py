@@ -194,9 +194,9 @@ async def test_a_run_cancelled_elsewhere_is_not_ended_again_by_its_executor(
     started = await services.runs.execute(await admin(services), "Gated", {}, wait=0)
     run_id = started.run.run_id
     await until(lambda: sample_tasks.calls["gate"] == 1)
-    async with services.sessions.begin() as session:  # as another process's cancel does
+    async with services.store.engine.begin() as connection:  # as another process's cancel does
         await runs.change_status(
-            session, run_id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING]
+            connection, run_id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING]
         )
 
     sample_tasks.gates["gate"].set()
@@ -269,8 +269,8 @@ async def test_a_run_failing_for_a_non_retryable_reason_fails_once_and_is_not_cl
     caller = await admin(services)
     await services.flows.register(caller, CHAIN)
     run_id = (await services.runs.start(caller, "Chain", {"n": 1})).run.run_id
-    async with services.sessions.begin() as session:  # inputs no version of the flow accepts
-        await session.execute(
+    async with services.store.engine.begin() as connection:  # inputs no version of the flow accepts
+        await connection.execute(
             update(FlowRunRow).where(FlowRunRow.id == run_id).values(inputs={"n": "five"})
         )
     executions = []

@@ -281,6 +281,6 @@ async def test_a_definition_no_store_can_hold_is_refused_and_nothing_is_stored(
         await services.flows.register(await admin(services), source)
 
     assert refused.value.problems[0].type == "unstorable_value"
-    async with services.engine.connect() as connection:
+    async with services.store.engine.connect() as connection:
         stored = await connection.execute(select(func.count()).select_from(FlowDefinitionRow))
     assert stored.scalar_one() == 0

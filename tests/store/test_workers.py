@@ -2,71 +2,68 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from app.services.heartbeat import Heartbeat, new_worker_id
 from app.settings import Settings
-from app.store import workers
-from app.store.database import create_engine, session_factory
+from app.store.database import create_engine
+from app.store.unit_of_work import Store
 from tests.polling import until
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-async def test_register_beat_list_and_remove(migrated_store_url: str) -> None:
+@pytest.fixture
+async def store(migrated_store_url: str) -> AsyncIterator[Store]:
     engine = create_engine(Settings(_env_file=None, database_url=migrated_store_url))
-    sessions = session_factory(engine)
     try:
-        async with sessions.begin() as session:
-            await workers.register(session, "h:1:a", "h", 1, AT)
-            await workers.register(session, "h:2:b", "h", 2, AT)
-            assert await workers.heartbeat(session, "h:2:b", AT + timedelta(seconds=5))
-        async with sessions() as session:
-            listed = await workers.all_workers(session)
-        assert [worker.id for worker in listed] == ["h:2:b", "h:1:a"]  # most recently alive first
-        assert listed[0].last_heartbeat == AT + timedelta(seconds=5)
-
-        async with sessions.begin() as session:
-            await workers.remove(session, "h:1:a")
-            assert not await workers.heartbeat(session, "h:1:a", AT)
-        async with sessions() as session:
-            assert [worker.id for worker in await workers.all_workers(session)] == ["h:2:b"]
+        yield Store(engine)
     finally:
         await engine.dispose()
 
 
-async def test_a_pruned_worker_registers_again_on_its_next_beat(migrated_store_url: str) -> None:
-    engine = create_engine(Settings(_env_file=None, database_url=migrated_store_url))
-    sessions = session_factory(engine)
-    heartbeat = Heartbeat(sessions, 0.02, new_worker_id())
-    try:
-        await heartbeat.start()
-        async with sessions.begin() as session:
-            await workers.remove(session, heartbeat.worker_id)  # as a janitor would
+async def test_register_beat_list_and_remove(store: Store) -> None:
+    async with store.write() as tx:
+        await tx.workers.register("h:1:a", "h", 1, AT)
+        await tx.workers.register("h:2:b", "h", 2, AT)
+        assert await tx.workers.heartbeat("h:2:b", AT + timedelta(seconds=5))
+    async with store.read() as tx:
+        listed = await tx.workers.all()
+    assert [worker.id for worker in listed] == ["h:2:b", "h:1:a"]  # most recently alive first
+    assert listed[0].last_heartbeat == AT + timedelta(seconds=5)
 
-        async def registered() -> bool:
-            async with sessions() as session:
-                return [w.id for w in await workers.all_workers(session)] == [heartbeat.worker_id]
-
-        await until(registered)
-        await heartbeat.stop()
-        async with sessions() as session:
-            assert await workers.all_workers(session) == []
-    finally:
-        await engine.dispose()
+    async with store.write() as tx:
+        await tx.workers.remove("h:1:a")
+        assert not await tx.workers.heartbeat("h:1:a", AT)
+    async with store.read() as tx:
+        assert [worker.id for worker in await tx.workers.all()] == ["h:2:b"]
 
 
-async def test_a_beat_forgets_workers_long_silent(migrated_store_url: str) -> None:
-    engine = create_engine(Settings(_env_file=None, database_url=migrated_store_url))
-    sessions = session_factory(engine)
-    heartbeat = Heartbeat(sessions, 1.0, new_worker_id())
-    try:
-        async with sessions.begin() as session:  # died long ago, and a moment ago
-            await workers.register(session, "h:1:dead", "h", 1, AT)
-            await workers.register(session, "h:2:late", "h", 2, datetime.now(UTC))
-        await heartbeat.beat()
-        async with sessions() as session:
-            listed = {worker.id for worker in await workers.all_workers(session)}
-        assert listed == {"h:2:late", heartbeat.worker_id}
-    finally:
-        await engine.dispose()
+async def test_a_pruned_worker_registers_again_on_its_next_beat(store: Store) -> None:
+    heartbeat = Heartbeat(store, 0.02, new_worker_id())
+    await heartbeat.start()
+    async with store.write() as tx:
+        await tx.workers.remove(heartbeat.worker_id)  # as a janitor would
+
+    async def registered() -> bool:
+        async with store.read() as tx:
+            return [w.id for w in await tx.workers.all()] == [heartbeat.worker_id]
+
+    await until(registered)
+    await heartbeat.stop()
+    async with store.read() as tx:
+        assert await tx.workers.all() == []
+
+
+async def test_a_beat_forgets_workers_long_silent(store: Store) -> None:
+    heartbeat = Heartbeat(store, 1.0, new_worker_id())
+    async with store.write() as tx:  # died long ago, and a moment ago
+        await tx.workers.register("h:1:dead", "h", 1, AT)
+        await tx.workers.register("h:2:late", "h", 2, datetime.now(UTC))
+    await heartbeat.beat()
+    async with store.read() as tx:
+        listed = {worker.id for worker in await tx.workers.all()}
+    assert listed == {"h:2:late", heartbeat.worker_id}
