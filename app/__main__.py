@@ -1,4 +1,4 @@
-"""`python -m app`: see app/cli.py."""
+"""`python -m app`: see app/cli/__init__.py."""
 
 import sys
 

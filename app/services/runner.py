@@ -32,15 +32,14 @@ DEFINITION_CACHE_SIZE = 256
 
 @dataclass(frozen=True)
 class Launch:
-    """A run to execute here, its lease held here. `inputs`: a new run's inputs; None: the
-    run ran before (taken over, or retried) and resumes from what the store kept.
-    `checked`: this process validated the inputs as it created the run (`/execute`), so they
-    are not validated again; a claimed run's are, as they come out of the store."""
+    """A run to execute here, its lease held here. `inputs`: a new run's inputs, validated
+    when the run was created (by whichever process created it: the store keeps them as
+    validated, defaults included), so never again; None: the run ran before (taken over, or
+    retried) and resumes from what the store kept."""
 
     run_id: str
     definition_id: int
     inputs: Mapping[str, Any] | None = None
-    checked: bool = False
 
     @classmethod
     def of_claim(cls, claim: Claim) -> Launch:
@@ -154,9 +153,7 @@ class Runner:
             definition = await self.definition(launch.definition_id)
             if launch.inputs is None:
                 return await self.executor.resume(definition, run_id)
-            if launch.checked:
-                return await self.executor.run_checked(definition, launch.inputs, run_id)
-            return await self.executor.run(definition, launch.inputs, run_id=run_id)
+            return await self.executor.run_checked(definition, launch.inputs, run_id)
         except asyncio.CancelledError:
             raise
         except LeaseLostError:

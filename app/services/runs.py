@@ -173,7 +173,7 @@ class RunService:
             )
             creation = await self.repository.create(run)
             if creation is Creation.CREATED:
-                launch = Launch(run.run_id, definition_id, values, checked=True)
+                launch = Launch(run.run_id, definition_id, values)
                 return _Created(run.run_id, launch, number, created_at)
             if creation is Creation.KEY_TAKEN:  # lost the race to an identical request
                 assert idempotency_key is not None

@@ -7,6 +7,8 @@ driver added.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -118,6 +120,20 @@ def is_passing_failure(error: BaseException) -> bool:
             driver_error = driver_error.__cause__
         return False
     return isinstance(error, _PASSING_ERRORS)
+
+
+@contextmanager
+def passing_failures_translated() -> Iterator[None]:
+    """The store's passing failures (`is_passing_failure`) as `StoreUnavailableError`, so that
+    no driver error leaves the store for them; any other error as it was raised."""
+    try:
+        yield
+    except StoreUnavailableError:
+        raise
+    except Exception as error:
+        if is_passing_failure(error):
+            raise StoreUnavailableError(f"the store failed: {error!r}") from error
+        raise
 
 
 def _refused_by_check(driver_error: BaseException | None) -> bool:

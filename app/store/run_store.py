@@ -21,7 +21,7 @@ fails for a passing reason (a lost connection, a serialization failure) raises
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, insert
@@ -33,12 +33,12 @@ from app.domain.formats import Format
 from app.domain.records import Claim, Creation, NewRunRow, RunRecord, StepRecord
 from app.domain.runs import RETRYABLE_RUN_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
 from app.engine.store import NewRun, RunEnd, StoredRun, TaskFinish
-from app.errors import StoreUnavailableError, UnknownRunError
-from app.store import notifications, secrets
-from app.store.database import is_passing_failure, session_factory
+from app.errors import UnknownRunError
+from app.store import notifications
+from app.store.database import passing_failures_translated, session_factory
 from app.store.models import TASKS
 from app.store.postgres import PostgresPath
-from app.store.queries import queue, reads, runs, tasks, versions
+from app.store.queries import queue, reads, runs, secrets, tasks, versions
 from app.store.start_marks import StartMarks
 
 
@@ -57,7 +57,7 @@ class SqlRunStore:
         """(id, version) of the flow's latest version, or of version `number`;
         UnknownFlowError / UnknownVersionError."""
         if self.fast is not None:
-            with _translated():
+            with passing_failures_translated():
                 found = await self.fast.locate(name, number)
             if found is not None:
                 return found
@@ -72,7 +72,7 @@ class SqlRunStore:
         """Create the run (and notify the workers of a queued one), unless its idempotency
         key is taken or its version is stale (see `Creation`)."""
         if self.fast is not None and run.status is not RunStatus.QUEUED:
-            with _translated():
+            with passing_failures_translated():
                 return await self.fast.create(run)
         try:
             async with self._write() as session:
@@ -195,7 +195,7 @@ class SqlRunStore:
     async def run_started(self, run: NewRun) -> None:
         """The run row and a pending task per step exist (`create` made them)."""
         if self.fast is not None and not run.resumed:
-            with _translated():
+            with passing_failures_translated():
                 await self.fast.start_new_run(run)
             return
         async with self._holding(run.run_id) as connection:
@@ -219,7 +219,7 @@ class SqlRunStore:
         if count <= 1:
             return
         if self.fast is not None:
-            with _translated():
+            with passing_failures_translated():
                 await self.fast.expand(run_id, step_id, count)
             return
         async with self._holding(run_id) as connection:
@@ -243,7 +243,7 @@ class SqlRunStore:
     async def task_finished(self, run_id: str, finish: TaskFinish) -> None:
         mark = self._marks.take(run_id, finish.key)
         if self.fast is not None:
-            with _translated():
+            with passing_failures_translated():
                 await self.fast.finish(run_id, finish, mark)
             return
         finished = tasks.task_values(run_id, finish.key.step_id, finish.key.task_index, mark)
@@ -280,7 +280,7 @@ class SqlRunStore:
 
     async def _write_mark(self, run_id: str, key: TaskKey, mark: tuple[int, datetime]) -> None:
         if self.fast is not None:
-            with _translated():
+            with passing_failures_translated():
                 await self.fast.mark_started(run_id, key, mark)
             return
         started = tasks.task_values(run_id, key.step_id, key.task_index, mark)
@@ -293,20 +293,20 @@ class SqlRunStore:
     @contextlib.asynccontextmanager
     async def _holding(self, run_id: str) -> AsyncIterator[AsyncConnection]:
         """A transaction that holds the run's lease (else `LeaseLostError`, nothing written)."""
-        with _translated():
+        with passing_failures_translated():
             async with self.engine.begin() as connection:
                 await queue.hold(connection, run_id, self.owner, utcnow())
                 yield connection
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
-        with _translated():
+        with passing_failures_translated():
             async with self._sessions() as session:
                 yield session
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
-        with _translated():
+        with passing_failures_translated():
             async with self._sessions.begin() as session:
                 yield session
 
@@ -315,14 +315,3 @@ async def _end(connection: AsyncConnection, run_id: str, ended: RunEnd) -> None:
     await runs.end(
         connection, run_id, ended.status, ended.at, outputs=ended.outputs, error=ended.error
     )
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """The store's passing failures as `StoreUnavailableError`; the others as they are."""
-    try:
-        yield
-    except Exception as error:
-        if is_passing_failure(error):
-            raise StoreUnavailableError(f"the store failed: {error!r}") from error
-        raise

@@ -24,17 +24,17 @@ from contextlib import asynccontextmanager, contextmanager
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.errors import DuplicateError, StoreUnavailableError
+from app.errors import DuplicateError
 from app.settings import Settings
 from app.store import migrations, notifications
-from app.store.audit import AuditLog
-from app.store.credentials import Credentials
-from app.store.database import create_engine, is_passing_failure, session_factory
-from app.store.definitions import Versions
-from app.store.flows import Flows
+from app.store.database import create_engine, passing_failures_translated, session_factory
+from app.store.queries.audit import AuditLog
+from app.store.queries.credentials import Credentials
+from app.store.queries.flows import Flows
+from app.store.queries.users import Users
+from app.store.queries.versions import Versions
+from app.store.queries.workers import Workers
 from app.store.run_store import SqlRunStore
-from app.store.users import Users
-from app.store.workers import Workers
 
 REACHABLE_SECONDS = 5.0
 
@@ -125,11 +125,8 @@ class Store:
 def _translated_errors() -> Iterator[None]:
     """The driver's errors as the project's (see the module's docstring)."""
     try:
-        yield
+        with passing_failures_translated():
+            yield
     except exc.IntegrityError as error:
         # Not the driver's words: they name constraints, and callers may be answered this.
         raise DuplicateError() from error
-    except Exception as error:
-        if is_passing_failure(error):
-            raise StoreUnavailableError() from error
-        raise

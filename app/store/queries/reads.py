@@ -13,8 +13,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.domain.records import OmittedValue, RunRecord, StepRecord
 from app.domain.runs import RunError, RunStatus, TaskStatus
-from app.store import flows
 from app.store.models import FLOWS, USERS, FlowDefinitionRow, FlowRunRow, TaskRunRow
+from app.store.queries import flows
 from app.store.types import JsonDocument
 
 _WITH_VERSION = (

@@ -239,11 +239,11 @@ def _db_upgrade(arguments: argparse.Namespace) -> int:
 
 
 def _users_create(arguments: argparse.Namespace) -> int:
-    from app import cli_accounts  # noqa: PLC0415 - the store stack is heavy
+    from app.cli import accounts  # noqa: PLC0415 - the store stack is heavy
 
     password = _password_from_stdin() if arguments.password_stdin else None
     user, key = asyncio.run(
-        cli_accounts.create_user(
+        accounts.create_user(
             get_settings(),
             arguments.name,
             admin=arguments.admin,
@@ -261,29 +261,29 @@ def _users_create(arguments: argparse.Namespace) -> int:
 
 
 def _users_list(_: argparse.Namespace) -> int:
-    from app import cli_accounts  # noqa: PLC0415
+    from app.cli import accounts  # noqa: PLC0415
 
-    for user in asyncio.run(cli_accounts.list_users(get_settings())):
+    for user in asyncio.run(accounts.list_users(get_settings())):
         role = "admin" if user.is_admin else "user"
         print(f"{user.username}\t{role}\t{user.email or '-'}\t{user.created_at.isoformat()}")
     return EXIT_OK
 
 
 def _users_set_password(arguments: argparse.Namespace) -> int:
-    from app import cli_accounts  # noqa: PLC0415
+    from app.cli import accounts  # noqa: PLC0415
 
     password = _password_from_stdin()
-    asyncio.run(cli_accounts.set_password(get_settings(), arguments.name, password))
+    asyncio.run(accounts.set_password(get_settings(), arguments.name, password))
     print(f"password of {arguments.name!r} set", file=sys.stderr)
     return EXIT_OK
 
 
 def _keys_create(arguments: argparse.Namespace) -> int:
-    from app import cli_accounts  # noqa: PLC0415
+    from app.cli import accounts  # noqa: PLC0415
 
     scopes = [Scope(scope) for scope in arguments.scope] if arguments.scope else None
     key = asyncio.run(
-        cli_accounts.create_key(
+        accounts.create_key(
             get_settings(),
             arguments.user,
             name=arguments.name,
@@ -297,9 +297,9 @@ def _keys_create(arguments: argparse.Namespace) -> int:
 
 
 def _keys_list(arguments: argparse.Namespace) -> int:
-    from app import cli_accounts  # noqa: PLC0415
+    from app.cli import accounts  # noqa: PLC0415
 
-    for key in asyncio.run(cli_accounts.list_keys(get_settings(), arguments.user)):
+    for key in asyncio.run(accounts.list_keys(get_settings(), arguments.user)):
         state = "revoked" if key.revoked_at else "active"
         scopes = ",".join(key.scopes) if key.scopes is not None else "all"
         used = key.last_used_at.isoformat() if key.last_used_at else "never"
@@ -311,9 +311,9 @@ def _keys_list(arguments: argparse.Namespace) -> int:
 
 
 def _keys_revoke(arguments: argparse.Namespace) -> int:
-    from app import cli_accounts  # noqa: PLC0415
+    from app.cli import accounts  # noqa: PLC0415
 
-    asyncio.run(cli_accounts.revoke_key(get_settings(), arguments.id))
+    asyncio.run(accounts.revoke_key(get_settings(), arguments.id))
     print(f"key {arguments.id} revoked", file=sys.stderr)
     return EXIT_OK
 

@@ -1,5 +1,5 @@
 """Flows as things users own: the `flows` row of each name (owner, visibility, description)
-and its shares. Their versions are in `definitions.py`. The unit of work owns the transaction.
+and its shares. Their versions are in `versions.py`. The unit of work owns the transaction.
 
 `visible_to` is the one SQL rule of who may see a flow, so that lists are filtered by the
 database (DESIGN.md section 7), never loaded and then filtered.
