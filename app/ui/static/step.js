@@ -1,0 +1,59 @@
+// One step's details: its status and attempts, its parameters as declared in the flow, its
+// outputs (fetched whole on demand when the answer only carried a marker), its error and the
+// log lines its attempts wrote (GET /runs/{id}/steps/{step_id}/logs; "no logs" on 404).
+
+import {request, enc} from './api.js';
+import {badge, duration, h, pretty, when} from './dom.js';
+import {stepLabel} from './timeline.js';
+
+function valueView(value, id) {
+  if (value && typeof value === 'object' && value.truncated && value.href) {
+    const box = h('div', {id});
+    const load = async () => {
+      const answer = await request(value.href);
+      box.replaceChildren(h('pre', {tabindex: '0'}, pretty(await answer.json())));
+    };
+    box.append(h('p', {}, `A large value (${value.bytes} bytes). `,
+      h('button', {type: 'button', onclick: load}, 'Show it whole')));
+    return box;
+  }
+  return h('pre', {tabindex: '0', id}, value == null ? '—' : pretty(value));
+}
+
+async function logsInto(box, runId, stepId) {
+  box.replaceChildren(h('p', {class: 'muted'}, 'Loading the logs…'));
+  try {
+    const answer = await request(`/runs/${runId}/steps/${enc(stepId)}/logs`, {headers: {Accept: 'application/json, text/plain'}});
+    if (answer.status === 404) {
+      box.replaceChildren(h('p', {class: 'muted', id: 'no-logs'}, 'no logs'));
+      return;
+    }
+    const text = await answer.text();
+    let shown = text;
+    if ((answer.headers.get('content-type') || '').includes('json')) {
+      try { shown = pretty(JSON.parse(text)); } catch { /* shown as it came */ }
+    }
+    box.replaceChildren(answer.ok ? h('pre', {tabindex: '0', id: 'step-logs'}, shown || 'no logs')
+      : h('p', {class: 'error'}, `Logs unavailable: HTTP ${answer.status}`));
+  } catch (error) {
+    box.replaceChildren(h('p', {class: 'error'}, `Logs unavailable: ${error.message}`));
+  }
+}
+
+export function stepDetail(run, step, stepId, declared) {
+  const logs = h('div', {class: 'logs'});
+  logsInto(logs, run.run_id, stepId);
+  const heading = h('h2', {id: 'step-title'}, `Step ${step ? stepLabel(step) : stepId}`);
+  if (!step) return [heading, h('p', {}, 'This step has no record in the run yet.')];
+  return [
+    heading,
+    h('p', {}, badge(step.status, {id: 'step-status'}), ` · ${step.attempts} attempt${step.attempts === 1 ? '' : 's'}`,
+      ` · started ${when(step.started_at)} · took ${duration(step.duration_ms)}`),
+    h('h3', {}, 'Inputs (its parameters as declared)'),
+    h('pre', {tabindex: '0', id: 'step-inputs'}, declared ? pretty(declared) : '—'),
+    h('h3', {}, 'Outputs'), valueView(step.outputs, 'step-outputs'),
+    h('h3', {}, 'Error'),
+    step.error ? h('pre', {class: 'error', id: 'step-error'}, `${step.error.type}: ${step.error.message}`) : h('p', {}, 'None.'),
+    h('h3', {}, 'Logs'), logs,
+  ];
+}
