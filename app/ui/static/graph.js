@@ -4,7 +4,7 @@
 
 import {h, svg} from './dom.js';
 
-const NODE = {width: 160, height: 46};
+const NODE = {width: 168, height: 60};
 const GAP = {x: 56, y: 18};
 const MARGIN = 12;
 
@@ -91,8 +91,9 @@ export function graphPicture({steps, edges}, {status = () => undefined, onSelect
     },
     svg('title', {}, name),
     svg('rect', {width: NODE.width, height: NODE.height, rx: 8}),
-    svg('text', {x: 10, y: 19, class: 'node-id'}, clip(step.id, 20)),
-    svg('text', {x: 10, y: 36, class: 'node-task'}, clip(state ? `${step.task} · ${state}` : step.task, 24)));
+    svg('text', {x: 10, y: 19, class: 'node-id'}, clip(step.id, 21)),
+    svg('text', {x: 10, y: 35, class: 'node-task'}, clip(step.task, 24)),
+    state ? svg('text', {x: 10, y: 51, class: 'node-status'}, state) : null);
     if (onSelect) {
       node.setAttribute('tabindex', '0');
       node.setAttribute('role', 'button');

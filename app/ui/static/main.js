@@ -23,8 +23,9 @@ async function showWho() {
   const who = document.getElementById('who');
   try {
     const me = await api('/me');
-    who.replaceChildren(h('span', {}, `Signed in as ${me.username}`),
-      csrfToken() ? h('button', {type: 'button', id: 'sign-out', onclick: signOut}, 'Sign out') : null);
+    // Only a session can sign out; without authentication the page acts as the local admin.
+    const session = csrfToken() ? [h('button', {type: 'button', id: 'sign-out', onclick: signOut}, 'Sign out')] : [];
+    who.replaceChildren(h('span', {}, `Signed in as ${me.username}`), ...session);
   } catch {
     who.replaceChildren();
   }

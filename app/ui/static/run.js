@@ -127,7 +127,7 @@ export async function runPage(main, {signal, params}, runId) {
         'Choose a step in the graph, the timeline or the table to see its inputs, outputs, error and logs.'));
       return;
     }
-    detailBox.replaceChildren(stepDetail(run, step, selected.id,
+    detailBox.replaceChildren(...stepDetail(run, step, selected.id,
       detail ? declaredStep(detail.definition, selected.id) : null));
   }
 
@@ -139,10 +139,11 @@ export async function runPage(main, {signal, params}, runId) {
     const focusKey = active && active.dataset && active.dataset.step !== undefined
       ? [active.closest('[id]')?.id, active.tagName, active.dataset.step] : null;
     statusBox.replaceChildren(badge(run.status, {id: 'run-status'}));
-    actions.replaceChildren(
+    actions.replaceChildren(...[
       !FINISHED_RUN.has(run.status) ? h('button', {type: 'button', id: 'cancel', onclick: () => act('cancel')}, 'Cancel run') : null,
       RETRYABLE_RUN.has(run.status) ? h('button', {type: 'button', id: 'retry', class: 'primary', onclick: () => act('retry')}, 'Retry run') : null,
-      h('a', {href: `#/runs?flow=${enc(run.flow)}`, class: 'button'}, `Runs of ${run.flow}`));
+      h('a', {href: `#/runs?flow=${enc(run.flow)}`, class: 'button'}, `Runs of ${run.flow}`),
+    ].filter(Boolean));
     modeLine.textContent = MODE_TEXT[mode];
     problem.replaceChildren(run.error ? h('p', {class: 'error'}, `${run.error.step ? `Step ${run.error.step}: ` : ''}`
       + `${run.error.type}: ${run.error.message}`) : '');
