@@ -4,14 +4,17 @@ through the runs, compare versions, and fit a narrow screen. Each page is photog
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.ui.conftest import PASSWORD, USER, Dashboard, sign_in
 
 with suppress(ImportError):  # when absent, the `dashboard` fixture says so (and fails under CI)
-    from playwright.sync_api import Browser, Page, expect
+    from playwright.sync_api import Browser, Page, Request, Route, expect
 
 RUN_URL = re.compile(r"#/runs/[0-9a-f-]{36}(\?.*)?$")
 LIVE_SECONDS = 20  # a step of these flows takes milliseconds; this is the slow machine's margin
@@ -199,3 +202,66 @@ def test_pages_fit_a_narrow_screen(
         assert overflow <= 0, "the page scrolls sideways; only its wide parts should"
     finally:
         context.close()
+
+
+def sse(first_id: int, run_id: str, *events: dict[str, object]) -> str:
+    """Server-sent events as GET /runs/{id}/events sends them (DESIGN.md section 8)."""
+    at = datetime.now(UTC).isoformat()
+    return "".join(
+        f"id: {first_id + n}\ndata: {json.dumps({'run_id': run_id, 'at': at, **event})}\n\n"
+        for n, event in enumerate(events)
+    )
+
+
+def test_a_run_is_followed_over_its_events_stream_and_resumed_after_a_cut(
+    page: Page, dashboard: Dashboard
+) -> None:
+    """The events endpoint is stood in for here (the page must work before and after it
+    lands): the first stream is cut after two events, the page reconnects with
+    `Last-Event-ID` and finishes on the second stream's events, without polling the run."""
+    asked_from: list[str | None] = []
+    run_reads: list[str] = []
+    page.on("request", lambda request: run_reads.append(request.url))
+
+    def events(route: Route, request: Request) -> None:
+        run_id = request.url.rsplit("/", 2)[1]
+        asked_from.append(request.headers.get("last-event-id"))
+        if len(asked_from) == 1:
+            body = sse(1, run_id, {"type": "run", "status": "running"}, step("wait", "running"))
+        else:  # the real run finishes first, so that its final state agrees with the events
+            (dashboard.directory / "streamed").touch()
+            finished(dashboard, run_id)
+            body = sse(
+                3,
+                run_id,
+                step("wait", "completed", outputs={"waited": True}),
+                step("after", "running"),
+                step("after", "completed", outputs={"done": True}),
+                {"type": "run", "status": "completed", "outputs": {}},
+            )
+        route.fulfill(status=200, body=body, headers={"Content-Type": "text/event-stream"})
+
+    page.route(re.compile(r"/runs/[0-9a-f-]{36}/events$"), events)
+    run_id = start_from_the_form(
+        page, dashboard, "Gate", directory=str(dashboard.directory), marker="streamed"
+    )
+
+    expect_status(page, "completed")
+    expect_status(page, "completed", "#run-graph [data-step='after']")
+    assert asked_from == [None, "2"]
+    reads = [url for url in run_reads if url.endswith(f"/runs/{run_id}")]
+    assert len(reads) <= 2, f"the page polled the run instead of following its events: {reads}"
+    assert followed_without_reloading(page)
+
+
+def step(step_id: str, status: str, **fields: object) -> dict[str, object]:
+    event: dict[str, object] = {"type": "step", "step_id": step_id, "task_index": 0}
+    return event | {"attempt": 1, "status": status, **fields}
+
+
+def finished(dashboard: Dashboard, run_id: str) -> None:
+    deadline = time.monotonic() + LIVE_SECONDS
+    with dashboard.api() as http:
+        while http.get(f"/runs/{run_id}").json()["status"] != "completed":
+            assert time.monotonic() < deadline, f"the run {run_id} did not finish"
+            time.sleep(0.05)  # between polls of the API, with a deadline
