@@ -28,6 +28,7 @@ PASSWORD = "correct horse battery"
 # Pages are photographed into this directory: the test's own by default, docs/screenshots
 # when scripts/screenshots asks for them to be refreshed.
 SCREENSHOTS_SETTING = "UI_SCREENSHOTS"
+ANSWER_VALUE_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         "AUTH": "on",
         "ADMIN_API_KEY": ADMIN_KEY,
         "LOG_LEVEL": "warning",
+        # Small, so that a test can show a value too large for the run's answer.
+        "MAX_ANSWER_VALUE_BYTES": str(ANSWER_VALUE_BYTES),
     }
     command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with started_server(command, port, settings, directory) as server:

@@ -11,7 +11,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.ui.conftest import PASSWORD, USER, Dashboard, sign_in
+from tests.ui.conftest import ANSWER_VALUE_BYTES, PASSWORD, USER, Dashboard, sign_in
 
 with suppress(ImportError):  # when absent, the `dashboard` fixture says so (and fails under CI)
     from playwright.sync_api import Browser, Page, Request, Route, expect
@@ -137,6 +137,22 @@ def test_a_failed_run_is_retried_from_its_page(
     expect_status(page, "completed", "#run-graph [data-step='third']")
     expect(page.locator("#run-outputs")).to_contain_text('"second": 2')
     assert followed_without_reloading(page)
+
+
+def test_a_value_too_large_for_the_answer_is_shown_whole_on_demand(
+    page: Page, dashboard: Dashboard
+) -> None:
+    name = "Ada" + "a" * ANSWER_VALUE_BYTES
+    with dashboard.api() as http:
+        done = http.post("/flows/Greet/execute", json={"inputs": {"name": name}})
+        assert done.status_code == 200, done.text
+        run_id = done.json()["run_id"]
+    page.goto(f"{dashboard.url}#/runs/{run_id}")
+    expect(page.locator("#run-outputs")).to_contain_text("too large for the answer")
+
+    page.locator("#run-outputs").get_by_role("button", name="Show it whole").first.click()
+
+    expect(page.locator("#run-outputs pre")).to_contain_text(f"Bonjour, {name}!")
 
 
 def test_runs_are_filtered_and_paged_by_the_server(

@@ -3,10 +3,10 @@
 
 import {FINISHED_RUN, FINISHED_STEP, RETRYABLE_RUN, api, enc} from './api.js';
 import {declaredStep, flowVersion, graphOf} from './definitions.js';
-import {announce, badge, describe, duration, errorBox, h, pretty, scroller, title, when} from './dom.js';
+import {announce, badge, describe, duration, errorBox, h, scroller, title, when} from './dom.js';
 import {follow} from './events.js';
 import {graphPicture} from './graph.js';
-import {stepDetail} from './step.js';
+import {stepDetail, valueView} from './step.js';
 import {stepKey, stepLabel, timeline} from './timeline.js';
 
 const MODE_TEXT = {
@@ -167,8 +167,8 @@ export async function runPage(main, {signal, params}, runId) {
         h('td', {}, h('button', {type: 'button', class: 'linkish', 'data-step': step.step_id,
           onclick: () => select(step.step_id, step.task_index || 0)}, `Details of ${stepLabel(step)}`))))))));
     valuesBox.replaceChildren(
-      h('h3', {}, 'Inputs'), h('pre', {tabindex: '0', id: 'run-inputs'}, pretty(run.inputs)),
-      h('h3', {}, 'Outputs'), h('pre', {tabindex: '0', id: 'run-outputs'}, run.outputs == null ? '—' : pretty(run.outputs)));
+      h('h3', {}, 'Inputs'), valueView(run.inputs, 'run-inputs'),
+      h('h3', {}, 'Outputs'), valueView(run.outputs, 'run-outputs'));
     renderDetail(false);
     if (focusKey) {
       const again = document.getElementById(focusKey[0])

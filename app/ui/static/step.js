@@ -6,18 +6,33 @@ import {request, enc} from './api.js';
 import {badge, duration, h, pretty, when} from './dom.js';
 import {stepLabel} from './timeline.js';
 
-function valueView(value, id) {
-  if (value && typeof value === 'object' && value.truncated && value.href) {
-    const box = h('div', {id});
-    const load = async () => {
-      const answer = await request(value.href);
-      box.replaceChildren(h('pre', {tabindex: '0'}, pretty(await answer.json())));
-    };
-    box.append(h('p', {}, `A large value (${value.bytes} bytes). `,
-      h('button', {type: 'button', onclick: load}, 'Show it whole')));
-    return box;
+/** The addresses of the markers `{truncated, bytes, href}` that stand, anywhere in a value,
+ * for parts too large for the answer; each `href` answers its value whole. */
+function markers(value, found = new Set()) {
+  if (value && typeof value === 'object') {
+    if (value.truncated === true && typeof value.href === 'string') found.add(value.href);
+    else for (const item of Object.values(value)) markers(item, found);
   }
-  return h('pre', {tabindex: '0', id}, value == null ? '—' : pretty(value));
+  return found;
+}
+
+/** A value of a run or a step, with a button that fetches it whole where parts were cut. */
+export function valueView(value, id) {
+  const shown = h('pre', {tabindex: '0'}, value == null ? '—' : pretty(value));
+  const hrefs = [...markers(value)];
+  if (!hrefs.length) {
+    shown.id = id;
+    return shown;
+  }
+  const load = async (href) => {
+    const answer = await request(href);
+    shown.textContent = answer.ok ? pretty(await answer.json()) : `Unavailable: HTTP ${answer.status}`;
+  };
+  return h('div', {id},
+    h('p', {}, 'Parts of this value are too large for the answer. ', hrefs.map((href) =>
+      h('button', {type: 'button', onclick: () => load(href), 'aria-label': `Show it whole (${href})`},
+        'Show it whole'))),
+    shown);
 }
 
 async function logsInto(box, runId, stepId) {
