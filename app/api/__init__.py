@@ -1,5 +1,5 @@
 """The HTTP API (DESIGN.md section 3): routers, error answers, the Host check and the body
-size limit.
+size limit; and the dashboard's files at `/ui` (section 8).
 
 The routes hold no logic: they parse the request, call one service and shape its answer.
 """
@@ -19,6 +19,7 @@ from app.api.routes import (
     runs,
     sessions,
     system,
+    ui,
     users,
     workers,
 )
@@ -36,6 +37,7 @@ ROUTERS = (  # routes are matched in this order: the busiest (starting runs) fir
     audit.router,
     workers.router,
     system.router,
+    ui.router,
 )
 
 

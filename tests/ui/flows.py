@@ -1,0 +1,67 @@
+"""The flows the browser tests start from the dashboard, with tasks of tests/api/tasks.py."""
+
+from __future__ import annotations
+
+GREET_V1 = """\
+flow: Greet
+description: Say hello, as loudly as asked
+mode: dag
+inputs:
+  - {name: name, type: string, required: true, description: who to greet}
+  - {name: times, type: integer, default: 1}
+  - {name: polite, type: boolean}
+steps:
+  - set:
+      id: words
+      values: {hello: Hello}
+  - set:
+      id: greet
+      depends_on: [words]
+      values: {text: "${words.hello}, ${inputs.name}!"}
+  - set:
+      id: shout
+      depends_on: [greet]
+      values: {text: "${upper(greet.text)}"}
+  - set:
+      id: count
+      depends_on: [words]
+      values: {times: "${inputs.times}"}
+outputs:
+  text: ${greet.text}
+  loud: ${shout.text}
+"""
+
+# v2 changes one greeting: the diff between the two versions shows it.
+GREET_V2 = GREET_V1.replace("values: {hello: Hello}", "values: {hello: Bonjour}")
+
+GATE = """\
+flow: Gate
+description: Waits until the test opens its gate, a marker file
+inputs:
+  - {name: directory, type: string, required: true}
+  - {name: marker, type: string, required: true}
+steps:
+  - task: WaitForMarker
+    id: wait
+    inputs: {directory: "${inputs.directory}", marker: "${inputs.marker}"}
+  - set: {id: after, values: {done: true}}
+"""
+
+RESUMABLE = """\
+flow: Resumable
+description: Fails until a marker file exists, then resumes where it failed
+inputs:
+  - {name: directory, type: string, required: true}
+steps:
+  - task: RecordExecution
+    id: first
+    inputs: {directory: "${inputs.directory}", name: first}
+  - task: FailUntilMarker
+    id: second
+    inputs: {directory: "${inputs.directory}", name: second, marker: ready}
+  - task: RecordExecution
+    id: third
+    inputs: {directory: "${inputs.directory}", name: third}
+outputs:
+  second: ${second.count}
+"""
