@@ -44,7 +44,20 @@ STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Server-sent events: `id` and `data` JSON `{run_id, type, status, "
         "step_id?, task_index?, attempt?, outputs?, error?, at}`",
-        "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+        # Each event, as an SSE parser reads it (`data` is the JSON text above).
+        "content": {
+            MEDIA_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^[0-9]+$"},
+                        "data": {"type": "string", "contentMediaType": "application/json"},
+                        "event": {"type": "string"},
+                        "retry": {"type": "integer"},
+                    },
+                }
+            }
+        },
     }
 }
 
