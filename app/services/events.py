@@ -88,8 +88,10 @@ class EventStream:
             self._catching_up = False
 
     def close(self) -> None:
+        """Leave the hub and free the caller's stream; again does nothing."""
         self.done = True
-        self._on_close()
+        on_close, self._on_close = self._on_close, _nothing
+        on_close()
 
 
 class EventService:
@@ -143,6 +145,10 @@ class EventService:
 
     async def aclose(self) -> None:
         await self.hub.aclose()
+
+
+def _nothing() -> None:
+    pass
 
 
 async def _nothing_after(_after: int, _limit: int) -> list[RunEvent]:

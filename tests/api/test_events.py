@@ -221,3 +221,23 @@ async def test_a_caller_holds_a_bounded_number_of_streams(
             second = await client.get(f"/runs/{run_id}/events")
             assert second.status_code == 429, second.text
         (tmp_path / "go").touch()
+
+
+async def test_a_stream_whose_client_left_frees_its_place(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = api_settings(
+        database_url, events_streams_per_caller=1, events_keepalive_seconds=0.05
+    )
+    async with served(settings) as client:
+        run_id = await start_watched(client, tmp_path)
+        async with client.stream("GET", f"/runs/{run_id}/events") as first:
+            assert first.status_code == 200
+        # The server sees the client gone at its next write (a keep-alive), and closes.
+        async with asyncio.timeout(STREAM_DEADLINE_SECONDS):
+            while True:
+                async with client.stream("GET", f"/runs/{run_id}/events") as again:
+                    if again.status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+        (tmp_path / "go").touch()

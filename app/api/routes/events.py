@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app.api.deps import RunId, RunsReader, ServicesDep, SettingsDep
 from app.schemas.answers import AnswerBudget
@@ -80,11 +81,26 @@ async def run_events(
 ) -> StreamingResponse:
     stream = await events.open(caller, str(run_id), last_event_id)
     keepalive = events.limits.keepalive_seconds
-    return StreamingResponse(
-        _written(stream, settings, keepalive),
-        media_type=MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventResponse(stream, _written(stream, settings, keepalive))
+
+
+class EventResponse(StreamingResponse):
+    """The stream's answer, which closes the stream however it ends: also when the client
+    left before the first byte (its generator then never runs its `finally`)."""
+
+    def __init__(self, stream: EventStream, content: AsyncIterator[bytes]) -> None:
+        super().__init__(
+            content,
+            media_type=MEDIA_TYPE,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.stream.close()
 
 
 async def _written(
