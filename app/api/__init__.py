@@ -13,7 +13,6 @@ from app.api.errors import install_error_handlers
 from app.api.hosts import TrustedHosts
 from app.api.routes import (
     audit,
-    events,
     flow_manager,
     flows,
     keys,
@@ -29,7 +28,6 @@ from app.settings import Settings
 
 ROUTERS = (  # routes are matched in this order: the busiest (starting runs) first
     runs.router,
-    events.router,
     flows.router,
     flows.json_router,
     flow_manager.router,

@@ -218,26 +218,6 @@ class TaskRunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class RunEventRow(Base):
-    """One transition of a run or of one of its tasks, written in the transaction that makes
-    it (docs/architecture.md, "Run events"). The global id orders a run's events: every write
-    of a run first locks its row, so a run's events get their ids in commit order."""
-
-    __tablename__ = "run_events"
-    __table_args__ = (Index(None, "run_id", "id"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"))
-    type: Mapped[str] = mapped_column(String(8))  # "run" | "step"
-    status: Mapped[str] = mapped_column(String(16))
-    step_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    task_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # A failure's error; outputs are not copied: a reader joins the task's (or run's) row.
-    error: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
 class WorkerRow(Base):
     __tablename__ = "workers"
 
@@ -257,4 +237,3 @@ USERS = cast(Table, UserRow.__table__)
 CREDENTIALS = cast(Table, CredentialRow.__table__)
 RUNS = cast(Table, FlowRunRow.__table__)
 TASKS = cast(Table, TaskRunRow.__table__)
-EVENTS = cast(Table, RunEventRow.__table__)

@@ -10,11 +10,6 @@ one round trip per kind of statement (asyncpg pipelines `fetchmany`), so the com
 fall as the load rises, while a lone write still commits at once on its own. Every statement
 checks the writer's lease; a refused write raises `LeaseLostError` in the coroutine that asked
 for it.
-
-Each transition inserts its run events in its own statement (`queries/events.py`), and the
-run's watchers are notified once per commit: one `pg_notify` per batch, whose payload lists
-the batch's runs (one per statement would add to every commit's work), or, for a write
-committed on its own, inside its statement (no round trip more).
 """
 
 from __future__ import annotations
@@ -34,7 +29,7 @@ from app.domain.runs import TaskKey
 from app.engine.store import NewRun, TaskFinish
 from app.errors import LeaseLostError
 from app.store.database import is_passing_failure
-from app.store.queries import events, runs, tasks, versions
+from app.store.queries import runs, tasks, versions
 
 StartMark = tuple[int, datetime]  # (attempt, started at)
 
@@ -46,7 +41,6 @@ class _Write:
 
     sql: str
     args: tuple[Any, ...]  # the run's id first
-    transition: bool = False  # a lease-checked transition: its run's watchers are notified
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -56,7 +50,6 @@ class PostgresPath:
     def __init__(self, engine: AsyncEngine, owner: str) -> None:
         self.engine = engine
         self.owner = owner
-        self._notifying: dict[str, str] = {}  # a transition's statement -> its notifying form
         self._pending: list[_Write] = []
         self._committer: asyncio.Task[None] | None = None
         self.commits = 0  # group commits made (bench/ reports commits per run)
@@ -118,15 +111,12 @@ class PostgresPath:
 
     async def _write(self, run_id: str, sql: str, *args: Any) -> None:
         """Queue a lease-checked statement for the next group commit and wait for it."""
-        write = _Write(sql, (run_id, self.owner, utcnow(), *args), transition=True)
-        if await self._queue(write) is not True:
+        if await self._submit(sql, run_id, self.owner, utcnow(), *args) is not True:
             raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
 
     async def _submit(self, sql: str, *args: Any) -> Any:
         """Queue the statement (the run's id first) for the next group commit; its answer."""
-        return await self._queue(_Write(sql, args))
-
-    async def _queue(self, write: _Write) -> Any:
+        write = _Write(sql, args)
         self._pending.append(write)
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_pending(), name="group-commit")
@@ -175,9 +165,7 @@ class PostgresPath:
             assert raw is not None
             self.commits += 1
             if len(batch) == 1:
-                (write,) = batch
-                sql = self._notifying_form(write.sql) if write.transition else write.sql
-                return [await raw.fetchval(sql, *write.args)]
+                return [await raw.fetchval(batch[0].sql, *batch[0].args)]
             # Only the lease holder writes a run, and every other writer locks a single run or
             # skips locked rows (claims, lease renewal): this transaction never waits in a
             # cycle. Runs go in id order all the same.
@@ -190,16 +178,7 @@ class PostgresPath:
                     rows = await raw.fetchmany(sql, [batch[i].args for i in positions])
                     for position, row in zip(positions, rows, strict=True):
                         answers[position] = row[0]
-                changed = [write.args[0] for write in batch if write.transition]
-                for payload in events.pg_notify_payloads(changed):
-                    await raw.execute(events.PG_NOTIFY, payload)
             return answers
-
-    def _notifying_form(self, sql: str) -> str:
-        found = self._notifying.get(sql)
-        if found is None:
-            found = self._notifying[sql] = events.pg_notifying(sql)
-        return found
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         """A read, in autocommit: one round trip."""

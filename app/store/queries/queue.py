@@ -26,7 +26,6 @@ from app.domain.records import Claim
 from app.domain.runs import RunStatus
 from app.errors import LeaseLostError
 from app.store.models import RUNS
-from app.store.queries import events
 from app.store.session import Db
 
 
@@ -101,10 +100,6 @@ async def claim(db: Db, owner: str, now: datetime, lease_seconds: float, limit: 
         update(RUNS)
         .where(RUNS.c.id.in_([row.id for row in found]))
         .values(status=RunStatus.RUNNING.value, **lease_values(owner, now, lease_seconds))
-    )
-    started = [row.id for row in found if row.status == RunStatus.QUEUED.value]
-    await events.record(
-        db, [events.run_event(run_id, RunStatus.RUNNING, now) for run_id in started]
     )
     return [
         Claim(row.id, row.definition_id, row.inputs, row.status == RunStatus.RUNNING.value)

@@ -23,7 +23,6 @@ from app.domain.runs import (
     TaskStatus,
 )
 from app.store.models import RUNS, TASKS
-from app.store.queries import events
 from app.store.session import Db
 
 UNFINISHED_TASK_VALUES = sorted(status.value for status in UNFINISHED_TASK_STATUSES)
@@ -61,7 +60,6 @@ async def create(db: Db, run: NewRunRow) -> None:
                 for step_id in run.step_ids
             ],
         )
-    await events.record(db, [events.run_event(run.run_id, run.status, run.created_at)])
 
 
 def pg_create_arguments(run: NewRunRow, inputs: str) -> tuple[Any, ...]:
@@ -105,8 +103,6 @@ WITH version AS (
     SELECT run.id, step.id, 0, 'pending', 0
     FROM run, unnest($6::text[]) WITH ORDINALITY AS step(id, position)
     ORDER BY step.position
-), event AS (
-    INSERT INTO run_events (run_id, type, status, at) SELECT run.id, 'run', $4, $8 FROM run
 )
 SELECT CASE WHEN EXISTS (SELECT 1 FROM run) THEN 'created'
     WHEN EXISTS (SELECT 1 FROM version) THEN 'key taken' ELSE 'stale' END
@@ -186,35 +182,28 @@ async def end(
     outputs: Any = None,
     error: RunError | None = None,
 ) -> bool:
-    """End an active run (queued or running); False when it had already ended. Its events:
-    its tasks cancelled, then its end, the last of the run."""
-    failure = error_value(error)
+    """End an active run (queued or running); False when it had already ended."""
     parameters = {
         "run": run_id,
         "state": status.value,
         "result": outputs,
-        "failure": failure,
+        "failure": error_value(error),
         "at": at,
     }
     ended = bool((await db.execute(_END, parameters)).rowcount)  # type: ignore[attr-defined]
     if ended:
         await cancel_unfinished_tasks(db, run_id, at)
-        await events.record(db, [events.run_event(run_id, status, at, failure)])
     return ended
 
 
 async def cancel_unfinished_tasks(
     db: Db, run_id: str, at: datetime, step_id: str | None = None
 ) -> None:
-    """Cancel the run's unfinished tasks (of one step only, when given), each with its event."""
+    """Cancel the run's unfinished tasks (of one step only, when given)."""
     if step_id is None:
-        parameters = {"run": run_id, "at": at}
-        await db.execute(events.CANCELLED_BEFORE, parameters)
-        await db.execute(_CANCEL_UNFINISHED, parameters)
+        await db.execute(_CANCEL_UNFINISHED, {"run": run_id, "at": at})
     else:
-        parameters = {"run": run_id, "at": at, "step": step_id}
-        await db.execute(events.CANCELLED_OF_STEP_BEFORE, parameters)
-        await db.execute(_CANCEL_UNFINISHED_OF_STEP, parameters)
+        await db.execute(_CANCEL_UNFINISHED_OF_STEP, {"run": run_id, "at": at, "step": step_id})
 
 
 def error_value(error: RunError | None) -> dict[str, Any] | None:
