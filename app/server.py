@@ -53,6 +53,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         began_in_head, heads = self.in_head, self.heads
+        if began_in_head and self._head_overflows(data):
+            # Refused before the parser reads it: the parser refuses a long request line
+            # itself, with a bare 400, before this limit's exact check could answer 431.
+            self.transport.write(_raw_refusal(self.max_head_bytes))
+            self.transport.close()
+            return
         super().data_received(data)
         # Only a read that began and ended inside one head is counted: one in which a head
         # ended may hold a body, and this limit must never refuse a body for its size.
@@ -62,6 +68,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.head_bytes > self.max_head_bytes and not self.transport.is_closing():
             self.transport.write(_raw_refusal(self.max_head_bytes))
             self.transport.close()
+
+    def _head_overflows(self, data: bytes) -> bool:
+        """Whether the head under way, with what of it `data` holds, passes the limit."""
+        if self.transport.is_closing():
+            return False
+        end = data.find(b"\r\n\r\n")
+        in_this_head = len(data) if end < 0 else end + 4
+        return self.head_bytes + in_this_head > self.max_head_bytes
 
     def on_headers_complete(self) -> None:
         self.in_head, self.head_bytes, self.heads = False, 0, self.heads + 1

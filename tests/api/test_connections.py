@@ -86,6 +86,22 @@ async def test_a_request_head_past_max_header_bytes_is_refused(server: Server) -
     assert after.status_code == 200
 
 
+async def test_a_request_line_past_max_header_bytes_is_refused_as_a_head(server: Server) -> None:
+    """A long URL is part of the head: 431 like a long header, not the parser's bare 400.
+
+    Sent by hand: httpx refuses to send a URL this long."""
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    path = "/flows/" + "a" * (MAX_HEADER_BYTES + 500)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), timeout=10)  # the server closes it
+    writer.close()
+
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    assert b"MAX_HEADER_BYTES (65536 bytes)" in answer
+
+
 async def test_a_large_body_is_not_taken_for_a_head(server: Server) -> None:
     """The head limit counts only the reads before a head ends, never a body's."""
     padded = GREET_YAML + "# " + "x" * 900_000 + "\n"  # within MAX_BODY_BYTES (1 MiB)
