@@ -15,15 +15,20 @@ import json
 
 import uvicorn
 from starlette.types import Receive, Scope, Send
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.api.errors import error_answer
 from app.main import create_app
+from app.services.observability.logs import uvicorn_log_config
 from app.settings import Settings
 
 
 def serve(settings: Settings) -> None:
-    """Serve the API on `settings.host`:`settings.port` until SIGINT or SIGTERM."""
+    """Serve the API on `settings.host`:`settings.port` until SIGINT or SIGTERM.
+
+    With LOG_FORMAT=json uvicorn's own lines (errors, access) are JSON like the service's."""
+    log_config = uvicorn_log_config(settings.log_format, settings.log_level)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -31,6 +36,7 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level,
         timeout_keep_alive=settings.keep_alive_seconds,
         http=bounded_http_protocol(settings.max_header_bytes),
+        log_config=LOGGING_CONFIG if log_config is None else log_config,
     )
 
 

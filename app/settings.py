@@ -101,6 +101,20 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "info"
 
+    # Seeing runs (DESIGN.md section 8). `/metrics` needs an admin unless METRICS_PUBLIC, or
+    # the bearer token METRICS_TOKEN (for a Prometheus server; no user needed).
+    metrics_public: bool = False
+    metrics_token: SecretStr | None = Field(None, min_length=32)
+    # `python -m app worker` has no API: it serves its own /metrics on HOST:WORKER_METRICS_PORT.
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535)
+    # `json`: every line the process writes is one JSON object (uvicorn's included).
+    log_format: Literal["text", "json"] = "text"
+    # What a task logs (`context.logger`) is kept with each attempt, up to this many bytes.
+    max_task_log_bytes: int = Field(64 * 1024, ge=1024)
+    # Traces (the `otel` extra): spans are sent to this OTLP/HTTP endpoint when it is set.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "flow-manager"
+
     # Trust (DESIGN.md section 7). `auto`: on unless the server listens only on loopback.
     auth: Literal["auto", "on", "off"] = "auto"
     allow_insecure: bool = False  # lets AUTH=off serve a non-loopback address

@@ -11,11 +11,13 @@ from fastapi import FastAPI
 from app.api.body import BodySizeLimit
 from app.api.errors import install_error_handlers
 from app.api.hosts import TrustedHosts
+from app.api.request_metrics import RequestMetrics
 from app.api.routes import (
     audit,
     flow_manager,
     flows,
     keys,
+    metrics,
     runs,
     sessions,
     system,
@@ -38,6 +40,7 @@ ROUTERS = (  # routes are matched in this order: the busiest (starting runs) fir
     workers.router,
     system.router,
     ui.router,
+    metrics.router,
 )
 
 
@@ -48,8 +51,9 @@ def register_routes(app: FastAPI, settings: Settings) -> None:
         raise RuntimeError(f"routes without an access rule (authorize or public): {unguarded}")
     install_error_handlers(app, routes)
     # The last added runs first: a request for a host the service does not answer to is
-    # refused before anything else looks at it.
+    # refused before anything else looks at it (and counted).
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(TrustedHosts, allowed_hosts=settings.trusted_hosts)
+    app.add_middleware(RequestMetrics)  # outermost: refusals are counted too
     for router in ROUTERS:
         app.include_router(router)

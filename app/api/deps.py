@@ -108,3 +108,8 @@ IdempotencyKey = Annotated[
         description="repeat a request safely: the same key answers the first run (200)",
     ),
 ]
+# W3C trace context: a malformed one is ignored (as the W3C recommendation says), not refused.
+TraceParent = Annotated[
+    str | None,
+    Header(description="W3C trace context; the run's spans join this trace (otel extra)"),
+]

@@ -1,9 +1,11 @@
 """Who is calling, and whether the route lets them: the one authorization dependency.
 
 Every route declares what it needs, as the type of a parameter or in its `dependencies`:
-`authorize` with the scopes the route requires (`Caller` aliases in `deps.py`), or `public`
-for the few routes open to anyone (health, readiness, metrics, sign-in). `register_routes`
-refuses to start an app with a route that declares neither, so no route can forget it.
+`authorize` with the scopes the route requires (`Caller` aliases in `deps.py`), `public`
+for the few routes open to anyone (health, readiness, sign-in), or `scraper` for `/metrics`
+(which defers to `authorize` unless METRICS_TOKEN or METRICS_PUBLIC says otherwise).
+`register_routes` refuses to start an app with a route that declares none, so no route can
+forget it.
 
 A caller authenticates with `Authorization: Bearer <api key>`, or with the dashboard's session
 cookie. A request signed in by the cookie that changes something must also carry the session's
@@ -27,6 +29,7 @@ from app.domain.access import Caller, Scope
 from app.errors import CsrfError, MissingScopeError
 from app.services.credentials import SESSION, Authenticator
 from app.services.keys import csrf_token
+from app.settings import Settings
 
 SESSION_COOKIE = "fm_session"
 CSRF_COOKIE = "fm_csrf"  # readable by the dashboard's script, which sends it back as a header
@@ -80,8 +83,31 @@ async def public() -> None:
     """Marks a route that anyone may call, with or without a credential."""
 
 
+async def scraper(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Who may read `/metrics`: anyone with METRICS_PUBLIC=true; the bearer of METRICS_TOKEN
+    (a Prometheus server, which then needs no user); otherwise an admin, as `authorize`
+    decides."""
+    settings: Settings = request.app.state.settings
+    if settings.metrics_public:
+        return
+    token = settings.metrics_token
+    if (
+        token is not None
+        and credentials is not None
+        and hmac.compare_digest(credentials.credentials.encode(), token.get_secret_value().encode())
+    ):
+        return
+    await authorize(SecurityScopes([Scope.ADMIN.value]), request, credentials)
+
+
+ACCESS_RULES = (authorize, public, scraper)
+
+
 def unguarded_routes(routes: Iterable[BaseRoute]) -> list[str]:
-    """The API routes that declare neither `authorize` nor `public`."""
+    """The API routes that declare no access rule (`ACCESS_RULES`)."""
     return [
         f"{sorted(route.methods or ())} {route.path}"
         for route in routes
@@ -91,6 +117,6 @@ def unguarded_routes(routes: Iterable[BaseRoute]) -> list[str]:
 
 def _declares_access(dependant: Dependant) -> bool:
     return any(
-        dependency.call in (authorize, public) or _declares_access(dependency)
+        dependency.call in ACCESS_RULES or _declares_access(dependency)
         for dependency in dependant.dependencies
     )

@@ -219,9 +219,14 @@ def _serving_settings(arguments: argparse.Namespace) -> Settings:
 
 
 def _worker(arguments: argparse.Namespace) -> int:
-    from app.worker.standalone import run_worker  # noqa: PLC0415 - the service stack is heavy
+    from app.services.observability import logs  # noqa: PLC0415 - the service stack is heavy
+    from app.worker.standalone import run_worker  # noqa: PLC0415
 
-    logging.basicConfig(level=get_settings().log_level.upper())
+    settings = get_settings()
+    if settings.log_format == "json":
+        logs.configure("json", settings.log_level)
+    else:
+        logging.basicConfig(level=settings.log_level.upper())
     try:
         asyncio.run(run_worker(get_settings(), concurrency=arguments.concurrency))
     except FlowManagerError as error:

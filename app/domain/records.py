@@ -97,6 +97,32 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class LogLine:
+    """A line a task logged (`context.logger`)."""
+
+    at: datetime
+    level: str  # debug, info, warning, error, critical
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"at": self.at.isoformat(), "level": self.level, "message": self.message}
+
+    @classmethod
+    def of(cls, data: dict[str, str]) -> LogLine:
+        return cls(datetime.fromisoformat(data["at"]), data["level"], data["message"])
+
+
+@dataclass(frozen=True)
+class AttemptLog:
+    """The lines a task logged in one attempt, kept with the attempt's outcome;
+    `truncated` when MAX_TASK_LOG_BYTES cut them short."""
+
+    attempt: int
+    lines: tuple[LogLine, ...]
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
 class RunRecord:
     run_id: str
     flow: str
@@ -158,6 +184,7 @@ class NewRunRow:
     lease_expires_at: datetime | None = None
     latest_only: bool = False  # created only while its version is the flow's latest
     created_by: str | None = None  # the id of the user who starts it
+    traceparent: str | None = None  # the W3C trace context of the request that starts it
 
 
 @dataclass(frozen=True)
@@ -169,6 +196,7 @@ class Claim:
     definition_id: int
     inputs: Any
     taken_over: bool
+    traceparent: str | None = None  # of the request that started the run
 
 
 @dataclass(frozen=True)

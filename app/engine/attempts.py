@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
@@ -12,17 +13,19 @@ from typing import Any
 
 from app.connections.manager import ConnectionManager
 from app.domain.clock import utcnow
+from app.domain.records import AttemptLog
 from app.domain.runs import RunError, TaskKey, TaskStatus
 from app.domain.storable import JsonData
 from app.dsl.models import ConnectionSpec, Step
 from app.dsl.sql_text import spliced_sql
 from app.dsl.templates import render_all
 from app.engine.limits import RunLimits, step_outputs
+from app.engine.observer import NO_OBSERVER, EngineObserver
 from app.engine.retries import is_retryable, retry_delay
 from app.engine.scope import context_value
 from app.engine.store import RunStore
 from app.errors import MissingOutputError, NonRetryableError, UnknownConnectionError
-from app.tasks.context import TaskContext
+from app.tasks.context import TaskContext, TaskLog
 from app.tasks.registry import RegisteredTask, TaskRegistry
 
 # An attempt without a deadline (library use, a step without `timeout`): a shared no-op, a
@@ -39,6 +42,7 @@ class TaskOutcome:
     step_outputs: dict[str, Any] | None = None  # a fan-out's collected outputs, when they differ
     size: int = 0  # bytes of `outputs` as stored (compact JSON)
     ends_run: bool = False  # the run cannot go on, whatever the step's on_error says
+    log: AttemptLog | None = None  # what the task logged in its last attempt
 
     @property
     def visible_outputs(self) -> dict[str, Any] | None:
@@ -73,6 +77,7 @@ class TaskRunner:
         env: Mapping[str, str],
         limits: RunLimits | None = None,
         rng: random.Random | None = None,
+        observer: EngineObserver = NO_OBSERVER,
     ) -> None:
         self.run_id = run_id
         self.flow = flow
@@ -83,6 +88,7 @@ class TaskRunner:
         self.env = env
         self.limits = limits or RunLimits()
         self.rng = rng
+        self.observer = observer
         self._resolved_connections: dict[str, dict[str, Any]] = {}
 
     async def run(
@@ -94,8 +100,25 @@ class TaskRunner:
         offered: Mapping[str, Any] | None = None,
         resume: ResumePoint | None = None,
     ) -> TaskOutcome:
+        began = time.perf_counter()
+        outcome = await self._attempts(step, index, scope, last_error, offered, resume)
+        self.observer.task_settled(
+            self.flow, step.task, outcome.status, time.perf_counter() - began
+        )
+        return outcome
+
+    async def _attempts(
+        self,
+        step: Step,
+        index: int,
+        scope: dict[str, Any],
+        last_error: RunError | None,
+        offered: Mapping[str, Any] | None,
+        resume: ResumePoint | None,
+    ) -> TaskOutcome:
         key = TaskKey(step.id, index)
         task = self.registry.get(step.task)
+        observer = self.observer
         attempt = 1
         if resume is not None:
             attempt = resume.attempt
@@ -104,21 +127,36 @@ class TaskRunner:
         while True:
             await self.store.task_started(self.run_id, key, attempt, utcnow())
             scope["context"] = context_value(self.run_id, self.flow, attempt, last_error)
+            observed = observer.attempt_started(self.run_id, self.flow, key, step.task, attempt)
+            log = TaskLog(self.limits.max_task_log_bytes)
             try:
-                kept = await self._attempt(step, task, index, attempt, scope, offered)
+                kept = await self._attempt(step, task, index, attempt, scope, offered, log)
             except asyncio.CancelledError:
+                observer.attempt_ended(observed, TaskStatus.CANCELLED, retried=False)
                 raise
             except Exception as exception:
                 error = RunError(step.id, type(exception).__name__, _message(exception))
                 if attempt >= step.retry.max_attempts or not is_retryable(exception, step.retry):
-                    return TaskOutcome(key, TaskStatus.FAILED, None, error)
+                    observer.attempt_ended(observed, TaskStatus.FAILED, retried=False)
+                    return TaskOutcome(key, TaskStatus.FAILED, None, error, log=log.kept(attempt))
+                observer.attempt_ended(observed, TaskStatus.FAILED, retried=True)
                 delay = retry_delay(step.retry, attempt, self.rng)
                 retry_at = utcnow() + timedelta(seconds=delay)
-                await self.store.attempt_failed(self.run_id, key, attempt, error, retry_at)
+                await self.store.attempt_failed(
+                    self.run_id, key, attempt, error, retry_at, log.kept(attempt)
+                )
                 await asyncio.sleep(delay)
                 attempt += 1
             else:
-                return TaskOutcome(key, TaskStatus.COMPLETED, kept.value, None, size=kept.size)
+                observer.attempt_ended(observed, TaskStatus.COMPLETED, retried=False)
+                return TaskOutcome(
+                    key,
+                    TaskStatus.COMPLETED,
+                    kept.value,
+                    None,
+                    size=kept.size,
+                    log=log.kept(attempt),
+                )
 
     async def _attempt(
         self,
@@ -128,6 +166,7 @@ class TaskRunner:
         attempt: int,
         scope: Mapping[str, Any],
         offered: Mapping[str, Any] | None,
+        log: TaskLog,
     ) -> JsonData:
         """The outputs as they are kept: declared, storable, within MAX_STEP_OUTPUT_BYTES.
         Later steps see them as stored, so a run resumed from the store sees the same."""
@@ -138,7 +177,7 @@ class TaskRunner:
         arguments = render_all(step.arguments, scope)  # within one budget of built values
         timeout = self.limits.default_step_timeout if step.timeout is None else step.timeout
         context = TaskContext.for_attempt(
-            self.run_id, self.flow, step.id, index, attempt, timeout=timeout
+            self.run_id, self.flow, step.id, index, attempt, timeout=timeout, log=log
         )
         deadline = _NO_DEADLINE if timeout is None else asyncio.timeout(timeout)
         try:

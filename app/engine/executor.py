@@ -30,6 +30,7 @@ from app.engine.attempts import TaskRunner
 from app.engine.environment import default_environment
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
+from app.engine.observer import NO_OBSERVER, EngineObserver
 from app.engine.resume import Resumption
 from app.engine.run import RunExecution, RunResult
 from app.engine.store import RunStore
@@ -57,10 +58,12 @@ class FlowExecutor:
         cache_size: int = 256,
         limits: RunLimits | None = None,
         definition_limits: DefinitionLimits = DEFAULT_LIMITS,
+        observer: EngineObserver = NO_OBSERVER,
     ) -> None:
         """`limits`: what a run may keep, and how long an attempt may run when its step sets
         no timeout (by default, as long as it takes); `definition_limits`: what a definition
-        may ask for (steps, timeouts, retry delays)."""
+        may ask for (steps, timeouts, retry delays); `observer`: told of each attempt and
+        each task's outcome (metrics, logs, traces: `engine/observer.py`)."""
         self.registry = builtin_registry()
         if registry is not None:
             self.registry.include(registry)
@@ -72,6 +75,7 @@ class FlowExecutor:
         self._cache_size = cache_size
         self.limits = limits or RunLimits()
         self.definition_limits = definition_limits
+        self.observer = observer
 
     def parse(self, source: str | bytes, *, format: Format | None = None) -> ParsedFlow:
         """Load and validate a definition, keeping the loaded document; DefinitionError if not."""
@@ -150,6 +154,7 @@ class FlowExecutor:
             connection_specs=definition.connections,
             env=self.env,
             limits=self.limits,
+            observer=self.observer,
         )
         restored = resumption.restored if resumption else None
         points = resumption.points if resumption else None

@@ -31,6 +31,8 @@ class RunLimits:
     # Seconds an attempt of a step that sets no `timeout` may run (MAX_STEP_TIMEOUT_SECONDS in
     # the service, where an attempt holds a worker slot); None: as long as it takes.
     default_step_timeout: float | None = None
+    # What a task logs (`context.logger`) and an attempt keeps (MAX_TASK_LOG_BYTES).
+    max_task_log_bytes: int = 64 * 1024
 
 
 def step_outputs(limits: RunLimits, step_id: str, outputs: Any) -> JsonData:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app.domain.records import StepRecord
+from app.domain.records import AttemptLog, StepRecord
 from app.domain.runs import FINISHED_TASK_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
 from app.engine.store import NewRun, RunEnd, StoredRun, TaskFinish
 from app.errors import UnknownRunError
@@ -30,6 +30,7 @@ class MemoryTask:
     available_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    logs: list[AttemptLog] = field(default_factory=list)  # what its attempts logged
 
     def record(self) -> StepRecord:
         return StepRecord(
@@ -116,9 +117,17 @@ class InMemoryRunStore:
         task.started_at = task.started_at or at
 
     async def attempt_failed(
-        self, run_id: str, key: TaskKey, attempt: int, error: RunError, retry_at: datetime
+        self,
+        run_id: str,
+        key: TaskKey,
+        attempt: int,
+        error: RunError,
+        retry_at: datetime,
+        log: AttemptLog | None = None,
     ) -> None:
         task = self.runs[run_id].tasks[key]
+        if log is not None:
+            task.logs.append(log)
         task.status = TaskStatus.QUEUED
         task.error = error
         task.available_at = retry_at
@@ -130,6 +139,8 @@ class InMemoryRunStore:
         task.outputs = finish.outputs
         task.error = finish.error
         task.finished_at = finish.at
+        if finish.log is not None:
+            task.logs.append(finish.log)
         for step_id in finish.released:
             released = run.tasks[TaskKey(step_id)]
             if released.status is TaskStatus.PENDING:

@@ -153,12 +153,12 @@ class RunExecution:
         if step.handler_of is not None:
             last_error = self.errors.get(step.handler_of)
             if last_error is None:  # the handled step did not fail: nothing to handle
-                return TaskOutcome(key, TaskStatus.SKIPPED)
+                return self._skipped(step)
         scope = dict(self.scope)
         if step.condition is not None:
             try:
                 if not step.condition.evaluate(scope):
-                    return TaskOutcome(key, TaskStatus.SKIPPED)
+                    return self._skipped(step)
             except ExpressionError as error:
                 return _failed(key, error, "if")
         if step.for_each is not None:
@@ -166,6 +166,10 @@ class RunExecution:
         return await self.runner.run(
             step, 0, scope, last_error, self._offered(step), self.resume.get(step.id)
         )
+
+    def _skipped(self, step: Step) -> TaskOutcome:
+        self.runner.observer.task_settled(self.definition.name, step.task, TaskStatus.SKIPPED, None)
+        return TaskOutcome(TaskKey(step.id), TaskStatus.SKIPPED)
 
     async def _fan_out(
         self, step: Step, scope: dict[str, Any], last_error: RunError | None
@@ -231,6 +235,7 @@ class RunExecution:
             utcnow(),
             released,
             ended=end,
+            log=outcome.log,
         )
         await self.store.task_finished(self.run_id, finish)
         return end
@@ -245,7 +250,9 @@ class RunExecution:
         if refused is None:
             return outcome
         error = _run_error(outcome.key.step_id, refused)
-        return TaskOutcome(outcome.key, TaskStatus.FAILED, None, error, ends_run=True)
+        return TaskOutcome(
+            outcome.key, TaskStatus.FAILED, None, error, ends_run=True, log=outcome.log
+        )
 
     def _record(self, step_id: str, outcome: TaskOutcome) -> list[str]:
         """Make a finished step visible to expressions; the dependents it releases."""
@@ -366,7 +373,13 @@ class _FanOut:
         last = self.last_outcome
         assert last is not None
         return TaskOutcome(
-            last.key, TaskStatus.COMPLETED, last.outputs, None, self._collected(), last.size
+            last.key,
+            TaskStatus.COMPLETED,
+            last.outputs,
+            None,
+            self._collected(),
+            last.size,
+            log=last.log,
         )
 
     async def _work(self) -> None:
@@ -385,7 +398,8 @@ class _FanOut:
                     outcome.error.type,
                     f"element {index}: {outcome.error.message}",
                 )
-                raise _ElementFailed(TaskOutcome(outcome.key, TaskStatus.FAILED, None, error))
+                failed = TaskOutcome(outcome.key, TaskStatus.FAILED, None, error, log=outcome.log)
+                raise _ElementFailed(failed)
             self.results[index] = outcome.outputs
             self.unfinished -= 1
             if self.unfinished:
@@ -393,7 +407,14 @@ class _FanOut:
                 if refused is not None:
                     error = _run_error(self.step.id, refused)
                     raise _ElementFailed(
-                        TaskOutcome(outcome.key, TaskStatus.FAILED, None, error, ends_run=True)
+                        TaskOutcome(
+                            outcome.key,
+                            TaskStatus.FAILED,
+                            None,
+                            error,
+                            ends_run=True,
+                            log=outcome.log,
+                        )
                     )
                 finish = TaskFinish(
                     outcome.key,
@@ -402,6 +423,7 @@ class _FanOut:
                     None,
                     utcnow(),
                     step_finished=False,
+                    log=outcome.log,
                 )
                 await execution.store.task_finished(execution.run_id, finish)
             else:  # the last element is recorded with the step's release, by _settle

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from app.domain.records import StepRecord
+from app.domain.records import AttemptLog, StepRecord
 from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 
 
@@ -57,6 +57,7 @@ class TaskFinish:
     released: Sequence[str] = ()
     step_finished: bool = True
     ended: RunEnd | None = None
+    log: AttemptLog | None = None
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,15 @@ class RunStore(Protocol):
         """An attempt of a task starts."""
 
     async def attempt_failed(
-        self, run_id: str, key: TaskKey, attempt: int, error: RunError, retry_at: datetime
+        self,
+        run_id: str,
+        key: TaskKey,
+        attempt: int,
+        error: RunError,
+        retry_at: datetime,
+        log: AttemptLog | None = None,
     ) -> None:
-        """An attempt failed and will be retried at `retry_at`."""
+        """An attempt failed and will be retried at `retry_at`; `log`: what it logged."""
 
     async def task_finished(self, run_id: str, finish: TaskFinish) -> None:
         """A task finished; its `released` steps are now ready.

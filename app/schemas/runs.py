@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.domain.records import RunPage, RunRecord, StepRecord
+from app.domain.records import AttemptLog, RunPage, RunRecord, StepRecord
 from app.domain.runs import RunStatus, TaskStatus
 from app.schemas.answers import AnswerBudget
 from app.schemas.common import ErrorInfo, RequestModel, Timestamp
@@ -173,3 +173,43 @@ def _run_fields(run: RunRecord, budget: AnswerBudget) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "created_by": run.created_by,
     }
+
+
+class LogLineItem(BaseModel):
+    at: Timestamp
+    level: str
+    message: str
+
+
+class AttemptLogItem(BaseModel):
+    attempt: int
+    lines: list[LogLineItem]
+    truncated: bool = Field(description="MAX_TASK_LOG_BYTES cut this attempt's lines short")
+
+
+class TaskLogs(BaseModel):
+    """What one task (a step, or one element of its fan-out) logged, attempt by attempt."""
+
+    run_id: str
+    step_id: str
+    task_index: int
+    attempts: list[AttemptLogItem]
+
+    @classmethod
+    def of(cls, run_id: str, step_id: str, task_index: int, logs: list[AttemptLog]) -> TaskLogs:
+        return cls(
+            run_id=run_id,
+            step_id=step_id,
+            task_index=task_index,
+            attempts=[
+                AttemptLogItem(
+                    attempt=log.attempt,
+                    lines=[
+                        LogLineItem(at=line.at, level=line.level, message=line.message)
+                        for line in log.lines
+                    ],
+                    truncated=log.truncated,
+                )
+                for log in logs
+            ],
+        )

@@ -31,6 +31,7 @@ def run_limits(settings: Settings) -> RunLimits:
         max_run_document_bytes=settings.max_run_document_bytes,
         max_fan_out=settings.max_fan_out,
         default_step_timeout=settings.max_step_timeout_seconds,
+        max_task_log_bytes=settings.max_task_log_bytes,
     )
 
 

@@ -34,6 +34,9 @@ from app.services.flows import FlowLimits, FlowService
 from app.services.heartbeat import Heartbeat, new_worker_id
 from app.services.keys import KeyService
 from app.services.limits import RunRateLimiter
+from app.services.observability import logs, traces
+from app.services.observability.metrics import Metrics
+from app.services.observability.observer import ServiceObserver
 from app.services.passwords import Passwords
 from app.services.runner import Runner
 from app.services.runs import RunService
@@ -69,6 +72,7 @@ class Services:
     keys: KeyService
     audit: AuditService
     changes: AccessChanges
+    metrics: Metrics
     _key_installer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -85,7 +89,10 @@ class Services:
             limits=connection_limits(settings),
         )
         worker_id = new_worker_id()
+        logs.set_worker(worker_id)
         run_store = store.runs(worker_id)
+        metrics = Metrics(store, settings.heartbeat_seconds)
+        tracing = traces.tracing_of(settings)
         executor = FlowExecutor(
             registry,
             store=run_store,
@@ -93,6 +100,7 @@ class Services:
             env=allowed_environment(settings.flow_env_allowlist, settings.flow_env_file),
             limits=run_limits(settings),
             definition_limits=definition_limits(settings),
+            observer=ServiceObserver(metrics, tracing),
         )
         changes = AccessChanges()
         access = FlowAccessPolicy(
@@ -113,7 +121,13 @@ class Services:
             changes,
             FlowLimits(settings.max_flows_per_user, settings.max_versions_per_user),
         )
-        runner = Runner(run_store, executor, lease_seconds=settings.lease_seconds)
+        runner = Runner(
+            run_store,
+            executor,
+            lease_seconds=settings.lease_seconds,
+            metrics=metrics,
+            tracing=tracing,
+        )
         runs = RunService(
             run_store,
             runner,
@@ -121,6 +135,8 @@ class Services:
             RunRateLimiter(settings.runs_per_minute),
             owner=worker_id,
             cursor_secret=settings.secret_key.get_secret_value().encode() or None,
+            tracing=tracing,
+            metrics=metrics,
         )
         passwords = Passwords()
         listener = None
@@ -152,6 +168,7 @@ class Services:
             keys=KeyService.of_settings(store, passwords, changes, settings),
             audit=AuditService(store),
             changes=changes,
+            metrics=metrics,
         )
 
     async def start(self) -> None:
@@ -234,6 +251,8 @@ class Services:
         await self.run_store.aclose()
         await self.connections.aclose()
         await self.store.close()
+        self.metrics.close()
+        self.runner.tracing.close()
 
 
 def _cache_seconds(store: Store, settings: Settings, *, changed_by_cli: bool) -> float:

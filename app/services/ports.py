@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from app.domain.formats import Format
-from app.domain.records import Claim, Creation, NewRunRow, RunRecord, StepRecord
+from app.domain.records import AttemptLog, Claim, Creation, NewRunRow, RunRecord, StepRecord
 from app.domain.runs import RunError, RunStatus
 
 
@@ -38,6 +38,11 @@ class RunRepository(Protocol):
     async def get(self, run_id: str, *, with_steps: bool = True) -> RunRecord | None: ...
 
     async def task(self, run_id: str, step_id: str, task_index: int) -> StepRecord | None: ...
+
+    async def task_logs(
+        self, run_id: str, step_id: str, task_index: int, attempt: int | None
+    ) -> list[AttemptLog]:
+        """What the task logged, attempt by attempt (only `attempt`'s, when given)."""
 
     async def page(
         self,

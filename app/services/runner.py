@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from app.dsl.models import FlowDefinition
 from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult
 from app.errors import LeaseLostError, StoreUnavailableError
+from app.services.observability import logs
+from app.services.observability.metrics import Metrics
+from app.services.observability.traces import NO_TRACING, Tracing
 from app.services.ports import RunRepository
 
 logger = logging.getLogger(__name__)
@@ -40,17 +44,29 @@ class Launch:
     run_id: str
     definition_id: int
     inputs: Mapping[str, Any] | None = None
+    traceparent: str | None = None  # the request that started it: its spans link there
 
     @classmethod
     def of_claim(cls, claim: Claim) -> Launch:
-        return cls(claim.run_id, claim.definition_id, None if claim.taken_over else claim.inputs)
+        inputs = None if claim.taken_over else claim.inputs
+        return cls(claim.run_id, claim.definition_id, inputs, claim.traceparent)
 
 
 class Runner:
     def __init__(
-        self, repository: RunRepository, executor: FlowExecutor, *, lease_seconds: float
+        self,
+        repository: RunRepository,
+        executor: FlowExecutor,
+        *,
+        lease_seconds: float,
+        metrics: Metrics | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
+        """`metrics`: where runs are counted (none in unit tests); `tracing`: a span per
+        run."""
         self.repository = repository
+        self.metrics = metrics
+        self.tracing = tracing
         self.executor = executor
         self.lease_seconds = lease_seconds
         self.in_flight: dict[str, asyncio.Task[RunResult | None]] = {}
@@ -66,6 +82,8 @@ class Runner:
         for claim in claims:
             if claim.taken_over:
                 logger.info("run %s: its worker's lease expired; taking it over", claim.run_id)
+                if self.metrics is not None:
+                    self.metrics.takeovers.inc()
             self.launch(Launch.of_claim(claim))
         return len(claims)
 
@@ -147,13 +165,33 @@ class Runner:
             self.work_available.set()
 
     async def _execute(self, launch: Launch) -> RunResult | None:
-        """Run to the end; the result, or None when the run could not be executed."""
+        """Run to the end; the result, or None when the run could not be executed.
+
+        Its own asyncio task (`launch`): what it binds for the logs ends with it."""
+        logs.bind(run_id=launch.run_id)
+        metrics = self.metrics
+        if metrics is None:
+            return await self._execute_run(launch)
+        metrics.run_launched()
+        began = time.perf_counter()
+        result = None
+        try:
+            result = await self._execute_run(launch)
+        finally:
+            if result is None:
+                metrics.run_landed(None, None, 0)
+            else:
+                metrics.run_landed(result.flow, result.status, time.perf_counter() - began)
+        return result
+
+    async def _execute_run(self, launch: Launch) -> RunResult | None:
         run_id = launch.run_id
         try:
             definition = await self.definition(launch.definition_id)
-            if launch.inputs is None:
-                return await self.executor.resume(definition, run_id)
-            return await self.executor.run_checked(definition, launch.inputs, run_id)
+            logs.bind(flow=definition.name)
+            if self.metrics is not None:
+                self.metrics.run_started(definition.name)
+            return await self._traced(definition, launch)
         except asyncio.CancelledError:
             raise
         except LeaseLostError:
@@ -167,6 +205,19 @@ class Runner:
             logger.exception("run %s could not be executed", run_id)
             await self._mark_failed(run_id, error)
             return None
+
+    async def _traced(self, definition: FlowDefinition, launch: Launch) -> RunResult:
+        """Execute the run in its span."""
+        traced = self.tracing.run_started(launch.run_id, definition.name, launch.traceparent)
+        result = None
+        try:
+            if launch.inputs is None:
+                result = await self.executor.resume(definition, launch.run_id)
+            else:
+                result = await self.executor.run_checked(definition, launch.inputs, launch.run_id)
+            return result
+        finally:
+            self.tracing.run_ended(traced, None if result is None else result.status)
 
     async def _give_up(self, run_id: str) -> None:
         """Release the run's lease, so a worker takes it over (from its finished steps) once

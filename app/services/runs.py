@@ -19,7 +19,15 @@ from typing import Any
 
 from app.domain.access import Caller, Permission
 from app.domain.clock import utcnow
-from app.domain.records import Creation, NewRunRow, RunPage, RunRecord, StartedRun, StepRecord
+from app.domain.records import (
+    AttemptLog,
+    Creation,
+    NewRunRow,
+    RunPage,
+    RunRecord,
+    StartedRun,
+    StepRecord,
+)
 from app.domain.runs import RunStatus
 from app.domain.storable import json_data
 from app.dsl.inputs import validate_inputs
@@ -34,6 +42,8 @@ from app.errors import (
 from app.services.access import FlowAccessPolicy
 from app.services.cursors import CursorCodec
 from app.services.limits import RunRateLimiter
+from app.services.observability.metrics import Metrics
+from app.services.observability.traces import NO_TRACING, Tracing
 from app.services.ports import RunRepository
 from app.services.runner import Launch, Runner
 
@@ -53,6 +63,8 @@ class RunService:
         *,
         owner: str,
         cursor_secret: bytes | None = None,
+        tracing: Tracing = NO_TRACING,
+        metrics: Metrics | None = None,
     ) -> None:
         """`owner`: this process's worker id, the holder of the leases of the runs it runs.
         `cursor_secret`: signs the cursors of run lists (SECRET_KEY); None: the secret the
@@ -62,6 +74,8 @@ class RunService:
         self.access = access
         self.limiter = limiter
         self.owner = owner
+        self.tracing = tracing
+        self.metrics = metrics
         self._cursors = CursorCodec(cursor_secret) if cursor_secret else None
         # (name, version asked for) -> (id, version) found; checked when a run is created.
         self._versions: dict[tuple[str, int | None], tuple[int, int]] = {}
@@ -76,9 +90,13 @@ class RunService:
         *,
         version: int | None = None,
         idempotency_key: str | None = None,
+        traceparent: str | None = None,
     ) -> StartedRun:
-        """Queue a run for the worker; inputs are checked first."""
-        new = await self._create(caller, name, inputs, version, idempotency_key, RunStatus.QUEUED)
+        """Queue a run for the worker; inputs are checked first. `traceparent`: the W3C
+        trace context of the request (kept with the run: its spans link to it)."""
+        new = await self._create(
+            caller, name, inputs, version, idempotency_key, RunStatus.QUEUED, traceparent
+        )
         if new.created:
             self.runner.work_available.set()
         return StartedRun(await self.get(new.run_id, with_steps=False), new.created)
@@ -92,12 +110,15 @@ class RunService:
         version: int | None = None,
         wait: float = 30,
         idempotency_key: str | None = None,
+        traceparent: str | None = None,
     ) -> StartedRun:
         """Run in this process and wait up to `wait` seconds for the run to finish.
 
         A repeated idempotency key waits as long for the run the first request made, wherever
         it runs: the answer is the one the first request would have had."""
-        new = await self._create(caller, name, inputs, version, idempotency_key, RunStatus.RUNNING)
+        new = await self._create(
+            caller, name, inputs, version, idempotency_key, RunStatus.RUNNING, traceparent
+        )
         if new.launch is None:
             return StartedRun(await self._when_finished(new.run_id, wait), created=False)
         task = self.runner.launch(new.launch)
@@ -131,6 +152,7 @@ class RunService:
         version: int | None,
         idempotency_key: str | None,
         status: RunStatus,
+        traceparent: str | None = None,
     ) -> _Created:
         """A new run, or the run an earlier request of the caller made on the flow with the
         same idempotency key.
@@ -170,10 +192,11 @@ class RunService:
                 lease_expires_at=expires,
                 latest_only=version is None,
                 created_by=caller.user_id,
+                traceparent=self.tracing.request_traceparent(traceparent),
             )
             creation = await self.repository.create(run)
             if creation is Creation.CREATED:
-                launch = Launch(run.run_id, definition_id, values)
+                launch = Launch(run.run_id, definition_id, values, run.traceparent)
                 return _Created(run.run_id, launch, number, created_at)
             if creation is Creation.KEY_TAKEN:  # lost the race to an identical request
                 assert idempotency_key is not None
@@ -217,6 +240,24 @@ class RunService:
                 f"run {run_id} has no step {step_id!r} with task_index {task_index}"
             )
         return found
+
+    async def task_logs(
+        self,
+        caller: Caller,
+        run_id: str,
+        step_id: str,
+        task_index: int,
+        attempt: int | None = None,
+    ) -> list[AttemptLog]:
+        """What one task logged, attempt by attempt (only `attempt`, when given); an attempt
+        that logged nothing is listed with no lines."""
+        task = await self.task(caller, run_id, step_id, task_index)
+        kept = await self.repository.task_logs(run_id, step_id, task_index, attempt)
+        logged = {log.attempt for log in kept}
+        made = range(1, task.attempts + 1)
+        wanted = made if attempt is None else [attempt] if attempt in made else []
+        silent = [AttemptLog(number, ()) for number in wanted if number not in logged]
+        return sorted([*kept, *silent], key=lambda log: log.attempt)
 
     async def list_runs(
         self,
@@ -277,6 +318,8 @@ class RunService:
                 f"run {run_id} is {record.status.value}; "
                 "only queued or running runs can be cancelled"
             )
+        if self.metrics is not None and record.status is RunStatus.CANCELLED:
+            self.metrics.run_cancelled(record.flow)
         return record
 
     async def retry(self, caller: Caller, run_id: str) -> RunRecord:

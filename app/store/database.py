@@ -7,7 +7,7 @@ driver added.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -122,6 +122,11 @@ def is_passing_failure(error: BaseException) -> bool:
     return isinstance(error, _PASSING_ERRORS)
 
 
+# Told of each passing failure as it is translated (the service's metrics count them): the
+# process's stores, whichever path failed. A listener must be cheap and must not raise.
+failure_listeners: list[Callable[[], None]] = []
+
+
 @contextmanager
 def passing_failures_translated() -> Iterator[None]:
     """The store's passing failures (`is_passing_failure`) as `StoreUnavailableError`, so that
@@ -132,6 +137,8 @@ def passing_failures_translated() -> Iterator[None]:
         raise
     except Exception as error:
         if is_passing_failure(error):
+            for listener in failure_listeners:
+                listener()
             raise StoreUnavailableError(f"the store failed: {error!r}") from error
         raise
 

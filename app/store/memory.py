@@ -17,6 +17,7 @@ from typing import Any
 from app.domain.clock import utcnow
 from app.domain.formats import Format
 from app.domain.records import (
+    AttemptLog,
     Claim,
     Creation,
     NewRunRow,
@@ -56,6 +57,7 @@ class _Entry:
     created_by: str | None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    traceparent: str | None = None
 
 
 @dataclass
@@ -111,6 +113,7 @@ class MemoryRunStore:
             run.created_by,
             run.lease_owner,
             run.lease_expires_at,
+            run.traceparent,
         )
         record = MemoryRun(run.run_id, run.flow_name, run.inputs, run.status, None)
         for step_id in run.step_ids:
@@ -134,6 +137,15 @@ class MemoryRunStore:
         run = self.state.engine.runs.get(run_id)
         task = None if run is None else run.tasks.get(TaskKey(step_id, task_index))
         return None if task is None else task.record()
+
+    async def task_logs(
+        self, run_id: str, step_id: str, task_index: int, attempt: int | None
+    ) -> list[AttemptLog]:
+        if run_id not in self.state.entries:
+            return []
+        task = self._run(run_id).tasks.get(TaskKey(step_id, task_index))
+        logs = [] if task is None else task.logs
+        return [log for log in logs if attempt is None or log.attempt == attempt]
 
     async def page(
         self,
@@ -187,6 +199,7 @@ class MemoryRunStore:
                     self.state.entries[run_id].definition_id,
                     run.inputs,
                     taken_over=run.status is RunStatus.RUNNING,
+                    traceparent=self.state.entries[run_id].traceparent,
                 )
             )
             run.status = RunStatus.RUNNING
@@ -241,7 +254,10 @@ class MemoryRunStore:
         run.status = RunStatus.RUNNING
         run.finished_at = run.error = None
         self._lease(run_id, now, lease_seconds)
-        return Claim(run_id, self.state.entries[run_id].definition_id, None, taken_over=True)
+        entry = self.state.entries[run_id]
+        return Claim(
+            run_id, entry.definition_id, None, taken_over=True, traceparent=entry.traceparent
+        )
 
     # The engine's transitions, under the run's lease.
 
@@ -271,10 +287,16 @@ class MemoryRunStore:
         await self.state.engine.task_started(run_id, key, attempt, at)
 
     async def attempt_failed(
-        self, run_id: str, key: TaskKey, attempt: int, error: RunError, retry_at: datetime
+        self,
+        run_id: str,
+        key: TaskKey,
+        attempt: int,
+        error: RunError,
+        retry_at: datetime,
+        log: AttemptLog | None = None,
     ) -> None:
         self._hold(run_id)
-        await self.state.engine.attempt_failed(run_id, key, attempt, error, retry_at)
+        await self.state.engine.attempt_failed(run_id, key, attempt, error, retry_at, log)
 
     async def task_finished(self, run_id: str, finish: TaskFinish) -> None:
         self._hold(run_id)

@@ -186,6 +186,8 @@ class FlowRunRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The W3C trace context of the request that started the run (its spans link to it).
+    traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
 
     definition: Mapped[FlowDefinitionRow] = relationship(lazy="raise")
     tasks: Mapped[list[TaskRunRow]] = relationship(
@@ -218,6 +220,22 @@ class TaskRunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class TaskLogRow(Base):
+    """What a task logged in one attempt (`context.logger`), kept with the attempt's outcome."""
+
+    __tablename__ = "task_logs"
+    __table_args__ = (Index(None, "run_id", "step_id", "task_index"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"))
+    step_id: Mapped[str] = mapped_column(String(128))
+    task_index: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    lines: Mapped[Any] = mapped_column(JsonDocument)  # [{at, level, message}]
+    truncated: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class WorkerRow(Base):
     __tablename__ = "workers"
 
@@ -237,3 +255,4 @@ USERS = cast(Table, UserRow.__table__)
 CREDENTIALS = cast(Table, CredentialRow.__table__)
 RUNS = cast(Table, FlowRunRow.__table__)
 TASKS = cast(Table, TaskRunRow.__table__)
+TASK_LOGS = cast(Table, TaskLogRow.__table__)

@@ -91,18 +91,26 @@ class PostgresPath:
             attempt,
             started_at,
         )
+        log = finish.log
+        logged = (
+            (None, None, None)
+            if log is None
+            else (log.attempt, _json(tasks.log_lines(log)), log.truncated)
+        )
         ended = finish.ended
         if ended is None:
             steps_finished = 1 if finish.step_finished else 0
             released = list(finish.released)
-            await self._write(run_id, tasks.PG_FINISH_TASK, *task, released, steps_finished)
+            await self._write(
+                run_id, tasks.PG_FINISH_TASK, *task, released, steps_finished, *logged
+            )
         else:
             run_end = (
                 ended.status.value,
                 _json(ended.outputs),
                 _json(runs.error_value(ended.error)),
             )
-            await self._write(run_id, tasks.PG_FINISH_TASK_AND_RUN, *task, *run_end)
+            await self._write(run_id, tasks.PG_FINISH_TASK_AND_RUN, *task, *run_end, *logged)
 
     async def aclose(self) -> None:
         """Let the writes already queued commit."""

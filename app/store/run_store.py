@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.domain.clock import utcnow
 from app.domain.formats import Format
-from app.domain.records import Claim, Creation, NewRunRow, RunRecord, StepRecord
+from app.domain.records import AttemptLog, Claim, Creation, NewRunRow, RunRecord, StepRecord
 from app.domain.runs import RETRYABLE_RUN_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
 from app.engine.store import NewRun, RunEnd, StoredRun, TaskFinish
 from app.errors import UnknownRunError
@@ -106,6 +106,12 @@ class SqlRunStore:
         async with self._read() as session:
             return await reads.task(session, run_id, step_id, task_index)
 
+    async def task_logs(
+        self, run_id: str, step_id: str, task_index: int, attempt: int | None
+    ) -> list[AttemptLog]:
+        async with self._read() as session:
+            return await reads.task_logs(session, run_id, step_id, task_index, attempt)
+
     async def page(
         self,
         *,
@@ -179,10 +185,11 @@ class SqlRunStore:
                 error=None,
                 **queue.lease_values(self.owner, now, lease_seconds),
             )
-            definition_id = await runs.definition_id_of(session, run_id) if changed else None
-        if definition_id is None:
+            launch = await runs.launch_of(session, run_id) if changed else None
+        if launch is None:
             return None
-        return Claim(run_id, definition_id, None, taken_over=True)
+        definition_id, traceparent = launch
+        return Claim(run_id, definition_id, None, taken_over=True, traceparent=traceparent)
 
     # The engine's transitions.
 
@@ -232,13 +239,22 @@ class SqlRunStore:
         self._marks.add(run_id, key, (attempt, at))
 
     async def attempt_failed(
-        self, run_id: str, key: TaskKey, attempt: int, error: RunError, retry_at: datetime
+        self,
+        run_id: str,
+        key: TaskKey,
+        attempt: int,
+        error: RunError,
+        retry_at: datetime,
+        log: AttemptLog | None = None,
     ) -> None:
         mark = self._marks.take(run_id, key)
         retry = tasks.task_values(run_id, key.step_id, key.task_index, mark)
         retry.update(failure=error.as_dict(), at=retry_at)
         async with self._holding(run_id) as connection:
             await connection.execute(tasks.RETRY_TASK, retry)
+            if log is not None:
+                logged = tasks.log_values(run_id, key, log, utcnow())
+                await connection.execute(tasks.ADD_LOG, logged)
 
     async def task_finished(self, run_id: str, finish: TaskFinish) -> None:
         mark = self._marks.take(run_id, finish.key)
@@ -256,6 +272,9 @@ class SqlRunStore:
         )
         async with self._holding(run_id) as connection:
             await connection.execute(tasks.FINISH_TASK, finished)
+            if finish.log is not None:
+                logged = tasks.log_values(run_id, finish.key, finish.log, finish.at)
+                await connection.execute(tasks.ADD_LOG, logged)
             if finish.status is TaskStatus.FAILED:  # a failed element ends its fan-out
                 step_id = finish.key.step_id
                 await runs.cancel_unfinished_tasks(connection, run_id, finish.at, step_id)

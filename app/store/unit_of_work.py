@@ -18,7 +18,7 @@ Anything else the store refuses stays as raised: a bug, not a state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy import exc, text
@@ -26,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.errors import DuplicateError
 from app.settings import Settings
-from app.store import migrations, notifications
+from app.store import database, migrations, notifications
 from app.store.database import create_engine, passing_failures_translated, session_factory
 from app.store.queries.audit import AuditLog
 from app.store.queries.credentials import Credentials
 from app.store.queries.flows import Flows
+from app.store.queries.gauges import Gauges
 from app.store.queries.users import Users
 from app.store.queries.versions import Versions
 from app.store.queries.workers import Workers
@@ -50,6 +51,7 @@ class Transaction:
         self.credentials = Credentials(session)
         self.audit = AuditLog(session)
         self.workers = Workers(session)
+        self.gauges = Gauges(session)
 
     async def access_changed(self) -> None:
         """Tell every process, once this transaction commits, that users, keys, shares or a
@@ -106,6 +108,13 @@ class Store:
         with _translated_errors():
             async with self._sessions.begin() as session:
                 yield Transaction(session)
+
+    @staticmethod
+    def on_passing_failure(listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` at each passing failure of this process's stores (they become
+        `StoreUnavailableError`); what stops it."""
+        database.failure_listeners.append(listener)
+        return lambda: database.failure_listeners.remove(listener)
 
     async def close(self) -> None:
         """Close the engine's connections (the engine is closed with it)."""

@@ -33,11 +33,15 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
         poll_interval=settings.poll_interval,
     )
     stop = asyncio.Event()
+    stop_metrics = None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
         await services.start()
+        if settings.worker_metrics_port is not None:
+            port = settings.worker_metrics_port
+            stop_metrics = services.metrics.serve_http(settings.host, port)
         await worker.start()
         logger.info(
             "worker %s started (concurrency %d)", services.heartbeat.worker_id, worker.concurrency
@@ -48,3 +52,5 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
     finally:
         await worker.stop()
         await services.close(grace=settings.shutdown_grace_seconds)
+        if stop_metrics is not None:
+            stop_metrics()

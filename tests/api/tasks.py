@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.tasks import NonRetryableError, TaskRegistry
+from app.tasks import NonRetryableError, TaskContext, TaskError, TaskRegistry
 from tests.polling import until
 
 registry = TaskRegistry()
@@ -43,3 +43,10 @@ def fail_until_marker(directory: str, name: str, marker: str) -> dict[str, Any]:
 async def wait_for_marker(directory: str, marker: str) -> dict[str, Any]:
     await until((Path(directory) / marker).exists, deadline=20)
     return {"waited": True}
+
+
+@registry.register("LogAndFail", description="Log `lines` lines, then fail (retried if asked)")
+async def log_and_fail(message: str, lines: int, *, context: TaskContext) -> dict[str, Any]:
+    for index in range(lines):
+        context.logger.info("%s %d (attempt %d)", message, index, context.attempt)
+    raise TaskError(f"failed after logging {lines} line(s)")

@@ -30,10 +30,12 @@ ROUTES = {
     ("get", "/runs/{run_id}/inputs"),
     ("get", "/runs/{run_id}/outputs"),
     ("get", "/runs/{run_id}/steps/{step_id}/outputs"),
+    ("get", "/runs/{run_id}/steps/{step_id}/logs"),
     ("post", "/flow/run"),
     ("get", "/health"),
     ("get", "/ready"),
     ("get", "/connections"),
+    ("get", "/metrics"),
 }
 
 

@@ -101,9 +101,9 @@ async def test_store_sees_each_failed_attempt_with_its_retry_time(
     seen: list[tuple[int, float]] = []
 
     class RecordingStore(InMemoryRunStore):
-        async def attempt_failed(self, run_id, key, attempt, error, retry_at):  # type: ignore[no-untyped-def]
+        async def attempt_failed(self, run_id, key, attempt, error, retry_at, log=None):  # type: ignore[no-untyped-def]
             seen.append((attempt, (retry_at - self.get(run_id).started_at).total_seconds()))
-            await super().attempt_failed(run_id, key, attempt, error, retry_at)
+            await super().attempt_failed(run_id, key, attempt, error, retry_at, log)
 
     recording = FlowExecutor(registry, store=RecordingStore())
     probe.failures_left["f"] = 2

@@ -40,8 +40,9 @@ STORE_TABLES = {
     "flow_shares",
     "audit_log",
     "service_secrets",
+    "task_logs",
 }
-HEAD = "0003_trust"
+HEAD = "0004_task_logs"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 
@@ -261,7 +262,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099_rebuild_flow_definitions"
-down_revision = "0003_trust"
+down_revision = "0004_task_logs"
 branch_labels = None
 depends_on = None
 

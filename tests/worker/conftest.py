@@ -125,7 +125,9 @@ class Cluster:
         concurrency: int = 4,
         lease_seconds: float = 2,
         grace_seconds: float = 10,
+        settings: dict[str, str] | None = None,
     ) -> Worker:
+        """`settings`: more environment, over the test's."""
         name = f"worker-{len(self.workers) + 1}"
         log = self.directory / f"{name}.log"
         env = os.environ | {
@@ -142,6 +144,7 @@ class Cluster:
             "SIDE_EFFECTS_DSN": self.dsn,
             "GATE_DIR": str(self.gates),
             "PYTHONUNBUFFERED": "1",
+            **(settings or {}),
         }
         command = [sys.executable, "-m", "app", "worker", "--concurrency", str(concurrency)]
         with log.open("wb") as output:

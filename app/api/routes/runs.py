@@ -20,6 +20,7 @@ from app.api.deps import (
     RunsReader,
     RunsWriter,
     SettingsDep,
+    TraceParent,
 )
 from app.domain.runs import RunStatus
 from app.dsl.definitions import FLOW_NAME
@@ -33,6 +34,7 @@ from app.schemas.runs import (
     RunList,
     RunStarted,
     StartRequest,
+    TaskLogs,
 )
 
 router = APIRouter(tags=["runs"], route_class=JsonBodyRoute)
@@ -68,6 +70,7 @@ async def execute_flow(
         ExecuteRequest, Body(default_factory=ExecuteRequest, openapi_examples=EXAMPLES)
     ],
     idempotency_key: IdempotencyKey = None,
+    traceparent: TraceParent = None,
 ) -> ExecutionResult:
     wait = settings.execute_wait_seconds if request.wait is None else request.wait
     started = await runs.execute(
@@ -77,6 +80,7 @@ async def execute_flow(
         version=request.version,
         wait=min(wait, settings.max_wait_seconds),
         idempotency_key=idempotency_key,
+        traceparent=traceparent,
     )
     if not started.run.finished:
         response.status_code = 202
@@ -102,9 +106,15 @@ async def start_run(
         Body(default_factory=StartRequest, openapi_examples={"tutorial": EXAMPLES["tutorial"]}),
     ],
     idempotency_key: IdempotencyKey = None,
+    traceparent: TraceParent = None,
 ) -> RunStarted:
     started = await runs.start(
-        caller, name, request.inputs, version=request.version, idempotency_key=idempotency_key
+        caller,
+        name,
+        request.inputs,
+        version=request.version,
+        idempotency_key=idempotency_key,
+        traceparent=traceparent,
     )
     response.status_code = 202 if started.created else 200
     response.headers["Location"] = run_location(started.run.run_id)
@@ -229,3 +239,26 @@ async def get_step_outputs(
 ) -> Response:
     task = await runs.task(caller, str(run_id), step_id, task_index)
     return Response(json_bytes(task.outputs), media_type=JSON_TYPE)
+
+
+@router.get(
+    "/runs/{run_id}/steps/{step_id}/logs",
+    summary="What one task logged, attempt by attempt",
+    description="The lines the task logged (`context.logger`, INFO and above) in each attempt, "
+    "up to MAX_TASK_LOG_BYTES per attempt (`truncated` past it). A step's task is "
+    "`task_index` 0; a fan-out's elements are 0, 1, ...",
+    response_model=TaskLogs,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def get_step_logs(
+    caller: RunsReader,
+    run_id: RunId,
+    step_id: StepId,
+    runs: RunsDep,
+    task_index: Annotated[int, Query(ge=0, le=2**31 - 1, description="the element")] = 0,
+    attempt: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="only this attempt")
+    ] = None,
+) -> TaskLogs:
+    logs = await runs.task_logs(caller, str(run_id), step_id, task_index, attempt)
+    return TaskLogs.of(str(run_id), step_id, task_index, logs)

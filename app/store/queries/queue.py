@@ -102,14 +102,20 @@ async def claim(db: Db, owner: str, now: datetime, lease_seconds: float, limit: 
         .values(status=RunStatus.RUNNING.value, **lease_values(owner, now, lease_seconds))
     )
     return [
-        Claim(row.id, row.definition_id, row.inputs, row.status == RunStatus.RUNNING.value)
+        Claim(
+            row.id,
+            row.definition_id,
+            row.inputs,
+            row.status == RunStatus.RUNNING.value,
+            row.traceparent,
+        )
         for row in found
     ]
 
 
 async def _lock_oldest(db: Db, condition: ColumnElement[bool], limit: int) -> list[Any]:
     statement = (
-        select(RUNS.c.id, RUNS.c.definition_id, RUNS.c.inputs, RUNS.c.status)
+        select(RUNS.c.id, RUNS.c.definition_id, RUNS.c.inputs, RUNS.c.status, RUNS.c.traceparent)
         .where(condition)
         .order_by(RUNS.c.created_at)
         .limit(limit)

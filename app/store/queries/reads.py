@@ -6,14 +6,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, case, cast, func, null, select, tuple_, type_coerce
+from sqlalchemy import Text, bindparam, case, cast, func, null, select, tuple_, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, defer
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.domain.records import OmittedValue, RunRecord, StepRecord
+from app.domain.records import AttemptLog, LogLine, OmittedValue, RunRecord, StepRecord
 from app.domain.runs import RunError, RunStatus, TaskStatus
-from app.store.models import FLOWS, USERS, FlowDefinitionRow, FlowRunRow, TaskRunRow
+from app.store.models import (
+    FLOWS,
+    TASK_LOGS,
+    USERS,
+    FlowDefinitionRow,
+    FlowRunRow,
+    TaskRunRow,
+)
 from app.store.queries import flows
 from app.store.types import JsonDocument
 
@@ -163,3 +170,29 @@ def to_step(task: TaskRunRow) -> StepRecord:
         finished_at=task.finished_at,
         available_at=task.available_at,
     )
+
+
+_TASK_LOGS = (
+    select(TASK_LOGS.c.attempt, TASK_LOGS.c.lines, TASK_LOGS.c.truncated)
+    .where(
+        TASK_LOGS.c.run_id == bindparam("run"),
+        TASK_LOGS.c.step_id == bindparam("step"),
+        TASK_LOGS.c.task_index == bindparam("index"),
+    )
+    .order_by(TASK_LOGS.c.attempt, TASK_LOGS.c.id)
+)
+
+
+async def task_logs(
+    session: AsyncSession, run_id: str, step_id: str, task_index: int, attempt: int | None
+) -> list[AttemptLog]:
+    """What one task logged, attempt by attempt (of one attempt, when given)."""
+    statement = _TASK_LOGS
+    if attempt is not None:
+        statement = statement.where(TASK_LOGS.c.attempt == attempt)
+    parameters = {"run": run_id, "step": step_id, "index": task_index}
+    rows = (await session.execute(statement, parameters)).all()
+    return [
+        AttemptLog(row.attempt, tuple(LogLine.of(line) for line in row.lines), row.truncated)
+        for row in rows
+    ]

@@ -50,6 +50,7 @@ async def create(db: Db, run: NewRunRow) -> None:
             "created_by": run.created_by,
             "lease_owner": run.lease_owner,
             "lease_expires_at": run.lease_expires_at,
+            "traceparent": run.traceparent,
         },
     )
     if run.step_ids:
@@ -77,13 +78,15 @@ def pg_create_arguments(run: NewRunRow, inputs: str) -> tuple[Any, ...]:
         run.lease_expires_at,
         run.latest_only,
         run.created_by,
+        run.traceparent,
     )
 
 
 # PostgreSQL's: $1 run_id, $2 flow_name, $3 definition_id, $4 status, $5 inputs, $6 step ids in
 # order, $7 idempotency key, $8 created_at, $9 lease owner, $10 lease expiry, $11 latest only,
-# $12 the id of the user who starts it. Its `Creation`: nothing is written when the key is
-# taken or the version stale (a newer one exists, with $11, or it was deleted).
+# $12 the id of the user who starts it, $13 its traceparent. Its `Creation`: nothing is
+# written when the key is taken or the version stale (a newer one exists, with $11, or it was
+# deleted).
 PG_CREATE = """
 WITH version AS (
     SELECT definition.id FROM flow_definitions AS definition
@@ -93,8 +96,9 @@ WITH version AS (
     ))
 ), run AS (
     INSERT INTO flow_runs (id, flow_name, definition_id, status, inputs, remaining_steps,
-        idempotency_key, created_at, lease_owner, lease_expires_at, created_by)
-    SELECT $1, $2, version.id, $4, $5::jsonb, cardinality($6::text[]), $7, $8, $9, $10, $12
+        idempotency_key, created_at, lease_owner, lease_expires_at, created_by, traceparent)
+    SELECT $1, $2, version.id, $4, $5::jsonb, cardinality($6::text[]), $7, $8, $9, $10, $12,
+        $13
     FROM version
     ON CONFLICT (idempotency_key, flow_name, created_by) DO NOTHING
     RETURNING id
@@ -121,9 +125,11 @@ async def id_for_key(
     return (await db.execute(statement)).scalar_one_or_none()
 
 
-async def definition_id_of(db: Db, run_id: str) -> int | None:
-    statement = select(RUNS.c.definition_id).where(RUNS.c.id == run_id)
-    return (await db.execute(statement)).scalar_one_or_none()
+async def launch_of(db: Db, run_id: str) -> tuple[int, str | None] | None:
+    """(definition id, traceparent) of the run, to launch it again."""
+    statement = select(RUNS.c.definition_id, RUNS.c.traceparent).where(RUNS.c.id == run_id)
+    found = (await db.execute(statement)).one_or_none()
+    return None if found is None else (found.definition_id, found.traceparent)
 
 
 # Changing a run's status.

@@ -14,10 +14,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, case, func, update
+from sqlalchemy import Integer, bindparam, case, func, insert, update
 
-from app.domain.runs import RunStatus, TaskStatus
-from app.store.models import RUNS, TASKS
+from app.domain.records import AttemptLog
+from app.domain.runs import RunStatus, TaskKey, TaskStatus
+from app.store.models import RUNS, TASK_LOGS, TASKS
 from app.store.queries.queue import PG_HOLD
 from app.store.queries.runs import PG_UNFINISHED, UNFINISHED_TASK_VALUES
 from app.store.types import UTCDateTime
@@ -149,6 +150,37 @@ STEP_FINISHED = (
     .values(remaining_steps=RUNS.c.remaining_steps - 1)
 )
 
+# What an attempt logged, in the transaction of its outcome (its retry, or its task's finish).
+ADD_LOG = insert(TASK_LOGS)
+
+
+def log_values(run_id: str, key: TaskKey, log: AttemptLog, at: datetime) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "step_id": key.step_id,
+        "task_index": key.task_index,
+        "attempt": log.attempt,
+        "lines": log_lines(log),
+        "truncated": log.truncated,
+        "created_at": at,
+    }
+
+
+def log_lines(log: AttemptLog) -> list[dict[str, str]]:
+    return [line.as_dict() for line in log.lines]
+
+
+def _pg_logged(first: int) -> str:
+    """The CTE that keeps the finished attempt's log lines, if any: ${first} attempt,
+    ${first + 1} lines (NULL: nothing to keep), ${first + 2} truncated."""
+    attempt, lines, truncated = first, first + 1, first + 2
+    return f""", logged AS (
+    INSERT INTO task_logs (run_id, step_id, task_index, attempt, lines, truncated, created_at)
+    SELECT id, $4, $5, ${attempt}::integer, ${lines}::jsonb, ${truncated}::boolean, $9 FROM run
+    WHERE ${lines}::jsonb IS NOT NULL
+)"""
+
+
 # PostgreSQL's: the task's own row. $4 step_id, $5 task_index, $6 status, $7 outputs,
 # $8 error, $9 finished_at, $10 attempts (or NULL), $11 started_at (or NULL).
 _PG_FINISHED = f"""{PG_HOLD}, finished AS (
@@ -158,8 +190,8 @@ _PG_FINISHED = f"""{PG_HOLD}, finished AS (
         lease_owner = $2
     WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index = $5
 )"""
-# $12 released step ids, $13 steps finished (0|1)
-PG_FINISH_TASK = f"""{_PG_FINISHED}, siblings AS (
+# $12 released step ids, $13 steps finished (0|1); $14-$16 its log (`_pg_logged`)
+PG_FINISH_TASK = f"""{_PG_FINISHED}{_pg_logged(14)}, siblings AS (
     UPDATE task_runs
     SET status = 'cancelled', finished_at = $9
     WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index <> $5
@@ -176,8 +208,8 @@ PG_FINISH_TASK = f"""{_PG_FINISHED}, siblings AS (
 """
 # As PG_FINISH_TASK for the task that ends its run, with `runs.end` in the same statement:
 # $12 run status, $13 run outputs, $14 run error; every other unfinished task of the run is
-# cancelled, the lease is let go.
-PG_FINISH_TASK_AND_RUN = f"""{_PG_FINISHED}, unfinished AS (
+# cancelled, the lease is let go; $15-$17 its log (`_pg_logged`).
+PG_FINISH_TASK_AND_RUN = f"""{_PG_FINISHED}{_pg_logged(15)}, unfinished AS (
     UPDATE task_runs
     SET status = 'cancelled', finished_at = $9
     WHERE run_id = (SELECT id FROM run) AND NOT (step_id = $4 AND task_index = $5)
