@@ -61,6 +61,9 @@ class ErrorInfo(BaseModel):
         )
 
 
+HEAD_TOO_LARGE = "The request line and headers are larger than MAX_HEADER_BYTES"
+
+
 def error_responses(
     *statuses: int, also: dict[int, str] | None = None
 ) -> dict[int | str, dict[str, Any]]:
@@ -79,6 +82,8 @@ def error_responses(
     documented: dict[int | str, dict[str, Any]] = {
         status: {"description": description} for status, description in (also or {}).items()
     }
+    # Any request may carry a head (its line and headers) too large to read.
+    documented[431] = {"description": HEAD_TOO_LARGE, "model": Message}
     for status in statuses:
         documented[status] = {"description": described[status][0], "model": described[status][1]}
     return documented
