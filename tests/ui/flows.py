@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.api.flows import RESUMABLE_YAML
+
 GREET_V1 = """\
 flow: Greet
 description: Say hello, as loudly as asked
@@ -47,21 +49,10 @@ steps:
   - set: {id: after, values: {done: true}}
 """
 
-RESUMABLE = """\
-flow: Resumable
-description: Fails until a marker file exists, then resumes where it failed
-inputs:
-  - {name: directory, type: string, required: true}
-steps:
-  - task: RecordExecution
-    id: first
-    inputs: {directory: "${inputs.directory}", name: first}
-  - task: FailUntilMarker
-    id: second
-    inputs: {directory: "${inputs.directory}", name: second, marker: ready}
-  - task: RecordExecution
-    id: third
-    inputs: {directory: "${inputs.directory}", name: third}
-outputs:
-  second: ${second.count}
-"""
+# tests/api's flow that fails until its marker exists, described as the dashboard shows it.
+RESUMABLE = RESUMABLE_YAML.replace(
+    "flow: Resumable\n",
+    "flow: Resumable\n"
+    "description: Fails until a marker file exists, then resumes where it failed\n",
+    1,
+)
