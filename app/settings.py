@@ -133,6 +133,14 @@ class Settings(BaseSettings):
     max_keys_per_user: int = Field(100, ge=1)  # keys not revoked
     sign_in_attempts: int = Field(10, ge=1)  # failed sign-ins per user per 15 minutes
 
+    # Live run events (GET /runs/{id}/events).
+    events_buffer: int = Field(1000, ge=1)  # events a stream may fall behind before it is cut
+    events_keepalive_seconds: float = Field(15, gt=0, le=15)  # a comment at least this often
+    events_streams_per_caller: int = Field(20, ge=1)  # open streams of one caller, per process
+    # How often a watched run's events are read without a notification: MariaDB's only way
+    # to see other processes' events; elsewhere the safety net of a lost notification.
+    events_poll_seconds: float = Field(1.0, gt=0)
+
     # The HTTP edge: which Host names are answered, how long an idle connection is kept, how
     # large a request's head may be, the key that signs what the API hands out (run-list
     # cursors).

@@ -14,6 +14,7 @@ from app.api.hosts import TrustedHosts
 from app.api.request_metrics import RequestMetrics
 from app.api.routes import (
     audit,
+    events,
     flow_manager,
     flows,
     keys,
@@ -30,6 +31,7 @@ from app.settings import Settings
 
 ROUTERS = (  # routes are matched in this order: the busiest (starting runs) first
     runs.router,
+    events.router,
     flows.router,
     flows.json_router,
     flow_manager.router,

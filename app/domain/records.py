@@ -123,6 +123,33 @@ class AttemptLog:
 
 
 @dataclass(frozen=True)
+class RunEvent:
+    """One transition of a run or of one of its tasks, as the store recorded it with the
+    transition (DESIGN.md section 8). `id` increases per run; `outputs` is a completed step's
+    (or run's) outputs, read from its row (`OmittedValue` when too large to read)."""
+
+    id: int
+    run_id: str
+    type: str  # RUN_EVENT | STEP_EVENT
+    status: str  # a RunStatus (run) or TaskStatus (step) value
+    at: datetime
+    step_id: str | None = None
+    task_index: int | None = None
+    attempt: int | None = None
+    outputs: Any | None = None
+    error: RunError | None = None
+
+    @property
+    def ends_run(self) -> bool:
+        """Whether this is the run's terminal event: nothing follows it."""
+        return self.type == RUN_EVENT and self.status in FINISHED_RUN_STATUS_VALUES
+
+
+RUN_EVENT, STEP_EVENT = "run", "step"
+FINISHED_RUN_STATUS_VALUES = frozenset(status.value for status in FINISHED_RUN_STATUSES)
+
+
+@dataclass(frozen=True)
 class RunRecord:
     run_id: str
     flow: str

@@ -29,6 +29,8 @@ from app.services.configuration import (
     run_limits,
 )
 from app.services.credentials import Authenticator
+from app.services.event_hub import EventHub, EventLimits
+from app.services.events import EventService
 from app.services.flow_manager import FlowManagerService
 from app.services.flows import FlowLimits, FlowService
 from app.services.heartbeat import Heartbeat, new_worker_id
@@ -62,6 +64,7 @@ class Services:
     executor: FlowExecutor
     flows: FlowService
     runs: RunService
+    events: EventService
     runner: Runner
     flow_manager: FlowManagerService
     workers: WorkerService
@@ -138,16 +141,20 @@ class Services:
             tracing=tracing,
             metrics=metrics,
         )
+        limits = EventLimits.of_settings(settings)
+        hub = EventHub(run_store, limits)
+        run_store.on_events(hub.wake)
         passwords = Passwords()
         listener = None
         if store.notifies:
-            listener = store.listener(
-                {
-                    notifications.RUNS_QUEUED: lambda _: runner.work_available.set(),
-                    notifications.RUN_CANCELLED: runner.stop_local,
-                    notifications.ACCESS_CHANGED: changes.forget,
-                },
-            )
+            handlers: dict[str, notifications.Handler] = {
+                notifications.RUNS_QUEUED: lambda _: runner.work_available.set(),
+                notifications.RUN_CANCELLED: runner.stop_local,
+                notifications.ACCESS_CHANGED: changes.forget,
+            }
+            if serving:  # only the API streams events: a worker need not hear of them
+                handlers[notifications.RUN_EVENTS] = hub.notified
+            listener = store.listener(handlers)
         return cls(
             settings=settings,
             store=store,
@@ -156,6 +163,7 @@ class Services:
             executor=executor,
             flows=flows,
             runs=runs,
+            events=EventService(runs, run_store, hub, limits),
             runner=runner,
             flow_manager=FlowManagerService(flows, runs, settings.max_wait_seconds),
             workers=WorkerService(store),
@@ -244,6 +252,7 @@ class Services:
     async def close(self, grace: float = 10) -> None:
         if self.listener is not None:
             await self.listener.stop()
+        await self.events.aclose()
         await self.runner.shutdown(grace)
         await stop_task(self._key_installer)
         await self.authenticator.close()

@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import Protocol
 
 from app.domain.formats import Format
-from app.domain.records import AttemptLog, Claim, Creation, NewRunRow, RunRecord, StepRecord
+from app.domain.records import (
+    AttemptLog,
+    Claim,
+    Creation,
+    NewRunRow,
+    RunEvent,
+    RunRecord,
+    StepRecord,
+)
 from app.domain.runs import RunError, RunStatus
 
 
@@ -85,3 +93,18 @@ class RunRepository(Protocol):
     async def restart(self, run_id: str, now: datetime, lease_seconds: float) -> Claim | None:
         """A failed or cancelled run running again under this worker's lease; None when it
         was neither."""
+
+
+class RunEvents(Protocol):
+    """The events of runs, as the store recorded them with their transitions. Only a watched
+    run's transitions are recorded: the store records nothing for the others."""
+
+    async def watch(self, run_id: str) -> tuple[RunRecord, int] | None:
+        """The run with every task, and the id of its latest event the record includes; from
+        now on the run's transitions are recorded as events."""
+
+    async def events_after(
+        self, run_id: str, after: int, limit: int, value_limit: int
+    ) -> list[RunEvent]:
+        """The run's events after the id `after`, oldest first, at most `limit`; outputs
+        whose JSON text is longer than `value_limit` come back as `OmittedValue`."""

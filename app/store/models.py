@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -188,6 +189,8 @@ class FlowRunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The W3C trace context of the request that started the run (its spans link to it).
     traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
+    # A client asked for the run's events: its transitions write them (queries/events.py).
+    watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     definition: Mapped[FlowDefinitionRow] = relationship(lazy="raise")
     tasks: Mapped[list[TaskRunRow]] = relationship(
@@ -236,6 +239,26 @@ class TaskLogRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class RunEventRow(Base):
+    """One transition of a run or of one of its tasks, written in the transaction that makes
+    it (docs/architecture.md, "Run events"). The global id orders a run's events: every write
+    of a run first locks its row, so a run's events get their ids in commit order."""
+
+    __tablename__ = "run_events"
+    __table_args__ = (Index(None, "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(8))  # "run" | "step"
+    status: Mapped[str] = mapped_column(String(16))
+    step_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    task_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # A failure's error; outputs are not copied: a reader joins the task's (or run's) row.
+    error: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class WorkerRow(Base):
     __tablename__ = "workers"
 
@@ -256,3 +279,4 @@ CREDENTIALS = cast(Table, CredentialRow.__table__)
 RUNS = cast(Table, FlowRunRow.__table__)
 TASKS = cast(Table, TaskRunRow.__table__)
 TASK_LOGS = cast(Table, TaskLogRow.__table__)
+EVENTS = cast(Table, RunEventRow.__table__)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.background import stop_task
 
@@ -27,15 +27,17 @@ logger = logging.getLogger(__name__)
 RUNS_QUEUED = "flow_manager_runs_queued"  # payload: empty
 RUN_CANCELLED = "flow_manager_run_cancelled"  # payload: the run id
 ACCESS_CHANGED = "flow_manager_access_changed"  # payload: empty; users, keys or shares changed
+RUN_EVENTS = "flow_manager_run_events"  # payload: run ids, comma-separated, with new events
 
 RECONNECT_DELAY = 1.0  # seconds between attempts to reopen a lost listening connection
 
 Handler = Callable[[str], None]
 
 
-async def notify(session: AsyncSession, channel: str, payload: str = "") -> None:
+async def notify(session: AsyncSession | AsyncConnection, channel: str, payload: str = "") -> None:
     """Notify the listeners of `channel` when the session's transaction commits."""
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session if isinstance(session, AsyncConnection) else session.get_bind()
+    if bind.dialect.name == "postgresql":
         await session.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
         )

@@ -10,6 +10,12 @@ one round trip per kind of statement (asyncpg pipelines `fetchmany`), so the com
 fall as the load rises, while a lone write still commits at once on its own. Every statement
 checks the writer's lease; a refused write raises `LeaseLostError` in the coroutine that asked
 for it.
+
+Each transition of a watched run inserts its events in its own statement (`queries/events.py`)
+and answers that the run is watched; their watchers are notified once per commit: one
+`pg_notify` per batch, whose payload lists the batch's watched runs (one per statement would
+add to every commit's work), or, for a write committed on its own, right after it. A batch
+with no watched run sends nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from app.domain.runs import TaskKey
 from app.engine.store import NewRun, TaskFinish
 from app.errors import LeaseLostError
 from app.store.database import is_passing_failure
-from app.store.queries import runs, tasks, versions
+from app.store.queries import events, runs, tasks, versions
 
 StartMark = tuple[int, datetime]  # (attempt, started at)
 
@@ -41,6 +47,7 @@ class _Write:
 
     sql: str
     args: tuple[Any, ...]  # the run's id first
+    transition: bool = False  # lease-checked: it answers whether its run is watched
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -119,12 +126,15 @@ class PostgresPath:
 
     async def _write(self, run_id: str, sql: str, *args: Any) -> None:
         """Queue a lease-checked statement for the next group commit and wait for it."""
-        if await self._submit(sql, run_id, self.owner, utcnow(), *args) is not True:
+        write = _Write(sql, (run_id, self.owner, utcnow(), *args), transition=True)
+        if await self._queue(write) is None:  # not "not watched": not applied at all
             raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
 
     async def _submit(self, sql: str, *args: Any) -> Any:
         """Queue the statement (the run's id first) for the next group commit; its answer."""
-        write = _Write(sql, args)
+        return await self._queue(_Write(sql, args))
+
+    async def _queue(self, write: _Write) -> Any:
         self._pending.append(write)
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_pending(), name="group-commit")
@@ -167,13 +177,17 @@ class PostgresPath:
 
     async def _commit(self, batch: list[_Write]) -> list[Any]:
         """One transaction for the batch; each write's answer (a lease-checked write's: whether
-        it held its lease and was applied)."""
+        its run is watched, None when it did not hold its lease and wrote nothing)."""
         async with self.engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             self.commits += 1
             if len(batch) == 1:
-                return [await raw.fetchval(batch[0].sql, *batch[0].args)]
+                (write,) = batch
+                answer = await raw.fetchval(write.sql, *write.args)
+                if write.transition and answer is True:
+                    await raw.execute(events.PG_NOTIFY, write.args[0])
+                return [answer]
             # Only the lease holder writes a run, and every other writer locks a single run or
             # skips locked rows (claims, lease renewal): this transaction never waits in a
             # cycle. Runs go in id order all the same.
@@ -186,6 +200,13 @@ class PostgresPath:
                     rows = await raw.fetchmany(sql, [batch[i].args for i in positions])
                     for position, row in zip(positions, rows, strict=True):
                         answers[position] = row[0]
+                changed = [
+                    write.args[0]
+                    for write, answer in zip(batch, answers, strict=True)
+                    if write.transition and answer is True
+                ]
+                for payload in events.pg_notify_payloads(changed):
+                    await raw.execute(events.PG_NOTIFY, payload)
             return answers
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:

@@ -16,21 +16,35 @@ id): each transaction first locks the run and checks the lease, and raises `Leas
 without writing when another worker took the run over or it ended elsewhere. A store that
 fails for a passing reason (a lost connection, a serialization failure) raises
 `StoreUnavailableError`: no driver error leaves the store for that.
+
+Every transition writes its events in its own transaction (`queries/events.py`). Watchers
+hear of them: on PostgreSQL by a notification sent with the commit (from any process), on
+SQLite (one process) and MariaDB from this process by `on_events`, after the commit;
+MariaDB's other processes poll.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.domain.clock import utcnow
 from app.domain.formats import Format
-from app.domain.records import AttemptLog, Claim, Creation, NewRunRow, RunRecord, StepRecord
+from app.domain.records import (
+    AttemptLog,
+    Claim,
+    Creation,
+    NewRunRow,
+    RunEvent,
+    RunRecord,
+    StepRecord,
+)
 from app.domain.runs import RETRYABLE_RUN_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
 from app.engine.store import NewRun, RunEnd, StoredRun, TaskFinish
 from app.errors import UnknownRunError
@@ -38,7 +52,7 @@ from app.store import notifications
 from app.store.database import passing_failures_translated, session_factory
 from app.store.models import TASKS
 from app.store.postgres import PostgresPath
-from app.store.queries import queue, reads, runs, secrets, tasks, versions
+from app.store.queries import events, queue, reads, runs, secrets, tasks, versions
 from app.store.start_marks import StartMarks
 
 
@@ -48,8 +62,15 @@ class SqlRunStore:
         self.engine = engine
         self.owner = owner
         self._sessions = session_factory(engine)
-        self.fast = PostgresPath(engine, owner) if engine.dialect.name == "postgresql" else None
+        self.notifies = engine.dialect.name == "postgresql"
+        self.fast = PostgresPath(engine, owner) if self.notifies else None
         self._marks = StartMarks(self._write_mark, together=self.fast is not None)
+        self._events_written: Callable[[str], None] = _nobody_watches
+
+    def on_events(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(run_id)` after this process commits events of a run, where the
+        store sends no notification (SQLite, MariaDB)."""
+        self._events_written = callback
 
     # Starting runs.
 
@@ -139,11 +160,35 @@ class SqlRunStore:
             stored = await secrets.get(session, secrets.CURSOR_KEY)
         return None if stored is None else stored.encode()
 
+    # Events.
+
+    async def watch(self, run_id: str) -> tuple[RunRecord, int] | None:
+        """The run with every task, and the id of its latest event, which the record
+        includes; from now on the run's transitions write their events. Read holding the
+        run's row: no transition of it commits in between."""
+        async with self._write() as session:
+            await events.watch(session, run_id)
+            last = await events.last_id(session, run_id)
+            record = await reads.get(session, run_id)
+        return None if record is None else (record, last)
+
+    async def events_after(
+        self, run_id: str, after: int, limit: int, value_limit: int
+    ) -> list[RunEvent]:
+        """The run's events after the id `after`, oldest first, at most `limit`; outputs
+        larger than `value_limit` (as the store keeps their JSON text) left in the store."""
+        async with self._read() as session:
+            return await events.after(session, run_id, after, limit, value_limit)
+
     # The queue and leases.
 
     async def claim(self, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
         async with self._write() as session:
-            return await queue.claim(session, self.owner, now, lease_seconds, limit)
+            claims, started = await queue.claim(session, self.owner, now, lease_seconds, limit)
+            for payload in events.pg_notify_payloads(started) if self.notifies else ():
+                await notifications.notify(session, notifications.RUN_EVENTS, payload)
+        self._written(started)
+        return claims
 
     async def renew(
         self, run_ids: Collection[str], now: datetime, lease_seconds: float
@@ -167,15 +212,22 @@ class SqlRunStore:
         """End a queued or running run wherever it runs (its worker is notified of a
         cancellation); False when it was not active."""
         async with self._write() as session:
-            ended = await runs.end(session, run_id, status, at, error=error)
+            recorder = await events.locked(session, run_id)
+            ended = await runs.end(recorder, run_id, status, at, error=error)
             if ended and status is RunStatus.CANCELLED:
                 await notifications.notify(session, notifications.RUN_CANCELLED, run_id)
+            watched = ended and recorder.watched
+            if watched:
+                await notifications.notify(session, notifications.RUN_EVENTS, run_id)
+        if watched:
+            self._written([run_id])
         return ended
 
     async def restart(self, run_id: str, now: datetime, lease_seconds: float) -> Claim | None:
         """A failed or cancelled run running again under this worker's lease, as a claim of a
         run taken over; None when it was neither failed nor cancelled."""
         async with self._write() as session:
+            recorder = await events.locked(session, run_id)
             changed = await runs.change_status(
                 session,
                 run_id,
@@ -186,6 +238,12 @@ class SqlRunStore:
                 **queue.lease_values(self.owner, now, lease_seconds),
             )
             launch = await runs.launch_of(session, run_id) if changed else None
+            watched = changed and recorder.watched
+            if watched:
+                await recorder.record([events.run_event(run_id, RunStatus.RUNNING, now)])
+                await notifications.notify(session, notifications.RUN_EVENTS, run_id)
+        if watched:
+            self._written([run_id])
         if launch is None:
             return None
         definition_id, traceparent = launch
@@ -205,22 +263,28 @@ class SqlRunStore:
             with passing_failures_translated():
                 await self.fast.start_new_run(run)
             return
-        async with self._holding(run.run_id) as connection:
+        async with self._holding(run.run_id) as held:
             started = {"run": run.run_id, "at": run.started_at, "remaining": len(run.steps)}
-            await connection.execute(tasks.START_RUN, started)
+            await held.db.execute(tasks.START_RUN, started)
             if run.resumed and run.steps:  # it replaces the tasks it runs again
-                await connection.execute(
+                await held.db.execute(
                     delete(TASKS).where(
                         TASKS.c.run_id == run.run_id, TASKS.c.step_id.in_(run.steps)
                     )
                 )
-                await connection.execute(
+                await held.db.execute(
                     insert(TASKS),
                     [tasks.new_task(run.run_id, step_id, 0, False) for step_id in run.steps],
                 )
+                pending = TaskStatus.PENDING
+                at = run.started_at
+                await held.record(
+                    [events.step_event(run.run_id, step, 0, pending, at) for step in run.steps],
+                )
             if run.ready:
                 queued = {"run": run.run_id, "steps": list(run.ready), "at": run.started_at}
-                await connection.execute(tasks.QUEUE_STEPS, queued)
+                await held.record_from(events.QUEUED_BEFORE, queued)
+                await held.db.execute(tasks.QUEUE_STEPS, queued)
 
     async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:
         if count <= 1:
@@ -229,10 +293,15 @@ class SqlRunStore:
             with passing_failures_translated():
                 await self.fast.expand(run_id, step_id, count)
             return
-        async with self._holding(run_id) as connection:
-            await connection.execute(
+        at = utcnow()
+        async with self._holding(run_id) as held:
+            await held.db.execute(
                 insert(TASKS),
                 [tasks.new_task(run_id, step_id, index, True) for index in range(1, count)],
+            )
+            queued = TaskStatus.QUEUED
+            await held.record(
+                [events.step_event(run_id, step_id, i, queued, at) for i in range(1, count)],
             )
 
     async def task_started(self, run_id: str, key: TaskKey, attempt: int, at: datetime) -> None:
@@ -250,11 +319,14 @@ class SqlRunStore:
         mark = self._marks.take(run_id, key)
         retry = tasks.task_values(run_id, key.step_id, key.task_index, mark)
         retry.update(failure=error.as_dict(), at=retry_at)
-        async with self._holding(run_id) as connection:
-            await connection.execute(tasks.RETRY_TASK, retry)
+        async with self._holding(run_id) as held:
+            await held.record(_running(run_id, key, mark))
+            await held.db.execute(tasks.RETRY_TASK, retry)
+            # The event is the failure's, now; `at` of the task is when it may run again.
+            await held.record_from(events.TASK_CHANGED, {**retry, "at": utcnow()})
             if log is not None:
                 logged = tasks.log_values(run_id, key, log, utcnow())
-                await connection.execute(tasks.ADD_LOG, logged)
+                await held.db.execute(tasks.ADD_LOG, logged)
 
     async def task_finished(self, run_id: str, finish: TaskFinish) -> None:
         mark = self._marks.take(run_id, finish.key)
@@ -270,25 +342,31 @@ class SqlRunStore:
             at=finish.at,
             owner=self.owner,
         )
-        async with self._holding(run_id) as connection:
-            await connection.execute(tasks.FINISH_TASK, finished)
+        async with self._holding(run_id) as held:
+            if mark is None:  # started long ago: the finish's event as the row now says
+                await held.db.execute(tasks.FINISH_TASK, finished)
+                await held.record_from(events.TASK_CHANGED, finished)
+            else:  # the usual short step: its start and its end, known here, in one insert
+                await held.record(_started_and_finished(run_id, finish, mark))
+                await held.db.execute(tasks.FINISH_TASK, finished)
             if finish.log is not None:
                 logged = tasks.log_values(run_id, finish.key, finish.log, finish.at)
-                await connection.execute(tasks.ADD_LOG, logged)
+                await held.db.execute(tasks.ADD_LOG, logged)
             if finish.status is TaskStatus.FAILED:  # a failed element ends its fan-out
                 step_id = finish.key.step_id
-                await runs.cancel_unfinished_tasks(connection, run_id, finish.at, step_id)
+                await runs.cancel_unfinished_tasks(held, run_id, finish.at, step_id)
             if finish.released:
                 released = {"run": run_id, "steps": list(finish.released), "at": finish.at}
-                await connection.execute(tasks.RELEASE_STEPS, released)
+                await held.record_from(events.QUEUED_BEFORE, released)
+                await held.db.execute(tasks.RELEASE_STEPS, released)
             if finish.ended is not None:
-                await _end(connection, run_id, finish.ended)
+                await _end(held, run_id, finish.ended)
             elif finish.step_finished:
-                await connection.execute(tasks.STEP_FINISHED, {"run": run_id})
+                await held.db.execute(tasks.STEP_FINISHED, {"run": run_id})
 
     async def run_finished(self, run_id: str, ended: RunEnd) -> None:
-        async with self._holding(run_id) as connection:
-            await _end(connection, run_id, ended)
+        async with self._holding(run_id) as held:
+            await _end(held, run_id, ended)
 
     async def aclose(self) -> None:
         """Stop writing start marks (their tasks are not running any more), then let the
@@ -304,18 +382,31 @@ class SqlRunStore:
             return
         started = tasks.task_values(run_id, key.step_id, key.task_index, mark)
         started["owner"] = self.owner
-        async with self._holding(run_id) as connection:
-            await connection.execute(tasks.MARK_STARTED, started)
+        async with self._holding(run_id) as held:
+            await held.record_from(events.RUNNING_BEFORE, started)
+            await held.db.execute(tasks.MARK_STARTED, started)
 
     # Transactions.
 
     @contextlib.asynccontextmanager
-    async def _holding(self, run_id: str) -> AsyncIterator[AsyncConnection]:
-        """A transaction that holds the run's lease (else `LeaseLostError`, nothing written)."""
+    async def _holding(self, run_id: str) -> AsyncIterator[events.Recorder]:
+        """A transaction that holds the run's lease (else `LeaseLostError`, nothing written)
+        and writes the run's events when it is watched; its watchers hear of them once it
+        commits."""
         with passing_failures_translated():
             async with self.engine.begin() as connection:
-                await queue.hold(connection, run_id, self.owner, utcnow())
-                yield connection
+                held = await queue.hold(connection, run_id, self.owner, utcnow())
+                yield held
+                if held.watched:
+                    await notifications.notify(connection, notifications.RUN_EVENTS, run_id)
+        if held.watched:
+            self._written([run_id])
+
+    def _written(self, run_ids: Sequence[str]) -> None:
+        """Tell this process's watchers of the runs' new events, where the store does not."""
+        if not self.notifies:
+            for run_id in run_ids:
+                self._events_written(run_id)
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
@@ -330,7 +421,32 @@ class SqlRunStore:
                 yield session
 
 
-async def _end(connection: AsyncConnection, run_id: str, ended: RunEnd) -> None:
-    await runs.end(
-        connection, run_id, ended.status, ended.at, outputs=ended.outputs, error=ended.error
+def _nobody_watches(_run_id: str) -> None:
+    pass
+
+
+def _running(run_id: str, key: TaskKey, mark: tuple[int, datetime] | None) -> list[dict[str, Any]]:
+    """The running event of a start mark written behind, taken along by the task's next
+    update (none when the mark was written on its own)."""
+    if mark is None:
+        return []
+    attempt, started = mark
+    step = events.step_event(
+        run_id, key.step_id, key.task_index, TaskStatus.RUNNING, started, attempt
     )
+    return [step]
+
+
+def _started_and_finished(
+    run_id: str, finish: TaskFinish, mark: tuple[int, datetime]
+) -> list[dict[str, Any]]:
+    key = finish.key
+    error = runs.error_value(finish.error)
+    ended = events.step_event(
+        run_id, key.step_id, key.task_index, finish.status, finish.at, mark[0], error
+    )
+    return [*_running(run_id, key, mark), ended]
+
+
+async def _end(held: events.Recorder, run_id: str, ended: RunEnd) -> None:
+    await runs.end(held, run_id, ended.status, ended.at, outputs=ended.outputs, error=ended.error)

@@ -41,8 +41,9 @@ STORE_TABLES = {
     "audit_log",
     "service_secrets",
     "task_logs",
+    "run_events",
 }
-HEAD = "0004_task_logs"
+HEAD = "0005_run_events"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 
@@ -262,7 +263,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099_rebuild_flow_definitions"
-down_revision = "0004_task_logs"
+down_revision = "0005_run_events"
 branch_labels = None
 depends_on = None
 

@@ -49,7 +49,8 @@ async def add_runs(engine: AsyncEngine, count: int) -> list[str]:
 
 async def claim(engine: AsyncEngine, owner: str, now: datetime, limit: int = 10) -> list[Claim]:
     async with engine.begin() as connection:
-        return await queue.claim(connection, owner, now, LEASE, limit)
+        claims, _watched_started = await queue.claim(connection, owner, now, LEASE, limit)
+        return claims
 
 
 async def test_concurrent_claimers_skip_locked_runs_instead_of_waiting(
@@ -57,7 +58,7 @@ async def test_concurrent_claimers_skip_locked_runs_instead_of_waiting(
 ) -> None:
     ids = await add_runs(shared_engine, 4)
     async with shared_engine.begin() as first:
-        mine = await queue.claim(first, "w1", T0, LEASE, 2)  # locked until this commits
+        mine, _ = await queue.claim(first, "w1", T0, LEASE, 2)  # locked until this commits
         async with asyncio.timeout(5):  # a waiting claim would block here until the commit
             theirs = await claim(shared_engine, "w2", T0, limit=10)
 

@@ -1,13 +1,14 @@
 """A real server process (SQLite, authentication on, one user with a password and flows of
 her own) and Debian's chromium, both started once for the module; a fresh, signed-in browser
-page for each test."""
+page for each test. `dashboard_on` serves the same on another store, with other settings."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,24 +67,34 @@ def _user_with_flows(server: Server) -> str:
         return secret
 
 
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    require_browser()
-    directory = tmp_path_factory.mktemp("dashboard")
+@contextmanager
+def dashboard_on(
+    database_url: str, directory: Path, settings: Mapping[str, str] | None = None
+) -> Iterator[Dashboard]:
+    """The server on the store at `database_url`, with the user and her flows."""
     port = free_port()
-    settings = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'store.db'}",
+    environment = {
+        "DATABASE_URL": database_url,
         "TASK_MODULES": ",".join(TASK_MODULES),
         "AUTH": "on",
         "ADMIN_API_KEY": ADMIN_KEY,
         "LOG_LEVEL": "warning",
         # Small, so that a test can show a value too large for the run's answer.
         "MAX_ANSWER_VALUE_BYTES": str(ANSWER_VALUE_BYTES),
+        **(settings or {}),
     }
     command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with started_server(command, port, settings, directory) as server:
+    with started_server(command, port, environment, directory) as server:
         yield Dashboard(server, _user_with_flows(server), directory)
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    require_browser()
+    directory = tmp_path_factory.mktemp("dashboard")
+    with dashboard_on(f"sqlite+aiosqlite:///{directory / 'store.db'}", directory) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

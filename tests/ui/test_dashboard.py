@@ -95,6 +95,7 @@ def test_a_run_turns_green_live_when_its_gate_opens(page: Page, dashboard: Dashb
     expect_status(page, "running")
     expect_status(page, "running", "#run-graph [data-step='wait']")
     expect(page.locator("#cancel")).to_be_visible()
+    expect(page.locator("#live-mode")).to_have_text("Live: following the run's events.")
 
     (dashboard.directory / "live").touch()
 

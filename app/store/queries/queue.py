@@ -26,6 +26,7 @@ from app.domain.records import Claim
 from app.domain.runs import RunStatus
 from app.errors import LeaseLostError
 from app.store.models import RUNS
+from app.store.queries import events
 from app.store.session import Db
 
 
@@ -42,13 +43,13 @@ def _held(run: Any, owner: Any, now: Any) -> ColumnElement[bool]:
 
 # Built once: `hold` starts every portable write of a run.
 _HELD = (
-    select(RUNS.c.id)
+    select(RUNS.c.watched)
     .where(_held(bindparam("run_id"), bindparam("owner"), bindparam("now")))
     .with_for_update()
 )
 # The same check as the head of PostgreSQL's one-statement transitions (queries/tasks.py):
 # the `run` CTE, on $1 run id, $2 lease owner, $3 now. Empty when the lease is not held.
-_PG_HELD = select(RUNS.c.id).where(
+_PG_HELD = select(RUNS.c.id, RUNS.c.watched).where(
     _held(literal_column("$1"), literal_column("$2"), literal_column("$3"))
 )
 PG_HOLD = (
@@ -63,13 +64,15 @@ PG_HOLD = (
 )
 
 
-async def hold(db: Db, run_id: str, owner: str, now: datetime) -> None:
+async def hold(db: Db, run_id: str, owner: str, now: datetime) -> events.Recorder:
     """Lock the run for the caller's transaction, or raise `LeaseLostError` when `owner` no
-    longer holds its unexpired lease (or the run ended elsewhere)."""
+    longer holds its unexpired lease (or the run ended elsewhere). The transaction's writer
+    of the run's events."""
     parameters = {"run_id": run_id, "owner": owner, "now": now}
-    held = (await db.execute(_HELD, parameters)).scalar_one_or_none()
-    if held is None:
+    watched = (await db.execute(_HELD, parameters)).scalar_one_or_none()
+    if watched is None:
         raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
+    return events.Recorder(db, watched)
 
 
 def lease_values(owner: str, now: datetime, lease_seconds: float) -> dict[str, Any]:
@@ -77,7 +80,9 @@ def lease_values(owner: str, now: datetime, lease_seconds: float) -> dict[str, A
     return {"lease_owner": owner, "lease_expires_at": now + timedelta(seconds=lease_seconds)}
 
 
-async def claim(db: Db, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
+async def claim(
+    db: Db, owner: str, now: datetime, lease_seconds: float, limit: int
+) -> tuple[list[Claim], list[str]]:
     """Claim up to `limit` runs: first those whose lease expired, then queued ones, oldest
     first.
 
@@ -85,6 +90,8 @@ async def claim(db: Db, owner: str, now: datetime, lease_seconds: float, limit: 
     claimer skips them instead of waiting or claiming them twice. Each kind is its own query
     on the (status, created_at) index, which hands rows over in order: the scan stops at
     `limit` rows, and locks no more (InnoDB locks every row a scan examines).
+
+    Also the ids of the watched runs it started, whose `running` events it wrote.
     """
     expired = and_(
         RUNS.c.status == RunStatus.RUNNING.value,
@@ -95,13 +102,17 @@ async def claim(db: Db, owner: str, now: datetime, lease_seconds: float, limit: 
         queued = RUNS.c.status == RunStatus.QUEUED.value
         found += await _lock_oldest(db, queued, limit - len(found))
     if not found:
-        return []
+        return [], []
     await db.execute(
         update(RUNS)
         .where(RUNS.c.id.in_([row.id for row in found]))
         .values(status=RunStatus.RUNNING.value, **lease_values(owner, now, lease_seconds))
     )
-    return [
+    started = [row.id for row in found if row.status == RunStatus.QUEUED.value and row.watched]
+    await events.Recorder(db, watched=True).record(
+        [events.run_event(run_id, RunStatus.RUNNING, now) for run_id in started]
+    )
+    claims = [
         Claim(
             row.id,
             row.definition_id,
@@ -111,11 +122,19 @@ async def claim(db: Db, owner: str, now: datetime, lease_seconds: float, limit: 
         )
         for row in found
     ]
+    return claims, started
 
 
 async def _lock_oldest(db: Db, condition: ColumnElement[bool], limit: int) -> list[Any]:
     statement = (
-        select(RUNS.c.id, RUNS.c.definition_id, RUNS.c.inputs, RUNS.c.status, RUNS.c.traceparent)
+        select(
+            RUNS.c.id,
+            RUNS.c.definition_id,
+            RUNS.c.inputs,
+            RUNS.c.status,
+            RUNS.c.traceparent,
+            RUNS.c.watched,
+        )
         .where(condition)
         .order_by(RUNS.c.created_at)
         .limit(limit)

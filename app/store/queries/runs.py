@@ -23,6 +23,7 @@ from app.domain.runs import (
     TaskStatus,
 )
 from app.store.models import RUNS, TASKS
+from app.store.queries import events
 from app.store.session import Db
 
 UNFINISHED_TASK_VALUES = sorted(status.value for status in UNFINISHED_TASK_STATUSES)
@@ -180,7 +181,7 @@ _CANCEL_UNFINISHED_OF_STEP = _CANCEL_UNFINISHED.where(TASKS.c.step_id == bindpar
 
 
 async def end(
-    db: Db,
+    recorder: events.Recorder,
     run_id: str,
     status: RunStatus,
     at: datetime,
@@ -188,28 +189,37 @@ async def end(
     outputs: Any = None,
     error: RunError | None = None,
 ) -> bool:
-    """End an active run (queued or running); False when it had already ended."""
+    """End an active run (queued or running) in the recorder's transaction, which holds the
+    run's row; False when it had already ended. Its events: its tasks cancelled, then its
+    end, the last of the run."""
+    db = recorder.db
+    failure = error_value(error)
     parameters = {
         "run": run_id,
         "state": status.value,
         "result": outputs,
-        "failure": error_value(error),
+        "failure": failure,
         "at": at,
     }
     ended = bool((await db.execute(_END, parameters)).rowcount)  # type: ignore[attr-defined]
     if ended:
-        await cancel_unfinished_tasks(db, run_id, at)
+        await cancel_unfinished_tasks(recorder, run_id, at)
+        await recorder.record([events.run_event(run_id, status, at, failure)])
     return ended
 
 
 async def cancel_unfinished_tasks(
-    db: Db, run_id: str, at: datetime, step_id: str | None = None
+    recorder: events.Recorder, run_id: str, at: datetime, step_id: str | None = None
 ) -> None:
-    """Cancel the run's unfinished tasks (of one step only, when given)."""
+    """Cancel the run's unfinished tasks (of one step only, when given), each with its event."""
     if step_id is None:
-        await db.execute(_CANCEL_UNFINISHED, {"run": run_id, "at": at})
+        parameters = {"run": run_id, "at": at}
+        await recorder.record_from(events.CANCELLED_BEFORE, parameters)
+        await recorder.db.execute(_CANCEL_UNFINISHED, parameters)
     else:
-        await db.execute(_CANCEL_UNFINISHED_OF_STEP, {"run": run_id, "at": at, "step": step_id})
+        parameters = {"run": run_id, "at": at, "step": step_id}
+        await recorder.record_from(events.CANCELLED_OF_STEP_BEFORE, parameters)
+        await recorder.db.execute(_CANCEL_UNFINISHED_OF_STEP, parameters)
 
 
 def error_value(error: RunError | None) -> dict[str, Any] | None:

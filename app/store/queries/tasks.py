@@ -19,11 +19,12 @@ from sqlalchemy import Integer, bindparam, case, func, insert, update
 from app.domain.records import AttemptLog
 from app.domain.runs import RunStatus, TaskKey, TaskStatus
 from app.store.models import RUNS, TASK_LOGS, TASKS
+from app.store.queries.events import PG_APPLIED, pg_events
 from app.store.queries.queue import PG_HOLD
 from app.store.queries.runs import PG_UNFINISHED, UNFINISHED_TASK_VALUES
 from app.store.types import UTCDateTime
 
-_APPLIED = "SELECT EXISTS (SELECT 1 FROM run)"
+_APPLIED = PG_APPLIED
 
 # A run starts: its row marked running, its ready steps queued.
 START_RUN = (
@@ -47,6 +48,10 @@ QUEUE_STEPS = (
     )
     .values(status=TaskStatus.QUEUED.value, available_at=bindparam("at"))
 )
+_READY_EVENTS = pg_events(
+    "SELECT 1, 'step', 'queued', step_id, task_index, attempts, NULL::jsonb, "
+    "$4::timestamptz FROM ready"
+)
 # $4 started_at, $5 remaining_steps, $6 ready step ids. A new run only: a resumed one also
 # replaces the tasks it runs again, on the portable path.
 PG_START_NEW_RUN = f"""{PG_HOLD}, started AS (
@@ -58,9 +63,9 @@ PG_START_NEW_RUN = f"""{PG_HOLD}, started AS (
     SET status = 'queued', available_at = $4
     WHERE run_id = (SELECT id FROM run) AND step_id = ANY($6::text[]) AND task_index = 0
         AND status IN {PG_UNFINISHED}
-)
-{_APPLIED}
-"""
+    RETURNING step_id, task_index, attempts
+){_READY_EVENTS}
+{_APPLIED}"""
 
 
 def new_task(run_id: str, step_id: str, index: int, ready: bool) -> dict[str, Any]:
@@ -75,14 +80,18 @@ def new_task(run_id: str, step_id: str, index: int, ready: bool) -> dict[str, An
     }
 
 
+_EXPANDED_EVENTS = pg_events(
+    "SELECT 1, 'step', 'queued', step_id, task_index, attempts, NULL::jsonb, "
+    "$3::timestamptz FROM expanded"
+)
 # A fan-out's elements 1..count-1 (element 0 is the step's own row): portable, an insert of
 # `new_task` rows. PostgreSQL's: $4 step_id, $5 count.
 PG_EXPAND = f"""{PG_HOLD}, expanded AS (
     INSERT INTO task_runs (run_id, step_id, task_index, status, attempts)
     SELECT id, $4, index, 'queued', 0 FROM run, generate_series(1, $5 - 1) AS index
-)
-{_APPLIED}
-"""
+    RETURNING step_id, task_index, attempts
+){_EXPANDED_EVENTS}
+{_APPLIED}"""
 
 _UPDATE_TASK = update(TASKS).where(
     TASKS.c.run_id == bindparam("run"),
@@ -114,15 +123,21 @@ MARK_STARTED = _UPDATE_TASK.values(
     lease_owner=bindparam("owner"),
     **_START_MARK,
 )
+# The statement's snapshot: the task as it was before this update.
+_STARTED_EVENTS = pg_events(
+    "SELECT 1, 'step', 'running', $4::varchar, $5::integer, $6::integer, NULL::jsonb, "
+    "$7::timestamptz "
+    "FROM task_runs WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index = $5 "
+    f"AND status IN {PG_UNFINISHED}"
+)
 # $4 step_id, $5 task_index, $6 attempts, $7 started_at
 PG_MARK_STARTED = f"""{PG_HOLD}, started AS (
     UPDATE task_runs
     SET status = CASE WHEN status IN {PG_UNFINISHED} THEN 'running' ELSE status END,
         attempts = $6, started_at = COALESCE(started_at, $7), lease_owner = $2
     WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index = $5
-)
-{_APPLIED}
-"""
+){_STARTED_EVENTS}
+{_APPLIED}"""
 
 # An attempt failed: the task waits for its retry (portable only: retries are rare).
 RETRY_TASK = _UPDATE_TASK.values(
@@ -189,23 +204,42 @@ _PG_FINISHED = f"""{PG_HOLD}, finished AS (
         attempts = COALESCE($10, attempts), started_at = COALESCE(started_at, $11),
         lease_owner = $2
     WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index = $5
+    RETURNING status, attempts, error
 )"""
+# The events every finish starts with: the start mark it takes along ($10 attempt, $11
+# started at; none when the mark was written on its own), then the task's end.
+_PG_FINISH_EVENTS = (
+    "SELECT 0, 'step', 'running', $4::varchar, $5::integer, $10::integer, NULL::jsonb, "
+    "$11::timestamptz FROM run WHERE $10 IS NOT NULL",
+    "SELECT 1, 'step', status, $4, $5, attempts, error, $9::timestamptz FROM finished",
+)
+_FINISHED_EVENTS = pg_events(
+    *_PG_FINISH_EVENTS,
+    "SELECT 2, 'step', 'cancelled', step_id, task_index, attempts, NULL, $9 FROM siblings",
+    "SELECT 3, 'step', 'queued', step_id, task_index, attempts, NULL, $9 FROM released",
+)
 # $12 released step ids, $13 steps finished (0|1); $14-$16 its log (`_pg_logged`)
 PG_FINISH_TASK = f"""{_PG_FINISHED}{_pg_logged(14)}, siblings AS (
     UPDATE task_runs
     SET status = 'cancelled', finished_at = $9
     WHERE run_id = (SELECT id FROM run) AND step_id = $4 AND task_index <> $5
         AND $6 = 'failed' AND status IN {PG_UNFINISHED}
+    RETURNING step_id, task_index, attempts
 ), released AS (
     UPDATE task_runs
     SET status = 'queued', available_at = $9
     WHERE run_id = (SELECT id FROM run) AND step_id = ANY($12::text[]) AND task_index = 0
         AND status = 'pending'
+    RETURNING step_id, task_index, attempts
 ), counted AS (
     UPDATE flow_runs SET remaining_steps = remaining_steps - $13 WHERE id = (SELECT id FROM run)
+){_FINISHED_EVENTS}
+{_APPLIED}"""
+_ENDED_EVENTS = pg_events(
+    *_PG_FINISH_EVENTS,
+    "SELECT 2, 'step', 'cancelled', step_id, task_index, attempts, NULL, $9 FROM unfinished",
+    "SELECT 3, 'run', status, NULL, NULL, NULL, error, $9 FROM ended",
 )
-{_APPLIED}
-"""
 # As PG_FINISH_TASK for the task that ends its run, with `runs.end` in the same statement:
 # $12 run status, $13 run outputs, $14 run error; every other unfinished task of the run is
 # cancelled, the lease is let go; $15-$17 its log (`_pg_logged`).
@@ -214,11 +248,12 @@ PG_FINISH_TASK_AND_RUN = f"""{_PG_FINISHED}{_pg_logged(15)}, unfinished AS (
     SET status = 'cancelled', finished_at = $9
     WHERE run_id = (SELECT id FROM run) AND NOT (step_id = $4 AND task_index = $5)
         AND status IN {PG_UNFINISHED}
+    RETURNING step_id, task_index, attempts
 ), ended AS (
     UPDATE flow_runs
     SET status = $12, outputs = $13::jsonb, error = $14::jsonb, finished_at = $9,
         remaining_steps = 0, lease_owner = NULL, lease_expires_at = NULL
     WHERE id = (SELECT id FROM run)
-)
-{_APPLIED}
-"""
+    RETURNING status, error
+){_ENDED_EVENTS}
+{_APPLIED}"""
