@@ -3,17 +3,22 @@ files, read what it prints. Each wait polls its output with a deadline."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import re
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from app.cli.watch import WatchSession
 from tests.polling import until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,3 +149,44 @@ async def test_a_failing_run_shows_the_failed_step(tmp_path: Path, watching: Wat
     await watching.shows(
         "saved flow.py", "✗ scale", "failed at step 'scale': ZeroDivisionError", after=mark
     )
+
+
+def session(flow: Path, *tasks: str) -> WatchSession:
+    arguments = argparse.Namespace(file=flow, tasks=list(tasks), test_inputs=None, inputs=None)
+    return WatchSession(arguments, Console(file=StringIO(), width=200, record=True))
+
+
+def test_a_dotted_task_module_is_imported_afresh_on_each_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = f"watched_tasks_{uuid.uuid4().hex[:8]}"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = tmp_path / f"{module}.py"
+    source.write_text(TASKS.replace("FACTOR", "2"))
+    flow = tmp_path / "scale.yaml"
+    flow.write_text(FLOW)
+    watch = session(flow, module)
+    watch.arguments.inputs = '{"n": 1}'
+
+    try:
+        watch.run_once("start")
+        source.write_text(TASKS.replace("FACTOR", "5"))
+        watch.run_once("saved")
+    finally:
+        sys.modules.pop(module, None)
+
+    assert "~ scaled: 2 → 5" in watch.console.export_text()
+    assert source.resolve() in watch.watched_files()
+
+
+def test_the_files_watched_by_default(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    watch = session(flow)
+    watch.arguments.test_inputs = tmp_path / "inputs.json"
+
+    assert set(watch.watched_files()) == {
+        flow.resolve(),
+        (tmp_path / "flow.py").resolve(),  # the default task module, even before it exists
+        (tmp_path / ".env").resolve(),
+        (tmp_path / "inputs.json").resolve(),
+    }
