@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import importlib.util
 import io
+import logging
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ def add_parser(commands: Any) -> None:
 
 
 def command(arguments: argparse.Namespace) -> int:
+    # watchfiles logs a warning when Ctrl+C stops it: that is how a user quits, no news.
+    logging.getLogger("watchfiles").setLevel(logging.ERROR)
     session = WatchSession(arguments, Console(highlight=False))
     # Ctrl+C during a run; while waiting for a save, watchfiles takes it and returns.
     with contextlib.suppress(KeyboardInterrupt):
