@@ -1,6 +1,7 @@
 """`python -m app`: run, validate and inspect flows from the command line.
 
-    python -m app run FILE [--inputs JSON] [--tasks MODULE]...
+    python -m app run FILE [--inputs JSON] [--tasks MODULE]... [--json]
+    python -m app watch FILE [--tasks-file PY]... [--test-inputs JSON_FILE | --inputs JSON]
     python -m app validate FILE [--tasks MODULE]...
     python -m app connections
     python -m app serve [--host HOST] [--port PORT]
@@ -75,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a flow and print its outputs as JSON")
     run.add_argument("file", type=Path, help="the flow definition (YAML or JSON)")
     run.add_argument("--inputs", default="{}", help="inputs as a JSON object, or @FILE")
+    run.add_argument(
+        "--json", action="store_true", help="no live progress: the outputs only (when piped too)"
+    )
     _add_tasks_option(run)
     run.set_defaults(command=_run)
 
@@ -106,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.set_defaults(command=_db_upgrade)
 
     _add_account_commands(commands)
+    from app.cli import watch  # noqa: PLC0415 - it uses this module's helpers
+
+    watch.add_parser(commands)
     return parser
 
 
@@ -165,7 +172,12 @@ def _run(arguments: argparse.Namespace) -> int:
     inputs = _inputs(arguments.inputs)
     executor = FlowExecutor(_registry(arguments), env=default_environment(arguments.file.parent))
     try:
-        outputs = asyncio.run(executor.execute_flow(source, inputs))
+        if not arguments.json and sys.stdout.isatty():
+            from app.cli import progress  # noqa: PLC0415 - rich, for terminals only
+
+            outputs = progress.execute_with_progress(executor, source, inputs)
+        else:
+            outputs = asyncio.run(executor.execute_flow(source, inputs))
     except (DefinitionError, InputValidationError) as error:
         _print_problems(arguments.file, error, sys.stderr)
         return EXIT_FAILED

@@ -161,6 +161,7 @@ class RunExecution:
                     return self._skipped(step)
             except ExpressionError as error:
                 return _failed(key, error, "if")
+        self.runner.observer.step_started(self.run_id, step.id)
         if step.for_each is not None:
             return await self._fan_out(step, scope, last_error)
         return await self.runner.run(
@@ -218,6 +219,7 @@ class RunExecution:
         The step that ends the run ends it in the same store call (one transaction).
         """
         outcome = self._charged(outcome)
+        self.runner.observer.step_settled(self.run_id, step.id, outcome.status)
         released = self._record(step.id, outcome)
         self.ready.extend(released)
         end = None
@@ -358,6 +360,7 @@ class _FanOut:
                 TaskKey(self.step.id), TaskStatus.COMPLETED, None, None, self._collected()
             )
         await execution.store.tasks_expanded(execution.run_id, self.step.id, len(self.items))
+        execution.runner.observer.elements_expanded(execution.run_id, self.step.id, len(self.items))
         workers = min(self.for_each.max_concurrency, len(self.items))
         try:
             async with asyncio.TaskGroup() as group:
@@ -391,6 +394,7 @@ class _FanOut:
             scope[self.for_each.variable] = self.items[index]
             scope["index"] = index
             outcome = await execution.runner.run(self.step, index, scope, self.last_error)
+            execution.runner.observer.element_settled(execution.run_id, outcome.key, outcome.status)
             if outcome.status is TaskStatus.FAILED:
                 assert outcome.error is not None
                 error = RunError(

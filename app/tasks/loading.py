@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 
 from app.errors import TaskModuleError
 from app.tasks.registry import TaskRegistry
@@ -41,7 +42,7 @@ def load_task_modules(names: Iterable[str]) -> TaskRegistry:
 
 
 def _import(name: str) -> ModuleType:
-    if _is_path(name):
+    if names_a_file(name):
         return _import_file(name)
     try:
         return importlib.import_module(name)
@@ -49,7 +50,8 @@ def _import(name: str) -> ModuleType:
         raise _failure(name, error) from error
 
 
-def _is_path(name: str) -> bool:
+def names_a_file(name: str) -> bool:
+    """Whether a task module's name is a file's path rather than a dotted module name."""
     return name.endswith(".py") or "/" in name or "\\" in name
 
 
@@ -58,7 +60,9 @@ def _import_file(name: str) -> ModuleType:
     if not path.is_file():
         raise TaskModuleError(f"task module {name!r}: no such file ({path})")
     module_name = _module_name_for(path)
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    spec = importlib.util.spec_from_file_location(
+        module_name, path, loader=_SourceOnlyLoader(module_name, str(path))
+    )
     if spec is None or spec.loader is None:
         raise TaskModuleError(f"task module {name!r}: not a loadable Python file ({path})")
     module = importlib.util.module_from_spec(spec)
@@ -70,6 +74,15 @@ def _import_file(name: str) -> ModuleType:
         sys.modules.pop(module_name, None)
         raise _failure(name, error) from error
     return module
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the file's text on every load, never through `__pycache__`: a cached bytecode
+    file is trusted when the source's size and mtime (whole seconds) match, so an edit of the
+    same length within a second (`watch`) would run the old code."""
+
+    def get_code(self, fullname: str) -> CodeType:
+        return self.source_to_code(self.get_data(self.path), self.path)
 
 
 def _module_name_for(path: Path) -> str:

@@ -101,3 +101,52 @@ async def test_what_an_attempt_keeps_is_bounded() -> None:
     assert 5 < len(log.lines) < 30
     assert log.lines[0].level == "warning"
     assert "MAX_TASK_LOG_BYTES" in log.lines[-1].message
+
+
+class ProgressRecorder(EngineObserver):
+    """What a progress display hears: steps starting and settling, a fan-out's elements."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def step_started(self, run_id: str, step_id: str) -> None:
+        self.events.append(("started", step_id))
+
+    def elements_expanded(self, run_id: str, step_id: str, count: int) -> None:
+        self.events.append(("expanded", step_id, count))
+
+    def element_settled(self, run_id: str, key: TaskKey, status: TaskStatus) -> None:
+        self.events.append(("element", key.step_id, status))
+
+    def step_settled(self, run_id: str, step_id: str, status: TaskStatus) -> None:
+        self.events.append(("settled", step_id, status))
+
+
+async def test_the_observer_follows_each_step_and_a_fan_outs_elements() -> None:
+    recorder = ProgressRecorder()
+    executor = FlowExecutor(observer=recorder)
+    flow = """
+flow: Progress
+steps:
+  - set: {id: first, values: {items: [1, 2, 3]}}
+  - set: {id: each, for_each: "${first.items}", max_concurrency: 1, values: {x: "${item}"}}
+  - set: {id: never, if: "${len(each.x)} == 0", values: {x: 1}}
+  - fail: {id: boom, depends_on: [never], message: no luck}
+"""
+
+    result = await executor.run(flow)
+
+    assert result.error is not None
+    assert recorder.events == [
+        ("started", "first"),
+        ("settled", "first", TaskStatus.COMPLETED),
+        ("started", "each"),
+        ("expanded", "each", 3),
+        ("element", "each", TaskStatus.COMPLETED),
+        ("element", "each", TaskStatus.COMPLETED),
+        ("element", "each", TaskStatus.COMPLETED),
+        ("settled", "each", TaskStatus.COMPLETED),
+        ("settled", "never", TaskStatus.SKIPPED),
+        ("started", "boom"),
+        ("settled", "boom", TaskStatus.FAILED),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import uuid
@@ -91,6 +92,23 @@ def test_a_file_can_be_loaded_again(tmp_path: Path) -> None:
     path = write(tmp_path, "tasks.py", WITH_REGISTRY.format(task="Again"))
     assert list(load_task_modules([str(path)])) == ["Again"]
     assert list(load_task_modules([str(path)])) == ["Again"]
+
+
+def test_a_file_is_loaded_from_its_text_not_a_stale_bytecode_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edit of the same size within the same second (what `watch` reloads) is seen."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as users run Python
+    path = write(tmp_path, "tasks.py", WITH_REGISTRY.format(task="Edited"))
+    load_task_modules([str(path)])
+    stat = path.stat()
+    path.write_text(path.read_text().replace('{"x": x}', '{"x": 7}'))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same mtime
+
+    registry = load_task_modules([str(path)])
+
+    assert registry.get("Edited").function(x=1) == {"x": 7}
+    assert not (tmp_path / "__pycache__").exists()
 
 
 def test_modules_are_merged_and_blank_names_skipped(tmp_path: Path, package_dir: Path) -> None:
