@@ -2,6 +2,7 @@
 
     python -m app run FILE [--inputs JSON] [--tasks MODULE]...
     python -m app validate FILE [--tasks MODULE]...
+    python -m app test FIXTURE... [--tasks MODULE]...
     python -m app connections
     python -m app serve [--host HOST] [--port PORT]
     python -m app worker [--concurrency N]
@@ -29,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.cli import testing
 from app.connections.manager import available_plugins
 from app.connections.urls import redact_url
 from app.domain.access import Scope
@@ -82,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("file", type=Path, help="the flow definition (YAML or JSON)")
     _add_tasks_option(validate)
     validate.set_defaults(command=_validate)
+
+    testing.add_command(commands)
 
     connections = commands.add_parser("connections", help="list connection plugins")
     connections.set_defaults(command=_connections)
