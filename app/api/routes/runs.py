@@ -191,8 +191,9 @@ async def retry_run(
 FIXTURE_ANSWER: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The fixture: YAML (`application/yaml`), or JSON with `?format=json`",
+        # One document in either notation: {flow, inputs, stubs, expect}.
         "content": {
-            YAML_TYPE: {"schema": {"type": "string"}},
+            YAML_TYPE: {"schema": {"type": "object"}},
             JSON_TYPE: {"schema": {"type": "object"}},
         },
     }
