@@ -87,6 +87,14 @@ class InputValidationError(ProblemsError):
     """The run's inputs do not match the flow's declared inputs."""
 
 
+class StubError(ProblemsError):
+    """The stubbed steps' outputs do not fit the flow."""
+
+
+class FixtureError(FlowManagerError):
+    """The fixture cannot be run: its message says where it is wrong, one line per problem."""
+
+
 class ExpressionError(FlowManagerError):
     """The expression is invalid."""
 

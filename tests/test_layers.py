@@ -47,6 +47,7 @@ def test_the_source_keeps_every_contract() -> None:
         ("app/dsl/graph.py", "import app.engine.executor", "Layers"),
         ("app/domain/runs.py", "import app.dsl.graph", "Layers"),
         ("app/connections/http.py", "import app.settings", "Layers"),
+        ("app/testing/running.py", "import app.api.deps", "Layers"),
         ("app/services/flows.py", "import sqlalchemy", "Only the store speaks SQL"),
         ("app/api/deps.py", "from sqlalchemy.exc import IntegrityError", "Only the store"),
         ("app/dsl/graph.py", "import socket", "The flow language does no I/O"),

@@ -31,7 +31,8 @@ from app.domain.storable import MAX_DEPTH, json_data
 from app.errors import PayloadTooLargeError, UnstorableValueError
 
 JSON_TYPE = "application/json"
-YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")
+YAML_TYPE = "application/yaml"
+YAML_TYPES = (YAML_TYPE, "text/yaml", "application/x-yaml", "text/x-yaml")
 
 
 class BodySizeLimit:

@@ -3,6 +3,7 @@
     python -m app run FILE [--inputs JSON] [--tasks MODULE]... [--json]
     python -m app watch FILE [--tasks-file PY]... [--test-inputs JSON_FILE | --inputs JSON]
     python -m app validate FILE [--tasks MODULE]...
+    python -m app test FIXTURE... [--tasks MODULE]...
     python -m app connections
     python -m app serve [--host HOST] [--port PORT]
     python -m app worker [--concurrency N]
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.cli import testing
 from app.connections.manager import available_plugins
 from app.connections.urls import redact_url
 from app.domain.access import Scope
@@ -87,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_tasks_option(validate)
     validate.set_defaults(command=_validate)
 
+    testing.add_command(commands)
+
     connections = commands.add_parser("connections", help="list connection plugins")
     connections.set_defaults(command=_connections)
 
@@ -112,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_account_commands(commands)
     from app.cli import watch  # noqa: PLC0415 - it uses this module's helpers
 
-    watch.add_parser(commands)
+    watch.add_command(commands)
     return parser
 
 

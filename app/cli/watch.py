@@ -56,7 +56,7 @@ RECHECK_MS = 1_000
 Fingerprint = dict[Path, tuple[int, int] | None]
 
 
-def add_parser(commands: Any) -> None:
+def add_command(commands: Any) -> None:
     watch = commands.add_parser(
         "watch", help="run a flow, then again on every save of its files (Ctrl+C stops)"
     )

@@ -26,7 +26,7 @@ from app.dsl.inputs import validate_inputs
 from app.dsl.limits import DEFAULT_LIMITS, DefinitionLimits
 from app.dsl.loading import Document, load_document
 from app.dsl.models import FlowDefinition
-from app.engine.attempts import TaskRunner
+from app.engine.attempts import TaskOutcome, TaskRunner
 from app.engine.environment import default_environment
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
@@ -34,6 +34,7 @@ from app.engine.observer import NO_OBSERVER, EngineObserver
 from app.engine.resume import Resumption
 from app.engine.run import RunExecution, RunResult
 from app.engine.store import RunStore
+from app.engine.stubs import stubbed_outcomes
 from app.errors import DefinitionError, FlowFailedError, Problem, UnstorableValueError
 from app.tasks.builtins import builtin_registry
 from app.tasks.registry import TaskRegistry
@@ -79,7 +80,11 @@ class FlowExecutor:
 
     def parse(self, source: str | bytes, *, format: Format | None = None) -> ParsedFlow:
         """Load and validate a definition, keeping the loaded document; DefinitionError if not."""
-        document = load_document(source, format=format)
+        return self.parse_document(load_document(source, format=format))
+
+    def parse_document(self, document: Document) -> ParsedFlow:
+        """Validate a loaded definition (one written inside another document: a fixture's
+        inline flow, whose problems then point into that document)."""
         _check_storable(document)
         definition = build_definition(
             document, self.registry.catalog(), self._connection_types, limits=self.definition_limits
@@ -111,23 +116,35 @@ class FlowExecutor:
         return result.outputs or {}
 
     async def run(
-        self, source: Source, inputs: Mapping[str, Any] | None = None, *, run_id: str | None = None
+        self,
+        source: Source,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        stubs: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Run the flow to its end; a failed run is a result, not an exception.
 
-        Invalid definitions (DefinitionError) and inputs (InputValidationError) are refused
-        before the run starts.
+        `stubs`: `{step_id: outputs}` of steps that do not run: each counts as completed with
+        those outputs (`engine/stubs.py`). Invalid definitions (DefinitionError), inputs
+        (InputValidationError) and stubs (StubError) are refused before the run starts.
         """
         definition = self.load(source)
         values = validate_inputs(definition.inputs, inputs or {}, strict=definition.strict_inputs)
-        return await self.run_checked(definition, values, run_id or str(uuid.uuid4()))
+        return await self.run_checked(definition, values, run_id or str(uuid.uuid4()), stubs=stubs)
 
     async def run_checked(
-        self, definition: FlowDefinition, inputs: Mapping[str, Any], run_id: str
+        self,
+        definition: FlowDefinition,
+        inputs: Mapping[str, Any],
+        run_id: str,
+        *,
+        stubs: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Run a new run whose inputs were checked when it was created (`validate_inputs`):
         they are validated once per run, not again here."""
-        return await self._execute(definition, inputs, run_id, None)
+        stubbed = stubbed_outcomes(definition, stubs, self.limits) if stubs else None
+        return await self._execute(definition, inputs, run_id, None, stubbed)
 
     async def resume(self, definition: FlowDefinition, run_id: str) -> RunResult:
         """Run a run again from what the store kept of it: a retried run, or one taken over
@@ -143,6 +160,7 @@ class FlowExecutor:
         inputs: Mapping[str, Any],
         run_id: str,
         resumption: Resumption | None,
+        stubs: Mapping[str, TaskOutcome] | None = None,
     ) -> RunResult:
         connections = self._shared_connections or ConnectionManager()
         runner = TaskRunner(
@@ -160,7 +178,7 @@ class FlowExecutor:
         points = resumption.points if resumption else None
         try:
             execution = RunExecution(
-                definition, inputs, run_id, runner, self.store, restored, points
+                definition, inputs, run_id, runner, self.store, restored, points, stubs
             )
             return await execution.execute()
         finally:

@@ -58,11 +58,13 @@ class RunExecution:
         store: RunStore,
         restored: Mapping[str, TaskOutcome] | None = None,
         resume: Mapping[str, ResumePoint] | None = None,
+        stubs: Mapping[str, TaskOutcome] | None = None,
     ) -> None:
         """`restored`: steps finished by an earlier execution of this run (see
         `resume.kept_on_retry`), in the order they finished; they are not run again. None: the
         run is new. `resume`:
-        where the attempts of steps that were under way resume (a run taken over)."""
+        where the attempts of steps that were under way resume (a run taken over). `stubs`:
+        steps that do not run but, at their turn, finish as given (`stubs.stubbed_outcomes`)."""
         self.definition = definition
         self.inputs = inputs
         self.run_id = run_id
@@ -82,6 +84,7 @@ class RunExecution:
         self.resumed = restored is not None
         self.restored = dict(restored or {})
         self.resume = dict(resume or {})
+        self.stubs = dict(stubs or {})
         self.limits = runner.limits
         self.budget = DocumentBudget(self.limits)
         for step_id, outcome in self.restored.items():
@@ -148,6 +151,12 @@ class RunExecution:
                     return end
 
     async def _run_step(self, step: Step) -> TaskOutcome:
+        stubbed = self.stubs.get(step.id)
+        if stubbed is not None:  # given, not made: no condition, no attempt
+            self.runner.observer.task_settled(
+                self.definition.name, step.task, TaskStatus.COMPLETED, None
+            )
+            return stubbed
         key = TaskKey(step.id)
         last_error = None
         if step.handler_of is not None:

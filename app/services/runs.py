@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from app.domain.access import Caller, Permission
 from app.domain.clock import utcnow
+from app.domain.fixtures import Expectation, ExpectedFailure, ExpectedOutputs, Fixture
 from app.domain.records import (
     AttemptLog,
     Creation,
@@ -28,13 +29,15 @@ from app.domain.records import (
     StartedRun,
     StepRecord,
 )
-from app.domain.runs import RunStatus
+from app.domain.runs import RunStatus, TaskStatus
 from app.domain.storable import json_data
 from app.dsl.inputs import validate_inputs
+from app.engine.resume import previous_outcomes
 from app.engine.run import RunResult
 from app.errors import (
     ConflictError,
     FlowManagerError,
+    RequestError,
     RunStateError,
     UnknownRunError,
     UnknownStepError,
@@ -296,6 +299,40 @@ class RunService:
                 raise FlowManagerError("the store has no cursor key: run its migrations")
             self._cursors = CursorCodec(stored)
         return self._cursors
+
+    async def fixture(self, caller: Caller, run_id: str, stubs: Sequence[str] = ()) -> Fixture:
+        """A finished run as a fixture that replays it offline (`python -m app test`): its
+        definition as registered, its inputs, the recorded outputs of the `stubs` steps, and
+        its outcome as what is expected (the outputs, or the step that failed)."""
+        record = await self.read(caller, run_id)
+        if record.status not in (RunStatus.COMPLETED, RunStatus.FAILED):
+            raise RunStateError(
+                f"run {run_id} is {record.status.value}; only a completed or failed run "
+                "becomes a fixture"
+            )
+        definition_id, _ = await self.repository.locate(record.flow, record.version)
+        source, _ = await self.repository.source_of(definition_id)
+        definition = await self.runner.definition(definition_id)
+        recorded = previous_outcomes(definition, record.steps)
+        stubbed: dict[str, Any] = {}
+        for step_id in dict.fromkeys(stubs):
+            outcome = recorded.get(step_id)
+            if outcome is None or outcome.status is not TaskStatus.COMPLETED:
+                if step_id in definition.dependencies:
+                    reason = f"step {step_id!r} did not complete in run {run_id}"
+                else:
+                    reason = f"the run's flow has no step {step_id!r}"
+                raise RequestError(
+                    f"{reason}: only a completed step's outputs can be stubbed",
+                    loc=("query", "stub"),
+                )
+            stubbed[step_id] = outcome.visible_outputs or {}
+        expect: Expectation
+        if record.status is RunStatus.COMPLETED:
+            expect = ExpectedOutputs(record.outputs or {})
+        else:
+            expect = ExpectedFailure(record.error.step if record.error else None)
+        return Fixture(source, record.inputs or {}, expect, stubbed)
 
     # Changing runs.
 

@@ -29,6 +29,7 @@ ROUTES = {
     ("post", "/runs/{run_id}/retry"),
     ("get", "/runs/{run_id}/inputs"),
     ("get", "/runs/{run_id}/outputs"),
+    ("get", "/runs/{run_id}/fixture"),
     ("get", "/runs/{run_id}/steps/{step_id}/outputs"),
     ("get", "/runs/{run_id}/steps/{step_id}/logs"),
     ("post", "/flow/run"),

@@ -6,12 +6,12 @@ a marker whose `href` is one of the routes at the end, which answer a value whol
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.openapi.models import Example
 
-from app.api.body import JSON_TYPE, JsonBodyRoute
+from app.api.body import JSON_TYPE, YAML_TYPE, JsonBodyRoute
 from app.api.deps import (
     FlowName,
     IdempotencyKey,
@@ -22,6 +22,7 @@ from app.api.deps import (
     SettingsDep,
     TraceParent,
 )
+from app.domain.fixtures import fixture_yaml
 from app.domain.runs import RunStatus
 from app.dsl.definitions import FLOW_NAME
 from app.dsl.fields import IDENTIFIER
@@ -185,6 +186,51 @@ async def retry_run(
     run = await runs.retry(caller, str(run_id))
     response.headers["Location"] = run_location(run.run_id)
     return RunDetail.of(run, AnswerBudget.for_answer(settings))
+
+
+FIXTURE_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The fixture: YAML (`application/yaml`), or JSON with `?format=json`",
+        # One document in either notation: {flow, inputs, stubs, expect}.
+        "content": {
+            YAML_TYPE: {"schema": {"type": "object"}},
+            JSON_TYPE: {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+@router.get(
+    "/runs/{run_id}/fixture",
+    summary="A finished run as a test fixture",
+    description='The run as a fixture for `python -m app test` (README, "Testing flows"): '
+    "`flow` is the definition as registered, inline, so the fixture replays offline; "
+    "`inputs` the run's; `stubs` the recorded outputs of each `stub` step (none by default: "
+    "every step runs again); `expect` the run's outcome, `{outputs: ...}` or "
+    "`{failed: {step: ...}}`. 409 unless the run completed or failed; 422 for a `stub` step "
+    "that did not complete.",
+    response_class=Response,
+    responses={**FIXTURE_ANSWER, **error_responses(401, 403, 404, 409, 422)},
+)
+async def get_run_fixture(
+    caller: RunsReader,
+    run_id: RunId,
+    runs: RunsDep,
+    stub: Annotated[
+        tuple[str, ...],
+        Query(
+            max_length=1000,
+            description="a step whose recorded outputs the fixture gives (repeat for more)",
+        ),
+    ] = (),
+    format: Annotated[
+        Literal["yaml", "json"], Query(description="`json` for a JSON answer")
+    ] = "yaml",
+) -> Response:
+    fixture = await runs.fixture(caller, str(run_id), stub)
+    if format == "json":
+        return Response(json_bytes(fixture.as_document()), media_type=JSON_TYPE)
+    return Response(fixture_yaml(fixture), media_type=YAML_TYPE)
 
 
 # Values whole: where the markers of values left out of an answer point.
