@@ -2,7 +2,8 @@
 
     python -m app run FILE [--inputs JSON] [--tasks MODULE]...
     python -m app validate FILE [--tasks MODULE]...
-    python -m app connections
+    python -m app connections | connection list | connection example PLUGIN
+    python -m app scaffold FILE [-o DIR] [--force] [--tasks MODULE]...
     python -m app serve [--host HOST] [--port PORT]
     python -m app worker [--concurrency N]
     python -m app db upgrade [--revision REV]
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.connections.manager import available_plugins
+from app.cli import connection, scaffold_command
 from app.connections.urls import redact_url
 from app.domain.access import Scope
 from app.engine.environment import default_environment
@@ -84,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(command=_validate)
 
     connections = commands.add_parser("connections", help="list connection plugins")
-    connections.set_defaults(command=_connections)
+    connections.set_defaults(command=connection.list_plugins)
+    connection.add_commands(commands)
+    scaffold_command.add_command(commands)
 
     serve = commands.add_parser("serve", help="serve the HTTP API (settings from env / .env)")
     serve.add_argument(
@@ -187,14 +190,6 @@ def _validate(arguments: argparse.Namespace) -> int:
         _print_problems(arguments.file, error, sys.stdout)
         return EXIT_FAILED
     print(f"{arguments.file}: valid flow {definition.name!r} with {len(definition.steps)} steps")
-    return EXIT_OK
-
-
-def _connections(arguments: argparse.Namespace) -> int:
-    for plugin in available_plugins():
-        mark = "✅" if plugin.installed else "❌"
-        state = "installed" if plugin.installed else f"missing: pip install {plugin.driver}"
-        print(f"{mark} {plugin.type:<10} {plugin.driver:<8} {plugin.description} ({state})")
     return EXIT_OK
 
 
@@ -350,14 +345,19 @@ def _inputs(text: str) -> dict[str, Any]:
 
 
 def _registry(arguments: argparse.Namespace) -> TaskRegistry:
+    try:
+        return load_task_modules(_task_module_names(arguments))
+    except TaskModuleError as error:
+        raise UsageError(error.message) from error
+
+
+def _task_module_names(arguments: argparse.Namespace) -> list[str]:
+    """`--tasks`, else the `flow.py` beside FILE when there is one."""
     modules: list[str] = list(arguments.tasks)
     beside = arguments.file.parent / "flow.py"
     if not modules and beside.is_file():
         modules.append(str(beside))
-    try:
-        return load_task_modules(modules)
-    except TaskModuleError as error:
-        raise UsageError(error.message) from error
+    return modules
 
 
 def _print_problems(
