@@ -122,7 +122,7 @@ def _api(
 
 The service keeps its flows and runs in STORE_URL, a database of its own: the databases the flow
 works on are named by its connections. The flow's `${{env...}}` values come from the
-environment, over the `.env` file beside this one; it sees only the variables FLOW_ENV names.
+environment, over the `.env` file beside the flow's; it sees only the variables FLOW_ENV names.
 PORT (default 8000) and HOST (default 127.0.0.1) come from the environment.
 """
 
@@ -135,12 +135,12 @@ from app.settings import Settings
 HERE = Path(__file__).resolve().parent
 FLOW_FILE = HERE / {flow!r}
 TASK_MODULES = [{", ".join(modules)}]
-ENV_FILE = HERE / ".env"
+ENV_FILE = FLOW_FILE.parent / ".env"  # as `python -m app run` reads it
 FLOW_ENV = {_env_names(definition)!r}
 STORE_URL = f"sqlite+aiosqlite:///{{HERE / 'flow_manager.db'}}"
 
 settings = Settings(
-    _env_file=None,  # the .env beside this file is the flow's, not the service's
+    _env_file=None,  # the .env beside the flow is the flow's, not the service's
     database_url=STORE_URL,
     flow_files=[str(FLOW_FILE)],
     task_modules=TASK_MODULES,
@@ -194,8 +194,8 @@ python -m app run {flow} --inputs '{body}'
 python -m pytest tests
 ```
 
-The flow's `${{env...}}` values come from the environment over a `.env` file here; the server
-keeps its own flows and runs in `flow_manager.db` (`STORE_URL` in `api.py`).
+The flow's `${{env...}}` values come from the environment over the `.env` beside `{flow}`;
+the server keeps its own flows and runs in `flow_manager.db` (`STORE_URL` in `api.py`).
 """
 
 
