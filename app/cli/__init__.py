@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=_program(), description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a flow and print its outputs as JSON")
@@ -110,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_account_commands(commands)
     return parser
+
+
+def _program() -> str:
+    """The name the user called: `flowlang` (the script, or `python -m flowlang[.scaffolder]`,
+    whose files lie in the `flowlang` package) or `python -m app`."""
+    called = Path(sys.argv[0])
+    return "flowlang" if "flowlang" in (called.name, called.parent.name) else "python -m app"
 
 
 def _add_account_commands(commands: Any) -> None:

@@ -78,6 +78,15 @@ def test_python_dash_m_flowlang_has_the_commands_of_python_dash_m_app() -> None:
     assert "known: postgres, redis, http" in unknown.stderr
 
 
+def test_usage_names_the_command_the_user_typed() -> None:
+    flowlang_usage = run([sys.executable, "-m", "flowlang", "frobnicate"])
+    app_usage = run([sys.executable, "-m", "app", "frobnicate"])
+
+    assert flowlang_usage.returncode == app_usage.returncode == 2
+    assert flowlang_usage.stderr.startswith("usage: flowlang ")
+    assert app_usage.stderr.startswith("usage: python -m app ")
+
+
 def test_the_console_script_is_the_command_line_of_app() -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     module, function = scripts["flowlang"].split(":")
