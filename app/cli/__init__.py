@@ -4,7 +4,8 @@
     python -m app watch FILE [--tasks-file PY]... [--test-inputs JSON_FILE | --inputs JSON]
     python -m app validate FILE [--tasks MODULE]...
     python -m app test FIXTURE... [--tasks MODULE]...
-    python -m app connections
+    python -m app connections | connection list | connection example PLUGIN
+    python -m app scaffold FILE [-o DIR] [--force] [--tasks MODULE]...
     python -m app serve [--host HOST] [--port PORT]
     python -m app worker [--concurrency N]
     python -m app db upgrade [--revision REV]
@@ -31,8 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.cli import testing
-from app.connections.manager import available_plugins
+from app.cli import connection, scaffold_command, testing
 from app.connections.urls import redact_url
 from app.domain.access import Scope
 from app.engine.environment import default_environment
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=_program(), description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a flow and print its outputs as JSON")
@@ -92,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     testing.add_command(commands)
 
     connections = commands.add_parser("connections", help="list connection plugins")
-    connections.set_defaults(command=_connections)
+    connections.set_defaults(command=connection.list_plugins)
+    connection.add_commands(commands)
+    scaffold_command.add_command(commands)
 
     serve = commands.add_parser("serve", help="serve the HTTP API (settings from env / .env)")
     serve.add_argument(
@@ -118,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
 
     watch.add_command(commands)
     return parser
+
+
+def _program() -> str:
+    """The name the user called: `flowlang` (the script, or `python -m flowlang[.scaffolder]`,
+    whose files lie in the `flowlang` package) or `python -m app`."""
+    called = Path(sys.argv[0])
+    return "flowlang" if "flowlang" in (called.name, called.parent.name) else "python -m app"
 
 
 def _add_account_commands(commands: Any) -> None:
@@ -203,14 +212,6 @@ def _validate(arguments: argparse.Namespace) -> int:
         _print_problems(arguments.file, error, sys.stdout)
         return EXIT_FAILED
     print(f"{arguments.file}: valid flow {definition.name!r} with {len(definition.steps)} steps")
-    return EXIT_OK
-
-
-def _connections(arguments: argparse.Namespace) -> int:
-    for plugin in available_plugins():
-        mark = "✅" if plugin.installed else "❌"
-        state = "installed" if plugin.installed else f"missing: pip install {plugin.driver}"
-        print(f"{mark} {plugin.type:<10} {plugin.driver:<8} {plugin.description} ({state})")
     return EXIT_OK
 
 
@@ -366,14 +367,19 @@ def _inputs(text: str) -> dict[str, Any]:
 
 
 def _registry(arguments: argparse.Namespace) -> TaskRegistry:
+    try:
+        return load_task_modules(_task_module_names(arguments))
+    except TaskModuleError as error:
+        raise UsageError(error.message) from error
+
+
+def _task_module_names(arguments: argparse.Namespace) -> list[str]:
+    """`--tasks`, else the `flow.py` beside FILE when there is one."""
     modules: list[str] = list(arguments.tasks)
     beside = arguments.file.parent / "flow.py"
     if not modules and beside.is_file():
         modules.append(str(beside))
-    try:
-        return load_task_modules(modules)
-    except TaskModuleError as error:
-        raise UsageError(error.message) from error
+    return modules
 
 
 def _print_problems(

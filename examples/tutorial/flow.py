@@ -3,7 +3,7 @@ UserManager - Custom task implementations
 """
 from typing import Any, Dict
 from datetime import datetime
-from app.tasks import TaskRegistry
+from flowlang import TaskRegistry
 
 
 def create_task_registry() -> TaskRegistry:

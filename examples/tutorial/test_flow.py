@@ -2,7 +2,7 @@
 Test the UserManager flow directly.
 """
 import asyncio
-from app.engine import FlowExecutor
+from flowlang import FlowExecutor
 from flow import create_task_registry
 
 async def test_user_flow():

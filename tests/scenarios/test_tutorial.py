@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -13,11 +14,13 @@ from pathlib import Path
 from types import ModuleType
 
 import asyncpg
+import httpx
 import pytest
 import redis.asyncio as redis_asyncio
 
 from app.engine import FlowExecutor
 from app.tasks.loading import load_task_modules
+from tests.api.processes import free_port, started_server
 from tests.polling import until
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "examples" / "tutorial"
@@ -158,3 +161,35 @@ async def test_cli_runs_the_tutorial_flow_and_prints_outputs_as_json(
     assert outputs["user"]["name"] == "Bob Johnson"
     assert outputs["from_cache"] is False
     assert outputs["total_views"] == 1
+
+
+async def test_the_scaffolded_server_answers_the_tutorials_curl_requests(
+    users_db: str, redis_url: str, tutorial_keys: None, tmp_path: Path
+) -> None:
+    """Step 7 then Step 8's "Test via API Server": scaffold, `./tools/start_server.sh`, and the
+    two POSTs (the second served from the cache)."""
+    for name in ("flow.yaml", "flow.py"):
+        shutil.copy(TUTORIAL / name, tmp_path / name)
+    (tmp_path / ".env").write_text(f"DATABASE_URL={users_db}\nREDIS_URL={redis_url}\n")
+    scaffold = run_tool(
+        ["-m", "flowlang.scaffolder", "scaffold", "flow.yaml", "-o", "."],
+        {"PYTHONPATH": str(TUTORIAL.parents[1])},
+        tmp_path,
+    )
+    assert scaffold.returncode == 0, scaffold.stderr
+    port = free_port()
+    command = [str(tmp_path / "tools" / "start_server.sh")]
+    settings = {"PORT": str(port), "PYTHON": sys.executable}
+
+    with started_server(command, port, settings, tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            first = await client.post("/flows/UserManager/execute", json={"inputs": {"user_id": 1}})
+            second = await client.post(
+                "/flows/UserManager/execute", json={"inputs": {"user_id": 1}}
+            )
+
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "completed", first.text
+    assert first.json()["outputs"]["from_cache"] is False
+    assert first.json()["outputs"]["user"]["name"] == "Alice Smith"
+    assert second.json()["outputs"]["from_cache"] is True
