@@ -16,20 +16,14 @@ from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 from app.engine.store import NewRun, RunEnd, TaskFinish
 from app.errors import LeaseLostError
 from app.store.run_store import SqlRunStore
-from tests.databases import STORE_DATABASES, fresh_store_database, migrate_to_head, store_engine
-from tests.store.contract.conftest import LEASE, SqlStores, new_run
+from tests.databases import STORE_DATABASES
+from tests.store.contract.conftest import LEASE, SqlStores, new_run, sql_stores
 
 
 @pytest.fixture(params=STORE_DATABASES)
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStores]:
-    async with fresh_store_database(request.param, tmp_path) as url:
-        await migrate_to_head(url)
-        async with store_engine(url) as engine:
-            opened = SqlStores(engine)
-            try:
-                yield opened
-            finally:
-                await opened.aclose()
+    async with sql_stores(request.param, tmp_path) as opened:
+        yield opened
 
 
 def summary(events: list[RunEvent]) -> list[tuple[str, str | None, int | None, str]]:

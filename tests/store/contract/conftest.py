@@ -8,6 +8,7 @@ services' `RunRepository`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -169,7 +170,14 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "memory":
         yield MemoryStores()
         return
-    async with fresh_store_database(request.param, tmp_path) as url:
+    async with sql_stores(request.param, tmp_path) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def sql_stores(kind: str, tmp_path: Path) -> AsyncIterator[SqlStores]:
+    """The stores of a fresh, migrated database of `kind` (one of STORE_DATABASES)."""
+    async with fresh_store_database(kind, tmp_path) as url:
         await migrate_to_head(url)
         async with store_engine(url) as engine:
             opened = SqlStores(engine)
