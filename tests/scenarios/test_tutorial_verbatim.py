@@ -14,16 +14,20 @@ import asyncio
 import hashlib
 import importlib.util
 import signal
+import sys
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 import pytest
 import redis.asyncio as redis_asyncio
 
 from app.engine import FlowExecutor
 from app.tasks.loading import load_task_modules
-from tests.scenarios.tutorial_text import TEXT, Tutorial, argv, run
+from tests.api.processes import free_port, started_server
+from tests.scenarios.tutorial_text import TEXT, CurlRequest, Tutorial, argv, run
 from tests.watching import DEADLINE, watching
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +38,7 @@ SEED_SHA256 = "d61caeaa522760a490d3f3c3038284e274766b9e611be8443b7ee4f8b6cc70d7"
 CREATED = ("flow.yaml", "flow.py", "test_flow.py")  # "Create `flow.yaml`:" and its block
 WRITTEN = (".env", "test_inputs.json")  # `cat > .env << 'EOF'` in a bash block
 
+CURL = "Test with curl:"  # the line before Step 8's curl requests
 # Step 9 says "edit `flow.py` and save": this edit shows in the outputs when it runs.
 EDIT = ("'display_name': user_data['name'],", "'display_name': user_data['name'].upper(),")
 
@@ -95,6 +100,24 @@ async def test_the_tutorial_as_written_from_a_fresh_directory(
     assert flowed.returncode == 0, flowed.stderr
     assert flowed.stdout == TUTORIAL.block_after("Expected output:")
 
+    # Step 8 via the API: the scaffolded server, and the two curl requests (sent to the port
+    # it was given: 8000 may be taken on a shared machine). The first reads the database, as
+    # the tutorial's comment says, once user 1 is as fresh as before test_flow.py: not cached
+    # and never logged in (see test_a_second_cache_miss_for_a_user_runs_transform_user).
+    await forget_user(postgres_url, redis_url, 1)
+    start = argv(TUTORIAL.command("./tools/start_server.sh"))
+    settings = {**environment, "PORT": str(free_port()), "PYTHON": sys.executable}
+    with started_server(start, int(settings["PORT"]), settings, project) as server:
+        answers = [await send(server.url, request) for request in TUTORIAL.curl_requests(CURL)]
+    assert [answer.status_code for answer in answers] == [200, 200], answers[0].text
+    for answer in answers:
+        assert answer.json()["status"] == "completed", answer.text
+        assert answer.json()["outputs"]["user"]["name"] == "Alice Smith", answer.text
+    assert answers[0].json()["outputs"]["from_cache"] is False
+    assert answers[1].json()["outputs"]["from_cache"] is True
+    # The server's flow used the database of the environment, not the .env's users_db.
+    assert await fetch(postgres_url, "SELECT last_login FROM users WHERE id = 1") is not None
+
     # Step 9: watch runs the flow for user 2, then again when flow.py is saved.
     command = (
         "python -m flowlang watch flow.yaml --tasks-file flow.py --test-inputs test_inputs.json"
@@ -105,8 +128,7 @@ async def test_the_tutorial_as_written_from_a_fresh_directory(
         # For the edited TransformUser to run, user 2 must miss the cache again: its entry
         # goes, and so does the last_login run 1 set (a second miss with one set fails in
         # TransformUser: test_a_second_cache_miss_for_a_user_runs_transform_user).
-        await delete_key(redis_url, "user:2")
-        await execute(postgres_url, "UPDATE users SET last_login = NULL WHERE id = 2")
+        await forget_user(postgres_url, redis_url, 2)
         source = project / "flow.py"
         source.write_text(source.read_text(encoding="utf-8").replace(*EDIT), encoding="utf-8")
         await watch.shows(
@@ -118,10 +140,29 @@ async def test_the_tutorial_as_written_from_a_fresh_directory(
     assert "Traceback" not in watch.output, watch.output
 
 
-async def execute(database_url: str, statement: str) -> None:
+async def send(base_url: str, request: CurlRequest) -> httpx.Response:
+    """The tutorial's curl request, to the server at `base_url` instead of localhost:8000."""
+    path = urlsplit(request.url).path
+    async with httpx.AsyncClient(base_url=base_url, timeout=DEADLINE) as client:
+        return await client.request(
+            request.method, path, headers=request.headers, content=request.body
+        )
+
+
+async def forget_user(database_url: str, redis_url: str, user_id: int) -> None:
+    """The user as Step 3 left it: not cached, never logged in."""
+    await delete_key(redis_url, f"user:{user_id}")
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute(statement)
+        await connection.execute("UPDATE users SET last_login = NULL WHERE id = $1", user_id)
+    finally:
+        await connection.close()
+
+
+async def fetch(database_url: str, query: str) -> object:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await connection.fetchval(query)
     finally:
         await connection.close()
 

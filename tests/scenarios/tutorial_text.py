@@ -34,6 +34,34 @@ class CodeBlock:
 
 
 @dataclass(frozen=True)
+class CurlRequest:
+    """A `curl -X METHOD URL -H ... -d BODY` line of the tutorial."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str
+
+    @classmethod
+    def parse(cls, command: list[str]) -> CurlRequest:
+        assert command[0] == "curl", command
+        method, url, headers, body = "GET", "", {}, ""
+        arguments = iter(command[1:])
+        for argument in arguments:
+            if argument == "-X":
+                method = next(arguments)
+            elif argument == "-H":
+                name, value = next(arguments).split(":", 1)
+                headers[name.strip()] = value.strip()
+            elif argument == "-d":
+                body = next(arguments)
+            else:
+                assert not argument.startswith("-"), f"curl option {argument} not understood"
+                url = argument
+        return cls(method, url, headers, body)
+
+
+@dataclass(frozen=True)
 class Tutorial:
     text: str
 
@@ -96,6 +124,13 @@ class Tutorial:
         assert line in lines, f"the tutorial has no command {line!r}"
         return shlex.split(line)
 
+    def curl_requests(self, intro: str) -> list[CurlRequest]:
+        """The curl commands of the bash block after `intro` (lines joined where they end
+        with a backslash; comments left out)."""
+        text = self.block_after(intro).replace("\\\n", " ")
+        lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        return [CurlRequest.parse(shlex.split(line)) for line in lines]
+
     def setup_sql(self) -> list[str]:
         """The statements Step 3's setup_db.py executes, in order (its connection parameters
         are fixed in the file, so tests run its SQL on a database of their own)."""
@@ -114,8 +149,11 @@ class Tutorial:
 
 def argv(command: list[str]) -> list[str]:
     """A tutorial command for this interpreter: `python` is the interpreter running the tests,
-    `flowlang` the console script that README command 1 installed beside it."""
+    `flowlang` the console script that README command 1 installed beside it; `./script` runs
+    as it is, from the directory it is run in."""
     program, *arguments = command
+    if program.startswith("./"):
+        return command
     if program == "python":
         return [sys.executable, *arguments]
     if program == "flowlang":
