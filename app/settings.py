@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     flow_files: CommaList = []  # definitions registered at start-up (a new version if changed)
     flow_env_allowlist: CommaList = []
     flow_env_file: Path | None = None  # extra values for flows' `${env...}`, e.g. the tutorial's
+    flow_env_file_overrides: bool = True  # false: the process environment wins over the file
 
     # Work and limits.
     embedded_worker: bool = True

@@ -145,6 +145,7 @@ settings = Settings(
     flow_files=[str(FLOW_FILE)],
     task_modules=TASK_MODULES,
     flow_env_file=ENV_FILE if ENV_FILE.is_file() else None,
+    flow_env_file_overrides=False,  # the environment wins over ENV_FILE, as for `app run`
     flow_env_allowlist=FLOW_ENV,
 )
 app = create_app(settings)  # does no I/O: the lifespan opens the store and registers the flow

@@ -21,15 +21,23 @@ def default_environment(directory: Path | None = None) -> dict[str, str]:
 
 
 def allowed_environment(
-    allowlist: Iterable[str], env_file: Path | None = None, base: Mapping[str, str] | None = None
+    allowlist: Iterable[str],
+    env_file: Path | None = None,
+    base: Mapping[str, str] | None = None,
+    *,
+    file_overrides: bool = True,
 ) -> dict[str, str]:
     """What flows see in the service: only allow-listed variables.
 
-    Values come from the process environment, overridden by `env_file` when given (so a flow's
-    `${env.DATABASE_URL}` can differ from the service's own DATABASE_URL).
+    Values come from the process environment and `env_file` when given. The file wins by
+    default, so that a flow's `${env.DATABASE_URL}` can differ from the service's own
+    DATABASE_URL; with `file_overrides=False` the environment wins, as in `default_environment`
+    (a scaffolded api.py, whose store is not named by DATABASE_URL).
     """
-    values = dict(os.environ if base is None else base)
+    process = dict(os.environ if base is None else base)
+    from_file: dict[str, str] = {}
     if env_file is not None:
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    values = {**process, **from_file} if file_overrides else {**from_file, **process}
     allowed = set(allowlist)
     return {name: value for name, value in values.items() if name in allowed}

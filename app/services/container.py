@@ -100,7 +100,11 @@ class Services:
             registry,
             store=run_store,
             connections=connections,
-            env=allowed_environment(settings.flow_env_allowlist, settings.flow_env_file),
+            env=allowed_environment(
+                settings.flow_env_allowlist,
+                settings.flow_env_file,
+                file_overrides=settings.flow_env_file_overrides,
+            ),
             limits=run_limits(settings),
             definition_limits=definition_limits(settings),
             observer=ServiceObserver(metrics, tracing),

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 
@@ -19,10 +17,10 @@ import pytest
 from rich.console import Console
 
 from app.cli.watch import WatchSession
-from tests.polling import until
+from tests.watching import DEADLINE, Watching
+from tests.watching import watching as watching_process
 
 REPO = Path(__file__).resolve().parents[2]
-DEADLINE = 30.0  # a cold start of the interpreter on a busy machine, and a debounced save
 
 FLOW = """\
 flow: Watched
@@ -49,57 +47,15 @@ def scale(x: int) -> dict:
 """
 
 
-@dataclass
-class Watching:
-    """A running `watch` and everything it printed so far."""
-
-    process: asyncio.subprocess.Process
-    output: str = ""
-    reader: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    async def read(self) -> None:
-        assert self.process.stdout is not None
-        while chunk := await self.process.stdout.read(4096):
-            self.output += chunk.decode()
-
-    async def shows(self, *texts: str, after: int = 0) -> int:
-        """Wait until every text appears past `after`; where the output ends now."""
-        try:
-            await until(lambda: all(text in self.output[after:] for text in texts), DEADLINE)
-        except TimeoutError:
-            pytest.fail(f"never printed {texts}; printed:\n{self.output[after:]}")
-        return len(self.output)
-
-
 @pytest.fixture
 async def watching(tmp_path: Path) -> AsyncIterator[Watching]:
     (tmp_path / "flow.yaml").write_text(FLOW)
     (tmp_path / "flow.py").write_text(TASKS.replace("FACTOR", "2"))
     (tmp_path / "test_inputs.json").write_text('{"n": 5}')
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app",
-        "watch",
-        "flow.yaml",
-        "--tasks-file",
-        "flow.py",
-        "--test-inputs",
-        "test_inputs.json",
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    watch = Watching(process)
-    watch.reader = asyncio.create_task(watch.read())
-    try:
+    command = [sys.executable, "-m", "app", "watch", "flow.yaml"]
+    command += ["--tasks-file", "flow.py", "--test-inputs", "test_inputs.json"]
+    async with watching_process(command, tmp_path, {"PYTHONPATH": str(REPO)}) as watch:
         yield watch
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await watch.reader
 
 
 async def test_watch_runs_on_start_and_after_each_save(tmp_path: Path, watching: Watching) -> None:

@@ -30,3 +30,15 @@ def test_the_service_passes_only_allow_listed_variables(tmp_path: Path) -> None:
     env = allowed_environment(["DATABASE_URL", "REDIS_URL", "ABSENT"], env_file, base)
 
     assert env == {"DATABASE_URL": "postgresql://users", "REDIS_URL": "redis://r"}
+
+
+def test_the_environment_can_win_over_the_file(tmp_path: Path) -> None:
+    """A scaffolded api.py: its store is its own, so DATABASE_URL in its environment is the
+    flow's, and wins over the .env beside the flow, as `python -m app run` lets it."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("DATABASE_URL=postgresql://users_db\nREDIS_URL=redis://file\n")
+    base = {"DATABASE_URL": "postgresql://elsewhere"}
+
+    env = allowed_environment(["DATABASE_URL", "REDIS_URL"], env_file, base, file_overrides=False)
+
+    assert env == {"DATABASE_URL": "postgresql://elsewhere", "REDIS_URL": "redis://file"}

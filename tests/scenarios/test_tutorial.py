@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as redis_asyncio
 
 from app.engine import FlowExecutor
 from app.tasks.loading import load_task_modules
 from tests.api.processes import free_port, started_server
-from tests.polling import until
+from tests.scenarios.tutorial_text import run
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "examples" / "tutorial"
 FLOW_YAML = (TUTORIAL / "flow.yaml").read_text()
@@ -41,32 +36,6 @@ async def users_db(postgres_url: str) -> str:
     """The tutorial's users table with its three sample users (Step 3)."""
     assert await load_setup_module().setup_database(postgres_url) == 3
     return postgres_url
-
-
-# The keys the tutorial's flow writes (its text fixes them: it must work as written). Tests
-# that run it take a lock in Redis, so that runs of this suite on one server take turns, and
-# delete exactly these keys before and after: nothing else on the shared server is touched.
-TUTORIAL_KEYS = ("user:1", "user:2", "user:999", "stats:user_views")
-LOCK = "fm-test:tutorial-lock"
-
-
-@pytest.fixture
-async def tutorial_keys(redis_url: str) -> AsyncIterator[None]:
-    client = redis_asyncio.Redis.from_url(redis_url)
-    token = uuid.uuid4().hex
-    try:
-
-        async def locked() -> bool:
-            return bool(await client.set(LOCK, token, nx=True, px=120_000))
-
-        await until(locked, deadline=120)
-        await client.delete(*TUTORIAL_KEYS)
-        yield
-        await client.delete(*TUTORIAL_KEYS)
-    finally:
-        if await client.get(LOCK) == token.encode():
-            await client.delete(LOCK)
-        await client.aclose()
 
 
 @pytest.fixture
@@ -112,25 +81,13 @@ async def test_unknown_user_fails_in_transform_with_the_tutorials_error(
     assert "list index out of range" in result.error.message or "index" in result.error.message
 
 
-def run_tool(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def test_the_tutorials_test_flow_script_prints_the_expected_output(
     users_db: str, redis_url: str, tutorial_keys: None
 ) -> None:
     repo = TUTORIAL.parents[1]
     env = {"DATABASE_URL": users_db, "REDIS_URL": redis_url, "PYTHONPATH": str(repo)}
 
-    done = run_tool(["test_flow.py"], env, TUTORIAL)
+    done = run([sys.executable, "test_flow.py"], TUTORIAL, env)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
@@ -154,7 +111,7 @@ async def test_cli_runs_the_tutorial_flow_and_prints_outputs_as_json(
     env = {"DATABASE_URL": users_db, "REDIS_URL": redis_url}
     args = ["-m", "app", "run", str(TUTORIAL / "flow.yaml"), "--inputs", '{"user_id": 2}']
 
-    done = run_tool(args, env, repo)
+    done = run([sys.executable, *args], repo, env)
 
     assert done.returncode == 0, done.stderr
     outputs = json.loads(done.stdout)
@@ -171,10 +128,10 @@ async def test_the_scaffolded_server_answers_the_tutorials_curl_requests(
     for name in ("flow.yaml", "flow.py"):
         shutil.copy(TUTORIAL / name, tmp_path / name)
     (tmp_path / ".env").write_text(f"DATABASE_URL={users_db}\nREDIS_URL={redis_url}\n")
-    scaffold = run_tool(
-        ["-m", "flowlang.scaffolder", "scaffold", "flow.yaml", "-o", "."],
-        {"PYTHONPATH": str(TUTORIAL.parents[1])},
+    scaffold = run(
+        [sys.executable, "-m", "flowlang.scaffolder", "scaffold", "flow.yaml", "-o", "."],
         tmp_path,
+        {"PYTHONPATH": str(TUTORIAL.parents[1])},
     )
     assert scaffold.returncode == 0, scaffold.stderr
     port = free_port()
