@@ -61,7 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-
 def __getattr__(name: str) -> FastAPI:
     """`app`: the app of the environment's settings, for `uvicorn app.main:app` (the Flow
     Manager seed's own start command), built once on first use.
