@@ -106,7 +106,10 @@ async def test_unknown_user_fails_in_transform_with_the_tutorials_error(
 
     assert result.error is not None
     assert result.error.step == "transform"
-    assert "list index out of range" in result.error.message or "index" in result.error.message
+    assert result.error.message == (
+        "input 'user_data' = `${fetch_from_db.rows[0]}`: `fetch_from_db.rows` is empty "
+        "(an array of length 0), so it has no index 0"
+    )
 
 
 def run_tool(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
