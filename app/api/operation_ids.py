@@ -26,6 +26,6 @@ def duplicate_operation_ids(routes: Iterable[BaseRoute]) -> list[str]:
         operation_id(route)
         for route in routes
         if isinstance(route, APIRoute) and route.include_in_schema
-        for _ in route.methods
+        for _ in route.methods or ()
     )
     return sorted(name for name, count in counts.items() if count > 1)

@@ -143,8 +143,8 @@ def test_operations_that_would_share_an_id_are_found() -> None:
     @router.get("/a")
     async def same() -> None: ...
 
-    @router.get("/b")
-    async def same() -> None: ...  # type: ignore[no-redef]  # noqa: F811
+    @router.get("/b")  # type: ignore[no-redef]
+    async def same() -> None: ...  # noqa: F811
 
     @router.api_route("/c", methods=["GET", "POST"])
     async def two_methods() -> None: ...
