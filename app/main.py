@@ -1,10 +1,16 @@
-"""`create_app()`: the FastAPI application and its lifespan.
+"""`create_app()`: the FastAPI application and its lifespan; `app`, the one built from the
+environment's settings.
 
-The lifespan opens the store (migrating it first where `MIGRATE_ON_START` says so), the task
+Building an app does no I/O beyond reading the settings (no store connection, no thread): the
+lifespan opens the store (migrating it first where `MIGRATE_ON_START` says so), the task
 registry and the connection pools, joins the cluster (heartbeat, leases, notifications), starts
 the embedded worker, and on shutdown drains the runs in flight and closes it all in reverse.
 
-    uvicorn --factory app.main:create_app     # or: python -m app serve
+    uvicorn app.main:app --reload             # or: python -m app serve
+
+Under plain uvicorn the service cannot see uvicorn's `--host`: HOST (127.0.0.1 by default) is
+what it believes it listens on, and what decides authentication (AUTH=auto) and the Host names
+answered, so give it the same value (`HOST=0.0.0.0 uvicorn app.main:app --host 0.0.0.0`).
 """
 
 from __future__ import annotations
@@ -53,3 +59,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     register_routes(app, settings)
     return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`app`: the app of the environment's settings, for `uvicorn app.main:app` (the Flow
+    Manager seed's own start command), built once on first use.
+
+    Built on first use rather than at import because `python -m app serve` and the tests
+    import this module for `create_app` with settings of their own: an `app` built at import
+    would read (and could refuse) the environment's settings they override."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    built = create_app()
+    globals()["app"] = built  # later lookups find it without coming back here
+    return built

@@ -16,7 +16,7 @@ from tests.databases import (
     postgres_database,
     postgres_database_url,
 )
-from tests.servers import REDIS_HOST, REDIS_PORT, require_service
+from tests.servers import REDIS_HOST, REDIS_PORT, REDIS_URL, require_service
 
 
 @pytest.fixture
@@ -28,13 +28,14 @@ async def postgres_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 def redis_url() -> str:
-    """URL of the test machine's Redis, shared with other tests and other engineers' runs.
+    """URL of the test machine's Redis (TEST_REDIS_URL, or TEST_REDIS_HOST/PORT/DB: db 0 by
+    default), shared with other tests and other engineers' runs.
 
     Nothing is ever flushed there: a test writes only under its own `redis_prefix` (or the
     keys it names and deletes itself), and `redis_prefix` deletes exactly those keys.
     """
     require_service("Redis", REDIS_HOST, REDIS_PORT)
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+    return REDIS_URL
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """Fresh, empty databases for tests on the store's three kinds of database, dropped afterwards.
 
 SQLite is a file in the test's tmp_path; PostgreSQL and MariaDB get a uniquely named database on
-the machine's server (skipped when the server is absent, failed under CI: tests/servers.py).
+the machine's server (skipped when the server is absent, failed under CI: tests/servers.py),
+its name starting with TEST_DATABASE_PREFIX when set (`alice_` makes `alice_fm_test_<hex>`), so
+that runs on a shared server can be told apart and cleaned up by whoever made them.
 A database costs ~25 ms to create on PostgreSQL and ~10 ms on MariaDB; migrating it to head
 ~100 ms on either, so migrated databases are built per test rather than cloned from a template.
 """
@@ -9,6 +11,7 @@ A database costs ~25 ms to create on PostgreSQL and ~10 ms on MariaDB; migrating
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,11 +32,20 @@ MARIADB_USER = os.environ.get("TEST_MARIADB_USER", "root")
 
 STORE_DATABASES = ("sqlite", "postgresql", "mariadb")
 
+# Quoted into CREATE DATABASE on both servers, and within PostgreSQL's 63 characters with the
+# longest name the suite makes (`fm_workers_` and 12 hex digits).
+DATABASE_PREFIX = os.environ.get("TEST_DATABASE_PREFIX", "")
+if not re.fullmatch(r"[a-z0-9_]{0,32}", DATABASE_PREFIX):
+    raise ValueError(
+        f"TEST_DATABASE_PREFIX={DATABASE_PREFIX!r}: at most 32 lower-case letters, digits and "
+        "underscores"
+    )
+
 _POSTGRES_ADMIN_DSN = f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
 
 
 def unique_database_name(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+    return f"{DATABASE_PREFIX}{prefix}_{uuid.uuid4().hex[:12]}"
 
 
 def postgres_database_url(name: str, scheme: str = "postgresql") -> str:

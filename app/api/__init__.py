@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from app.api.body import BodySizeLimit
 from app.api.errors import install_error_handlers
-from app.api.hosts import TrustedHosts
+from app.api.hosts import LoopbackOnly, TrustedHosts
+from app.api.operation_ids import duplicate_operation_ids, operation_id
 from app.api.request_metrics import RequestMetrics
 from app.api.routes import (
     audit,
@@ -51,11 +52,16 @@ def register_routes(app: FastAPI, settings: Settings) -> None:
     unguarded = unguarded_routes(routes)
     if unguarded:  # a programming error: refuse to serve rather than leave a door open
         raise RuntimeError(f"routes without an access rule (authorize or public): {unguarded}")
+    shared = duplicate_operation_ids(routes)
+    if shared:  # a generated client would have two methods of one name
+        raise RuntimeError(f"route functions sharing a name (their operation id): {shared}")
     install_error_handlers(app, routes)
     # The last added runs first: a request for a host the service does not answer to is
     # refused before anything else looks at it (and counted).
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(TrustedHosts, allowed_hosts=settings.trusted_hosts)
+    if settings.listens_on_loopback:
+        app.add_middleware(LoopbackOnly, host=settings.host)
     app.add_middleware(RequestMetrics)  # outermost: refusals are counted too
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, generate_unique_id_function=operation_id)

@@ -28,10 +28,17 @@ from app.dsl.expressions import (
     estimated_size,
     format_value,
     new_budget,
+    shorten,
     type_name,
 )
 from app.dsl.placeholders import Placeholder, find_placeholders, unescape
-from app.errors import ExpressionLimitError, ExpressionSyntaxError, Loc, format_loc
+from app.errors import (
+    ExpressionEvaluationError,
+    ExpressionLimitError,
+    ExpressionSyntaxError,
+    Loc,
+    format_loc,
+)
 
 _NO_REFERENCES: frozenset[Reference] = frozenset()
 _NO_DEADLINE = float("inf")  # each expression sets its own
@@ -60,9 +67,27 @@ class Template(ABC):
 
 
 def render_all(templates: Mapping[str, Template], scope: Scope) -> dict[str, Any]:
-    """Render each template (a step's arguments), all of them within one budget."""
+    """Render each template (a step's arguments), all of them within one budget.
+
+    An error names the input it happened in, and its expression when the input is one
+    placeholder: `input 'user_data' = `${fetch_from_db.rows[0]}`: ...` (the step is named by
+    whoever reports it)."""
     budget = new_budget()
-    return {name: template.render_within(scope, budget) for name, template in templates.items()}
+    rendered: dict[str, Any] = {}
+    for name, template in templates.items():
+        try:
+            rendered[name] = template.render_within(scope, budget)
+        except ExpressionEvaluationError as error:
+            raise type(error)(f"input {name!r}{_written(template)}: {error.message}") from error
+    return rendered
+
+
+def _written(template: Template) -> str:
+    """` = `${expression}`` for a template that is one placeholder, else nothing (the error
+    names the path it failed on)."""
+    if isinstance(template, _Native):
+        return f" = `${{{shorten(template.expression.source)}}}`"
+    return ""
 
 
 class _Constant(Template):

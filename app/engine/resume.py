@@ -32,6 +32,12 @@ class Resumption:
         return cls(restored, resume_points(definition, stored.steps))
 
 
+def steps_run_again(definition: FlowDefinition, steps: Sequence[StepRecord]) -> list[str]:
+    """The steps a retried run runs again, in definition order: all but those it keeps."""
+    kept = kept_on_retry(definition, previous_outcomes(definition, steps))
+    return [step.id for step in definition.steps if step.id not in kept]
+
+
 def previous_outcomes(
     definition: FlowDefinition, steps: Sequence[StepRecord]
 ) -> dict[str, TaskOutcome]:

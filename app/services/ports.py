@@ -90,9 +90,11 @@ class RunRepository(Protocol):
         """End a queued or running run (cancelled: its worker is notified); False when it
         was not active."""
 
-    async def restart(self, run_id: str, now: datetime, lease_seconds: float) -> Claim | None:
-        """A failed or cancelled run running again under this worker's lease; None when it
-        was neither."""
+    async def restart(
+        self, run_id: str, now: datetime, lease_seconds: float, remaining_steps: int
+    ) -> Claim | None:
+        """A failed or cancelled run running again under this worker's lease, with
+        `remaining_steps` to run (those it runs again); None when it was neither."""
 
 
 class RunEvents(Protocol):

@@ -29,10 +29,10 @@ from app.domain.records import (
     StartedRun,
     StepRecord,
 )
-from app.domain.runs import RunStatus, TaskStatus
+from app.domain.runs import RETRYABLE_RUN_STATUSES, RunStatus, TaskStatus
 from app.domain.storable import json_data
 from app.dsl.inputs import validate_inputs
-from app.engine.resume import previous_outcomes
+from app.engine.resume import previous_outcomes, steps_run_again
 from app.engine.run import RunResult
 from app.errors import (
     ConflictError,
@@ -360,15 +360,22 @@ class RunService:
         return record
 
     async def retry(self, caller: Caller, run_id: str) -> RunRecord:
-        """Run a failed or cancelled run again from its unfinished steps."""
-        await self._require_run_permission(caller, run_id)
-        claim = await self.repository.restart(run_id, utcnow(), self.runner.lease_seconds)
-        if claim is None:
-            record = await self.get(run_id)
-            raise RunStateError(
-                f"run {run_id} is {record.status.value}; "
-                "only failed or cancelled runs can be retried"
-            )
+        """Run a failed or cancelled run again from its unfinished steps.
+
+        The run is restarted with its count of steps to run again, as the engine will count
+        them (`steps_run_again`), so that it never reads as running with none left."""
+        run = await self.get(run_id)  # with its steps: which of them run again
+        await self.access.require(caller, run.flow, Permission.RUN, _no_run(run_id))
+        if run.status not in RETRYABLE_RUN_STATUSES:
+            raise _not_retryable(run)
+        definition_id, _ = await self.repository.locate(run.flow, run.version)
+        definition = await self.runner.definition(definition_id)
+        remaining = len(steps_run_again(definition, run.steps))
+        claim = await self.repository.restart(
+            run_id, utcnow(), self.runner.lease_seconds, remaining
+        )
+        if claim is None:  # retried (or deleted) by another request meanwhile
+            raise _not_retryable(await self.get(run_id))
         self.runner.launch(Launch.of_claim(claim))
         return await self.get(run_id)
 
@@ -407,6 +414,12 @@ class _Created:
             finished_at=result.finished_at,
             created_by=created_by,
         )
+
+
+def _not_retryable(run: RunRecord) -> RunStateError:
+    return RunStateError(
+        f"run {run.run_id} is {run.status.value}; only failed or cancelled runs can be retried"
+    )
 
 
 def _no_run(run_id: str) -> UnknownRunError:

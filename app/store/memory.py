@@ -58,6 +58,9 @@ class _Entry:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     traceparent: str | None = None
+    # A restarted run's count of steps to run, until its resumed execution starts and its
+    # tasks tell it (the failed and cancelled ones it runs again count as finished until then).
+    restarted_remaining: int | None = None
 
 
 @dataclass
@@ -247,7 +250,9 @@ class MemoryRunStore:
         self._let_go(run_id)
         return True
 
-    async def restart(self, run_id: str, now: datetime, lease_seconds: float) -> Claim | None:
+    async def restart(
+        self, run_id: str, now: datetime, lease_seconds: float, remaining_steps: int
+    ) -> Claim | None:
         run = self.state.engine.runs.get(run_id)
         if run is None or run.status not in RETRYABLE_RUN_STATUSES:
             return None
@@ -255,6 +260,7 @@ class MemoryRunStore:
         run.finished_at = run.error = None
         self._lease(run_id, now, lease_seconds)
         entry = self.state.entries[run_id]
+        entry.restarted_remaining = remaining_steps
         return Claim(
             run_id, entry.definition_id, None, taken_over=True, traceparent=entry.traceparent
         )
@@ -268,6 +274,7 @@ class MemoryRunStore:
 
     async def run_started(self, run: NewRun) -> None:
         self._hold(run.run_id)
+        self.state.entries[run.run_id].restarted_remaining = None
         entry_run = self._run(run.run_id)
         steps = set(run.steps)
         kept = {key: task for key, task in entry_run.tasks.items() if key.step_id not in steps}
@@ -360,6 +367,12 @@ class MemoryRunStore:
         run = self._run(run_id)
         steps = tuple(task.record() for task in run.tasks.values()) if with_steps else ()
         ended = run.finished_at is not None and run.status not in ACTIVE_RUN_STATUSES
+        if ended:
+            remaining = 0
+        elif entry.restarted_remaining is not None:
+            remaining = entry.restarted_remaining
+        else:
+            remaining = run.remaining_steps
         return RunRecord(
             run_id=run_id,
             flow=run.flow,
@@ -368,7 +381,7 @@ class MemoryRunStore:
             inputs=run.inputs,
             outputs=run.outputs,
             error=run.error,
-            remaining_steps=0 if ended else run.remaining_steps,
+            remaining_steps=remaining,
             created_at=entry.created_at,
             started_at=run.started_at,
             finished_at=run.finished_at,

@@ -223,9 +223,13 @@ class SqlRunStore:
             self._written([run_id])
         return ended
 
-    async def restart(self, run_id: str, now: datetime, lease_seconds: float) -> Claim | None:
+    async def restart(
+        self, run_id: str, now: datetime, lease_seconds: float, remaining_steps: int
+    ) -> Claim | None:
         """A failed or cancelled run running again under this worker's lease, as a claim of a
-        run taken over; None when it was neither failed nor cancelled."""
+        run taken over, with `remaining_steps` to run; None when it was neither failed nor
+        cancelled. The count is set here, with the status, and not left to the resumed run's
+        start: until then the run would read as running with nothing left to do."""
         async with self._write() as session:
             recorder = await events.locked(session, run_id)
             changed = await runs.change_status(
@@ -235,6 +239,7 @@ class SqlRunStore:
                 only_from=RETRYABLE_RUN_STATUSES,
                 finished_at=None,
                 error=None,
+                remaining_steps=remaining_steps,
                 **queue.lease_values(self.owner, now, lease_seconds),
             )
             launch = await runs.launch_of(session, run_id) if changed else None

@@ -125,3 +125,28 @@ async def test_any_host_is_answered_when_listening_beyond_loopback(tmp_path: Pat
     async with serve(sqlite_settings(tmp_path, host="0.0.0.0")) as client:
         for host in ["flows.example.com", "10.0.0.7:8000", "localhost"]:
             assert await status_for(client, host) == 200, host
+
+
+async def health_on(settings: Settings, address: str) -> httpx.Response:
+    """GET /health with `Host: localhost`, arriving on the server's local `address` (the ASGI
+    scope's `server`, which httpx's ASGI transport takes from the URL)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{address}") as client:
+            return await client.get("/health", headers={"host": "localhost"})
+
+
+async def test_a_loopback_service_refuses_what_arrives_on_another_address(
+    tmp_path: Path,
+) -> None:
+    """`uvicorn app.main:app --host 0.0.0.0` without HOST: the app believes it listens on
+    loopback only (no authentication under AUTH=auto); a request from the network is refused,
+    whatever Host it names, rather than served as the local admin."""
+    misdirected = await health_on(sqlite_settings(tmp_path), "10.1.2.3:8000")
+    local = await health_on(sqlite_settings(tmp_path), "127.0.0.1:8000")
+    told = await health_on(sqlite_settings(tmp_path, host="0.0.0.0"), "10.1.2.3:8000")
+
+    assert misdirected.status_code == 400
+    assert "set HOST to the address it listens on" in misdirected.json()["detail"]
+    assert (local.status_code, told.status_code) == (200, 200)

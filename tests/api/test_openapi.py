@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import APIRouter
 
+from app.api.operation_ids import duplicate_operation_ids
 from app.schemas.flow_manager import SAMPLE_REQUEST
 from tests.api.support import api_settings, serve
 
@@ -104,3 +107,50 @@ async def test_answers_document_their_error_shapes(client: httpx.AsyncClient) ->
     assert {"202", "404", "409", "422"} <= set(run)
     execute = spec["paths"]["/flows/{name}/execute"]["post"]["responses"]
     assert {"200", "202", "404", "413", "415", "422"} <= set(execute)
+
+
+async def test_operation_ids_are_the_route_functions_short_unique_names(
+    client: httpx.AsyncClient,
+) -> None:
+    """They name the methods of generated clients: `execute_flow`, not
+    `execute_flow_flows__name__execute_post`."""
+    spec = (await client.get("/openapi.json")).json()
+
+    operations = {
+        (method, path): operation["operationId"]
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    }
+    ids = list(operations.values())
+    assert len(ids) == len(set(ids))
+    for (method, _path), operation_id in operations.items():
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", operation_id), operation_id  # no `__name__`
+        assert not operation_id.endswith(f"_{method}"), operation_id  # no method appended
+        assert len(operation_id) <= 20, operation_id  # no path appended
+    assert {
+        operations[("post", "/flows/{name}/execute")],
+        operations[("post", "/flows/{name}/runs")],
+        operations[("get", "/runs")],
+        operations[("get", "/runs/{run_id}")],
+        operations[("post", "/runs/{run_id}/cancel")],
+        operations[("post", "/runs/{run_id}/retry")],
+    } == {"execute_flow", "start_run", "list_runs", "get_run", "cancel_run", "retry_run"}
+
+
+def test_operations_that_would_share_an_id_are_found() -> None:
+    """`register_routes` refuses to serve them (a client would have two methods of one name)."""
+    router = APIRouter()
+
+    @router.get("/a")
+    async def same() -> None: ...
+
+    @router.get("/b")  # type: ignore[no-redef]
+    async def same() -> None: ...  # noqa: F811
+
+    @router.api_route("/c", methods=["GET", "POST"])
+    async def two_methods() -> None: ...
+
+    @router.get("/d", include_in_schema=False)
+    async def unique() -> None: ...
+
+    assert duplicate_operation_ids(router.routes) == ["same", "two_methods"]

@@ -216,6 +216,22 @@ async def test_retry_resumes_a_failed_run_without_rerunning_finished_steps(
     assert [executions(tmp_path, step) for step in ("first", "second", "third")] == [1, 2, 1]
 
 
+async def test_a_retried_run_answers_the_steps_it_has_left(client: httpx.AsyncClient) -> None:
+    await register(client, SLOW_YAML)
+    run_id = (await client.post("/flows/Slow/runs", json={})).json()["run_id"]
+    await poll_run(client, run_id, until=("running",), step="nap")
+    await client.post(f"/runs/{run_id}/cancel")
+
+    retried = await client.post(f"/runs/{run_id}/retry")
+    running = await poll_run(client, run_id, until=("running",), step="nap")
+
+    # `first` completed and is kept; `nap` (30 s) and `last` run again.
+    assert retried.status_code == 202
+    assert (retried.json()["status"], retried.json()["remaining_steps"]) == ("running", 2)
+    assert running["remaining_steps"] == 2
+    assert (await client.post(f"/runs/{run_id}/cancel")).json()["remaining_steps"] == 0
+
+
 async def test_runs_in_the_wrong_state_are_not_retried(client: httpx.AsyncClient) -> None:
     await register(client, GREET_YAML)
     run_id = (await client.post("/flows/Greet/execute", json={"inputs": {"name": "A"}})).json()[

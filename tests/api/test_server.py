@@ -104,3 +104,21 @@ async def test_sigterm_stops_the_server_cleanly(http: httpx.AsyncClient, server:
     assert code in (0, -signal.SIGTERM), log
     assert "Application shutdown complete" in log
     assert "Traceback" not in log
+
+
+def test_uvicorn_serves_the_module_level_app_with_reload(tmp_path: Path) -> None:
+    """The Flow Manager seed's start command, `uvicorn app.main:app --reload`."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--reload", "--port", str(port)]
+    settings = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'flows.db'}"}
+
+    with started_server(command, port, settings, tmp_path) as running:
+        try:
+            health = httpx.get(f"{running.url}/health", timeout=10)
+            flows = httpx.get(f"{running.url}/flows", timeout=10)
+        finally:
+            # SIGTERM, not the kill that ends started_server: the reloader stops its child.
+            code = running.stop()
+
+    assert (health.status_code, flows.status_code, flows.json()) == (200, 200, [])
+    assert code in (0, -signal.SIGTERM), running.log.read_text()

@@ -349,3 +349,23 @@ def test_condition_errors_point_into_the_original_string(condition: str, offset:
 def test_a_condition_must_be_a_string_or_a_boolean() -> None:
     with pytest.raises(ExpressionSyntaxError, match="string or a boolean"):
         compile_condition(1)  # type: ignore[arg-type]
+
+
+def test_a_failed_argument_is_named_with_its_expression() -> None:
+    arguments = {
+        "ok": compile_template("${rows}"),
+        "row": compile_template("${rows[0]}"),
+        "text": compile_template("first: ${rows[1]}"),
+    }
+
+    with pytest.raises(ExpressionEvaluationError) as native:
+        render_all({"row": arguments["row"]}, {"rows": []})
+    with pytest.raises(ExpressionEvaluationError) as text:
+        render_all({"ok": arguments["ok"], "text": arguments["text"]}, {"rows": [1]})
+
+    assert native.value.message == (
+        "input 'row' = `${rows[0]}`: `rows` is empty (an array of length 0), so it has no index 0"
+    )
+    assert text.value.message == (
+        "input 'text': index 1 is out of range for `rows` (an array of length 1)"
+    )

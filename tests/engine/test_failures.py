@@ -317,3 +317,53 @@ steps:
     assert result.error is not None
     assert (result.error.step, result.error.type) == ("b", "ExpressionLimitError")
     assert probe.calls["Echo"] == 0  # refused while its arguments were being rendered
+
+
+# The tutorial's shape (examples/tutorial/flow.yaml): a query's rows, the first of them handed
+# to a custom task, both only on a cache miss.
+FIRST_ROW_FLOW = """
+flow: FirstRow
+inputs:
+  - {name: cached, type: boolean, default: false}
+  - {name: rows, type: array, default: []}
+steps:
+  - set: {id: check_cache, values: {exists: "${inputs.cached}"}}
+  - set:
+      id: fetch_from_db
+      values: {rows: "${inputs.rows}"}
+      if: "not ${check_cache.exists}"
+  - task: Echo
+    id: transform
+    inputs:
+      value: ${fetch_from_db.rows[0]}
+    if: "not ${check_cache.exists}"
+outputs: {user: "${transform.value if not check_cache.exists else 'cached'}"}
+"""
+
+
+async def test_a_missing_row_names_the_step_input_expression_and_the_empty_result(
+    executor: FlowExecutor, probe: Probe
+) -> None:
+    with pytest.raises(FlowFailedError) as caught:
+        await executor.execute_flow(FIRST_ROW_FLOW, inputs={"rows": []})
+
+    assert probe.calls["Echo"] == 0
+    assert (caught.value.error.step, caught.value.error.type) == (
+        "transform",
+        "ExpressionEvaluationError",
+    )
+    assert caught.value.error.message == (
+        "input 'value' = `${fetch_from_db.rows[0]}`: `fetch_from_db.rows` is empty "
+        "(an array of length 0), so it has no index 0"
+    )
+
+
+async def test_a_skipped_step_does_not_evaluate_its_inputs(
+    executor: FlowExecutor, probe: Probe
+) -> None:
+    found = await executor.execute_flow(FIRST_ROW_FLOW, inputs={"rows": [{"id": 1}]})
+    cached = await executor.execute_flow(FIRST_ROW_FLOW, inputs={"cached": True})
+
+    assert found == {"user": {"id": 1}}
+    assert cached == {"user": "cached"}  # `fetch_from_db.rows[0]` was never read
+    assert probe.calls["Echo"] == 1

@@ -6,7 +6,7 @@ from app.domain.runs import RunStatus, TaskKey, TaskStatus
 from app.engine import FlowExecutor
 from app.engine.attempts import TaskOutcome
 from app.engine.memory_store import InMemoryRunStore
-from app.engine.resume import kept_on_retry
+from app.engine.resume import kept_on_retry, steps_run_again
 from app.tasks import TaskRegistry
 from tests.engine.conftest import Probe
 
@@ -48,6 +48,9 @@ async def test_retry_keeps_completed_steps_and_reruns_the_failed_ones(
     kept = kept_on_retry(definition, previous_outcomes(store, failed.run_id))
     assert {"first", "independent"} <= set(kept)
     assert "second" not in kept
+    stored = await store.load(failed.run_id)
+    # What a retry counts: `skipped` was not yet decided when `second` failed.
+    assert steps_run_again(definition, stored.steps) == ["second", "skipped"]
 
     result = await executor.resume(definition, failed.run_id)
 

@@ -108,7 +108,7 @@ async def test_a_cancelled_run_cancels_its_tasks_then_ends(stores: SqlStores) ->
         ("run", None, None, "cancelled"),
     ]
     # A retry runs it again: running, its tasks replaced.
-    assert await store.restart("r1", utcnow(), LEASE) is not None
+    assert await store.restart("r1", utcnow(), LEASE, remaining_steps=2) is not None
     await store.run_started(NewRun("r1", "f", {}, ["a", "b"], ["a"], utcnow(), resumed=True))
     assert summary(await all_events(store, "r1"))[-4:] == [
         ("run", None, None, "running"),

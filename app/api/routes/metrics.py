@@ -31,6 +31,6 @@ PROMETHEUS_TEXT: dict[int | str, dict[str, Any]] = {
     responses={**PROMETHEUS_TEXT, **error_responses(401, 403)},
     dependencies=[Depends(scraper)],
 )
-async def metrics(services: ServicesDep) -> Response:
+async def get_metrics(services: ServicesDep) -> Response:
     scrape = await services.metrics.scrape()
     return Response(scrape.body, media_type=scrape.content_type)

@@ -20,7 +20,7 @@ router = APIRouter(tags=["system"])
     response_model=Health,
     dependencies=[PUBLIC],
 )
-async def health() -> Health:
+async def get_health() -> Health:
     return Health()
 
 
@@ -31,7 +31,7 @@ async def health() -> Health:
     responses=error_responses(503),
     dependencies=[PUBLIC],
 )
-async def ready(services: ServicesDep) -> Readiness | JSONResponse:
+async def get_readiness(services: ServicesDep) -> Readiness | JSONResponse:
     if await services.store_reachable():
         return Readiness()
     return error_answer(503, "the store is unreachable")
@@ -43,5 +43,5 @@ async def ready(services: ServicesDep) -> Readiness | JSONResponse:
     response_model=list[ConnectionPlugin],
     responses=error_responses(401),
 )
-async def connections(_: AnyCaller) -> list[ConnectionPlugin]:
+async def list_connections(_: AnyCaller) -> list[ConnectionPlugin]:
     return [ConnectionPlugin.of(plugin) for plugin in available_plugins()]

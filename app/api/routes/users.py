@@ -15,7 +15,7 @@ router = APIRouter(tags=["users"], route_class=JsonBodyRoute)
 
 
 @router.get("/me", summary="Who the caller is", response_model=Me, responses=error_responses(401))
-async def me(caller: AnyCaller) -> Me:
+async def get_me(caller: AnyCaller) -> Me:
     return Me.of(caller)
 
 
@@ -25,7 +25,7 @@ async def me(caller: AnyCaller) -> Me:
     response_model=dict[str, Any],
     responses=error_responses(401),
 )
-async def get_settings(caller: AnyCaller, users: UsersDep) -> Any:
+async def get_my_settings(caller: AnyCaller, users: UsersDep) -> Any:
     return await users.settings(caller)
 
 
@@ -35,7 +35,7 @@ async def get_settings(caller: AnyCaller, users: UsersDep) -> Any:
     response_model=dict[str, Any],
     responses=error_responses(401, 403, 413, 415, 422),
 )
-async def put_settings(
+async def put_my_settings(
     caller: AnyCaller, users: UsersDep, settings: Annotated[dict[str, Any], Body()]
 ) -> Any:
     return await users.save_settings(caller, settings)

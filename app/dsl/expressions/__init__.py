@@ -16,7 +16,7 @@ compact JSON), not Python's `repr`; `is` only compares with `None`.
 """
 
 from app.dsl.expressions.compiler import compile_expression
-from app.dsl.expressions.evaluation import Expression, Reference, Scope
+from app.dsl.expressions.evaluation import Expression, Reference, Scope, shorten
 from app.dsl.expressions.functions import format_value
 from app.dsl.expressions.kinds import type_name
 from app.dsl.expressions.limits import (
@@ -52,5 +52,6 @@ __all__ = [
     "estimated_size",
     "format_value",
     "new_budget",
+    "shorten",
     "type_name",
 ]

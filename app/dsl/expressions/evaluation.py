@@ -217,6 +217,11 @@ def _index(container: Any, key: Any, where: str, budget: Budget) -> Any:
         try:
             return container[key]
         except IndexError:
+            if not container:  # a query that matched no row, a search that found nothing
+                raise ExpressionEvaluationError(
+                    f"`{where}` is empty ({with_article(type_name(container))} of length 0), "
+                    f"so it has no index {key!r}"
+                ) from None
             raise ExpressionEvaluationError(
                 f"index {key!r} is out of range for `{where}` "
                 f"({with_article(type_name(container))} of length {len(container)})"

@@ -105,14 +105,15 @@ async def test_a_failed_or_cancelled_run_restarts_under_a_new_lease(stores: Stor
     await store.create(new_run("r2", definition_id))
     await store.end("r1", RunStatus.CANCELLED, T0)
 
-    claim = await store.restart("r1", T0, LEASE)
-    assert await store.restart("r2", T0, LEASE) is None  # queued: not retryable
+    claim = await store.restart("r1", T0, LEASE, 2)
+    assert await store.restart("r2", T0, LEASE, 2) is None  # queued: not retryable
 
     assert claim is not None
     assert (claim.run_id, claim.definition_id, claim.taken_over) == ("r1", definition_id, True)
     restarted = await store.get("r1", with_steps=False)
     assert restarted is not None
     assert (restarted.status, restarted.finished_at) == (RunStatus.RUNNING, None)
+    assert restarted.remaining_steps == 2  # before its resumed execution counts them again
     claimed = await stores.of("w2").claim(T0 + timedelta(seconds=LEASE - 1), LEASE, 10)
     assert [claim.run_id for claim in claimed] == ["r2"]  # r1 is held
 

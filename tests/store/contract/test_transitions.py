@@ -134,7 +134,7 @@ async def test_a_retried_run_keeps_its_finished_steps(
 
     failed = await executor.run_checked(definition, {}, run_id)
     assert failed.status is RunStatus.FAILED
-    claim = await store.restart(run_id, utcnow(), LEASE)
+    claim = await store.restart(run_id, utcnow(), LEASE, 1)
     assert claim is not None
     resumed = await executor.resume(definition, run_id)
 
