@@ -92,6 +92,13 @@ class Pruner:
             latest = await tx.pruning.latest_versions()
             unread = {definition_id for _, definition_id in latest} - self._retentions.keys()
             documents = await tx.pruning.documents(unread)
+        # Only the latest versions are asked about again: the others' entries are dropped.
+        kept = {definition_id for _, definition_id in latest}
+        self._retentions = {
+            definition_id: retention
+            for definition_id, retention in self._retentions.items()
+            if definition_id in kept
+        }
         for definition_id, document in documents.items():
             self._retentions[definition_id] = Retention.of_document(document)
         found = [

@@ -3,13 +3,34 @@ connection (another process) does not get a held lock, and does once it is let g
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from app.settings import Settings
 from app.store.database import create_engine
 from app.store.unit_of_work import Store
+from tests.polling import until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# A process that takes the lock "job", says so, and holds it until it is killed.
+HOLDER = """
+import asyncio, sys
+from app.settings import Settings
+from app.store.unit_of_work import Store
+
+async def main() -> None:
+    store = Store.of_settings(Settings(_env_file=None, database_url=sys.argv[1]))
+    async with store.try_lock("job") as held:
+        print("held" if held else "refused", flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
 
 
 @pytest.fixture
@@ -52,3 +73,30 @@ async def test_on_sqlite_the_one_process_always_holds_it(
         pytest.skip("servers' locks are exclusive: the test above")
     async with store.try_lock("job") as held:
         assert held
+
+
+async def test_a_lock_goes_with_a_process_killed_while_holding_it(
+    migrated_store_url: str, two_stores: tuple[Store, Store]
+) -> None:
+    store, _ = two_stores
+    if store.dialect == "sqlite":
+        pytest.skip("SQLite is one process: its locks are always had")
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, migrated_store_url,
+        cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        async with asyncio.timeout(30):
+            assert await holder.stdout.readline() == b"held\n"
+        async with store.try_lock("job") as held:
+            assert not held
+    finally:
+        holder.send_signal(signal.SIGKILL)  # no release: the server drops its connection
+        await holder.wait()
+
+    async def taken_over() -> bool:
+        async with store.try_lock("job") as held:
+            return held
+
+    await until(taken_over)
