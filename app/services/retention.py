@@ -7,7 +7,7 @@ latest version's, for all of the flow's runs, whichever version they ran), falli
 RUN_RETENTION_DAYS for `days`. For each flow that keeps fewer than all its runs, it finds the
 creation time before which its finished runs go (the later of "`days` ago" and the creation of
 its `max_runs`-th newest finished run), then deletes them oldest first, `batch` runs per
-transaction, until a batch comes back short.
+transaction (fewer when they are big: `queries/retention.py`), until a batch finds no more.
 """
 
 from __future__ import annotations
@@ -121,12 +121,12 @@ class Pruner:
         deleted = batches = 0
         while True:
             async with self.store.write() as tx:
-                count = await tx.pruning.delete_batch(flow, before, self.batch)
+                batch = await tx.pruning.delete_batch(flow, before, self.batch)
             batches += 1
-            deleted += count
-            if count and self.metrics is not None:
-                self.metrics.pruned(flow, count)
-            if count < self.batch:
+            deleted += batch.deleted
+            if batch.deleted and self.metrics is not None:
+                self.metrics.pruned(flow, batch.deleted)
+            if not batch.more:
                 return PruneRound(deleted, batches)
 
     async def _prune_forever(self) -> None:

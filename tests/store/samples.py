@@ -82,9 +82,10 @@ async def add_run(
     status: RunStatus,
     created_at: datetime,
     flow: str = "f",
+    tasks: int = 1,
 ) -> str:
-    """A run of the version with one task, one attempt's log and one event, as a run that
-    went that far leaves them; its id."""
+    """A run of the version with `tasks` tasks (elements of one step), one attempt's log and
+    one event, as a run that went that far leaves them; its id."""
     run_id = str(uuid.uuid4())
     finished = status not in (RunStatus.QUEUED, RunStatus.RUNNING)
     async with session_factory(engine).begin() as session:
@@ -102,7 +103,10 @@ async def add_run(
         )
         await session.flush()
         task_status = TaskStatus.COMPLETED if finished else TaskStatus.RUNNING
-        session.add(TaskRunRow(run_id=run_id, step_id="s", status=task_status.value))
+        session.add_all(
+            TaskRunRow(run_id=run_id, step_id="s", task_index=index, status=task_status.value)
+            for index in range(tasks)
+        )
         session.add(
             TaskLogRow(
                 run_id=run_id,

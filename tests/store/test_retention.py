@@ -14,6 +14,7 @@ from app.domain.runs import RunStatus
 from app.settings import Settings
 from app.store.database import create_engine
 from app.store.models import RUNS
+from app.store.queries.retention import Batch
 from app.store.unit_of_work import Store
 from tests.polling import until
 from tests.store.samples import T0, add_definition, add_run, rows_of_runs
@@ -32,7 +33,7 @@ async def store(migrated_store_url: str) -> AsyncIterator[Store]:
 
 async def delete_batch(store: Store, flow: str, before_days: int, limit: int) -> int:
     async with store.write() as tx:
-        return await tx.pruning.delete_batch(flow, T0 + before_days * DAY, limit)
+        return (await tx.pruning.delete_batch(flow, T0 + before_days * DAY, limit)).deleted
 
 
 async def test_a_batch_deletes_finished_runs_before_the_cutoff_with_all_they_hold(
@@ -77,6 +78,42 @@ async def test_a_batch_deletes_at_most_its_size_oldest_first(store: Store) -> No
 
     assert counts == [2, 2, 1, 0]  # five runs in three batches; the fourth finds none
     assert (await rows_of_runs(store.engine, runs))["flow_runs"] == 0
+
+
+async def test_a_batch_says_whether_more_may_wait(store: Store) -> None:
+    definition = await add_definition(store.engine)
+    for day in range(3):
+        await add_run(store.engine, definition, RunStatus.COMPLETED, T0 + day * DAY)
+
+    async with store.write() as tx:
+        assert await tx.pruning.delete_batch("f", T0 + 30 * DAY, 2) == Batch(2, more=True)
+    async with store.write() as tx:
+        assert await tx.pruning.delete_batch("f", T0 + 30 * DAY, 2) == Batch(1, more=False)
+
+
+async def test_big_runs_make_smaller_batches_and_a_run_bigger_than_one_goes_alone(
+    store: Store,
+) -> None:
+    definition = await add_definition(store.engine)
+    sizes = (5, 2, 2, 2, 1)  # tasks per run, oldest first
+    runs = [
+        await add_run(store.engine, definition, RunStatus.COMPLETED, T0 + day * DAY, tasks=tasks)
+        for day, tasks in enumerate(sizes)
+    ]
+
+    batches = []
+    for _ in sizes:
+        async with store.write() as tx:
+            batch = await tx.pruning.delete_batch("f", T0 + 30 * DAY, 10, max_tasks=4)
+        batches.append(batch)
+        if not batch.more:
+            break
+
+    # 5 tasks: alone; 2 + 2: four tasks; 2 + 1: the rest.
+    assert batches == [Batch(1, more=True), Batch(2, more=True), Batch(2, more=False)]
+    assert await rows_of_runs(store.engine, runs) == dict.fromkeys(
+        ("flow_runs", "task_runs", "task_logs", "run_events"), 0
+    )
 
 
 async def test_the_oldest_go_first(store: Store) -> None:

@@ -11,6 +11,7 @@ batch's read and its deletion is running again, and stays.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,12 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.records import FINISHED_RUN_STATUS_VALUES
-from app.store.models import DEFINITIONS, RUNS
+from app.store.models import DEFINITIONS, RUNS, TASKS
+
+# Past its first run, a batch takes no more runs than hold this many tasks together (their
+# events and logs are about one or two per task): a batch of big runs stays short, and a run
+# bigger than this is deleted alone.
+MAX_TASKS_PER_BATCH = 50_000
 
 _FINISHED = sorted(FINISHED_RUN_STATUS_VALUES)
 _NEWEST_VERSION = (
@@ -53,9 +59,22 @@ _OLDEST_BEFORE = (
     .order_by(RUNS.c.created_at)
     .limit(bindparam("limit"))
 )
+_TASK_COUNTS = (
+    select(TASKS.c.run_id, func.count())
+    .where(TASKS.c.run_id.in_(bindparam("ids", expanding=True)))
+    .group_by(TASKS.c.run_id)
+)
 _DELETE = delete(RUNS).where(
     RUNS.c.id.in_(bindparam("ids", expanding=True)), RUNS.c.status.in_(_FINISHED)
 )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one batch deleted, and whether more runs may wait past it."""
+
+    deleted: int
+    more: bool
 
 
 class Pruning:
@@ -82,12 +101,32 @@ class Pruning:
         found = await self._session.execute(_NTH_NEWEST, {"flow": flow, "skip": max_runs - 1})
         return found.scalar_one_or_none()
 
-    async def delete_batch(self, flow: str, before: datetime, limit: int) -> int:
+    async def delete_batch(
+        self, flow: str, before: datetime, limit: int, max_tasks: int = MAX_TASKS_PER_BATCH
+    ) -> Batch:
         """Delete up to `limit` of the flow's finished runs created before `before`, oldest
-        first, with their tasks, logs and events; how many were deleted."""
+        first, with their tasks, logs and events (past the first run, no more than hold
+        `max_tasks` tasks together)."""
         parameters = {"flow": flow, "before": before, "limit": limit}
-        ids = list((await self._session.execute(_OLDEST_BEFORE, parameters)).scalars())
+        found = list((await self._session.execute(_OLDEST_BEFORE, parameters)).scalars())
+        ids = await self._within(found, max_tasks)
         if not ids:
-            return 0
+            return Batch(0, more=False)
         deleted = await self._session.execute(_DELETE, {"ids": ids})
-        return int(deleted.rowcount)  # type: ignore[attr-defined]
+        more = len(found) == limit or len(ids) < len(found)
+        return Batch(int(deleted.rowcount), more)  # type: ignore[attr-defined]
+
+    async def _within(self, run_ids: list[str], max_tasks: int) -> list[str]:
+        """The longest run of `run_ids` from the first whose tasks stay within `max_tasks`
+        (the first one whatever its size)."""
+        if len(run_ids) < 2:
+            return run_ids
+        rows = await self._session.execute(_TASK_COUNTS, {"ids": run_ids})
+        counts = {str(run_id): int(count) for run_id, count in rows}
+        taken, tasks = run_ids[:1], counts.get(run_ids[0], 0)
+        for run_id in run_ids[1:]:
+            tasks += counts.get(run_id, 0)
+            if tasks > max_tasks:
+                break
+            taken.append(run_id)
+        return taken
