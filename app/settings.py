@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.connections.destinations import AllowEntry
+from app.domain.retention import MAX_RETENTION_DAYS
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./flows.db"
 # Pool options the storage guide lets a DATABASE_URL carry in its query string.
@@ -61,6 +62,13 @@ class Settings(BaseSettings):
     execute_wait_seconds: float = Field(30, ge=0)
     max_wait_seconds: float = Field(300, ge=0)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    # Retention (DESIGN.md section 9): finished runs older than this many days are deleted,
+    # unless their flow's `retention: {days}` says otherwise; unset: kept forever. One process
+    # at a time prunes, every RETENTION_INTERVAL_SECONDS, RETENTION_BATCH runs per transaction.
+    run_retention_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
+    retention_interval_seconds: float = Field(300, gt=0, allow_inf_nan=False)
+    retention_batch: int = Field(500, ge=1, le=10_000)
 
     # What flows may reach, and their connection pools (app/connections).
     connection_allowlist: CommaList = []  # host, host:port, *.domain or CIDR; empty: see docs

@@ -11,6 +11,12 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
+from app.domain.retention import (
+    MAX_RETENTION_DAYS,
+    MAX_RETENTION_RUNS,
+    RETENTION_FIELDS,
+    Retention,
+)
 from app.dsl.catalog import TaskCatalog
 from app.dsl.condition_graph import is_condition_graph, translate_condition_graph
 from app.dsl.fields import FieldReader
@@ -33,7 +39,17 @@ from app.errors import InputValidationError, Loc
 
 FLOW_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 TOP_LEVEL_FIELDS = frozenset(
-    {"flow", "description", "mode", "connections", "inputs", "defaults", "steps", "outputs"}
+    {
+        "flow",
+        "description",
+        "mode",
+        "connections",
+        "inputs",
+        "defaults",
+        "steps",
+        "outputs",
+        "retention",
+    }
 )
 INPUT_FIELDS = frozenset({"name", "type", "required", "default", "description"})
 OUTPUT_FIELDS = frozenset({"name", "value", "description"})
@@ -117,6 +133,7 @@ class _FlowParser:
         connections = self._connections(top.get("connections", {}))
         inputs = self._inputs(top.get("inputs", []))
         defaults = self._defaults(top.get("defaults", {}))
+        retention = self._retention(top["retention"]) if "retention" in top else Retention()
         if "steps" not in top:
             self.problems.add((), "a flow needs `steps:`", "missing")
         steps = StepParser(self.read, self.catalog, connections, defaults, self.limits).parse_list(
@@ -140,6 +157,7 @@ class _FlowParser:
             inputs=inputs,
             outputs=tuple(outputs),
             handlers=graph.handlers,
+            retention=retention,
         )
 
     def _name(self, top: Mapping[str, Any]) -> str | None:
@@ -229,6 +247,24 @@ class _FlowParser:
         return StepDefaults(
             parse_retry(self.read, retry, ("defaults", "retry"), self.limits), timeout
         )
+
+    def _retention(self, raw: Any) -> Retention:
+        """`retention: {days, max_runs}`: either or both, each a positive integer."""
+        loc: Loc = ("retention",)
+        body = self.read.mapping(raw, loc, "a mapping with `days` and/or `max_runs`")
+        if body is None:
+            return Retention()
+        self.read.only_keys(body, RETENTION_FIELDS, loc)
+        if not any(key in body for key in RETENTION_FIELDS):
+            self.problems.add(loc, "needs `days`, `max_runs` or both", "missing")
+        days = max_runs = None
+        if "days" in body:
+            days = self.read.integer(body["days"], (*loc, "days"), 1, MAX_RETENTION_DAYS)
+        if "max_runs" in body:
+            max_runs = self.read.integer(
+                body["max_runs"], (*loc, "max_runs"), 1, MAX_RETENTION_RUNS
+            )
+        return Retention(days, max_runs)
 
     def _outputs(self, raw: Any) -> list[FlowOutput]:
         entries: list[tuple[Any, Any, Loc]] = []

@@ -53,12 +53,17 @@ class FieldReader:
         self.problems.add(loc, "must be true or false", "type_error")
         return None
 
-    def integer(self, value: Any, loc: Loc, minimum: int | None = None) -> int | None:
+    def integer(
+        self, value: Any, loc: Loc, minimum: int | None = None, maximum: int | None = None
+    ) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
             self.problems.add(loc, "must be an integer", "type_error")
             return None
         if minimum is not None and value < minimum:
             self.problems.add(loc, f"must be at least {minimum}", "value_error")
+            return None
+        if maximum is not None and value > maximum:
+            self.problems.add(loc, f"must be at most {maximum:,}", "value_error")
             return None
         return value
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from app.domain.retention import Retention
 from app.dsl.expressions import Expression
 from app.dsl.templates import Template
 from app.errors import Loc
@@ -119,6 +120,7 @@ class FlowDefinition:
     strict_inputs: bool = True  # undeclared inputs are refused
     outputs: tuple[FlowOutput, ...] = ()
     handlers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # step -> handler ids
+    retention: Retention = field(default_factory=Retention)  # kept runs (the pruner reads it)
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:

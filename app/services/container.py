@@ -40,6 +40,7 @@ from app.services.observability import logs, traces
 from app.services.observability.metrics import Metrics
 from app.services.observability.observer import ServiceObserver
 from app.services.passwords import Passwords
+from app.services.retention import Pruner
 from app.services.runner import Runner
 from app.services.runs import RunService
 from app.services.users import UserService
@@ -76,6 +77,7 @@ class Services:
     audit: AuditService
     changes: AccessChanges
     metrics: Metrics
+    pruner: Pruner
     _key_installer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -181,14 +183,23 @@ class Services:
             audit=AuditService(store),
             changes=changes,
             metrics=metrics,
+            pruner=Pruner(
+                store,
+                metrics,
+                default_days=settings.run_retention_days,
+                interval=settings.retention_interval_seconds,
+                batch=settings.retention_batch,
+            ),
         )
 
     async def start(self) -> None:
-        """Join the cluster: register and beat, listen for notifications, and on a
-        single-process store resume the runs this process left running when it stopped."""
+        """Join the cluster: register and beat, listen for notifications, prune finished runs
+        past their retention (whichever process gets the lock), and on a single-process store
+        resume the runs this process left running when it stopped."""
         if self.settings.is_sqlite:
             await self._refuse_a_second_process()
         await self.heartbeat.start()
+        await self.pruner.start()
         if self.listener is not None:
             await self.listener.start()
         if self.settings.is_sqlite:
@@ -256,6 +267,7 @@ class Services:
     async def close(self, grace: float = 10) -> None:
         if self.listener is not None:
             await self.listener.stop()
+        await self.pruner.stop()
         await self.events.aclose()
         await self.runner.shutdown(grace)
         await stop_task(self._key_installer)

@@ -26,12 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.errors import DuplicateError
 from app.settings import Settings
-from app.store import database, migrations, notifications
+from app.store import database, locks, migrations, notifications
 from app.store.database import create_engine, passing_failures_translated, session_factory
 from app.store.queries.audit import AuditLog
 from app.store.queries.credentials import Credentials
 from app.store.queries.flows import Flows
 from app.store.queries.gauges import Gauges
+from app.store.queries.retention import Pruning
 from app.store.queries.users import Users
 from app.store.queries.versions import Versions
 from app.store.queries.workers import Workers
@@ -52,6 +53,7 @@ class Transaction:
         self.audit = AuditLog(session)
         self.workers = Workers(session)
         self.gauges = Gauges(session)
+        self.pruning = Pruning(session)
 
     async def access_changed(self) -> None:
         """Tell every process, once this transaction commits, that users, keys, shares or a
@@ -108,6 +110,14 @@ class Store:
         with _translated_errors():
             async with self._sessions.begin() as session:
                 yield Transaction(session)
+
+    @asynccontextmanager
+    async def try_lock(self, name: str) -> AsyncIterator[bool]:
+        """Whether this process holds the lock `name` for the block, taken without waiting
+        (False: another process holds it); one per store, across processes (`locks.py`)."""
+        with _translated_errors():
+            async with locks.try_lock(self.engine, name) as held:
+                yield held
 
     @staticmethod
     def on_passing_failure(listener: Callable[[], None]) -> Callable[[], None]:

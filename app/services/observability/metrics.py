@@ -123,6 +123,12 @@ class Metrics:
             "Runs claimed after their worker's lease expired",
             registry=r,
         )
+        self.runs_pruned = Counter(
+            f"{PREFIX}_runs_pruned",
+            "Finished runs deleted by retention (RUN_RETENTION_DAYS, a flow's `retention:`)",
+            ["flow"],
+            registry=r,
+        )
         self.store_errors = Counter(
             f"{PREFIX}_store_errors",
             "Passing store failures (StoreUnavailableError)",
@@ -174,6 +180,10 @@ class Metrics:
     def run_cancelled(self, flow: str) -> None:
         """A run cancelled by a caller (here or wherever it ran): it finished, cancelled."""
         self.child(self.runs_finished, flow, RunStatus.CANCELLED.value).inc()
+
+    def pruned(self, flow: str, count: int) -> None:
+        """`count` finished runs of the flow were deleted by retention."""
+        self.child(self.runs_pruned, flow).inc(count)
 
     def attempt_ended(self, task: str, status: TaskStatus, retried: bool) -> None:
         self.child(self.attempts, task, status.value).inc()
