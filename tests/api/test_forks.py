@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.api.flows import GREET_YAML, RESUMABLE_YAML, SLOW_YAML
-from tests.api.support import poll_run, register
+from tests.api.support import api_settings, poll_run, register, serve
 from tests.api.tasks import executions
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
@@ -131,3 +131,28 @@ async def test_diff_lists_each_step_and_what_differs(
     assert same["same"] is True
     missing = await client.get(f"/runs/{fork['run_id']}/diff/{UNKNOWN}")
     assert missing.status_code == 404
+
+
+async def test_diff_cuts_large_values_as_a_run_answer_does(database_url: str) -> None:
+    settings = api_settings(database_url, max_answer_value_bytes=2048, max_answer_bytes=8192)
+    async with serve(settings) as client:
+        await register(client, GREET_YAML)
+        ids = [
+            (
+                await client.post("/flows/Greet/execute", json={"inputs": {"name": name * 4000}})
+            ).json()["run_id"]
+            for name in ("a", "b")
+        ]
+
+        diff = (await client.get(f"/runs/{ids[0]}/diff/{ids[1]}")).json()
+
+        assert diff["inputs"]["a"]["name"] == {
+            "truncated": True,
+            "bytes": 4002,
+            "href": f"/runs/{ids[0]}/inputs",
+        }
+        greet = next(step for step in diff["steps"] if step["step_id"] == "greet")
+        outputs = greet["differences"]["outputs"]
+        assert outputs["b"]["text"]["href"] == f"/runs/{ids[1]}/steps/greet/outputs?task_index=0"
+        whole = await client.get(outputs["b"]["text"]["href"])
+        assert whole.json()["text"] == f"Hello, {'b' * 4000}!"
