@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from app.domain.clock import utcnow
 from app.domain.records import RunRecord
 from app.domain.runs import RunStatus, TaskStatus
 from app.errors import RequestError, RunStateError, UnknownRunError
 from app.services.container import Services
+from app.services.runner import Launch
 from tests.callers import admin
 from tests.polling import until
 from tests.services import sample_tasks
@@ -141,3 +143,25 @@ async def test_diff_shows_what_differs_step_by_step(services: Services) -> None:
     assert set(by_step["b"].differences) == {"outputs"}
     assert by_step["total"].differences["outputs"].b == {"sum": 8}
     assert (await services.runs.diff(caller, source.run_id, source.run_id)).same
+
+
+async def test_a_fork_whose_process_stopped_before_it_ran_is_taken_over_with_its_kept_steps(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = await source_run(services)
+    launched: list[Launch] = []
+    monkeypatch.setattr(services.runner, "launch", launched.append)  # as if killed right after
+
+    started = await services.runs.fork(await admin(services), source.run_id, "b")
+    await services.runner.repository.release([started.run.run_id], utcnow())
+    monkeypatch.undo()
+    assert await services.runner.claim(5) == 1  # any worker takes it over
+    fork = await finished(services, started.run.run_id)
+
+    assert len(launched) == 1
+    assert (fork.status, fork.outputs, fork.forked_from) == (
+        RunStatus.COMPLETED,
+        {"sum": 3},
+        source.run_id,
+    )
+    assert (sample_tasks.calls["a"], sample_tasks.calls["b"]) == (1, 2)
