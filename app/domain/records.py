@@ -164,6 +164,7 @@ class RunRecord:
     finished_at: datetime | None
     steps: tuple[StepRecord, ...] = ()  # empty in listings
     created_by: str | None = None  # the username of whoever started it
+    forked_from: str | None = None  # the run it was forked from
 
     @property
     def finished(self) -> bool:
@@ -212,6 +213,10 @@ class NewRunRow:
     latest_only: bool = False  # created only while its version is the flow's latest
     created_by: str | None = None  # the id of the user who starts it
     traceparent: str | None = None  # the W3C trace context of the request that starts it
+    # A fork: the run it comes from, and the tasks it keeps from it (finished, not run
+    # again); `step_ids` are then only the steps it runs.
+    forked_from: str | None = None
+    kept_tasks: Sequence[StepRecord] = ()
 
 
 @dataclass(frozen=True)

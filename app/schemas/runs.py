@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.records import AttemptLog, RunPage, RunRecord, StepRecord
+from app.domain.run_diff import RunDiff, StepDiff
 from app.domain.runs import RunStatus, TaskStatus
 from app.schemas.answers import AnswerBudget
 from app.schemas.common import ErrorInfo, RequestModel, Timestamp
@@ -28,6 +29,28 @@ class StartRequest(RequestModel):
     inputs: Inputs = Field(default_factory=dict, description="the flow's inputs by name")
     version: int | None = Field(
         None, ge=1, le=MAX_VERSION, description="run this version; default the latest"
+    )
+
+
+class ForkRequest(RequestModel):
+    """Fork a finished run from one of its steps."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"from_step": "charge", "outputs": {"fetch_user": {"email": "a@b.c"}}}]
+        }
+    )
+
+    from_step: str = Field(
+        max_length=128, description="the step to run again, with every step that depends on it"
+    )
+    inputs: Inputs | None = Field(None, description="replace the source run's inputs")
+    outputs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="`{step_id: {output: value}}` laid over the recorded outputs of kept steps",
+    )
+    version: int | None = Field(
+        None, ge=1, le=MAX_VERSION, description="the flow's version; default the source run's"
     )
 
 
@@ -117,6 +140,7 @@ class RunSummary(BaseModel):
     started_at: Timestamp | None
     finished_at: Timestamp | None
     created_by: str | None = Field(None, description="the user who started it")
+    forked_from: str | None = Field(None, description="the run this one was forked from")
 
     @classmethod
     def of(cls, run: RunRecord, budget: AnswerBudget) -> RunSummary:
@@ -172,6 +196,7 @@ def _run_fields(run: RunRecord, budget: AnswerBudget) -> dict[str, Any]:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "created_by": run.created_by,
+        "forked_from": run.forked_from,
     }
 
 
@@ -213,3 +238,55 @@ class TaskLogs(BaseModel):
                 for log in logs
             ],
         )
+
+
+class ValueChange(BaseModel):
+    a: Any = Field(description="the value in the first run (null: none)")
+    b: Any = Field(description="the value in the second run (null: none)")
+
+
+class StepComparison(BaseModel):
+    step_id: str
+    task_index: int
+    same: bool
+    differences: dict[str, ValueChange] = Field(
+        description="by field (status, outputs, error, attempts): only those that differ"
+    )
+
+    @classmethod
+    def of(cls, diff: RunDiff, step: StepDiff, budget: AnswerBudget) -> StepComparison:
+        differences = {}
+        for name, change in step.differences.items():
+            a, b = change.a, change.b
+            if name == "outputs":
+                task = f"/steps/{step.step_id}/outputs?task_index={step.task_index}"
+                a = budget.fit(a, f"/runs/{diff.a.run_id}{task}")
+                b = budget.fit(b, f"/runs/{diff.b.run_id}{task}")
+            differences[name] = ValueChange(a=a, b=b)
+        return cls(
+            step_id=step.step_id,
+            task_index=step.task_index,
+            same=step.same,
+            differences=differences,
+        )
+
+
+class RunComparison(BaseModel):
+    a: str = Field(description="the first run's id")
+    b: str = Field(description="the second run's id")
+    same: bool = Field(description="the inputs and every step agree")
+    inputs: ValueChange | None = Field(description="the runs' inputs; null when the same")
+    steps: list[StepComparison] = Field(
+        description="every task of either run: the first run's in order, then the second's"
+    )
+
+    @classmethod
+    def of(cls, diff: RunDiff, budget: AnswerBudget) -> RunComparison:
+        inputs = None
+        if diff.inputs is not None:
+            inputs = ValueChange(
+                a=budget.fit(diff.inputs.a, run_value_href(diff.a.run_id, "inputs")),
+                b=budget.fit(diff.inputs.b, run_value_href(diff.b.run_id, "inputs")),
+            )
+        steps = [StepComparison.of(diff, step, budget) for step in diff.steps]
+        return cls(a=diff.a.run_id, b=diff.b.run_id, same=diff.same, inputs=inputs, steps=steps)

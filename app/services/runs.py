@@ -29,9 +29,11 @@ from app.domain.records import (
     StartedRun,
     StepRecord,
 )
+from app.domain.run_diff import RunDiff, diff_runs
 from app.domain.runs import RETRYABLE_RUN_STATUSES, RunStatus, TaskStatus
 from app.domain.storable import json_data
 from app.dsl.inputs import validate_inputs
+from app.engine.forks import plan_fork
 from app.engine.resume import previous_outcomes, steps_run_again
 from app.engine.run import RunResult
 from app.errors import (
@@ -378,6 +380,72 @@ class RunService:
             raise _not_retryable(await self.get(run_id))
         self.runner.launch(Launch.of_claim(claim))
         return await self.get(run_id)
+
+    async def fork(
+        self,
+        caller: Caller,
+        run_id: str,
+        from_step: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        outputs: Mapping[str, Mapping[str, Any]] | None = None,
+        version: int | None = None,
+        traceparent: str | None = None,
+    ) -> StartedRun:
+        """A new run of the source run's flow that keeps its completed steps not depending on
+        `from_step` (their outputs patched by `outputs`), and runs the rest.
+
+        It is created running under this process's lease, its kept tasks copied as they
+        finished, and launched as a retried run is (`Launch` without inputs: the engine
+        resumes it from its stored tasks); a crash before it ends hands it to another worker
+        like any run. `inputs` replace the source's; `version`: default the source's."""
+        source = await self.get(run_id)  # with its steps: those the fork keeps
+        await self.access.require(caller, source.flow, Permission.RUN, _no_run(run_id))
+        if not source.finished:
+            raise RunStateError(
+                f"run {run_id} is {source.status.value}; only a finished run can be forked"
+            )
+        self.limiter.take(caller)
+        wanted = source.version if version is None else version
+        definition_id, _ = await self.repository.locate(source.flow, wanted)
+        definition = await self.runner.definition(definition_id)
+        patches = {
+            step_id: json_data(values, root=f"outputs.{step_id}")
+            for step_id, values in (outputs or {}).items()
+        }
+        plan = plan_fork(definition, source.steps, from_step, patches)
+        given = source.inputs or {} if inputs is None else inputs
+        values = json_data(
+            validate_inputs(definition.inputs, given, strict=definition.strict_inputs),
+            root="inputs",
+        )
+        created_at = utcnow()
+        run = NewRunRow(
+            run_id=str(uuid.uuid4()),
+            flow_name=source.flow,
+            definition_id=definition_id,
+            status=RunStatus.RUNNING,
+            inputs=values,
+            step_ids=plan.steps_to_run,
+            idempotency_key=None,
+            created_at=created_at,
+            lease_owner=self.owner,
+            lease_expires_at=created_at + timedelta(seconds=self.runner.lease_seconds),
+            created_by=caller.user_id,
+            traceparent=self.tracing.request_traceparent(traceparent),
+            forked_from=run_id,
+            kept_tasks=plan.kept_tasks,
+        )
+        if await self.repository.create(run) is not Creation.CREATED:
+            raise ConflictError(f"version {wanted} of flow {source.flow!r} was deleted meanwhile")
+        self.runner.launch(Launch(run.run_id, definition_id, None, run.traceparent))
+        return StartedRun(await self.get(run.run_id, with_steps=False), created=True)
+
+    async def diff(self, caller: Caller, a: str, b: str) -> RunDiff:
+        """What differs between two runs the caller may both see, step by step."""
+        first = await self.read(caller, a)
+        second = await self.read(caller, b)
+        return diff_runs(first, second)
 
     async def _require_run_permission(self, caller: Caller, run_id: str) -> None:
         """404 when the caller may not see the run's flow, 403 when it may but not run it."""

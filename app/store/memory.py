@@ -61,6 +61,7 @@ class _Entry:
     # A restarted run's count of steps to run, until its resumed execution starts and its
     # tasks tell it (the failed and cancelled ones it runs again count as finished until then).
     restarted_remaining: int | None = None
+    forked_from: str | None = None
 
 
 @dataclass
@@ -117,8 +118,22 @@ class MemoryRunStore:
             run.lease_owner,
             run.lease_expires_at,
             run.traceparent,
+            # A fork has only its steps to run left, until its resumed execution starts.
+            restarted_remaining=len(run.step_ids) if run.forked_from else None,
+            forked_from=run.forked_from,
         )
         record = MemoryRun(run.run_id, run.flow_name, run.inputs, run.status, None)
+        for kept in run.kept_tasks:
+            task_key = TaskKey(kept.step_id, kept.task_index)
+            record.tasks[task_key] = MemoryTask(
+                task_key,
+                kept.status,
+                kept.attempts,
+                kept.outputs,
+                kept.error,
+                started_at=kept.started_at,
+                finished_at=kept.finished_at,
+            )
         for step_id in run.step_ids:
             record.tasks[TaskKey(step_id)] = MemoryTask(TaskKey(step_id), TaskStatus.PENDING)
         self.state.engine.runs[run.run_id] = record
@@ -387,6 +402,7 @@ class MemoryRunStore:
             finished_at=run.finished_at,
             steps=steps,
             created_by=self.state.usernames.get(entry.created_by or ""),
+            forked_from=entry.forked_from,
         )
 
 

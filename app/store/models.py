@@ -191,6 +191,8 @@ class FlowRunRow(Base):
     traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
     # A client asked for the run's events: its transitions write them (queries/events.py).
     watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The run this one was forked from (POST /runs/{id}/fork); no foreign key: it may go first.
+    forked_from: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     definition: Mapped[FlowDefinitionRow] = relationship(lazy="raise")
     tasks: Mapped[list[TaskRunRow]] = relationship(

@@ -88,6 +88,10 @@ CASES: list[tuple[str, str, dict[str, Any], int, list[Any] | None, str]] = [
     ("GET", f"/runs/{UNKNOWN_RUN}", {}, 404, None, UNKNOWN_RUN),
     ("GET", "/runs/not-a-run-id", {}, 422, ["path", "run_id"], "UUID"),
     ("POST", f"/runs/{UNKNOWN_RUN}/retry", {}, 404, None, UNKNOWN_RUN),
+    ("POST", f"/runs/{UNKNOWN_RUN}/fork", {"json": {}}, 422, ["body", "from_step"], "required"),
+    ("POST", f"/runs/{UNKNOWN_RUN}/fork", {"json": {"from_step": "greet"}}, 404, None, UNKNOWN_RUN),
+    ("GET", f"/runs/{UNKNOWN_RUN}/diff/x", {}, 422, ["path", "other_id"], "UUID"),
+    ("GET", f"/runs/{UNKNOWN_RUN}/diff/{UNKNOWN_RUN}", {}, 404, None, UNKNOWN_RUN),
     ("GET", "/flows/Greet/versions/0", {}, 422, ["path", "version"], "greater"),
     ("GET", "/flows/bad name", {}, 422, ["path", "name"], "pattern"),
 ]

@@ -234,7 +234,7 @@ def requests(run_id: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for query in QUERIES:
         yield "GET", f"/runs?{query}", {}
     for candidate in [*RUN_IDS, run_id]:
-        for template in ("/runs/{id}", "/runs/{id}/cancel", "/runs/{id}/retry"):
+        for template in ("/runs/{id}", "/runs/{id}/cancel", "/runs/{id}/retry", "/runs/{id}/fork"):
             method = "GET" if template == "/runs/{id}" else "POST"
             yield method, template.format(id=candidate), {"content": b"\xff\x00" * 32}
     for path in ("/health", "/ready", "/connections", "/docs", "/openapi.json", "/flows", "/runs"):

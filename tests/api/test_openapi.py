@@ -30,6 +30,8 @@ ROUTES = {
     ("get", "/runs/{run_id}"),
     ("post", "/runs/{run_id}/cancel"),
     ("post", "/runs/{run_id}/retry"),
+    ("post", "/runs/{run_id}/fork"),
+    ("get", "/runs/{run_id}/diff/{other_id}"),
     ("get", "/runs/{run_id}/inputs"),
     ("get", "/runs/{run_id}/outputs"),
     ("get", "/runs/{run_id}/fixture"),
@@ -105,6 +107,8 @@ async def test_answers_document_their_error_shapes(client: httpx.AsyncClient) ->
 
     run = spec["paths"]["/runs/{run_id}/retry"]["post"]["responses"]
     assert {"202", "404", "409", "422"} <= set(run)
+    fork = spec["paths"]["/runs/{run_id}/fork"]["post"]["responses"]
+    assert {"202", "404", "409", "422"} <= set(fork)
     execute = spec["paths"]["/flows/{name}/execute"]["post"]["responses"]
     assert {"200", "202", "404", "413", "415", "422"} <= set(execute)
 

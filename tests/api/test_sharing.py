@@ -86,6 +86,8 @@ async def test_what_a_caller_may_not_see_answers_404_as_if_it_did_not_exist(
         ("GET", f"/runs/{run_id}/steps/greet/outputs", None),
         ("POST", f"/runs/{run_id}/cancel", None),
         ("POST", f"/runs/{run_id}/retry", None),
+        ("POST", f"/runs/{run_id}/fork", {"from_step": "greet"}),
+        ("GET", f"/runs/{run_id}/diff/{run_id}", None),
     ]:
         response = await bob.request(method, path, json=body)
         assert response.status_code == 404, (method, path, response.text)
@@ -151,11 +153,13 @@ async def test_a_viewer_reads_the_runs_of_a_shared_flow_but_cannot_cancel_them(
 
     read = await bob.get(f"/runs/{run_id}")
     cancelled = await bob.post(f"/runs/{run_id}/cancel")
+    forked = await bob.post(f"/runs/{run_id}/fork", json={"from_step": "wait"})
     (tmp_path / "go").touch()
 
     assert read.status_code == 200
     assert read.json()["created_by"] == "ada"
     assert cancelled.status_code == 403
+    assert forked.status_code == 403
     assert (await poll_run(ada.client, run_id, headers=ada.auth))["status"] == "completed"
 
 

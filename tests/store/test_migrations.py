@@ -43,7 +43,7 @@ STORE_TABLES = {
     "task_logs",
     "run_events",
 }
-HEAD = "0005_run_events"
+HEAD = "0006_run_forks"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 
@@ -263,7 +263,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099_rebuild_flow_definitions"
-down_revision = "0005_run_events"
+down_revision = "0006_run_forks"
 branch_labels = None
 depends_on = None
 

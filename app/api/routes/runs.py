@@ -6,6 +6,7 @@ a marker whose `href` is one of the routes at the end, which answer a value whol
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Response
@@ -31,12 +32,16 @@ from app.schemas.common import error_responses
 from app.schemas.runs import (
     ExecuteRequest,
     ExecutionResult,
+    ForkRequest,
+    RunComparison,
     RunDetail,
     RunList,
     RunStarted,
     StartRequest,
     TaskLogs,
 )
+
+OtherRunId = Annotated[uuid.UUID, Path(description="the id of the run to compare with")]
 
 router = APIRouter(tags=["runs"], route_class=JsonBodyRoute)
 
@@ -186,6 +191,54 @@ async def retry_run(
     run = await runs.retry(caller, str(run_id))
     response.headers["Location"] = run_location(run.run_id)
     return RunDetail.of(run, AnswerBudget.for_answer(settings))
+
+
+@router.post(
+    "/runs/{run_id}/fork",
+    summary="Start a new run from a finished run, from one of its steps",
+    description="The new run keeps the source run's completed steps that do not depend on "
+    "`from_step` (their recorded outputs, patched by `outputs`; they are not run again) and "
+    "runs the rest. `inputs` replace the source's; `version` default the source's. 202 with "
+    "`Location`; 409 while the source run is queued or running; 422 for a `from_step` that "
+    "is not a step of the version, or `outputs` of a step that is not kept.",
+    status_code=202,
+    response_model=RunStarted,
+    responses=error_responses(401, 403, 404, 409, 413, 415, 422, 429),
+)
+async def fork_run(
+    caller: RunsWriter,
+    run_id: RunId,
+    runs: RunsDep,
+    response: Response,
+    request: ForkRequest,
+    traceparent: TraceParent = None,
+) -> RunStarted:
+    started = await runs.fork(
+        caller,
+        str(run_id),
+        request.from_step,
+        inputs=request.inputs,
+        outputs=request.outputs,
+        version=request.version,
+        traceparent=traceparent,
+    )
+    response.headers["Location"] = run_location(started.run.run_id)
+    return RunStarted.of(started.run)
+
+
+@router.get(
+    "/runs/{run_id}/diff/{other_id}",
+    summary="What differs between two runs, step by step",
+    description="Each task of either run with `same` and the fields that differ (status, "
+    "outputs, error, attempts), and the runs' inputs when they differ.",
+    response_model=RunComparison,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def diff_runs(
+    caller: RunsReader, run_id: RunId, other_id: OtherRunId, runs: RunsDep, settings: SettingsDep
+) -> RunComparison:
+    diff = await runs.diff(caller, str(run_id), str(other_id))
+    return RunComparison.of(diff, AnswerBudget.for_answer(settings))
 
 
 FIXTURE_ANSWER: dict[int | str, dict[str, Any]] = {

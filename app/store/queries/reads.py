@@ -155,6 +155,7 @@ def to_record(
         finished_at=run.finished_at,
         steps=tuple(steps),
         created_by=created_by,
+        forked_from=run.forked_from,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
-from app.domain.records import NewRunRow
+from app.domain.records import NewRunRow, StepRecord
 from app.domain.runs import (
     ACTIVE_RUN_STATUSES,
     UNFINISHED_TASK_STATUSES,
@@ -52,8 +52,11 @@ async def create(db: Db, run: NewRunRow) -> None:
             "lease_owner": run.lease_owner,
             "lease_expires_at": run.lease_expires_at,
             "traceparent": run.traceparent,
+            "forked_from": run.forked_from,
         },
     )
+    if run.kept_tasks:  # a fork's: copied as they finished in its source run
+        await db.execute(insert(TASKS), [kept_task(run.run_id, task) for task in run.kept_tasks])
     if run.step_ids:
         await db.execute(
             insert(TASKS),
@@ -62,6 +65,21 @@ async def create(db: Db, run: NewRunRow) -> None:
                 for step_id in run.step_ids
             ],
         )
+
+
+def kept_task(run_id: str, task: StepRecord) -> dict[str, Any]:
+    """The row of a task a fork keeps from its source run, as it finished there."""
+    return {
+        "run_id": run_id,
+        "step_id": task.step_id,
+        "task_index": task.task_index,
+        "status": task.status.value,
+        "attempts": task.attempts,
+        "outputs": task.outputs,
+        "error": error_value(task.error),
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+    }
 
 
 def pg_create_arguments(run: NewRunRow, inputs: str) -> tuple[Any, ...]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.domain.records import Creation, OmittedValue
+from app.domain.records import Creation, OmittedValue, StepRecord
 from app.domain.runs import RunError, RunStatus, TaskStatus
 from app.errors import UnknownFlowError, UnknownVersionError
 from tests.store.contract.conftest import LEASE, T0, Stores, new_run
@@ -96,6 +96,28 @@ async def test_an_active_run_ends_once_and_its_tasks_are_cancelled(stores: Store
     assert {step.status for step in cancelled.steps} == {TaskStatus.CANCELLED}
     assert (failed.status, failed.error) == (RunStatus.FAILED, failure)
     assert [claim.run_id for claim in await store.claim(T0, LEASE, 10)] == ["done"]
+
+
+async def test_a_fork_is_created_with_its_kept_tasks_as_they_finished(stores: Stores) -> None:
+    definition_id = await stores.flow("f", await stores.user("u1"))
+    store = stores.of("api")
+    kept = StepRecord("a", 0, TaskStatus.COMPLETED, 2, {"x": 1}, None, T0, T0 + timedelta(1))
+    fork = replace(
+        new_run("fork", definition_id, steps=("b",), owner="api"),
+        forked_from="source",
+        kept_tasks=[kept],
+    )
+
+    assert await store.create(fork) is Creation.CREATED
+
+    run = await store.get("fork")
+    assert run is not None
+    assert (run.status, run.forked_from, run.remaining_steps) == (RunStatus.RUNNING, "source", 1)
+    assert run.steps[0] == kept
+    assert [(step.step_id, step.status) for step in run.steps[1:]] == [("b", TaskStatus.PENDING)]
+    created = await store.get("fork", with_steps=False)
+    assert created is not None
+    assert created.forked_from == "source"
 
 
 async def test_a_failed_or_cancelled_run_restarts_under_a_new_lease(stores: Stores) -> None:
