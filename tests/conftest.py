@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis_asyncio
 
+from app.settings import Settings
+from app.store.database import create_engine
+from app.store.unit_of_work import Store
 from tests.databases import (
     STORE_DATABASES,
     fresh_store_database,
@@ -69,3 +72,13 @@ async def migrated_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
     async with fresh_store_database(request.param, tmp_path) as url:
         await migrate_to_head(url)
         yield url
+
+
+@pytest.fixture
+async def store(migrated_store_url: str) -> AsyncIterator[Store]:
+    """The unit of work over a fresh, migrated database of each kind."""
+    opened = Store(create_engine(Settings(_env_file=None, database_url=migrated_store_url)))
+    try:
+        yield opened
+    finally:
+        await opened.close()

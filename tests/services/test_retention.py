@@ -5,7 +5,6 @@ one process at a time, on a timer in every service process."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,15 +21,6 @@ from tests.store.samples import add_definition, add_run, rows_of_runs
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-async def store(migrated_store_url: str) -> AsyncIterator[Store]:
-    engine = create_engine(Settings(_env_file=None, database_url=migrated_store_url))
-    try:
-        yield Store(engine)
-    finally:
-        await engine.dispose()
 
 
 def pruner(

@@ -4,15 +4,12 @@ batch deletes, with what, and how many at a time."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import text, update
 
 from app.domain.runs import RunStatus
-from app.settings import Settings
-from app.store.database import create_engine
 from app.store.models import RUNS
 from app.store.queries.retention import Batch
 from app.store.unit_of_work import Store
@@ -20,15 +17,6 @@ from tests.polling import until
 from tests.store.samples import T0, add_definition, add_run, rows_of_runs
 
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-async def store(migrated_store_url: str) -> AsyncIterator[Store]:
-    engine = create_engine(Settings(_env_file=None, database_url=migrated_store_url))
-    try:
-        yield Store(engine)
-    finally:
-        await engine.dispose()
 
 
 async def delete_batch(store: Store, flow: str, before_days: int, limit: int) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -18,13 +18,6 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 def store_on(url: str) -> Store:
     return Store(create_engine(Settings(_env_file=None, database_url=url)))
-
-
-@pytest.fixture
-async def store(migrated_store_url: str) -> AsyncIterator[Store]:
-    opened = store_on(migrated_store_url)
-    yield opened
-    await opened.close()
 
 
 async def add_user(store: Store, username: str) -> None:

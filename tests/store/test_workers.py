@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from app.services.heartbeat import Heartbeat, new_worker_id
-from app.settings import Settings
-from app.store.database import create_engine
 from app.store.unit_of_work import Store
 from tests.polling import until
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(migrated_store_url: str) -> AsyncIterator[Store]:
-    engine = create_engine(Settings(_env_file=None, database_url=migrated_store_url))
-    try:
-        yield Store(engine)
-    finally:
-        await engine.dispose()
 
 
 async def test_register_beat_list_and_remove(store: Store) -> None:
