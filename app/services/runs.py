@@ -13,7 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -102,9 +102,12 @@ class RunService:
         new = await self._create(
             caller, name, inputs, version, idempotency_key, RunStatus.QUEUED, traceparent
         )
-        if new.created:
-            self.runner.work_available.set()
-        return StartedRun(await self.get(new.run_id, with_steps=False), new.created)
+        if not new.created:
+            return StartedRun(await self.get(new.run_id, with_steps=False), created=False)
+        # Answered from what was written, not read back: a worker may already have claimed it.
+        queued = new.as_created(name, RunStatus.QUEUED, caller.user_id)
+        self.runner.work_available.set()
+        return StartedRun(queued, created=True)
 
     async def execute(
         self,
@@ -202,7 +205,7 @@ class RunService:
             creation = await self.repository.create(run)
             if creation is Creation.CREATED:
                 launch = Launch(run.run_id, definition_id, values, run.traceparent)
-                return _Created(run.run_id, launch, number, created_at)
+                return _Created(run.run_id, launch, number, created_at, len(run.step_ids))
             if creation is Creation.KEY_TAKEN:  # lost the race to an identical request
                 assert idempotency_key is not None
                 existing = await self.repository.id_for_key(idempotency_key, name, caller.user_id)
@@ -459,28 +462,40 @@ class _Created:
     launch: Launch | None = None  # set when this call created the run
     version: int = 0
     created_at: datetime | None = None
+    steps: int = 0
 
     @property
     def created(self) -> bool:
         return self.launch is not None
 
-    def finished(self, result: RunResult, created_by: str) -> RunRecord:
-        """The run this call created, as it finished."""
+    def as_created(self, flow: str, status: RunStatus, created_by: str) -> RunRecord:
+        """The run this call created, as it was written."""
         assert self.launch is not None
         assert self.created_at is not None
         return RunRecord(
             run_id=self.run_id,
-            flow=result.flow,
+            flow=flow,
             version=self.version,
-            status=result.status,
+            status=status,
             inputs=self.launch.inputs,
+            outputs=None,
+            error=None,
+            remaining_steps=self.steps,
+            created_at=self.created_at,
+            started_at=None,
+            finished_at=None,
+            created_by=created_by,
+        )
+
+    def finished(self, result: RunResult, created_by: str) -> RunRecord:
+        """The run this call created, as it finished."""
+        return replace(
+            self.as_created(result.flow, result.status, created_by),
             outputs=result.outputs,
             error=result.error,
             remaining_steps=0,
-            created_at=self.created_at,
             started_at=result.started_at,
             finished_at=result.finished_at,
-            created_by=created_by,
         )
 
 
