@@ -123,6 +123,10 @@ class NonRetryableError(TaskError):
     """The task failed and must not be retried."""
 
 
+class WaitTooLongError(NonRetryableError):
+    """A `sleep` or a `wait_for`'s `timeout` would wait longer than MAX_DURABLE_WAIT_SECONDS."""
+
+
 class MissingOutputError(NonRetryableError):
     """The task did not return an output its step declares."""
 

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     # `max_delay`.
     max_step_timeout_seconds: float = Field(86_400, gt=0, allow_inf_nan=False)
     max_retry_delay_seconds: float = Field(86_400, ge=0, allow_inf_nan=False)
+    # How long a durable wait may last: a `sleep` (its `seconds`, or to its `until`) or a
+    # `wait_for`'s `timeout`. A waiting run holds no worker: the default is a year.
+    max_durable_wait_seconds: float = Field(366 * 86_400, gt=0, allow_inf_nan=False)
+    # Signals sent to one run (POST /runs/{id}/signals/{name}), and the bytes of one payload.
+    max_signals_per_run: int = Field(1000, ge=1)
+    max_signal_payload_bytes: int = Field(256 * 1024, ge=1)
 
     # Serving.
     host: str = "127.0.0.1"

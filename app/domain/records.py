@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -196,6 +196,28 @@ class Creation(StrEnum):
     STALE = "stale"  # its version is no longer the flow's latest, or no longer exists
 
 
+# The wake-up time of a parked run that only a signal (or a child run) wakes: past any clock,
+# within the range of every database's timestamp type.
+SIGNAL_ONLY = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SentSignal:
+    run_id: str
+    name: str
+    sent_at: datetime
+
+
+class Sending(StrEnum):
+    """What sending a signal to a run came to."""
+
+    KEPT = "kept"  # kept for the run, which takes it when a step waits for it
+    WOKE = "woke"  # kept, and the run, parked, woke to take it
+    UNKNOWN_RUN = "unknown run"
+    RUN_ENDED = "run ended"
+    TOO_MANY = "too many"  # the run has MAX_SIGNALS_PER_RUN signals already
+
+
 @dataclass(frozen=True)
 class NewRunRow:
     """A run to create, with one pending task per step."""
@@ -229,6 +251,9 @@ class Claim:
     inputs: Any
     taken_over: bool
     traceparent: str | None = None  # of the request that started the run
+    # Taken over from no one: a parked run whose time or signal came, or a run released by a
+    # worker that stopped; not a worker's death.
+    woken: bool = False
 
 
 @dataclass(frozen=True)

@@ -25,16 +25,22 @@ class TaskStatus(StrEnum):
     PENDING = "pending"  # waits for other steps
     QUEUED = "queued"  # ready to run
     RUNNING = "running"
+    WAITING = "waiting"  # a sleep, a signal or a child run: the run may be parked meanwhile
     COMPLETED = "completed"
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
 
 
+# A signal's name (POST /runs/{id}/signals/{name}, a `wait_for`'s `signal`).
+SIGNAL_NAME_PATTERN = r"[A-Za-z0-9_.-]{1,128}"
+
 ACTIVE_RUN_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 FINISHED_RUN_STATUSES = frozenset(RunStatus) - ACTIVE_RUN_STATUSES
 RETRYABLE_RUN_STATUSES = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
-UNFINISHED_TASK_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING})
+UNFINISHED_TASK_STATUSES = frozenset(
+    {TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING}
+)
 FINISHED_TASK_STATUSES = frozenset(TaskStatus) - UNFINISHED_TASK_STATUSES
 
 

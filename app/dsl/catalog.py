@@ -27,6 +27,8 @@ class TaskSpec:
     # Where the parameters hold SQL text, which `${...}` may not make (`app/dsl/sql_text.py`):
     # a parameter (`query`) or a path into one, `[]` meaning each element (`queries[].query`).
     sql_text: frozenset[str] = frozenset()
+    # The engine waits for it (`sleep`, `wait_for`): its function answers what to wait for.
+    waits: bool = False
 
     @property
     def params(self) -> frozenset[str]:

@@ -23,6 +23,8 @@ class DefinitionLimits:
     # A retry's `delay` and `max_delay` (and `defaults.retry`'s), in seconds: longer is a
     # schedule, not a retry.
     max_retry_delay: float = DAY
+    # A waiting step's `timeout` (`wait_for`): it holds no worker while it waits.
+    max_durable_wait: float = 366 * DAY
 
 
 DEFAULT_LIMITS = DefinitionLimits()

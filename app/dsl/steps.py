@@ -103,13 +103,19 @@ class StepParser:
             outputs=self._outputs(body, body_loc, spec)
             or self._outputs_from_param(arguments, arguments_loc, spec),
             retry=self._retry(body.get("retry"), (*body_loc, "retry")),
-            timeout=self._timeout(body, body_loc),
+            timeout=self._timeout(body, body_loc, spec),
             on_error=on_error,
             for_each=self._for_each(body, body_loc),
             handler_of=handler_of,
             loc=body_loc,
             arguments_loc=arguments_loc,
         )
+        if spec is not None and spec.waits and step.for_each is not None:
+            self.problems.add(
+                (*body_loc, "for_each"),
+                f"{spec.name} waits for the whole run: it cannot fan out",
+                "not_allowed",
+            )
         return [step, *handler_steps]
 
     def _spelling(
@@ -245,7 +251,15 @@ class StepParser:
             return self.defaults.retry
         return parse_retry(self.read, mapping, loc, self.limits, self.defaults.retry)
 
-    def _timeout(self, body: Mapping[str, Any], loc: Loc) -> float | None:
+    def _timeout(self, body: Mapping[str, Any], loc: Loc, spec: TaskSpec | None) -> float | None:
+        if spec is not None and spec.waits:  # how long it waits: no attempt, no default
+            if "timeout" not in body:
+                return None
+            limit = self.limits.max_durable_wait
+            raw = body["timeout"]
+            return self.read.duration(
+                raw, (*loc, "timeout"), limit, "MAX_DURABLE_WAIT_SECONDS", strict=True
+            )
         if "timeout" not in body:
             return self.defaults.timeout
         return parse_timeout(self.read, body["timeout"], (*loc, "timeout"), self.limits)

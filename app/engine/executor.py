@@ -176,9 +176,10 @@ class FlowExecutor:
         )
         restored = resumption.restored if resumption else None
         points = resumption.points if resumption else None
+        waiting = resumption.waiting if resumption else None
         try:
             execution = RunExecution(
-                definition, inputs, run_id, runner, self.store, restored, points, stubs
+                definition, inputs, run_id, runner, self.store, restored, points, stubs, waiting
             )
             return await execution.execute()
         finally:

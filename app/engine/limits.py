@@ -33,6 +33,8 @@ class RunLimits:
     default_step_timeout: float | None = None
     # What a task logs (`context.logger`) and an attempt keeps (MAX_TASK_LOG_BYTES).
     max_task_log_bytes: int = 64 * 1024
+    # How long a `sleep` or a `wait_for`'s `timeout` may wait (MAX_DURABLE_WAIT_SECONDS).
+    max_durable_wait_seconds: float = 366 * 86_400
 
 
 def step_outputs(limits: RunLimits, step_id: str, outputs: Any) -> JsonData:

@@ -6,15 +6,17 @@ runs flows in a loop does not grow without bound.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.domain.clock import utcnow
 from app.domain.records import AttemptLog, StepRecord
 from app.domain.runs import FINISHED_TASK_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
-from app.engine.store import NewRun, RunEnd, StoredRun, TaskFinish
+from app.engine.store import NewRun, RunEnd, Signal, StoredRun, TaskFinish
 from app.errors import UnknownRunError
 
 
@@ -47,6 +49,12 @@ class MemoryTask:
 
 
 @dataclass
+class SentSignal:
+    signal: Signal
+    taken_by: TaskKey | None = None
+
+
+@dataclass
 class MemoryRun:
     """A run as the in-memory store keeps it."""
 
@@ -59,6 +67,7 @@ class MemoryRun:
     outputs: Mapping[str, Any] | None = None
     error: RunError | None = None
     finished_at: datetime | None = None
+    signals: list[SentSignal] = field(default_factory=list)  # in the order they were sent
 
     @property
     def remaining_steps(self) -> int:
@@ -74,6 +83,7 @@ class InMemoryRunStore:
     def __init__(self, max_runs: int = 1000) -> None:
         self.max_runs = max_runs
         self.runs: OrderedDict[str, MemoryRun] = OrderedDict()
+        self._wake_ups: dict[str, asyncio.Event] = {}  # runs waiting in memory for a signal
 
     def get(self, run_id: str) -> MemoryRun:
         return self.runs[run_id]
@@ -90,13 +100,14 @@ class InMemoryRunStore:
         if record is None:
             record = MemoryRun(run.run_id, run.flow, dict(run.inputs), RunStatus.RUNNING, None)
             self.runs[run.run_id] = record
-        # A resumed run keeps the tasks of the steps it does not run again.
-        for key in [key for key in record.tasks if key.step_id in set(run.steps)]:
+        # A resumed run keeps the tasks of the steps it does not run again, and of those waiting.
+        replaced = set(run.steps) - set(run.waiting)
+        for key in [key for key in record.tasks if key.step_id in replaced]:
             del record.tasks[key]
         record.status = RunStatus.RUNNING
         record.started_at = run.started_at
         record.outputs = record.error = record.finished_at = None
-        for step_id in run.steps:
+        for step_id in (step_id for step_id in run.steps if step_id in replaced):
             key = TaskKey(step_id)
             status = TaskStatus.QUEUED if step_id in ready else TaskStatus.PENDING
             record.tasks[key] = MemoryTask(key, status)
@@ -149,6 +160,48 @@ class InMemoryRunStore:
             _cancel_unfinished(run, finish.at, finish.key.step_id)
         if finish.ended is not None:
             await self.run_finished(run_id, finish.ended)
+
+    async def task_waiting(self, run_id: str, key: TaskKey, until: datetime | None) -> None:
+        task = self.runs[run_id].tasks[key]
+        task.status = TaskStatus.WAITING
+        task.available_at = until
+
+    async def signal_taken(self, run_id: str, key: TaskKey, name: str) -> Signal | None:
+        for sent in self.runs[run_id].signals:
+            if sent.signal.name == name and sent.taken_by in (None, key):
+                sent.taken_by = key
+                return sent.signal
+        return None
+
+    async def run_parked(self, run_id: str, until: datetime | None, signals: Sequence[str]) -> bool:
+        """Library use has no other process to resume the run: it waits here, until `until`
+        or a signal (`signal`), and answers that the engine should look again."""
+        if not self._signal_waiting(run_id, signals):
+            wake_up = self._wake_ups.setdefault(run_id, asyncio.Event())
+            delay = None if until is None else max(0.0, (until - utcnow()).total_seconds())
+            try:
+                await asyncio.wait_for(wake_up.wait(), delay)
+            except TimeoutError:
+                pass
+            finally:
+                self._wake_ups.pop(run_id, None)
+        return False
+
+    def signal(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Send the run a signal (library use: the service's is POST /runs/{id}/signals)."""
+        run = self.runs.get(run_id)
+        if run is None:
+            raise UnknownRunError(f"no run has the id {run_id!r}")
+        run.signals.append(SentSignal(Signal(name, payload)))
+        wake_up = self._wake_ups.get(run_id)
+        if wake_up is not None:
+            wake_up.set()
+
+    def _signal_waiting(self, run_id: str, names: Sequence[str]) -> bool:
+        return any(
+            sent.taken_by is None and sent.signal.name in names
+            for sent in self.runs[run_id].signals
+        )
 
     async def run_finished(self, run_id: str, ended: RunEnd) -> None:
         run = self.runs[run_id]

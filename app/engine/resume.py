@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from app.domain.records import StepRecord
 from app.domain.runs import TaskKey, TaskStatus
@@ -25,11 +26,17 @@ class Resumption:
 
     restored: dict[str, TaskOutcome]
     points: dict[str, ResumePoint]
+    waiting: dict[str, datetime | None]  # steps still waiting, with the time they wait until
 
     @classmethod
     def of(cls, definition: FlowDefinition, stored: StoredRun) -> Resumption:
         restored = kept_on_retry(definition, previous_outcomes(definition, stored.steps))
-        return cls(restored, resume_points(definition, stored.steps))
+        waiting = {
+            task.step_id: task.available_at
+            for task in stored.steps
+            if task.status is TaskStatus.WAITING and task.task_index == 0
+        }
+        return cls(restored, resume_points(definition, stored.steps), waiting)
 
 
 def steps_run_again(definition: FlowDefinition, steps: Sequence[StepRecord]) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.limits import DocumentBudget
 from app.engine.scope import StepView
 from app.engine.store import NewRun, RunEnd, RunStore, TaskFinish
+from app.engine.waits import Wait, requested_wait, woken
 from app.errors import (
     ExpressionError,
     FanOutTooLargeError,
@@ -30,6 +31,7 @@ from app.errors import (
     UnstorableValueError,
     ValueTooLargeError,
 )
+from app.tasks.registry import RegisteredTask
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class RunResult:
     started_at: datetime
     finished_at: datetime
     executed_steps: tuple[str, ...]  # steps that ran (not skipped), in the order they finished
+    # The run parked (status `running`): only waits were left, and it gave up its lease until
+    # this time (None: until a signal wakes it). Any process resumes it then.
+    parked: bool = False
+    parked_until: datetime | None = None
 
     @property
     def duration_ms(self) -> float:
@@ -59,12 +65,14 @@ class RunExecution:
         restored: Mapping[str, TaskOutcome] | None = None,
         resume: Mapping[str, ResumePoint] | None = None,
         stubs: Mapping[str, TaskOutcome] | None = None,
+        waiting: Mapping[str, datetime | None] | None = None,
     ) -> None:
         """`restored`: steps finished by an earlier execution of this run (see
         `resume.kept_on_retry`), in the order they finished; they are not run again. None: the
         run is new. `resume`:
         where the attempts of steps that were under way resume (a run taken over). `stubs`:
-        steps that do not run but, at their turn, finish as given (`stubs.stubbed_outcomes`)."""
+        steps that do not run but, at their turn, finish as given (`stubs.stubbed_outcomes`).
+        `waiting`: steps an earlier execution left waiting, with the time they wait until."""
         self.definition = definition
         self.inputs = inputs
         self.run_id = run_id
@@ -85,6 +93,9 @@ class RunExecution:
         self.restored = dict(restored or {})
         self.resume = dict(resume or {})
         self.stubs = dict(stubs or {})
+        self.recorded_waits = dict(waiting or {})
+        self.waits: dict[str, Wait] = {}  # the waits of steps that wait, or waited, here
+        self.parked_steps: set[str] = set()  # steps waiting now: neither ready nor running
         self.limits = runner.limits
         self.budget = DocumentBudget(self.limits)
         for step_id, outcome in self.restored.items():
@@ -101,9 +112,10 @@ class RunExecution:
                 self.definition.name,
                 self.inputs,
                 to_run,
-                list(self.ready),
+                [step_id for step_id in self.ready if step_id not in self.recorded_waits],
                 started_at,
                 resumed=self.resumed,
+                waiting=list(self.recorded_waits),
             )
         )
         try:
@@ -116,6 +128,8 @@ class RunExecution:
         except Exception:  # the store refused a transition (or failed): stop, record nothing more
             await self._cancel_running()
             raise
+        if ended is None:
+            return self._parked_result(started_at)
         return RunResult(
             self.run_id,
             self.definition.name,
@@ -127,13 +141,19 @@ class RunExecution:
             tuple(self.executed),
         )
 
-    async def _run_steps(self) -> RunEnd:
-        """Run every step; how the run ended."""
+    async def _run_steps(self) -> RunEnd | None:
+        """Run every step; how the run ended, or None when it parked."""
         if not self.ready:  # every step was restored: only the outputs remain
             ended = self._end()
             await self.store.run_finished(self.run_id, ended)
             return ended
         while True:
+            if not self.ready and not self.running:  # only waits are left
+                woken = await self._parked_or_woken()
+                if woken is None:
+                    return None
+                self.ready.extend(woken)
+                continue
             if len(self.ready) == 1 and not self.running:
                 step = self.steps[self.ready.popleft()]
                 end = await self._settle(step, await self._run_step(step))
@@ -143,7 +163,10 @@ class RunExecution:
             while self.ready:
                 step_id = self.ready.popleft()
                 self.running[asyncio.create_task(self._run_step(self.steps[step_id]))] = step_id
-            done, _ = await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                self.running, timeout=self._until_next_wake(), return_when=asyncio.FIRST_COMPLETED
+            )
+            self.ready.extend(self._due_waits(utcnow()))
             for task in sorted(done, key=lambda task: self.running[task]):
                 step = self.steps[self.running.pop(task)]
                 end = await self._settle(step, task.result())
@@ -171,10 +194,80 @@ class RunExecution:
             except ExpressionError as error:
                 return _failed(key, error, "if")
         self.runner.observer.step_started(self.run_id, step.id)
+        task = self.runner.registry.get(step.task)
+        if task.spec.waits:
+            return await self._wait(step, task, scope)
         if step.for_each is not None:
             return await self._fan_out(step, scope, last_error)
         return await self.runner.run(
             step, 0, scope, last_error, self._offered(step), self.resume.get(step.id)
+        )
+
+    async def _wait(self, step: Step, task: RegisteredTask, scope: dict[str, Any]) -> TaskOutcome:
+        """The step's wait: completed when it is over, else `waiting` (recorded once)."""
+        wait = self.waits.get(step.id)
+        if wait is None:
+            recorded = step.id in self.recorded_waits
+            until = self.recorded_waits.get(step.id)
+            asked = await requested_wait(task, step, scope, self.limits, until, recorded)
+            if isinstance(asked, TaskOutcome):
+                return asked
+            wait = self.waits[step.id] = asked
+        signal = None
+        if wait.signal is not None:
+            signal = await self.store.signal_taken(self.run_id, wait.key, wait.signal)
+        outcome = woken(wait, signal, utcnow(), self.limits)
+        if outcome is not None:
+            self.runner.observer.task_settled(self.definition.name, step.task, outcome.status, None)
+            return outcome
+        if not wait.recorded:
+            await self.store.task_waiting(self.run_id, wait.key, wait.until)
+            self.waits[step.id] = replace(wait, recorded=True)
+        return TaskOutcome(wait.key, TaskStatus.WAITING)
+
+    async def _parked_or_woken(self) -> list[str] | None:
+        """Only waits are left: the steps to look at again now (their time came, or a signal
+        did), or None when the run parked."""
+        due = self._due_waits(utcnow())
+        if due:
+            return due
+        waits = [self.waits[step_id] for step_id in self.parked_steps]
+        until = min((wait.until for wait in waits if wait.until is not None), default=None)
+        signals = sorted({wait.signal for wait in waits if wait.signal is not None})
+        if await self.store.run_parked(self.run_id, until, signals):
+            return None
+        woken_steps = sorted(self.parked_steps)
+        self.parked_steps.clear()
+        return woken_steps
+
+    def _due_waits(self, now: datetime) -> list[str]:
+        """The waiting steps whose time has come, no longer waiting."""
+        due = sorted(step_id for step_id in self.parked_steps if self.waits[step_id].due(now))
+        self.parked_steps.difference_update(due)
+        return due
+
+    def _until_next_wake(self) -> float | None:
+        """Seconds until the earliest waiting step's time, while other steps run."""
+        times = [self.waits[step_id].until for step_id in self.parked_steps]
+        earliest = min((until for until in times if until is not None), default=None)
+        if earliest is None:
+            return None
+        return max(0.0, (earliest - utcnow()).total_seconds())
+
+    def _parked_result(self, started_at: datetime) -> RunResult:
+        times = [self.waits[step_id].until for step_id in self.parked_steps]
+        until = min((time for time in times if time is not None), default=None)
+        return RunResult(
+            self.run_id,
+            self.definition.name,
+            RunStatus.RUNNING,
+            None,
+            None,
+            started_at,
+            utcnow(),
+            tuple(self.executed),
+            parked=True,
+            parked_until=until,
         )
 
     def _skipped(self, step: Step) -> TaskOutcome:
@@ -227,6 +320,9 @@ class RunExecution:
 
         The step that ends the run ends it in the same store call (one transaction).
         """
+        if outcome.status is TaskStatus.WAITING:
+            self.parked_steps.add(step.id)
+            return None
         outcome = self._charged(outcome)
         self.runner.observer.step_settled(self.run_id, step.id, outcome.status)
         released = self._record(step.id, outcome)
@@ -236,7 +332,7 @@ class RunExecution:
         if outcome.status is TaskStatus.FAILED and fails_run:
             await self._cancel_running()
             end = RunEnd(RunStatus.FAILED, None, outcome.error, utcnow())
-        elif not self.ready and not self.running:
+        elif not self.ready and not self.running and not self.parked_steps:
             end = self._end()
         finish = TaskFinish(
             outcome.key,

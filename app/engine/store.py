@@ -28,6 +28,9 @@ class NewRun:
     ready: Sequence[str]  # the steps that wait for nothing
     started_at: datetime
     resumed: bool = False  # the run ran before: the steps to run may have tasks from then
+    # Steps of a resumed run still waiting (a sleep, a signal): their task rows, and the time
+    # they wait until, are kept as they are.
+    waiting: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,14 @@ class TaskFinish:
     step_finished: bool = True
     ended: RunEnd | None = None
     log: AttemptLog | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A signal sent to a run (`POST /runs/{id}/signals/{name}`), as a waiting step takes it."""
+
+    name: str
+    payload: Any
 
 
 @dataclass(frozen=True)
@@ -103,3 +114,16 @@ class RunStore(Protocol):
 
     async def load(self, run_id: str) -> StoredRun:
         """The run's inputs and task records, to resume it (`UnknownRunError` if none)."""
+
+    async def task_waiting(self, run_id: str, key: TaskKey, until: datetime | None) -> None:
+        """A task waits (a sleep, a signal) until `until` at the latest (None: no limit)."""
+
+    async def signal_taken(self, run_id: str, key: TaskKey, name: str) -> Signal | None:
+        """The oldest signal `name` of the run no other task took, now taken by `key` (the one
+        it took already, when it asks again); None when there is none."""
+
+    async def run_parked(self, run_id: str, until: datetime | None, signals: Sequence[str]) -> bool:
+        """Only waits are left: the run gives up its lease until `until` (None: until a signal
+        or a child wakes it), and any process resumes it then. False, parking nothing, when
+        one of `signals` is already there to take (the engine looks again at once). A store
+        that cannot park (library use) waits in memory instead and answers False."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.domain.records import AttemptLog, RunPage, RunRecord, StepRecord
+from app.domain.records import AttemptLog, RunPage, RunRecord, SentSignal, StepRecord
 from app.domain.run_diff import RunDiff, StepDiff
 from app.domain.runs import RunStatus, TaskStatus
 from app.schemas.answers import AnswerBudget
@@ -99,6 +99,16 @@ class RunStarted(BaseModel):
     @classmethod
     def of(cls, run: RunRecord) -> RunStarted:
         return cls(run_id=run.run_id, status=run.status)
+
+
+class SignalSent(BaseModel):
+    run_id: str
+    name: str
+    sent_at: Timestamp
+
+    @classmethod
+    def of(cls, sent: SentSignal) -> SignalSent:
+        return cls(run_id=sent.run_id, name=sent.name, sent_at=sent.sent_at)
 
 
 class StepDetail(BaseModel):

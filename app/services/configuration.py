@@ -20,6 +20,7 @@ def definition_limits(settings: Settings) -> DefinitionLimits:
         max_steps=settings.max_steps,
         max_step_timeout=settings.max_step_timeout_seconds,
         max_retry_delay=settings.max_retry_delay_seconds,
+        max_durable_wait=settings.max_durable_wait_seconds,
     )
 
 
@@ -32,6 +33,7 @@ def run_limits(settings: Settings) -> RunLimits:
         max_fan_out=settings.max_fan_out,
         default_step_timeout=settings.max_step_timeout_seconds,
         max_task_log_bytes=settings.max_task_log_bytes,
+        max_durable_wait_seconds=settings.max_durable_wait_seconds,
     )
 
 

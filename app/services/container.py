@@ -42,7 +42,7 @@ from app.services.observability.observer import ServiceObserver
 from app.services.passwords import Passwords
 from app.services.retention import Pruner
 from app.services.runner import Runner
-from app.services.runs import RunService
+from app.services.runs import RunService, SignalLimits
 from app.services.users import UserService
 from app.services.workers import WorkerService
 from app.settings import Settings
@@ -146,6 +146,9 @@ class Services:
             cursor_secret=settings.secret_key.get_secret_value().encode() or None,
             tracing=tracing,
             metrics=metrics,
+            signal_limits=SignalLimits(
+                settings.max_signals_per_run, settings.max_signal_payload_bytes
+            ),
         )
         limits = EventLimits.of_settings(settings)
         hub = EventHub(run_store, limits)

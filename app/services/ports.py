@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.domain.formats import Format
 from app.domain.records import (
@@ -19,6 +19,7 @@ from app.domain.records import (
     NewRunRow,
     RunEvent,
     RunRecord,
+    Sending,
     StepRecord,
 )
 from app.domain.runs import RunError, RunStatus
@@ -89,6 +90,12 @@ class RunRepository(Protocol):
     ) -> bool:
         """End a queued or running run (cancelled: its worker is notified); False when it
         was not active."""
+
+    async def send_signal(
+        self, run_id: str, name: str, payload: Any, at: datetime, max_signals: int
+    ) -> Sending:
+        """Keep a signal for an active run (at most `max_signals` per run), waking it when it
+        is parked."""
 
     async def restart(
         self, run_id: str, now: datetime, lease_seconds: float, remaining_steps: int

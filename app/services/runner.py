@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from app.domain.clock import utcnow
@@ -80,7 +81,7 @@ class Runner:
         how many."""
         claims = await self.repository.claim(utcnow(), self.lease_seconds, limit)
         for claim in claims:
-            if claim.taken_over:
+            if claim.taken_over and not claim.woken:
                 logger.info("run %s: its worker's lease expired; taking it over", claim.run_id)
                 if self.metrics is not None:
                     self.metrics.takeovers.inc()
@@ -178,7 +179,7 @@ class Runner:
         try:
             result = await self._execute_run(launch)
         finally:
-            if result is None:
+            if result is None or result.parked:  # handed over, to whoever resumes it
                 metrics.run_landed(None, None, 0)
             else:
                 metrics.run_landed(result.flow, result.status, time.perf_counter() - began)
@@ -215,9 +216,17 @@ class Runner:
                 result = await self.executor.resume(definition, launch.run_id)
             else:
                 result = await self.executor.run_checked(definition, launch.inputs, launch.run_id)
+            if result.parked_until is not None:
+                self._wake_at(result.parked_until)
             return result
         finally:
             self.tracing.run_ended(traced, None if result is None else result.status)
+
+    def _wake_at(self, moment: datetime) -> None:
+        """Look for work when a run parked here wakes: any process may resume it, and those
+        that poll find it within POLL_INTERVAL; this one is on time."""
+        delay = max(0.0, (moment - utcnow()).total_seconds())
+        asyncio.get_running_loop().call_later(delay, self.work_available.set)
 
     async def _give_up(self, run_id: str) -> None:
         """Release the run's lease, so a worker takes it over (from its finished steps) once

@@ -26,12 +26,14 @@ from app.domain.records import (
     NewRunRow,
     RunPage,
     RunRecord,
+    Sending,
+    SentSignal,
     StartedRun,
     StepRecord,
 )
 from app.domain.run_diff import RunDiff, diff_runs
 from app.domain.runs import RETRYABLE_RUN_STATUSES, RunStatus, TaskStatus
-from app.domain.storable import json_data
+from app.domain.storable import json_data, sized_json_data
 from app.dsl.inputs import validate_inputs
 from app.engine.forks import plan_fork
 from app.engine.resume import previous_outcomes, steps_run_again
@@ -39,10 +41,13 @@ from app.engine.run import RunResult
 from app.errors import (
     ConflictError,
     FlowManagerError,
+    PayloadTooLargeError,
+    QuotaExceededError,
     RequestError,
     RunStateError,
     UnknownRunError,
     UnknownStepError,
+    ValueTooLargeError,
 )
 from app.services.access import FlowAccessPolicy
 from app.services.cursors import CursorCodec
@@ -70,10 +75,12 @@ class RunService:
         cursor_secret: bytes | None = None,
         tracing: Tracing = NO_TRACING,
         metrics: Metrics | None = None,
+        signal_limits: SignalLimits | None = None,
     ) -> None:
         """`owner`: this process's worker id, the holder of the leases of the runs it runs.
         `cursor_secret`: signs the cursors of run lists (SECRET_KEY); None: the secret the
         migrations keep in the store, which every process of the service shares."""
+        self.signal_limits = signal_limits or SignalLimits()
         self.repository = repository
         self.runner = runner
         self.access = access
@@ -131,10 +138,14 @@ class RunService:
             return StartedRun(await self._when_finished(new.run_id, wait), created=False)
         task = self.runner.launch(new.launch)
         if wait > 0:
+            deadline = time.monotonic() + wait
             done, _ = await asyncio.wait({task}, timeout=wait)
             result = task.result() if done and not task.cancelled() else None
-            if result is not None:  # answer from memory: nothing to read back
+            if result is not None and not result.parked:  # answer from memory: no read back
                 return StartedRun(new.finished(result, caller.username), created=True)
+            if result is not None:  # it waits without a worker: whoever resumes it ends it
+                left = deadline - time.monotonic()
+                return StartedRun(await self._when_finished(new.run_id, left), created=True)
         return StartedRun(await self.get(new.run_id, with_steps=False), created=True)
 
     async def _when_finished(self, run_id: str, wait: float) -> RunRecord:
@@ -364,6 +375,38 @@ class RunService:
             self.metrics.run_cancelled(record.flow)
         return record
 
+    async def signal(self, caller: Caller, run_id: str, name: str, payload: Any) -> SentSignal:
+        """Send the run a signal: a step waiting for `name` takes it, now or when it is
+        reached (DESIGN.md section 9). 404 for a run the caller may not see, 409 once it has
+        ended or holds MAX_SIGNALS_PER_RUN signals, 413 for a payload past
+        MAX_SIGNAL_PAYLOAD_BYTES."""
+        await self._require_run_permission(caller, run_id)
+        limits = self.signal_limits
+        try:
+            kept = sized_json_data(payload, root="body", max_bytes=limits.max_payload_bytes)
+        except ValueTooLargeError as error:
+            raise PayloadTooLargeError(
+                f"the signal's payload takes {'' if error.exact else 'at least '}{error.size} "
+                f"bytes as JSON; MAX_SIGNAL_PAYLOAD_BYTES allows {limits.max_payload_bytes}"
+            ) from None
+        sent_at = utcnow()
+        sending = await self.repository.send_signal(
+            run_id, name, kept.value, sent_at, limits.max_signals_per_run
+        )
+        if sending is Sending.UNKNOWN_RUN:
+            raise _no_run(run_id)
+        if sending is Sending.RUN_ENDED:
+            run = await self.get(run_id, with_steps=False)
+            raise RunStateError(f"run {run_id} is {run.status.value}: it takes no more signals")
+        if sending is Sending.TOO_MANY:
+            raise QuotaExceededError(
+                f"run {run_id} holds {limits.max_signals_per_run} signals already "
+                "(setting MAX_SIGNALS_PER_RUN)"
+            )
+        if sending is Sending.WOKE:
+            self.runner.work_available.set()
+        return SentSignal(run_id, name, sent_at)
+
     async def retry(self, caller: Caller, run_id: str) -> RunRecord:
         """Run a failed or cancelled run again from its unfinished steps.
 
@@ -454,6 +497,12 @@ class RunService:
         """404 when the caller may not see the run's flow, 403 when it may but not run it."""
         run = await self.get(run_id, with_steps=False)
         await self.access.require(caller, run.flow, Permission.RUN, _no_run(run_id))
+
+
+@dataclass(frozen=True)
+class SignalLimits:
+    max_signals_per_run: int = 1000  # MAX_SIGNALS_PER_RUN
+    max_payload_bytes: int = 256 * 1024  # MAX_SIGNAL_PAYLOAD_BYTES
 
 
 @dataclass(frozen=True)

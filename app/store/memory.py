@@ -17,12 +17,14 @@ from typing import Any
 from app.domain.clock import utcnow
 from app.domain.formats import Format
 from app.domain.records import (
+    SIGNAL_ONLY,
     AttemptLog,
     Claim,
     Creation,
     NewRunRow,
     OmittedValue,
     RunRecord,
+    Sending,
     StepRecord,
 )
 from app.domain.runs import (
@@ -33,8 +35,8 @@ from app.domain.runs import (
     TaskKey,
     TaskStatus,
 )
-from app.engine.memory_store import InMemoryRunStore, MemoryRun, MemoryTask
-from app.engine.store import NewRun, RunEnd, StoredRun, TaskFinish
+from app.engine.memory_store import InMemoryRunStore, MemoryRun, MemoryTask, SentSignal
+from app.engine.store import NewRun, RunEnd, Signal, StoredRun, TaskFinish
 from app.errors import LeaseLostError, UnknownFlowError, UnknownRunError, UnknownVersionError
 
 
@@ -206,18 +208,22 @@ class MemoryRunStore:
             ]
             return sorted(ids, key=lambda run_id: self.state.entries[run_id].created_at)
 
-        chosen = oldest(RunStatus.RUNNING, expired=True)[:limit]
+        due = oldest(RunStatus.RUNNING, expired=True)
+        due.sort(key=lambda run_id: self.state.entries[run_id].lease_expires_at or now)
+        chosen = due[:limit]
         chosen += oldest(RunStatus.QUEUED, expired=False)[: limit - len(chosen)]
         claims = []
         for run_id in chosen:
             run = self._run(run_id)
+            entry = self.state.entries[run_id]
             claims.append(
                 Claim(
                     run_id,
-                    self.state.entries[run_id].definition_id,
+                    entry.definition_id,
                     run.inputs,
                     taken_over=run.status is RunStatus.RUNNING,
-                    traceparent=self.state.entries[run_id].traceparent,
+                    traceparent=entry.traceparent,
+                    woken=run.status is RunStatus.RUNNING and entry.lease_owner is None,
                 )
             )
             run.status = RunStatus.RUNNING
@@ -247,7 +253,7 @@ class MemoryRunStore:
         running = [
             entry
             for run_id, entry in self.state.entries.items()
-            if self._run(run_id).status is RunStatus.RUNNING
+            if self._run(run_id).status is RunStatus.RUNNING and entry.lease_owner is not None
         ]
         for entry in running:
             entry.lease_owner, entry.lease_expires_at = None, now
@@ -264,6 +270,24 @@ class MemoryRunStore:
         await self.state.engine.run_finished(run_id, RunEnd(status, None, error, at))
         self._let_go(run_id)
         return True
+
+    async def send_signal(
+        self, run_id: str, name: str, payload: Any, at: datetime, max_signals: int
+    ) -> Sending:
+        run = self.state.engine.runs.get(run_id)
+        if run is None or run_id not in self.state.entries:
+            return Sending.UNKNOWN_RUN
+        if run.status not in ACTIVE_RUN_STATUSES:
+            return Sending.RUN_ENDED
+        if len(run.signals) >= max_signals:
+            return Sending.TOO_MANY
+        run.signals.append(SentSignal(Signal(name, payload)))
+        entry = self.state.entries[run_id]
+        parked = entry.lease_owner is None and run.status is RunStatus.RUNNING
+        if parked and entry.lease_expires_at is not None and entry.lease_expires_at > at:
+            entry.lease_expires_at = at
+            return Sending.WOKE
+        return Sending.KEPT
 
     async def restart(
         self, run_id: str, now: datetime, lease_seconds: float, remaining_steps: int
@@ -330,6 +354,23 @@ class MemoryRunStore:
         self._hold(run_id)
         await self.state.engine.run_finished(run_id, ended)
         self._let_go(run_id)
+
+    async def task_waiting(self, run_id: str, key: TaskKey, until: datetime | None) -> None:
+        self._hold(run_id)
+        await self.state.engine.task_waiting(run_id, key, until)
+
+    async def signal_taken(self, run_id: str, key: TaskKey, name: str) -> Signal | None:
+        self._hold(run_id)
+        return await self.state.engine.signal_taken(run_id, key, name)
+
+    async def run_parked(self, run_id: str, until: datetime | None, signals: Sequence[str]) -> bool:
+        self._hold(run_id)
+        run = self._run(run_id)
+        if any(sent.taken_by is None and sent.signal.name in signals for sent in run.signals):
+            return False
+        entry = self.state.entries[run_id]
+        entry.lease_owner, entry.lease_expires_at = None, until or SIGNAL_ONLY
+        return True
 
     async def aclose(self) -> None:
         return None

@@ -162,6 +162,8 @@ class FlowRunRow(Base):
     __table_args__ = (
         Index(None, "flow_name", "created_at"),
         Index(None, "status", "created_at"),
+        # Runs to take over or wake: expired leases, and parked runs that are due.
+        Index(None, "status", "lease_expires_at"),
         Index(None, "created_at", "id"),
         Index(None, "lease_owner"),  # a worker renews (and on shutdown releases) its leases
         # A key repeats a request of the same caller on the same flow, no one else's.
@@ -261,6 +263,22 @@ class RunEventRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class RunSignalRow(Base):
+    """A signal sent to a run (POST /runs/{id}/signals/{name}), kept until a waiting step
+    takes it: `taken_step`/`taken_index` name that step's task, so a signal is taken once."""
+
+    __tablename__ = "run_signals"
+    __table_args__ = (Index(None, "run_id", "name", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    taken_step: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    taken_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
 class WorkerRow(Base):
     __tablename__ = "workers"
 
@@ -282,3 +300,4 @@ RUNS = cast(Table, FlowRunRow.__table__)
 TASKS = cast(Table, TaskRunRow.__table__)
 TASK_LOGS = cast(Table, TaskLogRow.__table__)
 EVENTS = cast(Table, RunEventRow.__table__)
+SIGNALS = cast(Table, RunSignalRow.__table__)

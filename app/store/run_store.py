@@ -43,16 +43,24 @@ from app.domain.records import (
     NewRunRow,
     RunEvent,
     RunRecord,
+    Sending,
     StepRecord,
 )
-from app.domain.runs import RETRYABLE_RUN_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
-from app.engine.store import NewRun, RunEnd, StoredRun, TaskFinish
+from app.domain.runs import (
+    ACTIVE_RUN_STATUSES,
+    RETRYABLE_RUN_STATUSES,
+    RunError,
+    RunStatus,
+    TaskKey,
+    TaskStatus,
+)
+from app.engine.store import NewRun, RunEnd, Signal, StoredRun, TaskFinish
 from app.errors import UnknownRunError
 from app.store import notifications
 from app.store.database import passing_failures_translated, session_factory
 from app.store.models import TASKS
 from app.store.postgres import PostgresPath
-from app.store.queries import events, queue, reads, runs, secrets, tasks, versions
+from app.store.queries import events, queue, reads, runs, secrets, tasks, versions, waits
 from app.store.start_marks import StartMarks
 
 
@@ -224,6 +232,25 @@ class SqlRunStore:
             self._written([run_id])
         return ended
 
+    async def send_signal(
+        self, run_id: str, name: str, payload: Any, at: datetime, max_signals: int
+    ) -> Sending:
+        """Keep a signal for an active run (at most `max_signals` per run), waking it if it
+        is parked; the workers hear of a woken run as of a queued one."""
+        async with self._write() as session:
+            await events.locked(session, run_id)  # parking holds it too: no signal is missed
+            status = await waits.run_status(session, run_id)
+            if status is None:
+                return Sending.UNKNOWN_RUN
+            if status not in ACTIVE_RUN_STATUSES:
+                return Sending.RUN_ENDED
+            if await waits.signal_count(session, run_id) >= max_signals:
+                return Sending.TOO_MANY
+            if not await waits.send(session, run_id, name, payload, at):
+                return Sending.KEPT
+            await notifications.notify(session, notifications.RUNS_QUEUED)
+        return Sending.WOKE
+
     async def restart(
         self, run_id: str, now: datetime, lease_seconds: float, remaining_steps: int
     ) -> Claim | None:
@@ -272,20 +299,20 @@ class SqlRunStore:
         async with self._holding(run.run_id) as held:
             started = {"run": run.run_id, "at": run.started_at, "remaining": len(run.steps)}
             await held.db.execute(tasks.START_RUN, started)
-            if run.resumed and run.steps:  # it replaces the tasks it runs again
+            # A resumed run replaces the tasks it runs again; a waiting one keeps its row.
+            replaced = [step for step in run.steps if step not in set(run.waiting)]
+            if run.resumed and replaced:
                 await held.db.execute(
-                    delete(TASKS).where(
-                        TASKS.c.run_id == run.run_id, TASKS.c.step_id.in_(run.steps)
-                    )
+                    delete(TASKS).where(TASKS.c.run_id == run.run_id, TASKS.c.step_id.in_(replaced))
                 )
                 await held.db.execute(
                     insert(TASKS),
-                    [tasks.new_task(run.run_id, step_id, 0, False) for step_id in run.steps],
+                    [tasks.new_task(run.run_id, step_id, 0, False) for step_id in replaced],
                 )
                 pending = TaskStatus.PENDING
                 at = run.started_at
                 await held.record(
-                    [events.step_event(run.run_id, step, 0, pending, at) for step in run.steps],
+                    [events.step_event(run.run_id, step, 0, pending, at) for step in replaced],
                 )
             if run.ready:
                 queued = {"run": run.run_id, "steps": list(run.ready), "at": run.started_at}
@@ -373,6 +400,18 @@ class SqlRunStore:
     async def run_finished(self, run_id: str, ended: RunEnd) -> None:
         async with self._holding(run_id) as held:
             await _end(held, run_id, ended)
+
+    async def task_waiting(self, run_id: str, key: TaskKey, until: datetime | None) -> None:
+        async with self._holding(run_id) as held:
+            await waits.task_waiting(held, run_id, key, until, utcnow())
+
+    async def signal_taken(self, run_id: str, key: TaskKey, name: str) -> Signal | None:
+        async with self._holding(run_id) as held:
+            return await waits.take_signal(held.db, run_id, key, name)
+
+    async def run_parked(self, run_id: str, until: datetime | None, signals: Sequence[str]) -> bool:
+        async with self._holding(run_id) as held:
+            return await waits.park(held.db, run_id, until, signals)
 
     async def aclose(self) -> None:
         """Stop writing start marks (their tasks are not running any more), then let the

@@ -151,7 +151,11 @@ async def test_attempt_exceeding_its_timeout_fails_with_timeout_error(
     flow = """
 flow: Slow
 steps:
-  - sleep: {id: nap, seconds: 5, timeout: 0.05, retry: {max_attempts: 2, delay: 0}}
+  - task: Track
+    id: nap
+    inputs: {pause: 5}
+    timeout: 0.05
+    retry: {max_attempts: 2, delay: 0}
 """
     result = await executor.run(flow)
 

@@ -137,29 +137,29 @@ async def test_library_use_has_no_default_timeout(
     assert seen[0].timeout is None
 
 
-async def test_a_sleep_longer_than_its_attempt_may_run_fails_at_once_saying_why(
+async def test_a_sleep_longer_than_a_durable_wait_may_last_fails_at_once_saying_why(
     registry: TaskRegistry,
 ) -> None:
-    """It would time out: holding a worker slot until it does helps no one."""
     store = InMemoryRunStore()
-    executor = FlowExecutor(registry, store=store, limits=RunLimits(default_step_timeout=60))
-    flow = "flow: Nap\nsteps:\n  - sleep: {id: nap, seconds: 1e9}\n"
+    limits = RunLimits(default_step_timeout=60, max_durable_wait_seconds=3600)
+    executor = FlowExecutor(registry, store=store, limits=limits)
+    flow = "flow: Nap\nsteps:\n  - sleep: {id: nap, seconds: 7200}\n"
 
     started = time.monotonic()
     result = await run(executor, flow)
 
     assert time.monotonic() - started < 1
     assert result.error is not None
-    assert (result.error.step, result.error.type) == ("nap", "TimeoutError")
-    assert result.error.message == (
-        "sleep of 1e+09s cannot end within the attempt's timeout of 60s (the step's "
-        "`timeout`, or the setting MAX_STEP_TIMEOUT_SECONDS for a step without one)"
-    )
+    assert (result.error.step, result.error.type) == ("nap", "WaitTooLongError")
+    assert result.error.message.startswith("sleep would wait until ")
+    assert result.error.message.endswith("; MAX_DURABLE_WAIT_SECONDS allows 3600 seconds")
 
 
-async def test_a_sleep_within_its_attempts_timeout_sleeps(registry: TaskRegistry) -> None:
-    executor = FlowExecutor(registry, limits=RunLimits(default_step_timeout=60))
-    flow = "flow: Nap\nsteps:\n  - sleep: {id: nap, seconds: 0.01, timeout: 1}\n"
+async def test_a_sleep_is_no_attempt_the_step_timeout_does_not_cut_it(
+    registry: TaskRegistry,
+) -> None:
+    executor = FlowExecutor(registry, limits=RunLimits(default_step_timeout=0.01))
+    flow = "flow: Nap\nsteps:\n  - sleep: {id: nap, seconds: 0.05, timeout: 0.01}\n"
 
     result = await run(executor, flow)
 

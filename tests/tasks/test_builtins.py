@@ -21,6 +21,7 @@ DESIGN_BUILTINS = {
     "set",
     "log",
     "sleep",
+    "wait_for",
     "fail",
 }
 

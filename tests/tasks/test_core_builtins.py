@@ -1,13 +1,16 @@
-"""The core built-ins `set`, `log`, `sleep` and `fail`, invoked as the engine invokes them."""
+"""The core built-ins `set`, `log`, `sleep`, `wait_for` and `fail`, invoked as the engine
+invokes them (the waiting ones answer what to wait for: tests/engine/test_waits.py waits)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from app.domain.clock import utcnow
 from app.errors import NonRetryableError, TaskError
 from app.tasks import TaskContext
 from app.tasks.builtins.core import registry
@@ -19,14 +22,17 @@ async def run(name: str, context: TaskContext, **arguments: Any) -> dict[str, An
 
 def test_specs_describe_the_step_params_and_outputs() -> None:
     catalog = registry.catalog()
-    assert set(catalog) == {"set", "log", "sleep", "fail"}
+    assert set(catalog) == {"set", "log", "sleep", "wait_for", "fail"}
     assert all(spec.builtin for spec in catalog.values())
     assert catalog["set"].required_params == {"values"}
     assert catalog["set"].outputs is None
     assert catalog["set"].outputs_from_param == "values"
     assert catalog["log"].required_params == {"message"}
     assert catalog["log"].optional_params == {"level"}  # context is injected, not a param
-    assert catalog["sleep"].required_params == {"seconds"}
+    assert catalog["sleep"].optional_params == {"seconds", "until"}
+    assert catalog["wait_for"].required_params == {"signal"}
+    assert catalog["wait_for"].outputs == {"payload", "timed_out"}
+    assert {name for name, spec in catalog.items() if spec.waits} == {"sleep", "wait_for"}
     assert catalog["fail"].optional_params == {"message"}
     for name in ("log", "sleep", "fail"):
         assert catalog[name].outputs == frozenset()
@@ -83,40 +89,49 @@ async def test_log_refuses_an_unknown_level_naming_the_known_ones(
         await run("log", context, message="x", level=level)
 
 
-async def test_sleep_waits_at_least_the_given_seconds(context: TaskContext) -> None:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    assert await run("sleep", context, seconds=0.05) == {}
-    assert loop.time() - started >= 0.05
+async def test_sleep_answers_when_to_wake_without_waiting(context: TaskContext) -> None:
+    before = utcnow()
+    async with asyncio.timeout(1):
+        asked = await run("sleep", context, seconds=3600)
+    assert asked["signal"] is None
+    assert before + timedelta(seconds=3600) <= asked["until"] <= utcnow() + timedelta(hours=1)
 
 
-async def test_sleep_accepts_zero_and_integers(context: TaskContext) -> None:
-    assert await run("sleep", context, seconds=0) == {}
+async def test_sleep_until_reads_an_iso_time_naive_as_utc(context: TaskContext) -> None:
+    asked = await run("sleep", context, until="2030-01-01T12:00:00")
+    assert asked["until"] == datetime(2030, 1, 1, 12, tzinfo=UTC)
+    asked = await run("sleep", context, until="2030-01-01T12:00:00+02:00")
+    assert asked["until"] == datetime(2030, 1, 1, 10, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("seconds", [-1, "1", True, None, float("nan"), float("inf")])
-async def test_sleep_refuses_what_is_not_a_non_negative_number(
+@pytest.mark.parametrize("seconds", [-1, "1", True, float("nan"), float("inf"), 1e12])
+async def test_sleep_refuses_what_is_not_a_number_of_seconds(
     context: TaskContext, seconds: object
 ) -> None:
-    with pytest.raises(NonRetryableError, match="non-negative number of seconds"):
+    with pytest.raises(NonRetryableError, match="must be a number of seconds from 0"):
         await run("sleep", context, seconds=seconds)
 
 
-@pytest.mark.parametrize("seconds", [1, 1.5, 1e9])
-async def test_sleep_that_cannot_end_within_its_attempts_timeout_fails_at_once(
-    seconds: float,
+async def test_sleep_needs_seconds_or_until_not_both(context: TaskContext) -> None:
+    with pytest.raises(NonRetryableError, match="either `seconds` or `until`"):
+        await run("sleep", context)
+    with pytest.raises(NonRetryableError, match="either `seconds` or `until`"):
+        await run("sleep", context, seconds=1, until="2030-01-01T00:00:00Z")
+
+
+async def test_wait_for_answers_the_signal_to_wait_for(context: TaskContext) -> None:
+    assert await run("wait_for", context, signal="approve") == {
+        "until": None,
+        "signal": "approve",
+    }
+
+
+@pytest.mark.parametrize("signal", ["", "with space", "a/b", 1, None, "x" * 129])
+async def test_wait_for_refuses_a_signal_name_a_url_cannot_carry(
+    context: TaskContext, signal: object
 ) -> None:
-    context = TaskContext.for_attempt("run-1", "TestFlow", "nap", 0, 1, timeout=1)
-
-    with pytest.raises(TimeoutError, match="cannot end within the attempt's timeout of 1s"):
-        async with asyncio.timeout(5):  # it must not sleep first
-            await run("sleep", context, seconds=seconds)
-
-
-async def test_sleep_shorter_than_its_attempts_timeout_sleeps() -> None:
-    context = TaskContext.for_attempt("run-1", "TestFlow", "nap", 0, 1, timeout=1)
-
-    assert await run("sleep", context, seconds=0.01) == {}
+    with pytest.raises(NonRetryableError, match="signal name of 1 to 128"):
+        await run("wait_for", context, signal=signal)
 
 
 async def test_fail_raises_a_retryable_task_error_with_the_message(

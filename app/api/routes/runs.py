@@ -24,7 +24,7 @@ from app.api.deps import (
     TraceParent,
 )
 from app.domain.fixtures import fixture_yaml
-from app.domain.runs import RunStatus
+from app.domain.runs import SIGNAL_NAME_PATTERN, RunStatus
 from app.dsl.definitions import FLOW_NAME
 from app.dsl.fields import IDENTIFIER
 from app.schemas.answers import AnswerBudget, json_bytes
@@ -37,6 +37,7 @@ from app.schemas.runs import (
     RunDetail,
     RunList,
     RunStarted,
+    SignalSent,
     StartRequest,
     TaskLogs,
 )
@@ -174,6 +175,40 @@ async def cancel_run(
 ) -> RunDetail:
     cancelled = await runs.cancel(caller, str(run_id))
     return RunDetail.of(cancelled, AnswerBudget.for_answer(settings))
+
+
+SignalName = Annotated[
+    str,
+    Path(
+        pattern=f"^{SIGNAL_NAME_PATTERN}$",
+        description="the name a `wait_for` step waits for",
+        examples=["approval"],
+    ),
+]
+
+
+@router.post(
+    "/runs/{run_id}/signals/{name}",
+    summary="Send a run a signal",
+    description="The JSON body is the payload (none: null). A `wait_for` step waiting for "
+    "`name` completes with `{payload, timed_out: false}`; a signal sent before the step is "
+    "reached is kept and taken when it is, once. 202; 404 for an unknown run, 409 once it "
+    "has ended.",
+    status_code=202,
+    response_model=SignalSent,
+    responses=error_responses(401, 403, 404, 409, 413, 415, 422),
+)
+async def send_signal(
+    caller: RunsWriter,
+    run_id: RunId,
+    name: SignalName,
+    runs: RunsDep,
+    payload: Annotated[
+        Any,
+        Body(openapi_examples={"approval": {"summary": "a yes", "value": {"approved": True}}}),
+    ] = None,
+) -> SignalSent:
+    return SignalSent.of(await runs.signal(caller, str(run_id), name, payload))
 
 
 @router.post(

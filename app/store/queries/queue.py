@@ -19,7 +19,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, literal_column, select, update
 from sqlalchemy.dialects import postgresql
 
 from app.domain.records import Claim
@@ -93,14 +93,12 @@ async def claim(
 
     Also the ids of the watched runs it started, whose `running` events it wrote.
     """
-    expired = and_(
-        RUNS.c.status == RunStatus.RUNNING.value,
-        or_(RUNS.c.lease_expires_at.is_(None), RUNS.c.lease_expires_at <= now),
-    )
-    found = await _lock_oldest(db, expired, limit)
+    # A running run always has a lease's end: its worker's, or the time a parked run wakes.
+    expired = and_(RUNS.c.status == RunStatus.RUNNING.value, RUNS.c.lease_expires_at <= now)
+    found = await _lock_oldest(db, expired, limit, RUNS.c.lease_expires_at)
     if len(found) < limit:
         queued = RUNS.c.status == RunStatus.QUEUED.value
-        found += await _lock_oldest(db, queued, limit - len(found))
+        found += await _lock_oldest(db, queued, limit - len(found), RUNS.c.created_at)
     if not found:
         return [], []
     await db.execute(
@@ -119,13 +117,19 @@ async def claim(
             row.inputs,
             row.status == RunStatus.RUNNING.value,
             row.traceparent,
+            woken=row.status == RunStatus.RUNNING.value and row.lease_owner is None,
         )
         for row in found
     ]
     return claims, started
 
 
-async def _lock_oldest(db: Db, condition: ColumnElement[bool], limit: int) -> list[Any]:
+async def _lock_oldest(
+    db: Db, condition: ColumnElement[bool], limit: int, oldest: Any
+) -> list[Any]:
+    """Up to `limit` rows matching `condition`, `oldest` first, locked; each kind walks its
+    own index: `(status, created_at)` for queued runs, `(status, lease_expires_at)` for runs
+    to take over or wake, which stops at the first not yet due however many are parked."""
     statement = (
         select(
             RUNS.c.id,
@@ -134,9 +138,10 @@ async def _lock_oldest(db: Db, condition: ColumnElement[bool], limit: int) -> li
             RUNS.c.status,
             RUNS.c.traceparent,
             RUNS.c.watched,
+            RUNS.c.lease_owner,
         )
         .where(condition)
-        .order_by(RUNS.c.created_at)
+        .order_by(oldest)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -183,10 +188,10 @@ async def release(db: Db, owner: str, run_ids: Sequence[str], now: datetime) -> 
 
 async def expire_all(db: Db, now: datetime) -> int:
     """Expire every running run's lease (a single-process store at start: their worker was
-    this process, before it stopped); how many."""
+    this process, before it stopped); how many. Parked runs (no owner) sleep on."""
     result = await db.execute(
         update(RUNS)
-        .where(RUNS.c.status == RunStatus.RUNNING.value)
+        .where(RUNS.c.status == RunStatus.RUNNING.value, RUNS.c.lease_owner.is_not(None))
         .values(lease_owner=None, lease_expires_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

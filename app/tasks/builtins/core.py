@@ -1,4 +1,5 @@
-"""The core built-in tasks, which need no connection: `set`, `log`, `sleep` and `fail`.
+"""The core built-in tasks, which need no connection: `set`, `log`, `sleep`, `wait_for` and
+`fail`.
 
 Each function's signature is its step's parameters: the registry derives the required and
 optional parameters from it and binds the step's values by name.
@@ -6,17 +7,23 @@ optional parameters from it and binds the step's values by name.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.domain.clock import utcnow
+from app.domain.runs import SIGNAL_NAME_PATTERN
 from app.errors import NonRetryableError, TaskError
 from app.tasks.context import TaskContext
 from app.tasks.registry import TaskRegistry
 
 registry = TaskRegistry()
+
+SIGNAL_NAME = re.compile(SIGNAL_NAME_PATTERN)
+MAX_WAIT_SECONDS = 10 * 366 * 24 * 3600  # ten years: longer is a mistake
 
 LOG_LEVELS: Mapping[str, int] = {
     "debug": logging.DEBUG,
@@ -57,28 +64,62 @@ async def log(message: Any, level: str = "info", *, context: TaskContext) -> dic
     return {}
 
 
+# The waiting tasks: their functions do not wait, they answer what to wait for
+# (`{"until": <aware datetime or None>, "signal": <name or None>}`); the engine waits, and a
+# run with nothing else to do parks meanwhile (docs/architecture.md, "Parked runs").
+
+
 @registry.register(
     "sleep",
     builtin=True,
+    waits=True,
     outputs=(),
-    description="Wait for a number of seconds",
+    description="Wait durably for a number of `seconds`, or `until` an ISO 8601 time",
 )
-async def sleep(seconds: float, *, context: TaskContext) -> dict[str, Any]:
-    # bool is an int in Python, but `sleep: true` is a mistake, not one second.
-    valid = isinstance(seconds, int | float) and not isinstance(seconds, bool)
-    if not valid or not math.isfinite(seconds) or seconds < 0:
+async def sleep(seconds: Any = None, until: Any = None) -> dict[str, Any]:
+    if (seconds is None) == (until is None):
+        raise NonRetryableError("sleep needs either `seconds` or `until`, not both")
+    if until is not None:
+        return {"until": _timestamp(until, "until"), "signal": None}
+    return {"until": utcnow() + timedelta(seconds=_seconds(seconds, "seconds")), "signal": None}
+
+
+@registry.register(
+    "wait_for",
+    builtin=True,
+    waits=True,
+    outputs=("payload", "timed_out"),
+    description="Wait durably for the signal `signal` (POST /runs/{id}/signals/{signal}), at "
+    "most the step's `timeout` seconds",
+)
+async def wait_for(signal: Any) -> dict[str, Any]:
+    if not isinstance(signal, str) or not SIGNAL_NAME.fullmatch(signal):
         raise NonRetryableError(
-            f"sleep needs a finite, non-negative number of seconds, not {seconds!r}"
+            f"wait_for needs a signal name of 1 to 128 letters, digits, '_', '-' or '.', "
+            f"not {signal!r}"
         )
-    if context.timeout is not None and seconds >= context.timeout:
-        # It would time out: say so now rather than hold a worker slot until it does.
-        raise TimeoutError(
-            f"sleep of {seconds:g}s cannot end within the attempt's timeout of "
-            f"{context.timeout:g}s (the step's `timeout`, or the setting "
-            "MAX_STEP_TIMEOUT_SECONDS for a step without one)"
+    return {"until": None, "signal": signal}  # the engine adds the step's `timeout`
+
+
+def _seconds(value: Any, name: str) -> float:
+    # bool is an int in Python, but `seconds: true` is a mistake, not one second.
+    valid = isinstance(value, int | float) and not isinstance(value, bool)
+    if not valid or not math.isfinite(value) or value < 0 or value > MAX_WAIT_SECONDS:
+        raise NonRetryableError(
+            f"`{name}` must be a number of seconds from 0 to {MAX_WAIT_SECONDS:g}, not {value!r}"
         )
-    await asyncio.sleep(seconds)
-    return {}
+    return float(value)
+
+
+def _timestamp(value: Any, name: str) -> datetime:
+    """An ISO 8601 time; one without an offset is UTC."""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise NonRetryableError(f"`{name}` must be an ISO 8601 time, not {value!r}")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @registry.register(
