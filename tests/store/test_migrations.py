@@ -42,8 +42,9 @@ STORE_TABLES = {
     "service_secrets",
     "task_logs",
     "run_events",
+    "run_signals",
 }
-HEAD = "0006_run_forks"
+HEAD = "0007_parked_runs"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 
@@ -263,7 +264,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099_rebuild_flow_definitions"
-down_revision = "0006_run_forks"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -285,7 +286,9 @@ async def test_a_later_migration_rebuilding_a_parent_table_keeps_its_children_on
     # enforced would cascade-delete every run.
     extra_versions = tmp_path / "versions"
     extra_versions.mkdir()
-    (extra_versions / "0099_rebuild_flow_definitions.py").write_text(REBUILD_FLOW_DEFINITIONS)
+    (extra_versions / "0099_rebuild_flow_definitions.py").write_text(
+        REBUILD_FLOW_DEFINITIONS.replace("{HEAD}", HEAD)
+    )
 
     def config_with_the_rebuild(url: str | None = None) -> Config:
         config = alembic_config(url)
