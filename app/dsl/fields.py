@@ -88,7 +88,8 @@ class FieldReader:
         if seconds is not None and seconds > limit:
             self.problems.add(
                 loc,
-                f"must be at most {limit:,g} seconds (setting {setting}), not {seconds:g}",
+                f"must be at most {_seconds_text(limit)} seconds (setting {setting}), "
+                f"not {seconds:g}",
                 "duration_too_long",
             )
             return None
@@ -130,3 +131,8 @@ class FieldReader:
         except ExpressionSyntaxError as error:
             self.problems.add(loc, f"invalid expression: {error.message}", "expression")
             return None
+
+
+def _seconds_text(seconds: float) -> str:
+    """`86,400` and `31,622,400`, not `3.16224e+07`; `0.5` stays."""
+    return f"{int(seconds):,}" if float(seconds).is_integer() else f"{seconds:,g}"

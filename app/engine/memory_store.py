@@ -180,7 +180,8 @@ class InMemoryRunStore:
             wake_up = self._wake_ups.setdefault(run_id, asyncio.Event())
             delay = None if until is None else max(0.0, (until - utcnow()).total_seconds())
             try:
-                await asyncio.wait_for(wake_up.wait(), delay)
+                async with asyncio.timeout(delay):  # not wait_for: it may drop a cancellation
+                    await wake_up.wait()
             except TimeoutError:
                 pass
             finally:

@@ -80,8 +80,9 @@ class Subscriber:
         """The next event; None when none came within `wait_seconds` or none will come."""
         if not self.events and not self.ended:
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait_seconds)
+            with contextlib.suppress(TimeoutError):  # not wait_for: see worker/claim_loop.py
+                async with asyncio.timeout(wait_seconds):
+                    await self._changed.wait()
         return self.events.popleft() if self.events else None
 
 
@@ -110,8 +111,9 @@ class _Watch:
                 if self._deliver(found):
                     break
                 if len(found) < BATCH:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), self.hub.limits.poll_seconds)
+                    with contextlib.suppress(TimeoutError):  # not wait_for: see claim_loop.py
+                        async with asyncio.timeout(self.hub.limits.poll_seconds):
+                            await self.wake.wait()
         except Exception:  # a bug: its streams end (their clients resume), the hub goes on
             logger.exception("following the events of run %s failed", self.run_id)
         finally:

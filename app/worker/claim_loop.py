@@ -41,8 +41,11 @@ class ClaimLoop:
                 await self.claim()
             except Exception:  # a database hiccup must not kill the loop
                 logger.exception("claiming runs failed")
+            # Not `asyncio.wait_for`: on Python 3.11 it drops a cancellation that arrives as the
+            # event is set (stopping the loop then hung); `asyncio.timeout` keeps it.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.runner.work_available.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self.runner.work_available.wait()
 
     async def claim(self) -> int:
         """Claim as many runs as there are free slots; how many were claimed."""

@@ -74,13 +74,15 @@ async def poll_run(
     step: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The run once its status is in `until` (and step `step` is running, when given)."""
+    """The run once its status is in `until` (and step `step` is under way, when given:
+    running, or waiting as a `sleep` does)."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     while True:
         response = await client.get(f"/runs/{run_id}", headers=headers)
         assert response.status_code == 200, response.text
         run: dict[str, Any] = response.json()
-        if run["status"] in until and (step is None or step_status(run, step) == "running"):
+        under_way = step is None or step_status(run, step) in ("running", "waiting")
+        if run["status"] in until and under_way:
             return run
         assert time.monotonic() < deadline, f"run {run_id} stayed {run['status']}: {run}"
         await asyncio.sleep(POLL_SECONDS)

@@ -71,7 +71,7 @@ async def test_a_value_spliced_into_sql_text_is_422_showing_the_params_form(
 async def test_a_timeout_past_max_step_timeout_seconds_is_422_at_its_place(
     tmp_path: Path,
 ) -> None:
-    source = "flow: Slow\nsteps:\n  - sleep: {id: nap, seconds: 1, timeout: 1e9}\n"
+    source = "flow: Slow\nsteps:\n  - log: {id: nap, message: hi, timeout: 1e9}\n"
     async with serve(api_settings(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")) as client:
         refused = await client.post("/flows", content=source, headers=YAML)
         checked = await client.post("/flows/validate", content=source, headers=YAML)
@@ -81,12 +81,12 @@ async def test_a_timeout_past_max_step_timeout_seconds_is_422_at_its_place(
     assert refused.json() == {
         "detail": [
             {
-                "loc": ["steps", 0, "sleep", "timeout"],
+                "loc": ["steps", 0, "log", "timeout"],
                 "msg": "must be at most 86,400 seconds (setting MAX_STEP_TIMEOUT_SECONDS), "
                 "not 1e+09",
                 "type": "duration_too_long",
                 "line": 3,
-                "column": 34,
+                "column": 33,
             }
         ]
     }
@@ -94,20 +94,38 @@ async def test_a_timeout_past_max_step_timeout_seconds_is_422_at_its_place(
     assert stored.status_code == 404
 
 
+async def test_a_wait_for_timeout_past_max_durable_wait_seconds_is_422_at_its_place(
+    tmp_path: Path,
+) -> None:
+    source = "flow: Late\nsteps:\n  - wait_for: {id: ok, signal: ok, timeout: 1e9}\n"
+    async with serve(api_settings(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")) as client:
+        refused = await client.post("/flows", content=source, headers=YAML)
+
+    assert refused.status_code == 422
+    (problem,) = refused.json()["detail"]
+    assert problem["loc"] == ["steps", 0, "wait_for", "timeout"]
+    assert problem["msg"] == (
+        "must be at most 31,622,400 seconds (setting MAX_DURABLE_WAIT_SECONDS), not 1e+09"
+    )
+
+
 async def test_a_step_without_timeout_runs_at_most_max_step_timeout_seconds(
     tmp_path: Path,
 ) -> None:
-    """A task that does not return fails its attempt, and a sleep that could not end within
-    it fails at once: neither holds a worker slot for longer."""
+    """A task that does not return fails its attempt: it holds a worker slot no longer. A
+    sleep holds none, but waits at most MAX_DURABLE_WAIT_SECONDS: a longer one fails at
+    once."""
     source = f"""flow: Stuck
 steps:
   - task: WaitForMarker
     id: stuck
     inputs: {{directory: "{tmp_path}", marker: never}}
 """
-    nap = "flow: Nap\nsteps:\n  - sleep: {id: nap, seconds: 1e9}\n"
+    nap = "flow: Nap\nsteps:\n  - sleep: {id: nap, seconds: 7200}\n"
     settings = api_settings(
-        f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", max_step_timeout_seconds=0.2
+        f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
+        max_step_timeout_seconds=0.2,
+        max_durable_wait_seconds=3600,
     )
     async with serve(settings) as client:
         await register(client, source)
@@ -124,7 +142,5 @@ steps:
         "(setting MAX_STEP_TIMEOUT_SECONDS)",
     }
     assert slept.status_code == 200
-    assert slept.json()["error"]["type"] == "TimeoutError"
-    assert slept.json()["error"]["message"].startswith(
-        "sleep of 1e+09s cannot end within the attempt's timeout of 0.2s"
-    )
+    assert slept.json()["error"]["type"] == "WaitTooLongError"
+    assert slept.json()["error"]["message"].endswith("MAX_DURABLE_WAIT_SECONDS allows 3600 seconds")

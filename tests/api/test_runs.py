@@ -125,7 +125,9 @@ async def test_the_run_shows_every_step_with_its_state(client: httpx.AsyncClient
     assert shout["error"] is None
 
 
-async def test_a_running_run_shows_its_pending_steps(client: httpx.AsyncClient) -> None:
+async def test_a_running_run_shows_its_waiting_and_pending_steps(
+    client: httpx.AsyncClient,
+) -> None:
     await register(client, SLOW_YAML)
     run_id = (await client.post("/flows/Slow/runs", json={})).json()["run_id"]
 
@@ -133,7 +135,7 @@ async def test_a_running_run_shows_its_pending_steps(client: httpx.AsyncClient) 
 
     assert [(step["step_id"], step["status"]) for step in run["steps"]] == [
         ("first", "completed"),
-        ("nap", "running"),
+        ("nap", "waiting"),
         ("last", "pending"),
     ]
     assert run["remaining_steps"] == 2

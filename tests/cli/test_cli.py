@@ -117,7 +117,7 @@ def test_validate_refuses_a_duration_past_its_setting(
     flow = write(
         tmp_path,
         "slow.yaml",
-        "flow: Slow\nsteps:\n  - sleep: {id: s, seconds: 1, timeout: 120, retry: {delay: 1e9}}\n",
+        "flow: Slow\nsteps:\n  - log: {id: s, message: hi, timeout: 120, retry: {delay: 1e9}}\n",
     )
     monkeypatch.setenv("MAX_STEP_TIMEOUT_SECONDS", "60")
     get_settings.cache_clear()
@@ -128,11 +128,11 @@ def test_validate_refuses_a_duration_past_its_setting(
 
     out = capsys.readouterr().out
     assert (
-        f"{flow}:3:32: steps[0].sleep.timeout: must be at most 60 seconds "
+        f"{flow}:3:31: steps[0].log.timeout: must be at most 60 seconds "
         "(setting MAX_STEP_TIMEOUT_SECONDS), not 120"
     ) in out
     assert (
-        f"{flow}:3:54: steps[0].sleep.retry.delay: must be at most 86,400 seconds "
+        f"{flow}:3:53: steps[0].log.retry.delay: must be at most 86,400 seconds "
         "(setting MAX_RETRY_DELAY_SECONDS), not 1e+09"
     ) in out
 
