@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.domain.access import Caller, Permission
@@ -254,11 +254,12 @@ async def replace_declared(
             enabled=spec.enabled,
             origin=ScheduleOrigin.DEFINITION,
             created_by=owner,
-            created_at=now,
+            # A microsecond apart: listed (oldest first) in the order they are declared.
+            created_at=now + timedelta(microseconds=index),
             updated_at=now,
             next_fire_at=spec.cron.next_after(now) if spec.enabled else None,
         )
-        for spec in specs
+        for index, spec in enumerate(specs)
     ]
     await tx.schedules.replace_declared(flow, records)
 
