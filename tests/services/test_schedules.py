@@ -97,7 +97,11 @@ async def test_a_schedule_answers_its_next_fire_times(services: Services, clock:
 
 @pytest.mark.parametrize(
     ("cron", "timezone", "field"),
-    [("61 * * * *", "UTC", "cron"), ("* * *", "UTC", "cron"), ("* * * * *", "Mars/Base", "timezone")],
+    [
+        ("61 * * * *", "UTC", "cron"),
+        ("* * *", "UTC", "cron"),
+        ("* * * * *", "Mars/Base", "timezone"),
+    ],
 )
 async def test_a_bad_cron_or_time_zone_is_refused_at_its_field(
     services: Services, cron: str, timezone: str, field: str
@@ -153,14 +157,15 @@ async def test_ticks_missed_while_down_start_one_run_for_the_latest(
     assert found.last_fired_at == T0 + 10 * MINUTE
     assert found.next_fire_at == T0 + 11 * MINUTE
     [(run_id, _)] = await runs_of(services)
-    assert await services.run_store.id_for_key(
-        tick_key(schedule_id, T0 + 10 * MINUTE), "Tick", found.created_by
-    ) == run_id
+    assert (
+        await services.run_store.id_for_key(
+            tick_key(schedule_id, T0 + 10 * MINUTE), "Tick", found.created_by
+        )
+        == run_id
+    )
 
 
-async def test_two_schedulers_racing_start_each_tick_once(
-    services: Services, clock: Clock
-) -> None:
+async def test_two_schedulers_racing_start_each_tick_once(services: Services, clock: Clock) -> None:
     ids = [await schedule(services) for _ in range(5)]
     racers = [scheduler(services, clock, batch=2) for _ in range(3)]
 

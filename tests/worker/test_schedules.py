@@ -29,8 +29,7 @@ async def runs_per_tick(cluster: Cluster) -> dict[datetime, int]:
         "WHERE flow_name = 'Tick' GROUP BY idempotency_key"
     )
     return {
-        datetime.fromisoformat(row["idempotency_key"].split(":", 2)[2]): row["runs"]
-        for row in rows
+        datetime.fromisoformat(row["idempotency_key"].split(":", 2)[2]): row["runs"] for row in rows
     }
 
 
