@@ -62,13 +62,17 @@ def scheduler(services: Services, clock: Clock, batch: int = 100) -> Scheduler:
 
 
 async def schedule(
-    services: Services, cron: str = "* * * * *", overlap: Overlap = Overlap.ALLOW, **inputs: int
+    services: Services,
+    cron: str = "* * * * *",
+    overlap: Overlap = Overlap.ALLOW,
+    timezone: str = "UTC",
+    **inputs: int,
 ) -> str:
     await services.flows.register(await admin(services), TICK)
     made = await services.schedules.create(
         await admin(services),
         "Tick",
-        ScheduleRequest(cron=cron, inputs=inputs, overlap=overlap),
+        ScheduleRequest(cron=cron, timezone=timezone, inputs=inputs, overlap=overlap),
     )
     return made.schedule_id
 
@@ -355,3 +359,18 @@ async def test_a_declared_schedule_starts_runs_as_who_registered_the_version(
     [(run_id, _)] = await runs_of(services)
     run = await services.runs.get(run_id)
     assert (run.inputs, run.created_by) == ({"n": 1}, "admin")
+
+
+async def test_the_fall_back_night_starts_one_run_of_a_repeated_local_time(
+    services: Services, clock: Clock
+) -> None:
+    clock.now = datetime(2026, 10, 24, 22, tzinfo=UTC)  # Paris: 03:00 becomes 02:00 at 01:00 UTC
+    await schedule(services, cron="30 2 * * *", overlap=Overlap.ALLOW, timezone="Europe/Paris")
+    ours = scheduler(services, clock)
+
+    while clock.now < datetime(2026, 10, 25, 3, tzinfo=UTC):
+        clock.now += 5 * MINUTE
+        await ours.fire_due()
+
+    [(run_id, _)] = await runs_of(services)
+    assert (await services.runs.get(run_id)).created_at == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
