@@ -126,15 +126,23 @@ class Scheduler:
         outcomes: list[tuple[str, str]] = []
         async with self.store.write() as tx:
             due = await tx.schedules.lock_due(now, self.batch)
+            current: dict[int, bool] = {}  # version id -> still its flow's latest
             for schedule in due:
                 version = versions.get(schedule.flow)
                 key = (schedule.flow, schedule.created_by)
                 if version is None or key not in refusals:
                     continue  # not seen by this round's reads: the next round's
+                if version.definition_id not in current:
+                    current[version.definition_id] = await tx.schedules.is_current(
+                        version.definition_id
+                    )
+                if not current[version.definition_id]:
+                    continue  # a newer version came meanwhile: the next round loads it
                 outcome = await self._fire(tx, schedule, version, refusals[key], now)
-                if outcome is not None:
-                    outcomes.append((schedule.flow, outcome))
-                    started += outcome == STARTED
+                outcomes.append((schedule.flow, outcome))
+                started += outcome == STARTED
+            if started:
+                await tx.schedules.runs_queued()
         if started:
             self.runner.work_available.set()
         counts = {STARTED: 0, SKIPPED: 0, FAILED: 0}
@@ -151,9 +159,8 @@ class Scheduler:
         version: _Version,
         refused: str | None,
         now: datetime,
-    ) -> str | None:
-        """Handle the schedule's due tick: its outcome; None when the row is left as it is
-        (the flow's latest version changed since it was read: the next round's)."""
+    ) -> str:
+        """Handle the schedule's due tick, on its flow's current version: its outcome."""
         assert schedule.next_fire_at is not None
         cron = schedule.cron
         tick = max(schedule.next_fire_at, cron.latest_at_or_before(now))
@@ -190,8 +197,6 @@ class Scheduler:
             created_by=schedule.created_by,
         )
         creation = await tx.schedules.start_run(run)
-        if creation is Creation.STALE:
-            return None
         # KEY_TAKEN: the tick's run exists (a row advanced by hand?): never a second one.
         run_id = run.run_id if creation is Creation.CREATED else None
         await tx.schedules.fired(schedule.schedule_id, tick, following, run_id, None)

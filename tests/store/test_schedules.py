@@ -156,16 +156,17 @@ async def test_a_tick_key_makes_one_run(store: Store) -> None:
     assert await run_count(store) == 1
 
 
-async def test_a_run_of_a_version_no_longer_latest_is_not_started(store: Store) -> None:
+async def test_a_version_is_current_until_a_newer_one_is_registered(store: Store) -> None:
     old = await add_definition(store.engine, "f", 1)
-    await add_definition(store.engine, "f", 2)
-    schedule = record(NOW)
-    await added(store, schedule)
+    async with store.read() as tx:
+        assert await tx.schedules.is_current(old)
+    new = await add_definition(store.engine, "f", 2)
 
-    async with store.write() as tx:
-        assert await tx.schedules.start_run(tick_run(old, schedule, NOW)) is Creation.STALE
-
-    assert await run_count(store) == 0
+    async with store.read() as tx:
+        assert (await tx.schedules.is_current(old), await tx.schedules.is_current(new)) == (
+            False,
+            True,
+        )
 
 
 async def test_a_new_versions_schedules_replace_the_declared_and_keep_the_apis(

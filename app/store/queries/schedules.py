@@ -124,20 +124,25 @@ class Schedules:
         status = found.scalar_one_or_none()
         return None if status is None else RunStatus(status)
 
+    async def is_current(self, definition_id: int) -> bool:
+        """Whether the version is still its flow's latest (a round asks once per version)."""
+        return await versions.is_current(self._session, definition_id, latest_only=True)
+
     async def start_run(self, run: NewRunRow) -> Creation:
-        """Create a tick's queued run (notifying the workers at commit), unless its key
-        made one already or its version is no longer the latest."""
+        """Create a tick's queued run (its version checked current by the caller, in this
+        transaction), unless its key made one already (`KEY_TAKEN`)."""
         assert run.idempotency_key is not None
         taken = await runs.id_for_key(
             self._session, run.idempotency_key, run.flow_name, run.created_by
         )
         if taken is not None:
             return Creation.KEY_TAKEN
-        if not await versions.is_current(self._session, run.definition_id, latest_only=True):
-            return Creation.STALE
         await runs.create(self._session, run)
-        await notifications.notify(self._session, notifications.RUNS_QUEUED)
         return Creation.CREATED
+
+    async def runs_queued(self) -> None:
+        """Tell the workers, once this transaction commits, that runs were queued."""
+        await notifications.notify(self._session, notifications.RUNS_QUEUED)
 
     async def fired(
         self,
