@@ -374,3 +374,16 @@ async def test_the_fall_back_night_starts_one_run_of_a_repeated_local_time(
 
     [(run_id, _)] = await runs_of(services)
     assert (await services.runs.get(run_id)).created_at == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+async def test_ticks_are_counted_in_the_metrics_by_outcome(
+    services: Services, clock: Clock
+) -> None:
+    await schedule(services, overlap=Overlap.SKIP)
+    for minute in (1, 2):
+        clock.now = T0 + minute * MINUTE
+        await scheduler(services, clock).fire_due()
+
+    scraped = (await services.metrics.scrape()).body.decode().splitlines()
+    assert 'flow_manager_schedule_ticks_total{flow="Tick",outcome="started"} 1.0' in scraped
+    assert 'flow_manager_schedule_ticks_total{flow="Tick",outcome="skipped"} 1.0' in scraped

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.records import Creation, NewRunRow
 from app.domain.runs import ACTIVE_RUN_STATUSES, RunStatus
 from app.domain.schedules import Cron, Overlap, ScheduleOrigin, ScheduleRecord
+from app.errors import storable_text
 from app.store import notifications
 from app.store.models import RUNS, SCHEDULES, USERS
 from app.store.queries import runs, versions
@@ -157,7 +158,7 @@ class Schedules:
         values: dict[str, Any] = {
             "last_fired_at": tick,
             "next_fire_at": next_fire_at,
-            "last_error": error,
+            "last_error": None if error is None else storable_text(error),
         }
         if run_id is not None:
             values["last_run_id"] = run_id
