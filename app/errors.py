@@ -286,6 +286,10 @@ class RateLimitedError(FlowManagerError):
         self.retry_after = retry_after
 
 
+class UnknownScheduleError(NotFoundError):
+    """No schedule has that id."""
+
+
 class UnknownStepError(NotFoundError):
     """The run has no such step, or no such element of it."""
 

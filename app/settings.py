@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(300, gt=0, allow_inf_nan=False)
     retention_batch: int = Field(500, ge=1, le=10_000)
 
+    # Schedules (DESIGN.md section 9): each process's scheduler looks for due ticks at least
+    # every SCHEDULE_POLL_SECONDS (sooner when the next tick is sooner), SCHEDULE_BATCH due
+    # schedules per transaction. A flow has at most MAX_SCHEDULES_PER_FLOW schedules (made by
+    # the API and declared together), none firing more often than every
+    # MIN_SCHEDULE_INTERVAL_SECONDS.
+    schedule_poll_seconds: float = Field(1.0, gt=0, le=60, allow_inf_nan=False)
+    schedule_batch: int = Field(100, ge=1, le=10_000)
+    max_schedules_per_flow: int = Field(20, ge=1, le=10_000)
+    min_schedule_interval_seconds: float = Field(1, ge=1, allow_inf_nan=False)
+
     # What flows may reach, and their connection pools (app/connections).
     connection_allowlist: CommaList = []  # host, host:port, *.domain or CIDR; empty: see docs
     connection_allow_store: bool = False  # may flows' postgres connections reach the store?

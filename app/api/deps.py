@@ -21,6 +21,7 @@ from app.services.flow_manager import FlowManagerService
 from app.services.flows import FlowService
 from app.services.keys import KeyService
 from app.services.runs import RunService
+from app.services.schedules import ScheduleService
 from app.services.users import UserService
 from app.services.workers import WorkerService
 from app.settings import Settings
@@ -50,6 +51,10 @@ async def get_runs(services: ServicesDep) -> RunService:
     return services.runs
 
 
+async def get_schedules(services: ServicesDep) -> ScheduleService:
+    return services.schedules
+
+
 async def get_flow_manager(services: ServicesDep) -> FlowManagerService:
     return services.flow_manager
 
@@ -76,6 +81,7 @@ AuditDep = Annotated[AuditService, Depends(get_audit)]
 FlowsDep = Annotated[FlowService, Depends(get_flows)]
 WorkersDep = Annotated[WorkerService, Depends(get_workers)]
 RunsDep = Annotated[RunService, Depends(get_runs)]
+SchedulesDep = Annotated[ScheduleService, Depends(get_schedules)]
 FlowManagerDep = Annotated[FlowManagerService, Depends(get_flow_manager)]
 
 DefinitionDep = Annotated[DefinitionBody, Depends(read_definition)]

@@ -17,11 +17,20 @@ from app.domain.retention import (
     RETENTION_FIELDS,
     Retention,
 )
+from app.domain.schedules import (
+    DEFAULT_TIMEZONE,
+    MAX_DECLARED_SCHEDULES,
+    SCHEDULE_FIELDS,
+    Cron,
+    CronError,
+    Overlap,
+    ScheduleSpec,
+)
 from app.dsl.catalog import TaskCatalog
 from app.dsl.condition_graph import is_condition_graph, translate_condition_graph
 from app.dsl.fields import FieldReader
 from app.dsl.graph import build_graph
-from app.dsl.inputs import coerce_input
+from app.dsl.inputs import coerce_input, validate_inputs
 from app.dsl.limits import DEFAULT_LIMITS, DefinitionLimits
 from app.dsl.loading import Document, load_document
 from app.dsl.models import (
@@ -49,6 +58,7 @@ TOP_LEVEL_FIELDS = frozenset(
         "steps",
         "outputs",
         "retention",
+        "schedules",
     }
 )
 INPUT_FIELDS = frozenset({"name", "type", "required", "default", "description"})
@@ -140,6 +150,7 @@ class _FlowParser:
             top.get("steps", [None]), ("steps",)
         )
         outputs = self._outputs(top.get("outputs", []))
+        schedules = self._schedules(top["schedules"], inputs) if "schedules" in top else ()
         graph = build_graph(
             steps, mode, inputs, True, connections, outputs, self.catalog, self.problems
         )
@@ -158,6 +169,7 @@ class _FlowParser:
             outputs=tuple(outputs),
             handlers=graph.handlers,
             retention=retention,
+            schedules=schedules,
         )
 
     def _name(self, top: Mapping[str, Any]) -> str | None:
@@ -265,6 +277,63 @@ class _FlowParser:
                 body["max_runs"], (*loc, "max_runs"), 1, MAX_RETENTION_RUNS
             )
         return Retention(days, max_runs)
+
+    def _schedules(self, raw: Any, inputs: Mapping[str, InputSpec]) -> tuple[ScheduleSpec, ...]:
+        """`schedules:` a list of `{cron, timezone?, inputs?, overlap?, enabled?}`, as
+        POST /flows/{name}/schedules takes them; their inputs checked against the flow's."""
+        if not isinstance(raw, list):
+            self.problems.add(("schedules",), "must be a list of schedules", "type_error")
+            return ()
+        if len(raw) > MAX_DECLARED_SCHEDULES:
+            self.problems.add(
+                ("schedules",), f"at most {MAX_DECLARED_SCHEDULES} schedules", "value_error"
+            )
+            return ()
+        specs = []
+        for index, item in enumerate(raw):
+            spec = self._schedule(item, ("schedules", index), inputs)
+            if spec is not None:
+                specs.append(spec)
+        return tuple(specs)
+
+    def _schedule(
+        self, item: Any, loc: Loc, inputs: Mapping[str, InputSpec]
+    ) -> ScheduleSpec | None:
+        body = self.read.mapping(item, loc, "a mapping with `cron:`")
+        if body is None:
+            return None
+        self.read.only_keys(body, SCHEDULE_FIELDS, loc)
+        if "cron" not in body:
+            self.problems.add(loc, "a schedule needs `cron:`", "missing")
+            return None
+        expression = self.read.string(body["cron"], (*loc, "cron"))
+        timezone = self.read.string(body.get("timezone", DEFAULT_TIMEZONE), (*loc, "timezone"))
+        overlap = self.read.choice(
+            body.get("overlap", Overlap.SKIP), (*loc, "overlap"), set(Overlap)
+        )
+        enabled = self.read.boolean(body.get("enabled", True), (*loc, "enabled"))
+        given = self.read.mapping(body.get("inputs", {}), (*loc, "inputs"))
+        if expression is None or timezone is None or overlap is None or enabled is None:
+            return None
+        if given is None:
+            return None
+        try:
+            Cron(expression, timezone).zone()
+        except CronError as error:
+            self.problems.add((*loc, "timezone"), str(error), "value_error")
+            return None
+        try:
+            cron = Cron.parse(expression, timezone)
+        except CronError as error:
+            self.problems.add((*loc, "cron"), str(error), "value_error")
+            return None
+        try:
+            validate_inputs(inputs, given)
+        except InputValidationError as error:
+            for problem in error.problems:
+                self.problems.add((*loc, *problem.loc), problem.msg, problem.type)
+            return None
+        return ScheduleSpec(cron, dict(given), Overlap(overlap), enabled)
 
     def _outputs(self, raw: Any) -> list[FlowOutput]:
         entries: list[tuple[Any, Any, Loc]] = []

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.domain.retention import Retention
+from app.domain.schedules import ScheduleSpec
 from app.dsl.expressions import Expression
 from app.dsl.templates import Template
 from app.errors import Loc
@@ -121,6 +122,7 @@ class FlowDefinition:
     outputs: tuple[FlowOutput, ...] = ()
     handlers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # step -> handler ids
     retention: Retention = field(default_factory=Retention)  # kept runs (the pruner reads it)
+    schedules: tuple[ScheduleSpec, ...] = ()  # `schedules:` (registering replaces the last's)
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:

@@ -43,6 +43,8 @@ from app.services.passwords import Passwords
 from app.services.retention import Pruner
 from app.services.runner import Runner
 from app.services.runs import RunService, SignalLimits
+from app.services.scheduler import Scheduler
+from app.services.schedules import ScheduleLimits, ScheduleService
 from app.services.users import UserService
 from app.services.workers import WorkerService
 from app.settings import Settings
@@ -78,6 +80,8 @@ class Services:
     changes: AccessChanges
     metrics: Metrics
     pruner: Pruner
+    schedules: ScheduleService
+    scheduler: Scheduler
     _key_installer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -123,12 +127,16 @@ class Services:
         )
         changes.on_change(access.forget)
         changes.on_change(authenticator.forget)
+        schedule_limits = ScheduleLimits(
+            settings.max_schedules_per_flow, settings.min_schedule_interval_seconds
+        )
         flows = FlowService(
             store,
             executor,
             access,
             changes,
             FlowLimits(settings.max_flows_per_user, settings.max_versions_per_user),
+            schedule_limits,
         )
         runner = Runner(
             run_store,
@@ -150,6 +158,16 @@ class Services:
                 settings.max_signals_per_run, settings.max_signal_payload_bytes
             ),
         )
+        schedules = ScheduleService(store, runner, access, schedule_limits)
+        scheduler = Scheduler(
+            store,
+            runs,
+            metrics,
+            poll_seconds=settings.schedule_poll_seconds,
+            batch=settings.schedule_batch,
+        )
+        schedules.on_change(scheduler.wake)
+        flows.on_schedules_declared(scheduler.wake)
         limits = EventLimits.of_settings(settings)
         hub = EventHub(run_store, limits)
         run_store.on_events(hub.wake)
@@ -193,16 +211,20 @@ class Services:
                 interval=settings.retention_interval_seconds,
                 batch=settings.retention_batch,
             ),
+            schedules=schedules,
+            scheduler=scheduler,
         )
 
     async def start(self) -> None:
         """Join the cluster: register and beat, listen for notifications, prune finished runs
-        past their retention (whichever process gets the lock), and on a single-process store
+        past their retention (whichever process gets the lock), start the runs of due
+        schedule ticks (whichever process locks them), and on a single-process store
         resume the runs this process left running when it stopped."""
         if self.settings.is_sqlite:
             await self._refuse_a_second_process()
         await self.heartbeat.start()
         await self.pruner.start()
+        await self.scheduler.start()
         if self.listener is not None:
             await self.listener.start()
         if self.settings.is_sqlite:
@@ -271,6 +293,7 @@ class Services:
         if self.listener is not None:
             await self.listener.stop()
         await self.pruner.stop()
+        await self.scheduler.stop()
         await self.events.aclose()
         await self.runner.shutdown(grace)
         await stop_task(self._key_installer)

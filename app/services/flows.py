@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from app.domain.access import Caller, Permission
@@ -37,6 +37,7 @@ from app.errors import (
     UnknownUserError,
 )
 from app.services.access import AccessChanges, FlowAccessPolicy, check
+from app.services.schedules import ScheduleLimits, replace_declared
 from app.store.unit_of_work import Store, Transaction
 
 _REGISTRATION_ATTEMPTS = 5  # two first registrations of one name race to create its flow
@@ -66,12 +67,20 @@ class FlowService:
         access: FlowAccessPolicy,
         changes: AccessChanges,
         limits: FlowLimits,
+        schedule_limits: ScheduleLimits | None = None,
     ) -> None:
+        """`schedule_limits`: those a version's `schedules:` must keep (default: none)."""
         self.store = store
         self.executor = executor
         self.access = access
         self.changes = changes
         self.limits = limits
+        self.schedule_limits = schedule_limits or ScheduleLimits(10_000, 1)
+        self._schedules_declared: list[Callable[[], None]] = []
+
+    def on_schedules_declared(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when a new version's `schedules:` replaced the previous ones."""
+        self._schedules_declared.append(listener)
 
     async def validate(self, source: str | bytes, format: Format | None = None) -> ValidationReport:
         """Check a definition without saving it; DefinitionError lists every problem.
@@ -169,7 +178,17 @@ class FlowService:
                 change_notes=change_notes,
             )
             await tx.flows.change(flow.id, added.created_at, description=added.description)
-            return Registration(replace(added, created_by=caller.username), created=True)
+            await replace_declared(
+                tx,
+                definition.name,
+                definition.schedules,
+                caller.user_id or flow.owner_id,
+                self.schedule_limits,
+                added.created_at,
+            )
+        for listener in self._schedules_declared:
+            listener()
+        return Registration(replace(added, created_by=caller.username), created=True)
 
     async def _new_flow(
         self, tx: Transaction, caller: Caller, definition: FlowDefinition

@@ -279,6 +279,39 @@ class RunSignalRow(Base):
     taken_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+class ScheduleRow(Base):
+    """A schedule of a flow (DESIGN.md section 9): a cron tick starts a run as `created_by`.
+
+    `next_fire_at` is the tick it waits for (null while disabled): the scheduler takes the rows
+    past it `FOR UPDATE SKIP LOCKED`, starts each tick's run and advances the row in one
+    transaction (docs/architecture.md, "Schedules")."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        Index(None, "next_fire_at"),  # the scheduler's path to due rows
+        Index(None, "flow_name", "created_at"),
+        Index(None, "created_by"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # Deleting a flow deletes its schedules.
+    flow_name: Mapped[str] = mapped_column(ForeignKey("flows.name", ondelete="CASCADE"))
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    inputs: Mapped[Any] = mapped_column(JsonDocument)
+    overlap: Mapped[str] = mapped_column(String(16))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    origin: Mapped[str] = mapped_column(String(16))  # "api" | "definition"
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The run the last tick started; no foreign key: retention may delete it first.
+    last_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class WorkerRow(Base):
     __tablename__ = "workers"
 
@@ -301,3 +334,4 @@ TASKS = cast(Table, TaskRunRow.__table__)
 TASK_LOGS = cast(Table, TaskLogRow.__table__)
 EVENTS = cast(Table, RunEventRow.__table__)
 SIGNALS = cast(Table, RunSignalRow.__table__)
+SCHEDULES = cast(Table, ScheduleRow.__table__)

@@ -33,6 +33,7 @@ from app.store.queries.credentials import Credentials
 from app.store.queries.flows import Flows
 from app.store.queries.gauges import Gauges
 from app.store.queries.retention import Pruning
+from app.store.queries.schedules import Schedules
 from app.store.queries.users import Users
 from app.store.queries.versions import Versions
 from app.store.queries.workers import Workers
@@ -54,6 +55,7 @@ class Transaction:
         self.workers = Workers(session)
         self.gauges = Gauges(session)
         self.pruning = Pruning(session)
+        self.schedules = Schedules(session)
 
     async def access_changed(self) -> None:
         """Tell every process, once this transaction commits, that users, keys, shares or a

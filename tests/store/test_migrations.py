@@ -43,8 +43,9 @@ STORE_TABLES = {
     "task_logs",
     "run_events",
     "run_signals",
+    "schedules",
 }
-HEAD = "0007_parked_runs"
+HEAD = "0008_schedules"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 

@@ -129,6 +129,12 @@ class Metrics:
             ["flow"],
             registry=r,
         )
+        self.schedule_ticks = Counter(
+            f"{PREFIX}_schedule_ticks",
+            "Schedule ticks by outcome: started a run, skipped (overlap), failed (inputs, access)",
+            ["flow", "outcome"],
+            registry=r,
+        )
         self.store_errors = Counter(
             f"{PREFIX}_store_errors",
             "Passing store failures (StoreUnavailableError)",
@@ -184,6 +190,10 @@ class Metrics:
     def pruned(self, flow: str, count: int) -> None:
         """`count` finished runs of the flow were deleted by retention."""
         self.child(self.runs_pruned, flow).inc(count)
+
+    def schedule_tick(self, flow: str, outcome: str) -> None:
+        """A schedule's tick was handled: `started`, `skipped` or `failed`."""
+        self.child(self.schedule_ticks, flow, outcome).inc()
 
     def attempt_ended(self, task: str, status: TaskStatus, retried: bool) -> None:
         self.child(self.attempts, task, status.value).inc()
