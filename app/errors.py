@@ -127,6 +127,14 @@ class WaitTooLongError(NonRetryableError):
     """A `sleep` or a `wait_for`'s `timeout` would wait longer than MAX_DURABLE_WAIT_SECONDS."""
 
 
+class ChildRunError(NonRetryableError):
+    """A step's child run (`- flow: Name`) could not start, or it failed or was cancelled."""
+
+
+class SubflowDepthError(ChildRunError):
+    """A child run would be deeper than MAX_SUBFLOW_DEPTH below its first parent."""
+
+
 class MissingOutputError(NonRetryableError):
     """The task did not return an output its step declares."""
 

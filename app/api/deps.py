@@ -14,7 +14,7 @@ from fastapi import Depends, Header, Path, Request, Security
 from app.api.body import DefinitionBody, read_definition
 from app.api.security import authorize, public
 from app.domain.access import USERNAME, Caller, Scope
-from app.dsl.definitions import FLOW_NAME
+from app.dsl.fields import FLOW_NAME
 from app.services.audit import AuditService
 from app.services.container import Services
 from app.services.flow_manager import FlowManagerService

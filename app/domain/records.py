@@ -150,6 +150,15 @@ FINISHED_RUN_STATUS_VALUES = frozenset(status.value for status in FINISHED_RUN_S
 
 
 @dataclass(frozen=True)
+class ChildRun:
+    """A run a step of another run started (`- flow: Name`)."""
+
+    run_id: str
+    step_id: str
+    status: RunStatus
+
+
+@dataclass(frozen=True)
 class RunRecord:
     run_id: str
     flow: str
@@ -165,6 +174,9 @@ class RunRecord:
     steps: tuple[StepRecord, ...] = ()  # empty in listings
     created_by: str | None = None  # the username of whoever started it
     forked_from: str | None = None  # the run it was forked from
+    parent_run_id: str | None = None  # a child run's parent (a step `- flow: Name`)
+    parent_step_id: str | None = None
+    children: tuple[ChildRun, ...] = ()  # the runs its steps started; empty in listings
 
     @property
     def finished(self) -> bool:
@@ -239,6 +251,10 @@ class NewRunRow:
     # again); `step_ids` are then only the steps it runs.
     forked_from: str | None = None
     kept_tasks: Sequence[StepRecord] = ()
+    # A child run: the parent run and step that started it, and its depth (parents above it).
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
+    depth: int = 0
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ condition graph (`start_task`, `tasks`, `conditions`). Every problem is reported
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
@@ -28,7 +27,7 @@ from app.domain.schedules import (
 )
 from app.dsl.catalog import TaskCatalog
 from app.dsl.condition_graph import is_condition_graph, translate_condition_graph
-from app.dsl.fields import FieldReader
+from app.dsl.fields import FLOW_NAME, FieldReader
 from app.dsl.graph import build_graph
 from app.dsl.inputs import coerce_input, validate_inputs
 from app.dsl.limits import DEFAULT_LIMITS, DefinitionLimits
@@ -46,7 +45,6 @@ from app.dsl.steps import StepDefaults, StepParser, count_steps, parse_retry, pa
 from app.dsl.templates import Template
 from app.errors import InputValidationError, Loc
 
-FLOW_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 TOP_LEVEL_FIELDS = frozenset(
     {
         "flow",

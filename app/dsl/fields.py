@@ -17,6 +17,7 @@ from app.dsl.templates import Template, compile_condition, compile_template
 from app.errors import ExpressionSyntaxError, Loc
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FLOW_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
 
 class FieldReader:

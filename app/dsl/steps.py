@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.dsl.catalog import RESERVED_OUTPUTS, TaskCatalog, TaskSpec
-from app.dsl.fields import FieldReader
+from app.dsl.fields import FLOW_NAME, FieldReader
 from app.dsl.limits import DefinitionLimits
 from app.dsl.models import ConnectionSpec, ErrorAction, ForEach, RetryPolicy, Step
 from app.dsl.sql_text import check_sql_text
@@ -36,6 +36,9 @@ COMMON_FIELDS = frozenset(
     }
 )
 CUSTOM_FIELDS = COMMON_FIELDS | {"task", "inputs"}
+# `- flow: Name` with `inputs` and `version` beside it: a child run (DESIGN.md section 9).
+CHILD_FIELDS = COMMON_FIELDS | {"flow", "inputs", "version"}
+CHILD_PARAMS = ("flow", "inputs", "version")
 RETRY_FIELDS = frozenset({"max_attempts", "delay", "backoff", "max_delay", "jitter", "retry_on"})
 MAX_ATTEMPTS = 100
 MAX_CONCURRENCY = 1000
@@ -125,6 +128,12 @@ class StepParser:
         mapping = self.read.mapping(raw, loc, "a step: `- <type>: {...}` or `- task: <Name>`")
         if mapping is None:
             return None
+        if "flow" in mapping and "task" not in mapping and isinstance(mapping["flow"], str):
+            self.read.only_keys(mapping, CHILD_FIELDS, loc)
+            if not FLOW_NAME.fullmatch(mapping["flow"]):
+                self.problems.add((*loc, "flow"), f"{mapping['flow']!r} is no flow name", "name")
+            child = {name: mapping[name] for name in CHILD_PARAMS if name in mapping}
+            return ("flow", mapping, loc, child, loc)
         if "task" in mapping:
             task_name = self.read.string(mapping["task"], (*loc, "task"))
             self.read.only_keys(mapping, CUSTOM_FIELDS, loc)

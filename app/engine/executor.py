@@ -27,6 +27,7 @@ from app.dsl.limits import DEFAULT_LIMITS, DefinitionLimits
 from app.dsl.loading import Document, load_document
 from app.dsl.models import FlowDefinition
 from app.engine.attempts import TaskOutcome, TaskRunner
+from app.engine.children import ChildRuns
 from app.engine.environment import default_environment
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
@@ -60,11 +61,13 @@ class FlowExecutor:
         limits: RunLimits | None = None,
         definition_limits: DefinitionLimits = DEFAULT_LIMITS,
         observer: EngineObserver = NO_OBSERVER,
+        children: ChildRuns | None = None,
     ) -> None:
         """`limits`: what a run may keep, and how long an attempt may run when its step sets
         no timeout (by default, as long as it takes); `definition_limits`: what a definition
         may ask for (steps, timeouts, retry delays); `observer`: told of each attempt and
-        each task's outcome (metrics, logs, traces: `engine/observer.py`)."""
+        each task's outcome (metrics, logs, traces: `engine/observer.py`); `children`: where
+        a `flow` step starts its child run (the service's; library use has none)."""
         self.registry = builtin_registry()
         if registry is not None:
             self.registry.include(registry)
@@ -77,6 +80,7 @@ class FlowExecutor:
         self.limits = limits or RunLimits()
         self.definition_limits = definition_limits
         self.observer = observer
+        self.children = children
 
     def parse(self, source: str | bytes, *, format: Format | None = None) -> ParsedFlow:
         """Load and validate a definition, keeping the loaded document; DefinitionError if not."""
@@ -179,7 +183,16 @@ class FlowExecutor:
         waiting = resumption.waiting if resumption else None
         try:
             execution = RunExecution(
-                definition, inputs, run_id, runner, self.store, restored, points, stubs, waiting
+                definition,
+                inputs,
+                run_id,
+                runner,
+                self.store,
+                restored,
+                points,
+                stubs,
+                waiting,
+                self.children,
             )
             return await execution.execute()
         finally:

@@ -173,7 +173,13 @@ class InMemoryRunStore:
                 return sent.signal
         return None
 
-    async def run_parked(self, run_id: str, until: datetime | None, signals: Sequence[str]) -> bool:
+    async def run_parked(
+        self,
+        run_id: str,
+        until: datetime | None,
+        signals: Sequence[str],
+        children: Sequence[str] = (),
+    ) -> bool:
         """Library use has no other process to resume the run: it waits here, until `until`
         or a signal (`signal`), and answers that the engine should look again."""
         if not self._signal_waiting(run_id, signals):

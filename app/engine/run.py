@@ -20,13 +20,16 @@ from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 from app.domain.storable import sized_json_data
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Step
 from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
+from app.engine.children import ChildRuns
 from app.engine.limits import DocumentBudget
 from app.engine.scope import StepView
 from app.engine.store import NewRun, RunEnd, RunStore, TaskFinish
 from app.engine.waits import Wait, requested_wait, woken
 from app.errors import (
+    ChildRunError,
     ExpressionError,
     FanOutTooLargeError,
+    FlowManagerError,
     RunTooLargeError,
     UnstorableValueError,
     ValueTooLargeError,
@@ -66,13 +69,15 @@ class RunExecution:
         resume: Mapping[str, ResumePoint] | None = None,
         stubs: Mapping[str, TaskOutcome] | None = None,
         waiting: Mapping[str, datetime | None] | None = None,
+        children: ChildRuns | None = None,
     ) -> None:
         """`restored`: steps finished by an earlier execution of this run (see
         `resume.kept_on_retry`), in the order they finished; they are not run again. None: the
         run is new. `resume`:
         where the attempts of steps that were under way resume (a run taken over). `stubs`:
         steps that do not run but, at their turn, finish as given (`stubs.stubbed_outcomes`).
-        `waiting`: steps an earlier execution left waiting, with the time they wait until."""
+        `waiting`: steps an earlier execution left waiting, with the time they wait until.
+        `children`: where child runs start (the service); None: a `flow` step fails."""
         self.definition = definition
         self.inputs = inputs
         self.run_id = run_id
@@ -94,6 +99,7 @@ class RunExecution:
         self.resume = dict(resume or {})
         self.stubs = dict(stubs or {})
         self.recorded_waits = dict(waiting or {})
+        self.children = children
         self.waits: dict[str, Wait] = {}  # the waits of steps that wait, or waited, here
         self.parked_steps: set[str] = set()  # steps waiting now: neither ready nor running
         self.limits = runner.limits
@@ -213,10 +219,18 @@ class RunExecution:
             if isinstance(asked, TaskOutcome):
                 return asked
             wait = self.waits[step.id] = asked
-        signal = None
+        if wait.child is not None and wait.child_run_id is None:
+            started = await self._child_started(wait)
+            if isinstance(started, TaskOutcome):
+                return started
+            wait = self.waits[step.id] = replace(wait, child_run_id=started)
+        signal = child = None
         if wait.signal is not None:
             signal = await self.store.signal_taken(self.run_id, wait.key, wait.signal)
-        outcome = woken(wait, signal, utcnow(), self.limits)
+        if wait.child_run_id is not None:
+            assert self.children is not None
+            child = await self.children.ended(wait.child_run_id)
+        outcome = woken(wait, signal, child, utcnow(), self.limits)
         if outcome is not None:
             self.runner.observer.task_settled(self.definition.name, step.task, outcome.status, None)
             return outcome
@@ -224,6 +238,21 @@ class RunExecution:
             await self.store.task_waiting(self.run_id, wait.key, wait.until)
             self.waits[step.id] = replace(wait, recorded=True)
         return TaskOutcome(wait.key, TaskStatus.WAITING)
+
+    async def _child_started(self, wait: Wait) -> str | TaskOutcome:
+        """The id of the step's child run (started now, or before), or the step's failure."""
+        assert wait.child is not None
+        step_id = wait.key.step_id
+        if self.children is None:
+            error = ChildRunError("a `flow` step runs a child run in the service, not here")
+            return TaskOutcome(wait.key, TaskStatus.FAILED, None, _run_error(step_id, error))
+        child = wait.child
+        try:
+            return await self.children.start(
+                self.run_id, step_id, child["flow"], child["inputs"], child["version"]
+            )
+        except FlowManagerError as error:
+            return TaskOutcome(wait.key, TaskStatus.FAILED, None, _run_error(step_id, error))
 
     async def _parked_or_woken(self) -> list[str] | None:
         """Only waits are left: the steps to look at again now (their time came, or a signal
@@ -234,7 +263,8 @@ class RunExecution:
         waits = [self.waits[step_id] for step_id in self.parked_steps]
         until = min((wait.until for wait in waits if wait.until is not None), default=None)
         signals = sorted({wait.signal for wait in waits if wait.signal is not None})
-        if await self.store.run_parked(self.run_id, until, signals):
+        children = [wait.child_run_id for wait in waits if wait.child_run_id is not None]
+        if await self.store.run_parked(self.run_id, until, signals, children):
             return None
         woken_steps = sorted(self.parked_steps)
         self.parked_steps.clear()

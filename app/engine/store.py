@@ -122,8 +122,15 @@ class RunStore(Protocol):
         """The oldest signal `name` of the run no other task took, now taken by `key` (the one
         it took already, when it asks again); None when there is none."""
 
-    async def run_parked(self, run_id: str, until: datetime | None, signals: Sequence[str]) -> bool:
+    async def run_parked(
+        self,
+        run_id: str,
+        until: datetime | None,
+        signals: Sequence[str],
+        children: Sequence[str] = (),
+    ) -> bool:
         """Only waits are left: the run gives up its lease until `until` (None: until a signal
         or a child wakes it), and any process resumes it then. False, parking nothing, when
-        one of `signals` is already there to take (the engine looks again at once). A store
-        that cannot park (library use) waits in memory instead and answers False."""
+        one of `signals` is already there to take or one of the child runs `children` has
+        ended (the engine looks again at once). A store that cannot park (library use) waits
+        in memory instead and answers False."""

@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.domain.clock import utcnow
-from app.domain.runs import RunError, TaskKey, TaskStatus
+from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 from app.dsl.models import Step
 from app.dsl.templates import render_all
 from app.engine.attempts import TaskOutcome
+from app.engine.children import ChildEnd
 from app.engine.limits import RunLimits, step_outputs
 from app.engine.store import Signal
-from app.errors import FlowManagerError, WaitTooLongError
+from app.errors import ChildRunError, FlowManagerError, WaitTooLongError
 from app.tasks.registry import RegisteredTask
 
 
@@ -34,6 +35,8 @@ class Wait:
     until: datetime | None  # a sleep's end, or a signal's timeout; None: no limit
     signal: str | None = None
     recorded: bool = False  # its task row says `waiting`, with this `until`
+    child: Mapping[str, Any] | None = None  # a child run to start: {flow, inputs, version}
+    child_run_id: str | None = None  # the child run, once started
 
     def due(self, now: datetime) -> bool:
         return self.until is not None and self.until <= now
@@ -66,13 +69,16 @@ async def requested_wait(
             f"{limits.max_durable_wait_seconds:g} seconds"
         )
         return TaskOutcome(key, TaskStatus.FAILED, None, _error(step, too_long))
-    return Wait(key, until, asked["signal"], recorded)
+    return Wait(key, until, asked["signal"], recorded, asked.get("child"))
 
 
 def woken(
-    wait: Wait, signal: Signal | None, now: datetime, limits: RunLimits
+    wait: Wait, signal: Signal | None, child: ChildEnd | None, now: datetime, limits: RunLimits
 ) -> TaskOutcome | None:
-    """How the wait ends, now that `signal` (if any) was taken; None while it goes on."""
+    """How the wait ends, now that `signal` (if any) was taken and `child` (if any) ended;
+    None while it goes on."""
+    if wait.child is not None:
+        return None if child is None else _child_outcome(wait.key, child, limits)
     if wait.signal is None:
         outputs: dict[str, Any] | None = {} if wait.due(now) else None
     elif signal is not None:
@@ -85,9 +91,25 @@ def woken(
     return TaskOutcome(wait.key, TaskStatus.COMPLETED, kept.value, None, size=kept.size)
 
 
+def _child_outcome(key: TaskKey, child: ChildEnd, limits: RunLimits) -> TaskOutcome:
+    """The step ends as its child run did: with its outputs, or failed with its error."""
+    if child.status is RunStatus.COMPLETED:
+        kept = step_outputs(limits, key.step_id, dict(child.outputs or {}))
+        return TaskOutcome(key, TaskStatus.COMPLETED, kept.value, None, size=kept.size)
+    why = f": {child.error.message}" if child.error is not None else ""
+    failed = ChildRunError(f"child run {child.run_id} {child.status.value}{why}")
+    return TaskOutcome(
+        key, TaskStatus.FAILED, None, RunError(key.step_id, "ChildRunError", str(failed))
+    )
+
+
 def _seconds_until(moment: datetime) -> float:
     return (moment - utcnow()).total_seconds()
 
 
 def _error(step: Step, error: Exception) -> RunError:
-    return RunError(step.id, type(error).__name__, str(error) or type(error).__name__)
+    return _error_of(step.id, error)
+
+
+def _error_of(step_id: str, error: Exception) -> RunError:
+    return RunError(step_id, type(error).__name__, str(error) or type(error).__name__)

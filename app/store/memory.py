@@ -19,6 +19,7 @@ from app.domain.formats import Format
 from app.domain.records import (
     SIGNAL_ONLY,
     AttemptLog,
+    ChildRun,
     Claim,
     Creation,
     NewRunRow,
@@ -64,6 +65,9 @@ class _Entry:
     # tasks tell it (the failed and cancelled ones it runs again count as finished until then).
     restarted_remaining: int | None = None
     forked_from: str | None = None
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
+    depth: int = 0
 
 
 @dataclass
@@ -123,6 +127,9 @@ class MemoryRunStore:
             # A fork has only its steps to run left, until its resumed execution starts.
             restarted_remaining=len(run.step_ids) if run.forked_from else None,
             forked_from=run.forked_from,
+            parent_run_id=run.parent_run_id,
+            parent_step_id=run.parent_step_id,
+            depth=run.depth,
         )
         record = MemoryRun(run.run_id, run.flow_name, run.inputs, run.status, None)
         for kept in run.kept_tasks:
@@ -363,10 +370,19 @@ class MemoryRunStore:
         self._hold(run_id)
         return await self.state.engine.signal_taken(run_id, key, name)
 
-    async def run_parked(self, run_id: str, until: datetime | None, signals: Sequence[str]) -> bool:
+    async def run_parked(
+        self,
+        run_id: str,
+        until: datetime | None,
+        signals: Sequence[str],
+        children: Sequence[str] = (),
+    ) -> bool:
         self._hold(run_id)
         run = self._run(run_id)
         if any(sent.taken_by is None and sent.signal.name in signals for sent in run.signals):
+            return False
+        runs = self.state.engine.runs
+        if any(child in runs and runs[child].finished_at is not None for child in children):
             return False
         entry = self.state.entries[run_id]
         entry.lease_owner, entry.lease_expires_at = None, until or SIGNAL_ONLY
@@ -398,8 +414,12 @@ class MemoryRunStore:
         entry.lease_expires_at = now + timedelta(seconds=lease_seconds)
 
     def _let_go(self, run_id: str) -> None:
+        """The run ended: no lease; its parent, if parked, wakes."""
         entry = self.state.entries[run_id]
         entry.lease_owner = entry.lease_expires_at = None
+        parent = self.state.entries.get(entry.parent_run_id or "")
+        if parent is not None and parent.lease_owner is None and parent.lease_expires_at:
+            parent.lease_expires_at = min(parent.lease_expires_at, utcnow())
 
     def _newer_than(self, version: MemoryVersion) -> bool:
         return any(
@@ -444,6 +464,20 @@ class MemoryRunStore:
             steps=steps,
             created_by=self.state.usernames.get(entry.created_by or ""),
             forked_from=entry.forked_from,
+            parent_run_id=entry.parent_run_id,
+            parent_step_id=entry.parent_step_id,
+            children=self._children(run_id) if with_steps else (),
+        )
+
+    def _children(self, run_id: str) -> tuple[ChildRun, ...]:
+        children = [
+            (entry.created_at, child_id, entry.parent_step_id or "")
+            for child_id, entry in self.state.entries.items()
+            if entry.parent_run_id == run_id
+        ]
+        return tuple(
+            ChildRun(child_id, step_id, self._run(child_id).status)
+            for _, child_id, step_id in sorted(children)
         )
 
 

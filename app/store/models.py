@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -164,6 +165,7 @@ class FlowRunRow(Base):
         Index(None, "status", "created_at"),
         # Runs to take over or wake: expired leases, and parked runs that are due.
         Index(None, "status", "lease_expires_at"),
+        Index(None, "parent_run_id", "created_at"),  # a run's children; ?parent=
         Index(None, "created_at", "id"),
         Index(None, "lease_owner"),  # a worker renews (and on shutdown releases) its leases
         # A key repeats a request of the same caller on the same flow, no one else's.
@@ -195,6 +197,11 @@ class FlowRunRow(Base):
     watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The run this one was forked from (POST /runs/{id}/fork); no foreign key: it may go first.
     forked_from: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # A child run (a step `- flow: Name`): its parent run and step, and how many parents are
+    # above it. No foreign key: the parent may be pruned first.
+    parent_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    parent_step_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    depth: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     definition: Mapped[FlowDefinitionRow] = relationship(lazy="raise")
     tasks: Mapped[list[TaskRunRow]] = relationship(

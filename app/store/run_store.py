@@ -409,9 +409,15 @@ class SqlRunStore:
         async with self._holding(run_id) as held:
             return await waits.take_signal(held.db, run_id, key, name)
 
-    async def run_parked(self, run_id: str, until: datetime | None, signals: Sequence[str]) -> bool:
+    async def run_parked(
+        self,
+        run_id: str,
+        until: datetime | None,
+        signals: Sequence[str],
+        children: Sequence[str] = (),
+    ) -> bool:
         async with self._holding(run_id) as held:
-            return await waits.park(held.db, run_id, until, signals)
+            return await waits.park(held.db, run_id, until, signals, children)
 
     async def aclose(self) -> None:
         """Stop writing start marks (their tasks are not running any more), then let the

@@ -25,8 +25,7 @@ from app.api.deps import (
 )
 from app.domain.fixtures import fixture_yaml
 from app.domain.runs import SIGNAL_NAME_PATTERN, RunStatus
-from app.dsl.definitions import FLOW_NAME
-from app.dsl.fields import IDENTIFIER
+from app.dsl.fields import FLOW_NAME, IDENTIFIER
 from app.schemas.answers import AnswerBudget, json_bytes
 from app.schemas.common import error_responses
 from app.schemas.runs import (

@@ -94,6 +94,9 @@ class Recorder:
 
     db: Db
     watched: bool
+    # The run's parent, for a child run (read with the run's lock, as `watched` is): its end
+    # wakes the parent (`runs.end`).
+    parent_run_id: str | None = None
 
     async def record(self, events: Sequence[dict[str, Any]]) -> None:
         """Events whose values the caller knows, in order."""
@@ -106,14 +109,20 @@ class Recorder:
             await self.db.execute(statement, parameters)
 
 
-_LOCKED = select(RUNS.c.watched).where(RUNS.c.id == bindparam("run")).with_for_update()
+_LOCKED = (
+    select(RUNS.c.watched, RUNS.c.parent_run_id)
+    .where(RUNS.c.id == bindparam("run"))
+    .with_for_update()
+)
 
 
 async def locked(db: Db, run_id: str) -> Recorder:
     """Lock the run's row for the caller's transaction (a write of a run without a lease:
     cancel, retry); its writer of events. Not watched when the run does not exist."""
-    watched = (await db.execute(_LOCKED, {"run": run_id})).scalar_one_or_none()
-    return Recorder(db, bool(watched))
+    row = (await db.execute(_LOCKED, {"run": run_id})).first()
+    if row is None:
+        return Recorder(db, False)
+    return Recorder(db, bool(row.watched), row.parent_run_id)
 
 
 _WATCH = update(RUNS).where(RUNS.c.id == bindparam("run")).values(watched=True)

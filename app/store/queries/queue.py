@@ -43,13 +43,13 @@ def _held(run: Any, owner: Any, now: Any) -> ColumnElement[bool]:
 
 # Built once: `hold` starts every portable write of a run.
 _HELD = (
-    select(RUNS.c.watched)
+    select(RUNS.c.watched, RUNS.c.parent_run_id)
     .where(_held(bindparam("run_id"), bindparam("owner"), bindparam("now")))
     .with_for_update()
 )
 # The same check as the head of PostgreSQL's one-statement transitions (queries/tasks.py):
 # the `run` CTE, on $1 run id, $2 lease owner, $3 now. Empty when the lease is not held.
-_PG_HELD = select(RUNS.c.id, RUNS.c.watched).where(
+_PG_HELD = select(RUNS.c.id, RUNS.c.watched, RUNS.c.parent_run_id).where(
     _held(literal_column("$1"), literal_column("$2"), literal_column("$3"))
 )
 PG_HOLD = (
@@ -69,10 +69,10 @@ async def hold(db: Db, run_id: str, owner: str, now: datetime) -> events.Recorde
     longer holds its unexpired lease (or the run ended elsewhere). The transaction's writer
     of the run's events."""
     parameters = {"run_id": run_id, "owner": owner, "now": now}
-    watched = (await db.execute(_HELD, parameters)).scalar_one_or_none()
-    if watched is None:
+    held = (await db.execute(_HELD, parameters)).first()
+    if held is None:
         raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
-    return events.Recorder(db, watched)
+    return events.Recorder(db, held.watched, held.parent_run_id)
 
 
 def lease_values(owner: str, now: datetime, lease_seconds: float) -> dict[str, Any]:

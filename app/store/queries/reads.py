@@ -11,10 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, defer
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.domain.records import AttemptLog, LogLine, OmittedValue, RunRecord, StepRecord
+from app.domain.records import (
+    AttemptLog,
+    ChildRun,
+    LogLine,
+    OmittedValue,
+    RunRecord,
+    StepRecord,
+)
 from app.domain.runs import RunError, RunStatus, TaskStatus
 from app.store.models import (
     FLOWS,
+    RUNS,
     TASK_LOGS,
     USERS,
     FlowDefinitionRow,
@@ -44,7 +52,19 @@ async def get(session: AsyncSession, run_id: str, *, with_steps: bool = True) ->
             select(TaskRunRow).where(TaskRunRow.run_id == run_id).order_by(TaskRunRow.id)
         )
     ).scalars()
-    return to_record(run, version, [to_step(task) for task in tasks], created_by)
+    steps = [to_step(task) for task in tasks]
+    children = [
+        ChildRun(row.id, row.parent_step_id, RunStatus(row.status))
+        for row in await session.execute(_CHILDREN, {"parent": run_id})
+    ]
+    return to_record(run, version, steps, created_by, children=children)
+
+
+_CHILDREN = (
+    select(RUNS.c.id, RUNS.c.parent_step_id, RUNS.c.status)
+    .where(RUNS.c.parent_run_id == bindparam("parent"))
+    .order_by(RUNS.c.created_at)
+)
 
 
 async def task(
@@ -139,6 +159,7 @@ def to_record(
     *,
     inputs: Any = _UNREAD,
     outputs: Any = _UNREAD,
+    children: Sequence[ChildRun] = (),
 ) -> RunRecord:
     """The run's record; `inputs` and `outputs` when they were read apart from its row."""
     return RunRecord(
@@ -156,6 +177,9 @@ def to_record(
         steps=tuple(steps),
         created_by=created_by,
         forked_from=run.forked_from,
+        parent_run_id=run.parent_run_id,
+        parent_step_id=run.parent_step_id,
+        children=tuple(children),
     )
 
 

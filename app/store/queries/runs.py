@@ -53,6 +53,9 @@ async def create(db: Db, run: NewRunRow) -> None:
             "lease_expires_at": run.lease_expires_at,
             "traceparent": run.traceparent,
             "forked_from": run.forked_from,
+            "parent_run_id": run.parent_run_id,
+            "parent_step_id": run.parent_step_id,
+            "depth": run.depth,
         },
     )
     if run.kept_tasks:  # a fork's: copied as they finished in its source run
@@ -223,7 +226,29 @@ async def end(
     if ended:
         await cancel_unfinished_tasks(recorder, run_id, at)
         await recorder.record([events.run_event(run_id, status, at, failure)])
+        if recorder.parent_run_id is not None:
+            await wake_parked(db, recorder.parent_run_id, at)
     return ended
+
+
+# A parked run woken (by its child's end, a signal): any worker resumes it now. A run held by
+# a worker is left alone: it looks at its waits again before it parks (`waits.park`).
+_WAKE_PARKED = (
+    update(RUNS)
+    .where(
+        RUNS.c.id == bindparam("run"),
+        RUNS.c.status == RunStatus.RUNNING.value,
+        RUNS.c.lease_owner.is_(None),
+        RUNS.c.lease_expires_at > bindparam("at"),
+    )
+    .values(lease_expires_at=bindparam("at"))
+)
+
+
+async def wake_parked(db: Db, run_id: str, at: datetime) -> bool:
+    """Wake the run if it is parked; whether it was."""
+    woken = await db.execute(_WAKE_PARKED, {"run": run_id, "at": at})
+    return bool(woken.rowcount)  # type: ignore[attr-defined]
 
 
 async def cancel_unfinished_tasks(

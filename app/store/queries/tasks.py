@@ -19,6 +19,7 @@ from sqlalchemy import Integer, bindparam, case, func, insert, update
 from app.domain.records import AttemptLog
 from app.domain.runs import RunStatus, TaskKey, TaskStatus
 from app.store.models import RUNS, TASK_LOGS, TASKS
+from app.store.notifications import RUNS_QUEUED
 from app.store.queries.events import PG_APPLIED, pg_events
 from app.store.queries.queue import PG_HOLD
 from app.store.queries.runs import PG_UNFINISHED, UNFINISHED_TASK_VALUES
@@ -255,5 +256,11 @@ PG_FINISH_TASK_AND_RUN = f"""{_PG_FINISHED}{_pg_logged(15)}, unfinished AS (
         remaining_steps = 0, lease_owner = NULL, lease_expires_at = NULL
     WHERE id = (SELECT id FROM run)
     RETURNING status, error
+), parent_woken AS (
+    UPDATE flow_runs
+    SET lease_expires_at = $9
+    WHERE id = (SELECT parent_run_id FROM run) AND status = 'running'
+        AND lease_owner IS NULL AND lease_expires_at > $9
+    RETURNING pg_notify('{RUNS_QUEUED}', '')
 ){_ENDED_EVENTS}
 {_APPLIED}"""

@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 
 from app.domain.records import SIGNAL_ONLY
-from app.domain.runs import RunStatus, TaskKey, TaskStatus
+from app.domain.runs import ACTIVE_RUN_STATUSES, RunStatus, TaskKey, TaskStatus
 from app.engine.store import Signal
 from app.store.models import RUNS, SIGNALS, TASKS
-from app.store.queries import events
+from app.store.queries import events, runs
 from app.store.session import Db
 
 _WAITING = (
@@ -87,12 +87,21 @@ async def take_signal(db: Db, run_id: str, key: TaskKey, name: str) -> Signal | 
     return Signal(row.name, row.payload)
 
 
-async def park(db: Db, run_id: str, until: datetime | None, signals: Sequence[str]) -> bool:
-    """Give up the run's lease until `until` (None: until a signal wakes it); False, changing
-    nothing, when a signal the run waits for is already there."""
+async def park(
+    db: Db, run_id: str, until: datetime | None, signals: Sequence[str], children: Sequence[str]
+) -> bool:
+    """Give up the run's lease until `until` (None: until a signal or a child wakes it);
+    False, changing nothing, when a signal the run waits for is already there or one of its
+    child runs `children` has ended. A child that ends after this looks wakes the parked run
+    (`runs.end`): it locks this run's row too, after this transaction."""
     if signals:
         waiting = select(exists().where(_untaken(run_id, list(signals))))
         if (await db.execute(waiting)).scalar():
+            return False
+    if children:
+        ended = RUNS.c.status.not_in([status.value for status in ACTIVE_RUN_STATUSES])
+        done = select(exists().where(RUNS.c.id.in_(list(children)), ended))
+        if (await db.execute(done)).scalar():
             return False
     await db.execute(
         update(RUNS)
@@ -119,11 +128,4 @@ async def send(db: Db, run_id: str, name: str, payload: Any, at: datetime) -> bo
     """Keep the signal for the run, and wake the run if it is parked (no lease owner): it
     looks at its waits again. True when it woke a parked run."""
     await db.execute(insert(SIGNALS).values(run_id=run_id, name=name, payload=payload, sent_at=at))
-    parked = and_(
-        RUNS.c.id == run_id,
-        RUNS.c.status == RunStatus.RUNNING.value,
-        RUNS.c.lease_owner.is_(None),
-        RUNS.c.lease_expires_at > at,
-    )
-    woken = await db.execute(update(RUNS).where(parked).values(lease_expires_at=at))
-    return bool(woken.rowcount)  # type: ignore[attr-defined]
+    return await runs.wake_parked(db, run_id, at)

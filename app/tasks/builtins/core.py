@@ -101,6 +101,24 @@ async def wait_for(signal: Any) -> dict[str, Any]:
     return {"until": None, "signal": signal}  # the engine adds the step's `timeout`
 
 
+@registry.register(
+    "flow",
+    builtin=True,
+    waits=True,
+    outputs=None,
+    description="Run another flow as a child run and wait for it: its outputs, or its error "
+    "(`- flow: Name` with `inputs` and `version`)",
+)
+async def run_flow(flow: Any, inputs: Any = None, version: Any = None) -> dict[str, Any]:
+    if not isinstance(inputs, Mapping | None):
+        raise NonRetryableError(f"`inputs` must be a mapping, not {type(inputs).__name__}")
+    valid_version = version is None or (isinstance(version, int) and not isinstance(version, bool))
+    if not valid_version or (version is not None and version < 1):
+        raise NonRetryableError(f"`version` must be a version number, not {version!r}")
+    child = {"flow": flow, "inputs": dict(inputs or {}), "version": version}
+    return {"until": None, "signal": None, "child": child}
+
+
 def _seconds(value: Any, name: str) -> float:
     # bool is an int in Python, but `seconds: true` is a mistake, not one second.
     valid = isinstance(value, int | float) and not isinstance(value, bool)
