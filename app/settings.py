@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     # Signals sent to one run (POST /runs/{id}/signals/{name}), and the bytes of one payload.
     max_signals_per_run: int = Field(1000, ge=1)
     max_signal_payload_bytes: int = Field(256 * 1024, ge=1)
+    # How deep child runs (`- flow: Name` steps) may nest below their first parent: a flow may
+    # call itself, up to this depth.
+    max_subflow_depth: int = Field(10, ge=1, le=1000)
 
     # Serving.
     host: str = "127.0.0.1"

@@ -214,6 +214,16 @@ SIGNAL_ONLY = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
+class Lineage:
+    """Who started a run, and how many parents are above it (a child run's)."""
+
+    user_id: str | None
+    username: str
+    is_admin: bool
+    depth: int
+
+
+@dataclass(frozen=True)
 class SentSignal:
     run_id: str
     name: str

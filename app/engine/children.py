@@ -4,8 +4,9 @@ learns how it ended (DESIGN.md section 9, "Sub-flows").
 The engine knows no flows but the one it runs: starting a child (finding the flow's version,
 checking its inputs and the parent's right to run it, the depth limit) is the service's
 (`app/services/children.py`). Starting is idempotent per parent step: a parent resumed after a
-restart, or retried, finds the child it started, and a failed or cancelled child is resumed
-rather than started anew. Library use has no such port: the step fails, saying so.
+restart, or retried, finds the child it started; a retried parent resumes its failed or
+cancelled child rather than starting a new one. Library use has no such port: the step fails,
+saying so.
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ class ChildRuns(Protocol):
         flow: str,
         inputs: Mapping[str, Any],
         version: int | None,
+        resume_failed: bool,
     ) -> str:
-        """The id of the step's child run: started now, or the one it started before (a
-        failed or cancelled one resumed). A `FlowManagerError` when it cannot start (unknown
-        flow or version, invalid inputs, no right to run it, MAX_SUBFLOW_DEPTH)."""
+        """The id of the step's child run: started now, or the one it started before, which
+        `resume_failed` resumes when it failed or was cancelled (the parent was retried; a
+        parent woken from its wait takes its child's end as it is). A `FlowManagerError` when
+        it cannot start (unknown flow or version, invalid inputs, no right to run it,
+        MAX_SUBFLOW_DEPTH)."""
 
     async def ended(self, run_id: str) -> ChildEnd | None:
         """How the child ended; None while it is queued or running."""

@@ -249,7 +249,12 @@ class RunExecution:
         child = wait.child
         try:
             return await self.children.start(
-                self.run_id, step_id, child["flow"], child["inputs"], child["version"]
+                self.run_id,
+                step_id,
+                child["flow"],
+                child["inputs"],
+                child["version"],
+                resume_failed=not wait.recorded,  # the step runs again: its parent was retried
             )
         except FlowManagerError as error:
             return TaskOutcome(wait.key, TaskStatus.FAILED, None, _run_error(step_id, error))

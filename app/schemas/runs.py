@@ -151,20 +151,37 @@ class RunSummary(BaseModel):
     finished_at: Timestamp | None
     created_by: str | None = Field(None, description="the user who started it")
     forked_from: str | None = Field(None, description="the run this one was forked from")
+    parent_run_id: str | None = Field(
+        None, description="a child run's parent: the run whose `flow` step started it"
+    )
+    parent_step_id: str | None = Field(None, description="the parent's step that started it")
 
     @classmethod
     def of(cls, run: RunRecord, budget: AnswerBudget) -> RunSummary:
         return cls(**_run_fields(run, budget))
 
 
+class ChildRunItem(BaseModel):
+    run_id: str
+    step_id: str = Field(description="the step of this run that started it")
+    status: RunStatus
+
+
 class RunDetail(RunSummary):
     steps: list[StepDetail] = Field(description="every step of the run, pending ones too")
+    children: list[ChildRunItem] = Field(
+        default_factory=list, description="the child runs its `flow` steps started, oldest first"
+    )
 
     @classmethod
     def of(cls, run: RunRecord, budget: AnswerBudget) -> RunDetail:
         fields = _run_fields(run, budget)  # the run's own values first, then its steps'
         steps = [StepDetail.of(run.run_id, step, budget) for step in run.steps]
-        return cls(**fields, steps=steps)
+        children = [
+            ChildRunItem(run_id=child.run_id, step_id=child.step_id, status=child.status)
+            for child in run.children
+        ]
+        return cls(**fields, steps=steps, children=children)
 
 
 class RunList(BaseModel):
@@ -207,6 +224,8 @@ def _run_fields(run: RunRecord, budget: AnswerBudget) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "created_by": run.created_by,
         "forked_from": run.forked_from,
+        "parent_run_id": run.parent_run_id,
+        "parent_step_id": run.parent_step_id,
     }
 
 

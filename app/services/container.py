@@ -22,6 +22,7 @@ from app.engine.executor import FlowExecutor
 from app.errors import SingleProcessStoreError
 from app.services.access import AccessChanges, FlowAccessPolicy
 from app.services.audit import AuditService
+from app.services.children import ChildRunService
 from app.services.configuration import (
     connection_limits,
     definition_limits,
@@ -158,6 +159,8 @@ class Services:
                 settings.max_signals_per_run, settings.max_signal_payload_bytes
             ),
         )
+        # The engine starts child runs through the service's runs (a `flow` step).
+        executor.children = ChildRunService(runs, run_store, settings.max_subflow_depth)
         schedules = ScheduleService(store, runner, access, schedule_limits)
         scheduler = Scheduler(
             store,

@@ -16,6 +16,7 @@ from app.domain.records import (
     AttemptLog,
     Claim,
     Creation,
+    Lineage,
     NewRunRow,
     RunEvent,
     RunRecord,
@@ -62,10 +63,14 @@ class RunRepository(Protocol):
         after: tuple[datetime, str] | None,
         viewer: str | None,
         value_limit: int | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
         """Runs newest first, of the flows the user `viewer` may see (every flow with None);
         `after`: the (created_at, id) of the last seen; inputs and outputs past
-        `value_limit` come back as `OmittedValue`."""
+        `value_limit` come back as `OmittedValue`; `parent`: only that run's children."""
+
+    async def lineage(self, run_id: str) -> Lineage | None:
+        """Who started the run, and how deep it is below its first parent (child runs)."""
 
     async def cursor_secret(self) -> bytes | None:
         """The key that signs run-list cursors, as the migrations keep it."""

@@ -32,7 +32,7 @@ from app.domain.records import (
     StepRecord,
 )
 from app.domain.run_diff import RunDiff, diff_runs
-from app.domain.runs import RETRYABLE_RUN_STATUSES, RunStatus, TaskStatus
+from app.domain.runs import ACTIVE_RUN_STATUSES, RETRYABLE_RUN_STATUSES, RunStatus, TaskStatus
 from app.domain.storable import json_data, sized_json_data
 from app.dsl.inputs import validate_inputs
 from app.engine.forks import plan_fork
@@ -148,6 +148,29 @@ class RunService:
                 return StartedRun(await self._when_finished(new.run_id, left), created=True)
         return StartedRun(await self.get(new.run_id, with_steps=False), created=True)
 
+    async def start_child(
+        self,
+        caller: Caller,
+        name: str,
+        inputs: Mapping[str, Any],
+        version: int | None,
+        parent: ParentStep,
+        resume_failed: bool,
+    ) -> str:
+        """Queue the child run a parent's step starts, as the parent's user: one per step
+        (its idempotency key), so a parent resumed or retried finds the one it started. With
+        `resume_failed` (a retried parent), a failed or cancelled child is resumed (`retry`),
+        not started anew."""
+        key = f"child:{parent.run_id}:{parent.step_id}"
+        new = await self._create(caller, name, inputs, version, key, RunStatus.QUEUED, None, parent)
+        if new.created:
+            self.runner.work_available.set()
+            return new.run_id
+        child = await self.get(new.run_id, with_steps=False)
+        if resume_failed and child.status in RETRYABLE_RUN_STATUSES:
+            await self.retry(caller, new.run_id)
+        return new.run_id
+
     async def _when_finished(self, run_id: str, wait: float) -> RunRecord:
         """The run once it has finished, or as it is after `wait` seconds. A run of this
         process is awaited; one queued or running elsewhere is read again, less and less
@@ -172,6 +195,7 @@ class RunService:
         idempotency_key: str | None,
         status: RunStatus,
         traceparent: str | None = None,
+        parent: ParentStep | None = None,
     ) -> _Created:
         """A new run, or the run an earlier request of the caller made on the flow with the
         same idempotency key.
@@ -212,6 +236,9 @@ class RunService:
                 latest_only=version is None,
                 created_by=caller.user_id,
                 traceparent=self.tracing.request_traceparent(traceparent),
+                parent_run_id=None if parent is None else parent.run_id,
+                parent_step_id=None if parent is None else parent.step_id,
+                depth=0 if parent is None else parent.depth,
             )
             creation = await self.repository.create(run)
             if creation is Creation.CREATED:
@@ -287,6 +314,7 @@ class RunService:
         limit: int = 50,
         cursor: str | None = None,
         value_limit: int | None = None,
+        parent: str | None = None,
     ) -> RunPage:
         """The runs of the flows the caller may see, newest first. `value_limit`: inputs
         and outputs larger than that (as the store keeps them) are left in the store
@@ -301,6 +329,7 @@ class RunService:
             after=after,
             viewer=viewer,
             value_limit=value_limit,
+            parent=parent,
         )
         items = found[:limit]
         more = len(found) > limit
@@ -359,6 +388,17 @@ class RunService:
         here and its worker is notified: it stops the run's steps (`Runner.stop_local`).
         """
         await self._require_run_permission(caller, run_id)
+        record, changed = await self._cancelled(run_id)
+        if not changed:
+            raise RunStateError(
+                f"run {run_id} is {record.status.value}; "
+                "only queued or running runs can be cancelled"
+            )
+        return record
+
+    async def _cancelled(self, run_id: str) -> tuple[RunRecord, bool]:
+        """Cancel the run wherever it runs, then its active children (theirs too); the run,
+        and whether this call ended it."""
         here = run_id in self.runner.in_flight
         if here:
             self.runner.stop_local(run_id)
@@ -366,14 +406,12 @@ class RunService:
         # Queued, running elsewhere, or not started yet.
         changed = await self.repository.end(run_id, RunStatus.CANCELLED, utcnow())
         record = await self.get(run_id)
-        if not here and not changed:
-            raise RunStateError(
-                f"run {run_id} is {record.status.value}; "
-                "only queued or running runs can be cancelled"
-            )
         if self.metrics is not None and record.status is RunStatus.CANCELLED:
             self.metrics.run_cancelled(record.flow)
-        return record
+        for child in record.children:
+            if child.status in ACTIVE_RUN_STATUSES:
+                await self._cancelled(child.run_id)
+        return await self.get(run_id), changed or here
 
     async def signal(self, caller: Caller, run_id: str, name: str, payload: Any) -> SentSignal:
         """Send the run a signal: a step waiting for `name` takes it, now or when it is
@@ -497,6 +535,15 @@ class RunService:
         """404 when the caller may not see the run's flow, 403 when it may but not run it."""
         run = await self.get(run_id, with_steps=False)
         await self.access.require(caller, run.flow, Permission.RUN, _no_run(run_id))
+
+
+@dataclass(frozen=True)
+class ParentStep:
+    """The parent run and step of a child run, and the child's depth."""
+
+    run_id: str
+    step_id: str
+    depth: int
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from app.domain.records import (
     ChildRun,
     Claim,
     Creation,
+    Lineage,
     NewRunRow,
     OmittedValue,
     RunRecord,
@@ -183,11 +184,14 @@ class MemoryRunStore:
         after: tuple[datetime, str] | None,
         viewer: str | None,
         value_limit: int | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
         found = []
         for run_id, entry in self.state.entries.items():
             run = self.state.engine.runs[run_id]
             if (flow is not None and run.flow != flow) or (status not in (None, run.status)):
+                continue
+            if parent is not None and entry.parent_run_id != parent:
                 continue
             if after is not None and (entry.created_at, run_id) >= after:
                 continue
@@ -199,6 +203,13 @@ class MemoryRunStore:
         if value_limit is None:
             return records
         return [_bounded(record, value_limit) for record in records]
+
+    async def lineage(self, run_id: str) -> Lineage | None:
+        entry = self.state.entries.get(run_id)
+        if entry is None:
+            return None
+        username = self.state.usernames.get(entry.created_by or "", "")
+        return Lineage(entry.created_by, username, False, entry.depth)
 
     async def cursor_secret(self) -> bytes | None:
         return self.state.cursor_secret

@@ -40,6 +40,7 @@ from app.domain.records import (
     AttemptLog,
     Claim,
     Creation,
+    Lineage,
     NewRunRow,
     RunEvent,
     RunRecord,
@@ -151,6 +152,7 @@ class SqlRunStore:
         after: tuple[datetime, str] | None,
         viewer: str | None,
         value_limit: int | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
         async with self._read() as session:
             return await reads.page(
@@ -161,7 +163,12 @@ class SqlRunStore:
                 after=after,
                 viewer=viewer,
                 value_limit=value_limit,
+                parent=parent,
             )
+
+    async def lineage(self, run_id: str) -> Lineage | None:
+        async with self._read() as session:
+            return await runs.lineage(session, run_id)
 
     async def cursor_secret(self) -> bytes | None:
         """The key that signs run-list cursors, as the migrations keep it."""

@@ -143,10 +143,19 @@ async def list_runs(
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page")
     ] = None,
+    parent: Annotated[
+        uuid.UUID | None, Query(description="only the child runs this run's steps started")
+    ] = None,
 ) -> RunList:
     budget = AnswerBudget.for_listing(settings, limit)
     page = await runs.list_runs(
-        caller, flow=flow, status=status, limit=limit, cursor=cursor, value_limit=budget.store_cut
+        caller,
+        flow=flow,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+        value_limit=budget.store_cut,
+        parent=None if parent is None else str(parent),
     )
     return RunList.of(page, budget)
 

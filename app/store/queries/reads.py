@@ -92,9 +92,11 @@ async def page(
     after: tuple[datetime, str] | None,
     viewer: str | None,
     value_limit: int | None = None,
+    parent: str | None = None,
 ) -> list[RunRecord]:
     """Runs newest first, without their tasks, of the flows the user `viewer` may see (of
-    every flow with None); `after` is the (created_at, id) of the last seen.
+    every flow with None); `after` is the (created_at, id) of the last seen; `parent`: only
+    the children of that run.
 
     With `value_limit`, inputs and outputs whose JSON text is longer than that are not read:
     they come back as `OmittedValue` (a page of runs never loads megabytes per run).
@@ -111,6 +113,8 @@ async def page(
         statement = statement.where(FlowRunRow.flow_name == flow)
     if status is not None:
         statement = statement.where(FlowRunRow.status == status.value)
+    if parent is not None:
+        statement = statement.where(FlowRunRow.parent_run_id == parent)
     if after is not None:
         statement = statement.where(tuple_(FlowRunRow.created_at, FlowRunRow.id) < after)
     statement = statement.order_by(FlowRunRow.created_at.desc(), FlowRunRow.id.desc()).limit(limit)

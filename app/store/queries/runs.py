@@ -12,9 +12,9 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, case, insert, select, update
 
-from app.domain.records import NewRunRow, StepRecord
+from app.domain.records import Lineage, NewRunRow, StepRecord
 from app.domain.runs import (
     ACTIVE_RUN_STATUSES,
     UNFINISHED_TASK_STATUSES,
@@ -22,7 +22,7 @@ from app.domain.runs import (
     RunStatus,
     TaskStatus,
 )
-from app.store.models import RUNS, TASKS
+from app.store.models import RUNS, TASKS, USERS
 from app.store.queries import events
 from app.store.session import Db
 
@@ -227,7 +227,7 @@ async def end(
         await cancel_unfinished_tasks(recorder, run_id, at)
         await recorder.record([events.run_event(run_id, status, at, failure)])
         if recorder.parent_run_id is not None:
-            await wake_parked(db, recorder.parent_run_id, at)
+            await db.execute(_WAKE_PARENT, {"run": recorder.parent_run_id, "at": at})
     return ended
 
 
@@ -242,6 +242,29 @@ _WAKE_PARKED = (
         RUNS.c.lease_expires_at > bindparam("at"),
     )
     .values(lease_expires_at=bindparam("at"))
+)
+
+
+# A child's end wakes its parent if parked. Not `_WAKE_PARKED`: an update that matches no row
+# locks none, and a parent parking meanwhile, not seeing this end uncommitted, would sleep on.
+# This one locks the parent's row whatever it holds (a parking parent waits for this end's
+# commit, and then sees it), and decides on the row as it is once locked.
+_WAKE_PARENT = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("run"))
+    .values(
+        lease_expires_at=case(
+            (
+                and_(
+                    RUNS.c.status == RunStatus.RUNNING.value,
+                    RUNS.c.lease_owner.is_(None),
+                    RUNS.c.lease_expires_at > bindparam("at"),
+                ),
+                bindparam("at"),
+            ),
+            else_=RUNS.c.lease_expires_at,
+        )
+    )
 )
 
 
@@ -267,3 +290,18 @@ async def cancel_unfinished_tasks(
 
 def error_value(error: RunError | None) -> dict[str, Any] | None:
     return error.as_dict() if error else None
+
+
+_LINEAGE = (
+    select(RUNS.c.created_by, RUNS.c.depth, USERS.c.username, USERS.c.is_admin)
+    .outerjoin(USERS, USERS.c.id == RUNS.c.created_by)
+    .where(RUNS.c.id == bindparam("run"))
+)
+
+
+async def lineage(db: Db, run_id: str) -> Lineage | None:
+    """Who started the run, and its depth below its first parent."""
+    row = (await db.execute(_LINEAGE, {"run": run_id})).first()
+    if row is None:
+        return None
+    return Lineage(row.created_by, row.username or "", bool(row.is_admin), row.depth)

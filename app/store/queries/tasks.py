@@ -258,9 +258,10 @@ PG_FINISH_TASK_AND_RUN = f"""{_PG_FINISHED}{_pg_logged(15)}, unfinished AS (
     RETURNING status, error
 ), parent_woken AS (
     UPDATE flow_runs
-    SET lease_expires_at = $9
-    WHERE id = (SELECT parent_run_id FROM run) AND status = 'running'
-        AND lease_owner IS NULL AND lease_expires_at > $9
+    SET lease_expires_at = CASE
+        WHEN status = 'running' AND lease_owner IS NULL AND lease_expires_at > $9 THEN $9
+        ELSE lease_expires_at END
+    WHERE id = (SELECT parent_run_id FROM run)
     RETURNING pg_notify('{RUNS_QUEUED}', '')
 ){_ENDED_EVENTS}
 {_APPLIED}"""
