@@ -136,3 +136,57 @@ async def test_a_hundred_sleeping_runs_hold_no_worker_slot(
         "SELECT count(*) FROM flow_runs WHERE status = 'completed'"
     )
     assert completed == len(run_ids)
+
+
+CHILD = """
+flow: Child
+steps:
+  - task: Gate
+    id: gated
+    inputs: {gate: child}
+outputs: {pid: "${gated.pid}"}
+"""
+
+PARENT = """
+flow: Parent
+steps:
+  - task: Record
+    id: before
+  - flow: Child
+    id: child
+  - task: Record
+    id: after
+outputs: {child_pid: "${child.pid}", after_pid: "${after.pid}"}
+"""
+
+
+async def test_a_parent_and_its_child_survive_the_kill_of_their_worker(
+    cluster: Cluster, services: Services
+) -> None:
+    caller = await admin(services)
+    await services.flows.register(caller, CHILD)
+    await services.flows.register(caller, PARENT)
+    first = cluster.start_worker()
+    parent_id = (await services.runs.start(caller, "Parent", {})).run.run_id
+    await waiting(services, parent_id, "child")
+    (child,) = (await services.runs.get(parent_id)).children
+    await cluster.wait_for_event(child.run_id, "gated", "started", deadline=DEADLINE_SECONDS)
+
+    first.signal(signal.SIGKILL)
+    assert await first.exit_code() == -signal.SIGKILL
+    cluster.open_gate("child")
+    second = cluster.start_worker()
+
+    run = await finished(services, parent_id)
+    assert run.status is RunStatus.COMPLETED
+    assert run.outputs == {"child_pid": second.pid, "after_pid": second.pid}
+    assert [(c.run_id, c.status) for c in run.children] == [(child.run_id, RunStatus.COMPLETED)]
+    assert story(await cluster.events(parent_id)) == [
+        ("before", "finished", first.pid),
+        ("after", "finished", second.pid),
+    ]
+    assert story(await cluster.events(child.run_id)) == [
+        ("gated", "started", first.pid),  # the attempt the kill interrupted
+        ("gated", "started", second.pid),
+        ("gated", "finished", second.pid),
+    ]

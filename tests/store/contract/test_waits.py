@@ -3,6 +3,7 @@ until it wakes, by its time or by a signal, and any worker resumes it then."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from app.domain.clock import utcnow
 from app.domain.records import Sending
 from app.domain.runs import RunStatus, TaskKey, TaskStatus
 from app.engine import FlowExecutor
-from app.engine.store import NewRun
+from app.engine.store import NewRun, RunEnd
 from app.errors import LeaseLostError
 from app.tasks import TaskRegistry
 from tests import polling
@@ -187,3 +188,55 @@ async def test_a_sleeping_run_parks_and_another_worker_finishes_it_after_its_tim
     finished = await executor.resume(executor.load(SLEEPY), "r1")
     assert (finished.status, finished.outputs) == (RunStatus.COMPLETED, {"n": 1})
     assert finished.executed_steps == ("before", "nap", "after")
+
+
+async def child_of(stores: Stores, parent_id: str, definition_id: int, run_id: str) -> str:
+    """A queued child run of `parent_id`'s step `nap`."""
+    child = replace(new_run(run_id, definition_id), parent_run_id=parent_id, parent_step_id="nap")
+    await stores.of("w1").create(child)
+    return run_id
+
+
+async def test_a_childs_end_wakes_its_parked_parent(stores: Stores) -> None:
+    parent_id = await waiting_run(stores)
+    definition_id = await stores.version("f")
+    child_id = await child_of(stores, parent_id, definition_id, "child")
+    assert await stores.of("w1").run_parked(parent_id, None, [], [child_id]) is True
+    worker = stores.of("w2")
+    (claimed,) = await worker.claim(utcnow(), LEASE, 10)
+    assert claimed.run_id == child_id
+
+    await worker.run_started(NewRun(child_id, "f", {}, ["a", "b"], ["a"], utcnow()))
+    ended = RunEnd(RunStatus.COMPLETED, {"done": True}, None, utcnow())
+    await worker.run_finished(child_id, ended)
+
+    (woken,) = await stores.of("w3").claim(utcnow(), LEASE, 10)
+    assert (woken.run_id, woken.woken) == (parent_id, True)
+    parent = await stores.of("w3").get(parent_id)
+    assert parent is not None
+    assert [(child.run_id, child.step_id, child.status) for child in parent.children] == [
+        (child_id, "nap", RunStatus.COMPLETED)
+    ]
+
+
+async def test_a_parent_whose_child_has_ended_does_not_park(stores: Stores) -> None:
+    parent_id = await waiting_run(stores)
+    definition_id = await stores.version("f")
+    child_id = await child_of(stores, parent_id, definition_id, "child")
+    await stores.of("api").end(child_id, RunStatus.CANCELLED, utcnow())
+
+    assert await stores.of("w1").run_parked(parent_id, None, [], [child_id]) is False
+
+
+async def test_the_runs_of_a_parent_list_only_its_children(stores: Stores) -> None:
+    parent_id = await waiting_run(stores)
+    definition_id = await stores.version("f")
+    child_id = await child_of(stores, parent_id, definition_id, "child")
+    await stores.of("w1").create(new_run("stranger", definition_id))
+
+    page = await stores.of("api").page(
+        flow=None, status=None, limit=10, after=None, viewer=None, parent=parent_id
+    )
+
+    assert [run.run_id for run in page] == [child_id]
+    assert (page[0].parent_run_id, page[0].parent_step_id) == (parent_id, "nap")
