@@ -105,7 +105,8 @@ class InMemoryRunStore:
         for key in [key for key in record.tasks if key.step_id in replaced]:
             del record.tasks[key]
         record.status = RunStatus.RUNNING
-        record.started_at = run.started_at
+        if not (run.waiting and record.started_at):  # woken from its waits: it started before
+            record.started_at = run.started_at
         record.outputs = record.error = record.finished_at = None
         for step_id in (step_id for step_id in run.steps if step_id in replaced):
             key = TaskKey(step_id)

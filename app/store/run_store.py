@@ -304,7 +304,12 @@ class SqlRunStore:
                 await self.fast.start_new_run(run)
             return
         async with self._holding(run.run_id) as held:
-            started = {"run": run.run_id, "at": run.started_at, "remaining": len(run.steps)}
+            started = {
+                "run": run.run_id,
+                "at": run.started_at,
+                "remaining": len(run.steps),
+                "woken": bool(run.waiting),
+            }
             await held.db.execute(tasks.START_RUN, started)
             # A resumed run replaces the tasks it runs again; a waiting one keeps its row.
             replaced = [step for step in run.steps if step not in set(run.waiting)]

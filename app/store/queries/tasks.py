@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, case, func, insert, update
+from sqlalchemy import Boolean, Integer, bindparam, case, func, insert, update
 
 from app.domain.records import AttemptLog
 from app.domain.runs import RunStatus, TaskKey, TaskStatus
@@ -33,7 +33,11 @@ START_RUN = (
     .where(RUNS.c.id == bindparam("run"))
     .values(
         status=RunStatus.RUNNING.value,
-        started_at=bindparam("at"),
+        # A run woken from its waits started when it first did; others start now.
+        started_at=case(
+            (bindparam("woken", type_=Boolean), func.coalesce(RUNS.c.started_at, bindparam("at"))),
+            else_=bindparam("at"),
+        ),
         finished_at=None,
         outputs=None,
         error=None,

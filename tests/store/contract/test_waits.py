@@ -174,6 +174,8 @@ async def test_a_sleeping_run_parks_and_another_worker_finishes_it_after_its_tim
 
     assert (parked.parked, parked.status) == (True, RunStatus.RUNNING)
     assert parked.parked_until is not None
+    started = await first.get("r1")
+    assert started is not None
     second = stores.of("w2")
     assert await second.claim(utcnow(), LEASE, 10) == []  # not yet
     claims: list[Any] = []
@@ -188,6 +190,9 @@ async def test_a_sleeping_run_parks_and_another_worker_finishes_it_after_its_tim
     finished = await executor.resume(executor.load(SLEEPY), "r1")
     assert (finished.status, finished.outputs) == (RunStatus.COMPLETED, {"n": 1})
     assert finished.executed_steps == ("before", "nap", "after")
+    ended = await second.get("r1")
+    assert ended is not None
+    assert ended.started_at == started.started_at  # woken, not started again
 
 
 async def child_of(stores: Stores, parent_id: str, definition_id: int, run_id: str) -> str:
