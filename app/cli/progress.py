@@ -36,6 +36,7 @@ _LOOKS: dict[TaskStatus, tuple[str, str]] = {
     TaskStatus.PENDING: ("·", "dim"),
     TaskStatus.QUEUED: ("·", "dim"),
     TaskStatus.RUNNING: ("▶", "cyan"),
+    TaskStatus.WAITING: ("◷", "cyan"),
     TaskStatus.COMPLETED: ("✓", "green"),
     TaskStatus.FAILED: ("✗", "bold red"),
     TaskStatus.SKIPPED: ("↷", "dim"),

@@ -19,7 +19,7 @@ import pytest
 from tests.api.processes import Server, free_port, started_server
 from tests.api.support import ADMIN_KEY, TASK_MODULES
 from tests.ui.browser import CHROMIUM, require_browser
-from tests.ui.flows import GATE, GREET_V1, GREET_V2, RESUMABLE
+from tests.ui.flows import APPROVAL, GATE, GREET_V1, GREET_V2, RESUMABLE
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -60,7 +60,7 @@ def _user_with_flows(server: Server) -> str:
         key = http.post("/keys", json={"user": USER, "name": "ui tests"}, headers=admin)
         assert key.status_code == 201, key.text
         mine = {"Authorization": f"Bearer {key.json()['key']}", "Content-Type": "application/yaml"}
-        for source in (GREET_V1, GREET_V2, GATE, RESUMABLE):
+        for source in (GREET_V1, GREET_V2, GATE, RESUMABLE, APPROVAL):
             registered = http.post("/flows", content=source, headers=mine)
             assert registered.status_code == 201, registered.text
         secret: str = key.json()["key"]

@@ -56,3 +56,12 @@ RESUMABLE = RESUMABLE_YAML.replace(
     "description: Fails until a marker file exists, then resumes where it failed\n",
     1,
 )
+
+APPROVAL = """\
+flow: Approval
+description: Waits for a person's answer, a signal
+steps:
+  - wait_for: {id: answer, signal: answer}
+  - set: {id: after, values: {yes: "${answer.payload.yes}"}}
+outputs: {yes: "${after.yes}"}
+"""

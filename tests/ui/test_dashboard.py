@@ -106,6 +106,23 @@ def test_a_run_turns_green_live_when_its_gate_opens(page: Page, dashboard: Dashb
     assert followed_without_reloading(page)
 
 
+def test_a_step_waiting_for_a_signal_shows_waiting_then_goes_on_live(
+    page: Page, dashboard: Dashboard, screenshots: Path
+) -> None:
+    run_id = start_from_the_form(page, dashboard, "Approval")
+    expect_status(page, "waiting", "#run-graph [data-step='answer']")
+    expect_status(page, "running")
+    page.screenshot(path=screenshots / "waiting.png", full_page=True)
+
+    with dashboard.api() as http:
+        sent = http.post(f"/runs/{run_id}/signals/answer", json={"yes": True})
+    assert sent.status_code == 202, sent.text
+
+    expect_status(page, "completed")
+    expect_status(page, "completed", "#run-graph [data-step='answer']")
+    assert followed_without_reloading(page)
+
+
 def test_a_running_run_is_cancelled_from_its_page(
     page: Page, dashboard: Dashboard, screenshots: Path
 ) -> None:

@@ -19,7 +19,7 @@ const MODE_TEXT = {
 /** One status for a step however many elements it fanned out to. */
 export function stepStatus(steps, id) {
   const statuses = new Set(steps.filter((step) => step.step_id === id).map((step) => step.status));
-  for (const status of ['failed', 'running', 'queued', 'pending', 'cancelled', 'completed', 'skipped']) {
+  for (const status of ['failed', 'running', 'waiting', 'queued', 'pending', 'cancelled', 'completed', 'skipped']) {
     if (statuses.has(status)) return status;
   }
   return undefined;
