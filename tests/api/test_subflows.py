@@ -188,3 +188,19 @@ async def test_a_child_of_an_unknown_flow_fails_the_step_saying_so(
     assert answer.json()["status"] == "failed"
     assert answer.json()["error"]["step"] == "child"
     assert "Nowhere" in answer.json()["error"]["message"]
+
+
+async def test_deleting_a_childs_flow_fails_the_parent_waiting_for_it(
+    client: httpx.AsyncClient,
+) -> None:
+    await register(client, WAITING_CHILD_YAML)
+    await register(client, WAITING_PARENT_YAML)
+    parent_id = (await client.post("/flows/WaitingParent/runs", json={})).json()["run_id"]
+    await poll_run(client, parent_id, until=("running",), step="child")
+
+    assert (await client.delete("/flows/WaitingChild")).status_code == 204
+
+    run = await poll_run(client, parent_id)
+    assert run["status"] == "failed"
+    assert (run["error"]["step"], run["error"]["type"]) == ("child", "UnknownFlowError")
+    assert "'WaitingChild'" in run["error"]["message"]

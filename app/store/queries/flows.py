@@ -15,8 +15,11 @@ from sqlalchemy import ColumnElement, bindparam, delete, exists, func, or_, sele
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.access import FlowAccess, Permission
+from app.domain.clock import utcnow
 from app.domain.records import FlowRef, ShareRecord
-from app.store.models import FLOWS, SHARES, USERS, FlowRow, FlowShareRow
+from app.domain.runs import ACTIVE_RUN_STATUSES
+from app.store.models import FLOWS, RUNS, SHARES, USERS, FlowRow, FlowShareRow
+from app.store.queries import runs
 
 
 def visible_to(user_id: str) -> ColumnElement[bool]:
@@ -101,8 +104,22 @@ class Flows:
         await self._session.execute(update(FlowRow).where(FlowRow.id == flow_id).values(values))
 
     async def delete(self, name: str) -> bool:
-        """Delete the flow; its versions, runs, tasks and shares go with it."""
+        """Delete the flow; its versions, runs, tasks and shares go with it. Parents (of other
+        flows) waiting for one of its runs wake: their step finds its child gone, and fails."""
+        active = [status.value for status in ACTIVE_RUN_STATUSES]
+        parents = (
+            select(RUNS.c.parent_run_id)
+            .where(
+                RUNS.c.flow_name == name,
+                RUNS.c.parent_run_id.is_not(None),
+                RUNS.c.status.in_(active),
+            )
+            .distinct()
+        )
+        waiting = [parent for (parent,) in await self._session.execute(parents)]
         result = await self._session.execute(delete(FlowRow).where(FlowRow.name == name))
+        for parent in waiting:
+            await runs.wake_parked(self._session, parent, utcnow())
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def shares(self, flow_id: int) -> Sequence[ShareRecord]:
