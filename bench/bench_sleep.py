@@ -136,6 +136,7 @@ class Lateness:
     step: list[float]  # the step after the sleep started
     woken: list[float]  # the sleep step ended (its run woken and resumed)
     finished: list[float]  # the run finished
+    by_due: list[float]  # the run finished, in the order of the due times
 
     def late(self) -> int:
         return sum(1 for seconds in self.finished if seconds > LATE_SECONDS)
@@ -153,7 +154,8 @@ class Measured:
 LATENESS = """
 SELECT extract(epoch FROM a.started_at - s.available_at)::float8,
     extract(epoch FROM s.finished_at - s.available_at)::float8,
-    extract(epoch FROM r.finished_at - s.available_at)::float8
+    extract(epoch FROM r.finished_at - s.available_at)::float8,
+    s.available_at
 FROM flow_runs r
 JOIN task_runs s ON s.run_id = r.id AND s.step_id = 'nap' AND s.task_index = 0
 JOIN task_runs a ON a.run_id = r.id AND a.step_id = 'after' AND a.task_index = 0
@@ -183,7 +185,9 @@ async def measured(name: str, flow: Flow, runs: int, launched: float) -> Measure
         )
     finally:
         await connection.close()
-    lateness = Lateness(*(sorted(row[column] for row in rows) for column in range(3)))
+    step, woken, finished = (sorted(row[column] for row in rows) for column in range(3))
+    by_due = [row[2] for row in sorted(rows, key=lambda row: row[3])]
+    lateness = Lateness(step, woken, finished, by_due)
     problems: list[str] = []
     if statuses != {"completed": runs}:
         problems.append(f"run statuses {statuses}, expected {{'completed': {runs}}}")
@@ -275,9 +279,13 @@ def print_result(result: Result, runs: int, seconds: float) -> None:
         f" of {runs} (mean lateness {statistics.fmean(lateness.finished or [0.0]):.3f} s)"
     )
     print("runs by lateness of their end: " + histogram(lateness.finished))
+    tenth = max(1, len(lateness.by_due) // 10)
+    tenths = [sorted(lateness.by_due[i : i + tenth]) for i in range(0, len(lateness.by_due), tenth)]
+    print("lateness of their end, p50/max, by tenth of the due times (earliest first):")
+    print("  " + "  ".join(f"{quantile(part, 0.5):.2f}/{part[-1]:.2f}" for part in tenths))
     print()
     header = (
-        f"{'worker':>6} {'pid':>8} {'RSS MiB: first':>14} {'started':>8} {'peak':>8}"
+        f"{'worker':>6} {'pid':>8} {'RSS MiB: first':>14} {'started':>8} {'mid':>8} {'peak':>8}"
         f" {'end':>8} {'end-started':>11} {'CPU s':>7}"
     )
     print(header)
@@ -289,12 +297,16 @@ def print_result(result: Result, runs: int, seconds: float) -> None:
         peak = max(kb for _, kb in memory.samples)
         ready = memory.at(measured.started)
         first, end = memory.samples[0][1], memory.samples[-1][1]
+        mid = memory.at((measured.started + memory.samples[-1][0]) / 2)
         print(
             f"{number:>6} {memory.pid:>8} {mib(first):>14.1f} {mib(ready):>8.1f}"
-            f" {mib(peak):>8.1f} {mib(end):>8.1f} {mib(end - ready):>+11.1f}"
+            f" {mib(mid):>8.1f} {mib(peak):>8.1f} {mib(end):>8.1f} {mib(end - ready):>+11.1f}"
             f" {memory.cpu_seconds:>7.1f}"
         )
-    print(f"({SAMPLE_SECONDS} s samples; first: at launch, started: when the first run started)")
+    print(
+        f"({SAMPLE_SECONDS} s samples; first: at launch; started: when the first run started;"
+        " mid: halfway from then to the end)"
+    )
     for problem in measured.problems:
         print(f"CHECK FAILED: {problem}", flush=True)
 
