@@ -193,6 +193,7 @@ class FlowExecutor:
                 stubs,
                 waiting,
                 self.children,
+                resumption.untouched if resumption else frozenset(),
             )
             return await execution.execute()
         finally:

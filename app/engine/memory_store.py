@@ -101,7 +101,7 @@ class InMemoryRunStore:
             record = MemoryRun(run.run_id, run.flow, dict(run.inputs), RunStatus.RUNNING, None)
             self.runs[run.run_id] = record
         # A resumed run keeps the tasks of the steps it does not run again, and of those waiting.
-        replaced = set(run.steps) - set(run.waiting)
+        replaced = set(run.replaced) if run.resumed else set(run.steps)
         for key in [key for key in record.tasks if key.step_id in replaced]:
             del record.tasks[key]
         record.status = RunStatus.RUNNING
@@ -112,6 +112,8 @@ class InMemoryRunStore:
             key = TaskKey(step_id)
             status = TaskStatus.QUEUED if step_id in ready else TaskStatus.PENDING
             record.tasks[key] = MemoryTask(key, status)
+        for step_id in ready.intersection(run.untouched):  # kept pending, now ready
+            record.tasks[TaskKey(step_id)].status = TaskStatus.QUEUED
         while len(self.runs) > self.max_runs:
             self.runs.popitem(last=False)
 

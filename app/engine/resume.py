@@ -27,6 +27,7 @@ class Resumption:
     restored: dict[str, TaskOutcome]
     points: dict[str, ResumePoint]
     waiting: dict[str, datetime | None]  # steps still waiting, with the time they wait until
+    untouched: frozenset[str] = frozenset()  # steps whose one task is pending, never run
 
     @classmethod
     def of(cls, definition: FlowDefinition, stored: StoredRun) -> Resumption:
@@ -36,7 +37,15 @@ class Resumption:
             for task in stored.steps
             if task.status is TaskStatus.WAITING and task.task_index == 0
         }
-        return cls(restored, resume_points(definition, stored.steps), waiting)
+        rows: dict[str, list[StepRecord]] = defaultdict(list)
+        for task in stored.steps:
+            rows[task.step_id].append(task)
+        untouched = frozenset(
+            step_id
+            for step_id, tasks in rows.items()
+            if len(tasks) == 1 and tasks[0].status is TaskStatus.PENDING and not tasks[0].attempts
+        )
+        return cls(restored, resume_points(definition, stored.steps), waiting, untouched)
 
 
 def steps_run_again(definition: FlowDefinition, steps: Sequence[StepRecord]) -> list[str]:

@@ -70,6 +70,7 @@ class RunExecution:
         stubs: Mapping[str, TaskOutcome] | None = None,
         waiting: Mapping[str, datetime | None] | None = None,
         children: ChildRuns | None = None,
+        untouched: frozenset[str] = frozenset(),
     ) -> None:
         """`restored`: steps finished by an earlier execution of this run (see
         `resume.kept_on_retry`), in the order they finished; they are not run again. None: the
@@ -77,7 +78,8 @@ class RunExecution:
         where the attempts of steps that were under way resume (a run taken over). `stubs`:
         steps that do not run but, at their turn, finish as given (`stubs.stubbed_outcomes`).
         `waiting`: steps an earlier execution left waiting, with the time they wait until.
-        `children`: where child runs start (the service); None: a `flow` step fails."""
+        `children`: where child runs start (the service); None: a `flow` step fails.
+        `untouched`: steps of a resumed run whose task never ran (kept as it is)."""
         self.definition = definition
         self.inputs = inputs
         self.run_id = run_id
@@ -100,6 +102,7 @@ class RunExecution:
         self.stubs = dict(stubs or {})
         self.recorded_waits = dict(waiting or {})
         self.children = children
+        self.untouched = untouched
         self.waits: dict[str, Wait] = {}  # the waits of steps that wait, or waited, here
         self.parked_steps: set[str] = set()  # steps waiting now: neither ready nor running
         self.limits = runner.limits
@@ -122,6 +125,7 @@ class RunExecution:
                 started_at,
                 resumed=self.resumed,
                 waiting=list(self.recorded_waits),
+                untouched=[step_id for step_id in to_run if step_id in self.untouched],
             )
         )
         try:

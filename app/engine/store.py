@@ -31,6 +31,14 @@ class NewRun:
     # Steps of a resumed run still waiting (a sleep, a signal): their task rows, and the time
     # they wait until, are kept as they are.
     waiting: Sequence[str] = ()
+    # Steps of a resumed run whose task is pending, never run: its row is as a new one would be.
+    untouched: Sequence[str] = ()
+
+    @property
+    def replaced(self) -> list[str]:
+        """The steps to run whose task rows a resumed run replaces (in definition order)."""
+        kept = {*self.waiting, *self.untouched}
+        return [step_id for step_id in self.steps if step_id not in kept]
 
 
 @dataclass(frozen=True)

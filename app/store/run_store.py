@@ -292,10 +292,11 @@ class SqlRunStore:
     # The engine's transitions.
 
     async def load(self, run_id: str) -> StoredRun:
-        record = await self.get(run_id)
-        if record is None:
+        async with self._read() as session:
+            found = await reads.stored(session, run_id)
+        if found is None:
             raise UnknownRunError(f"no run has the id {run_id!r}")
-        return StoredRun(run_id, record.inputs, record.steps)
+        return found
 
     async def run_started(self, run: NewRun) -> None:
         """The run row and a pending task per step exist (`create` made them)."""
@@ -311,8 +312,9 @@ class SqlRunStore:
                 "woken": bool(run.waiting),
             }
             await held.db.execute(tasks.START_RUN, started)
-            # A resumed run replaces the tasks it runs again; a waiting one keeps its row.
-            replaced = [step for step in run.steps if step not in set(run.waiting)]
+            # A resumed run replaces the tasks it runs again (not a waiting one, nor one never
+            # run: their rows stay as they are).
+            replaced = run.replaced
             if run.resumed and replaced:
                 await held.db.execute(
                     delete(TASKS).where(TASKS.c.run_id == run.run_id, TASKS.c.step_id.in_(replaced))

@@ -20,10 +20,12 @@ from app.domain.records import (
     StepRecord,
 )
 from app.domain.runs import RunError, RunStatus, TaskStatus
+from app.engine.store import StoredRun
 from app.store.models import (
     FLOWS,
     RUNS,
     TASK_LOGS,
+    TASKS,
     USERS,
     FlowDefinitionRow,
     FlowRunRow,
@@ -185,6 +187,47 @@ def to_record(
         parent_step_id=run.parent_step_id,
         children=tuple(children),
     )
+
+
+_INPUTS = select(RUNS.c.inputs).where(RUNS.c.id == bindparam("run"))
+_TASKS = (
+    select(
+        TASKS.c.step_id,
+        TASKS.c.task_index,
+        TASKS.c.status,
+        TASKS.c.attempts,
+        TASKS.c.outputs,
+        TASKS.c.error,
+        TASKS.c.started_at,
+        TASKS.c.finished_at,
+        TASKS.c.available_at,
+    )
+    .where(TASKS.c.run_id == bindparam("run"))
+    .order_by(TASKS.c.id)
+)
+
+
+async def stored(session: AsyncSession, run_id: str) -> StoredRun | None:
+    """What a run kept, to resume it: its inputs and its tasks, and nothing else (a woken or
+    taken-over run reads this, not the whole record `get` builds for an answer)."""
+    inputs = (await session.execute(_INPUTS, {"run": run_id})).first()
+    if inputs is None:
+        return None
+    tasks = [
+        StepRecord(
+            step_id=row.step_id,
+            task_index=row.task_index,
+            status=TaskStatus(row.status),
+            attempts=row.attempts,
+            outputs=row.outputs,
+            error=RunError.of(row.error),
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            available_at=row.available_at,
+        )
+        for row in await session.execute(_TASKS, {"run": run_id})
+    ]
+    return StoredRun(run_id, inputs.inputs, tasks)
 
 
 def to_step(task: TaskRunRow) -> StepRecord:
