@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.settings import Settings
-from tests.api.support import api_settings, poll_run, register, step_status
+from tests.api.support import api_settings, poll_run, register, serve, step_status
 
 NAP_YAML = """\
 flow: Nap
@@ -159,3 +159,18 @@ async def test_signals_past_max_signals_per_run_are_409(client: httpx.AsyncClien
     assert refused.status_code == 409
     assert "(setting MAX_SIGNALS_PER_RUN)" in refused.json()["detail"]
     await client.post(f"/runs/{run_id}/cancel")
+
+
+async def test_a_sleeping_run_wakes_after_its_service_restarted(database_url: str) -> None:
+    """The process that parked it stopped: the next one on the store wakes it on time."""
+    settings = api_settings(database_url)
+    async with serve(settings) as client:
+        await register(client, NAP_YAML)
+        run_id = (await client.post("/flows/Nap/runs", json={})).json()["run_id"]
+        await waiting(client, run_id, "nap")
+
+    async with serve(settings) as client:
+        run = await poll_run(client, run_id)
+
+    assert (run["status"], run["outputs"]) == ("completed", {"n": 1})
+    assert [step_status(run, step) for step in ("before", "nap", "after")] == ["completed"] * 3
