@@ -167,6 +167,8 @@ class FlowRunRow(Base):
         # A key repeats a request of the same caller on the same flow, no one else's.
         UniqueConstraint("idempotency_key", "flow_name", "created_by"),
         Index(None, "created_by"),
+        # A concurrency key's running runs, counted under its lock (queries/queue.py).
+        Index(None, "concurrency_key", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -193,11 +195,26 @@ class FlowRunRow(Base):
     watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The run this one was forked from (POST /runs/{id}/fork); no foreign key: it may go first.
     forked_from: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Higher is claimed first (POST /flows/{name}/runs `priority`); then oldest first.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The flow's `concurrency:` as the run was created: the key (`<flow>` or `<flow>:<key>`)
+    # and how many runs of it may run at once. None: the flow declares no limit.
+    concurrency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    concurrency_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     definition: Mapped[FlowDefinitionRow] = relationship(lazy="raise")
     tasks: Mapped[list[TaskRunRow]] = relationship(
         lazy="raise", order_by="TaskRunRow.id", passive_deletes=True
     )
+
+
+# The claim's path to queued runs: highest priority first, then oldest.
+Index(
+    "ix_flow_runs_status_priority_created_at",
+    FlowRunRow.status,
+    FlowRunRow.priority.desc(),
+    FlowRunRow.created_at,
+)
 
 
 class TaskRunRow(Base):
@@ -261,6 +278,15 @@ class RunEventRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ConcurrencyKeyRow(Base):
+    """A concurrency key some run was created with: the row a claim locks to count the key's
+    running runs and take more of them, one claimer at a time (queries/queue.py)."""
+
+    __tablename__ = "concurrency_keys"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
 class WorkerRow(Base):
     __tablename__ = "workers"
 
@@ -282,3 +308,4 @@ RUNS = cast(Table, FlowRunRow.__table__)
 TASKS = cast(Table, TaskRunRow.__table__)
 TASK_LOGS = cast(Table, TaskLogRow.__table__)
 EVENTS = cast(Table, RunEventRow.__table__)
+CONCURRENCY_KEYS = cast(Table, ConcurrencyKeyRow.__table__)

@@ -42,8 +42,9 @@ STORE_TABLES = {
     "service_secrets",
     "task_logs",
     "run_events",
+    "concurrency_keys",
 }
-HEAD = "0006_run_forks"
+HEAD = "0009_run_priority"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 
@@ -263,7 +264,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099_rebuild_flow_definitions"
-down_revision = "0006_run_forks"
+down_revision = "0009_run_priority"
 branch_labels = None
 depends_on = None
 
