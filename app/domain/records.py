@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from app.domain.concurrency import RunConcurrency
 from app.domain.formats import Format
 from app.domain.runs import FINISHED_RUN_STATUSES, RunError, RunStatus, TaskStatus
 
@@ -165,6 +166,11 @@ class RunRecord:
     steps: tuple[StepRecord, ...] = ()  # empty in listings
     created_by: str | None = None  # the username of whoever started it
     forked_from: str | None = None  # the run it was forked from
+    priority: int = 0  # higher is claimed first
+    # The flow's `concurrency:` for this run: its key (the rendered `key`, or the flow's name)
+    # and limit; None when the flow declares none.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -217,6 +223,8 @@ class NewRunRow:
     # again); `step_ids` are then only the steps it runs.
     forked_from: str | None = None
     kept_tasks: Sequence[StepRecord] = ()
+    priority: int = 0  # higher is claimed first
+    concurrency: RunConcurrency | None = None  # the flow's limit, when it declares one
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,14 @@ transitions are `InMemoryRunStore`'s, made only while the writer holds the run's
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from app.domain.clock import utcnow
+from app.domain.concurrency import RunConcurrency, shown_key
 from app.domain.formats import Format
 from app.domain.records import (
     AttemptLog,
@@ -62,6 +64,8 @@ class _Entry:
     # tasks tell it (the failed and cancelled ones it runs again count as finished until then).
     restarted_remaining: int | None = None
     forked_from: str | None = None
+    priority: int = 0
+    concurrency: RunConcurrency | None = None
 
 
 @dataclass
@@ -121,6 +125,8 @@ class MemoryRunStore:
             # A fork has only its steps to run left, until its resumed execution starts.
             restarted_remaining=len(run.step_ids) if run.forked_from else None,
             forked_from=run.forked_from,
+            priority=run.priority,
+            concurrency=run.concurrency,
         )
         record = MemoryRun(run.run_id, run.flow_name, run.inputs, run.status, None)
         for kept in run.kept_tasks:
@@ -207,7 +213,7 @@ class MemoryRunStore:
             return sorted(ids, key=lambda run_id: self.state.entries[run_id].created_at)
 
         chosen = oldest(RunStatus.RUNNING, expired=True)[:limit]
-        chosen += oldest(RunStatus.QUEUED, expired=False)[: limit - len(chosen)]
+        chosen += self._queued_within_limits(limit - len(chosen))
         claims = []
         for run_id in chosen:
             run = self._run(run_id)
@@ -223,6 +229,34 @@ class MemoryRunStore:
             run.status = RunStatus.RUNNING
             self._lease(run_id, now, lease_seconds)
         return claims
+
+    def _queued_within_limits(self, limit: int) -> list[str]:
+        """Up to `limit` queued runs, highest priority first, then oldest, past those whose
+        concurrency key has its limit of runs running (those chosen here counted)."""
+        entries = self.state.entries
+        running = Counter(
+            entry.concurrency.stored_key
+            for run_id, entry in entries.items()
+            if entry.concurrency is not None and self._run(run_id).status is RunStatus.RUNNING
+        )
+        queued = [run_id for run_id in entries if self._run(run_id).status is RunStatus.QUEUED]
+        queued.sort(key=lambda run_id: (-entries[run_id].priority, entries[run_id].created_at))
+        chosen: list[str] = []
+        closed: set[str] = set()  # full: their later runs wait too
+        for run_id in queued:
+            if len(chosen) >= limit:
+                break
+            concurrency = entries[run_id].concurrency
+            if concurrency is None:
+                chosen.append(run_id)
+                continue
+            key = concurrency.stored_key
+            if key not in closed and running[key] < concurrency.limit:
+                running[key] += 1
+                chosen.append(run_id)
+            else:
+                closed.add(key)
+        return chosen
 
     async def renew(
         self, run_ids: Collection[str], now: datetime, lease_seconds: float
@@ -403,6 +437,13 @@ class MemoryRunStore:
             steps=steps,
             created_by=self.state.usernames.get(entry.created_by or ""),
             forked_from=entry.forked_from,
+            priority=entry.priority,
+            concurrency_key=(
+                None
+                if entry.concurrency is None
+                else shown_key(run.flow, entry.concurrency.stored_key)
+            ),
+            concurrency_limit=None if entry.concurrency is None else entry.concurrency.limit,
         )
 
 

@@ -168,7 +168,7 @@ class FlowRunRow(Base):
         UniqueConstraint("idempotency_key", "flow_name", "created_by"),
         Index(None, "created_by"),
         # A concurrency key's running runs, counted under its lock (queries/queue.py).
-        Index(None, "concurrency_key", "status"),
+        Index(None, "status", "concurrency_key"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

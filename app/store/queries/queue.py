@@ -19,13 +19,24 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, literal_column, or_, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.records import Claim
 from app.domain.runs import RunStatus
 from app.errors import LeaseLostError
-from app.store.models import RUNS
+from app.store.models import CONCURRENCY_KEYS, RUNS
 from app.store.queries import events
 from app.store.session import Db
 
@@ -83,13 +94,15 @@ def lease_values(owner: str, now: datetime, lease_seconds: float) -> dict[str, A
 async def claim(
     db: Db, owner: str, now: datetime, lease_seconds: float, limit: int
 ) -> tuple[list[Claim], list[str]]:
-    """Claim up to `limit` runs: first those whose lease expired, then queued ones, oldest
-    first.
+    """Claim up to `limit` runs: first those whose lease expired, oldest first, then queued
+    ones, highest priority first, then oldest, within their concurrency limits
+    (`_take_queued`).
 
     The rows are locked `FOR UPDATE SKIP LOCKED` until the caller commits, so a concurrent
     claimer skips them instead of waiting or claiming them twice. Each kind is its own query
-    on the (status, created_at) index, which hands rows over in order: the scan stops at
-    `limit` rows, and locks no more (InnoDB locks every row a scan examines).
+    on an index that hands rows over in order ((status, created_at) and (status, priority
+    DESC, created_at)): the scan stops at `limit` rows, and locks no more (InnoDB locks every
+    row a scan examines).
 
     Also the ids of the watched runs it started, whose `running` events it wrote.
     """
@@ -99,8 +112,7 @@ async def claim(
     )
     found = await _lock_oldest(db, expired, limit)
     if len(found) < limit:
-        queued = RUNS.c.status == RunStatus.QUEUED.value
-        found += await _lock_oldest(db, queued, limit - len(found))
+        found += await _take_queued(db, limit - len(found))
     if not found:
         return [], []
     await db.execute(
@@ -137,6 +149,124 @@ async def _lock_oldest(db: Db, condition: ColumnElement[bool], limit: int) -> li
         )
         .where(condition)
         .order_by(RUNS.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await db.execute(statement)).all())
+
+
+# Queued runs, by priority and age, within their keys' concurrency limits.
+
+# How many times a claim looks again past runs whose key reached its limit; each time closes
+# at least one more key. A claim that stops early leaves the rest to the next one.
+MAX_QUEUED_ROUNDS = 8
+
+_QUEUED_COLUMNS = (
+    RUNS.c.id,
+    RUNS.c.definition_id,
+    RUNS.c.inputs,
+    RUNS.c.status,
+    RUNS.c.traceparent,
+    RUNS.c.watched,
+    RUNS.c.concurrency_key,
+    RUNS.c.concurrency_limit,
+)
+_QUEUED = RUNS.c.status == RunStatus.QUEUED.value
+_RUNNING = RUNS.c.status == RunStatus.RUNNING.value
+
+# The keys whose running runs already reach their limit, as far as a read without locks can
+# tell: a first guess, so that a claim does not walk their queued runs (each key is checked
+# again under its lock before a run of it is taken).
+_FULL_KEYS = (
+    select(RUNS.c.concurrency_key)
+    .where(_RUNNING, RUNS.c.concurrency_key.is_not(None))
+    .group_by(RUNS.c.concurrency_key)
+    .having(func.count() >= func.min(RUNS.c.concurrency_limit))
+)
+# A key's lock row: one claimer at a time counts the key's running runs and takes more.
+_LOCK_KEY = (
+    select(CONCURRENCY_KEYS.c.name)
+    .where(CONCURRENCY_KEYS.c.name == bindparam("key"))
+    .with_for_update(skip_locked=True)
+)
+_RUNNING_OF_KEY = (
+    select(func.count())
+    .select_from(RUNS)
+    .where(_RUNNING, RUNS.c.concurrency_key == bindparam("key"))
+)
+
+
+async def add_key(db: Db, key: str) -> None:
+    """Add the lock row of a concurrency key, unless it exists (the run's creation does)."""
+    bind = db if isinstance(db, AsyncConnection) else db.get_bind()
+    dialect = bind.dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(CONCURRENCY_KEYS).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(CONCURRENCY_KEYS).on_conflict_do_nothing()
+    else:  # MariaDB, MySQL
+        statement = insert(CONCURRENCY_KEYS).prefix_with("IGNORE")
+    await db.execute(statement, {"name": key})
+
+
+async def _take_queued(db: Db, limit: int) -> list[Any]:
+    """Lock up to `limit` queued runs, highest priority first, then oldest, skipping those
+    whose concurrency key already has its limit of runs running (those claimed here
+    counted).
+
+    Without a key among the first `limit` queued runs, that is one statement, the same as
+    without concurrency limits. Otherwise the key of each run met is locked (its
+    `concurrency_keys` row, `FOR UPDATE SKIP LOCKED`) and its running runs counted under
+    that lock, so that two claimers never take more runs of a key than its limit together
+    (docs/architecture.md, "Concurrency and priority"); a key that is full, or locked by
+    another claimer, is closed for this claim, and the claim looks again past its runs.
+    """
+    rows = await _lock_queued(db, limit, (), ())
+    if all(row.concurrency_key is None for row in rows):
+        return rows
+    closed = set((await db.execute(_FULL_KEYS)).scalars())
+    running: dict[str, int] = {}  # key -> its runs running, those taken here included
+    taken: list[Any] = []
+    asked = limit
+    for round_ in range(MAX_QUEUED_ROUNDS):
+        if round_:
+            asked = limit - len(taken)
+            rows = await _lock_queued(db, asked, [row.id for row in taken], closed)
+        skipped = False
+        for row in rows:
+            key = row.concurrency_key
+            if key is not None and key not in running and key not in closed:
+                if (await db.execute(_LOCK_KEY, {"key": key})).scalar_one_or_none() is None:
+                    closed.add(key)  # another claimer is taking runs of it: skip it for now
+                else:
+                    running[key] = (await db.execute(_RUNNING_OF_KEY, {"key": key})).scalar_one()
+            if key is None:
+                taken.append(row)
+            elif key not in closed and running[key] < row.concurrency_limit:
+                running[key] += 1
+                taken.append(row)
+            else:  # full: its later runs wait too (first come, first served)
+                closed.add(key)
+                skipped = True
+        if not skipped or len(rows) < asked or len(taken) >= limit:
+            break
+    return taken
+
+
+async def _lock_queued(
+    db: Db, limit: int, taken: Sequence[str], closed: Collection[str]
+) -> list[Any]:
+    condition = _QUEUED
+    if taken:
+        condition = and_(condition, RUNS.c.id.not_in(taken))
+    if closed:
+        open_key = or_(RUNS.c.concurrency_key.is_(None), RUNS.c.concurrency_key.not_in(closed))
+        condition = and_(condition, open_key)
+    statement = (
+        select(*_QUEUED_COLUMNS)
+        .where(condition)
+        .order_by(RUNS.c.priority.desc(), RUNS.c.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, defer
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.domain.concurrency import shown_key
 from app.domain.records import AttemptLog, LogLine, OmittedValue, RunRecord, StepRecord
 from app.domain.runs import RunError, RunStatus, TaskStatus
 from app.store.models import (
@@ -156,6 +157,9 @@ def to_record(
         steps=tuple(steps),
         created_by=created_by,
         forked_from=run.forked_from,
+        priority=run.priority,
+        concurrency_key=shown_key(run.flow_name, run.concurrency_key),
+        concurrency_limit=run.concurrency_limit,
     )
 
 

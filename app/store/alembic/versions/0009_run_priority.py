@@ -38,7 +38,7 @@ def upgrade() -> None:
         ["status", sa.literal_column("priority").desc(), "created_at"],
     )
     op.create_index(
-        "ix_flow_runs_concurrency_key_status", "flow_runs", ["concurrency_key", "status"]
+        "ix_flow_runs_status_concurrency_key", "flow_runs", ["status", "concurrency_key"]
     )
     op.create_table(
         "concurrency_keys",
@@ -49,7 +49,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("concurrency_keys")
-    op.drop_index("ix_flow_runs_concurrency_key_status", table_name="flow_runs")
+    op.drop_index("ix_flow_runs_status_concurrency_key", table_name="flow_runs")
     op.drop_index("ix_flow_runs_status_priority_created_at", table_name="flow_runs")
     op.drop_column("flow_runs", "concurrency_limit")
     op.drop_column("flow_runs", "concurrency_key")
