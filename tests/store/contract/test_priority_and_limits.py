@@ -153,7 +153,9 @@ async def test_a_run_shows_its_priority_and_concurrency(stores: Stores) -> None:
     default_key = await queue.api.get("default-key")
     plain = await queue.api.get("plain")
 
-    assert keyed is not None and default_key is not None and plain is not None
+    assert keyed is not None
+    assert default_key is not None
+    assert plain is not None
     assert (keyed.priority, keyed.concurrency_key, keyed.concurrency_limit) == (7, "acme", 3)
     assert (default_key.concurrency_key, default_key.concurrency_limit) == ("f", 2)
     assert (plain.priority, plain.concurrency_key, plain.concurrency_limit) == (0, None, None)
