@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.domain.concurrency import MAX_PRIORITY, MIN_PRIORITY
 from app.domain.records import AttemptLog, RunPage, RunRecord, StepRecord
 from app.domain.run_diff import RunDiff, StepDiff
 from app.domain.runs import RunStatus, TaskStatus
@@ -29,6 +30,12 @@ class StartRequest(RequestModel):
     inputs: Inputs = Field(default_factory=dict, description="the flow's inputs by name")
     version: int | None = Field(
         None, ge=1, le=MAX_VERSION, description="run this version; default the latest"
+    )
+    priority: int = Field(
+        0,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description="queued runs are claimed highest priority first, then oldest first",
     )
 
 
@@ -141,6 +148,15 @@ class RunSummary(BaseModel):
     finished_at: Timestamp | None
     created_by: str | None = Field(None, description="the user who started it")
     forked_from: str | None = Field(None, description="the run this one was forked from")
+    priority: int = Field(0, description="higher is claimed first")
+    concurrency_key: str | None = Field(
+        None,
+        description="the key of the flow's `concurrency:` limit for this run (its rendered "
+        "`key`, or the flow's name); null when the flow declares none",
+    )
+    concurrency_limit: int | None = Field(
+        None, description="how many runs of `concurrency_key` may run at once"
+    )
 
     @classmethod
     def of(cls, run: RunRecord, budget: AnswerBudget) -> RunSummary:
@@ -197,6 +213,9 @@ def _run_fields(run: RunRecord, budget: AnswerBudget) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "created_by": run.created_by,
         "forked_from": run.forked_from,
+        "priority": run.priority,
+        "concurrency_key": run.concurrency_key,
+        "concurrency_limit": run.concurrency_limit,
     }
 
 
