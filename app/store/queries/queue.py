@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     and_,
     bindparam,
     func,
@@ -254,23 +255,33 @@ async def _take_queued(db: Db, limit: int) -> list[Any]:
     return taken
 
 
-async def _lock_queued(
-    db: Db, limit: int, taken: Sequence[str], closed: Collection[str]
-) -> list[Any]:
-    condition = _QUEUED
-    if taken:
-        condition = and_(condition, RUNS.c.id.not_in(taken))
-    if closed:
-        open_key = or_(RUNS.c.concurrency_key.is_(None), RUNS.c.concurrency_key.not_in(closed))
-        condition = and_(condition, open_key)
-    statement = (
+def _queued_first(condition: ColumnElement[bool], limit: Any) -> Any:
+    """Queued runs meeting `condition`, highest priority first, then oldest, locked."""
+    return (
         select(*_QUEUED_COLUMNS)
         .where(condition)
         .order_by(RUNS.c.priority.desc(), RUNS.c.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list((await db.execute(statement)).all())
+
+
+# Built once: every claim runs it.
+_FIRST_QUEUED = _queued_first(_QUEUED, bindparam("limit", type_=Integer))
+
+
+async def _lock_queued(
+    db: Db, limit: int, taken: Sequence[str], closed: Collection[str]
+) -> list[Any]:
+    if not taken and not closed:
+        return list((await db.execute(_FIRST_QUEUED, {"limit": limit})).all())
+    condition = _QUEUED
+    if taken:
+        condition = and_(condition, RUNS.c.id.not_in(taken))
+    if closed:
+        open_key = or_(RUNS.c.concurrency_key.is_(None), RUNS.c.concurrency_key.not_in(closed))
+        condition = and_(condition, open_key)
+    return list((await db.execute(_queued_first(condition, limit))).all())
 
 
 async def renew(
