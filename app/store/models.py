@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -167,8 +168,16 @@ class FlowRunRow(Base):
         # A key repeats a request of the same caller on the same flow, no one else's.
         UniqueConstraint("idempotency_key", "flow_name", "created_by"),
         Index(None, "created_by"),
-        # A concurrency key's running runs, counted under its lock (queries/queue.py).
-        Index(None, "status", "concurrency_key"),
+        # A concurrency key's running runs, counted under its lock (queries/queue.py). Only
+        # runs with a key, where the database can tell (PostgreSQL, SQLite): the others pay
+        # nothing for it.
+        Index(
+            None,
+            "status",
+            "concurrency_key",
+            postgresql_where=text("concurrency_key IS NOT NULL"),
+            sqlite_where=text("concurrency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

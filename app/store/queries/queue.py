@@ -193,7 +193,11 @@ _LOCK_KEY = (
 _RUNNING_OF_KEY = (
     select(func.count())
     .select_from(RUNS)
-    .where(_RUNNING, RUNS.c.concurrency_key == bindparam("key"))
+    .where(
+        _RUNNING,
+        RUNS.c.concurrency_key.is_not(None),  # the partial index's condition, said outright
+        RUNS.c.concurrency_key == bindparam("key"),
+    )
 )
 
 

@@ -7,7 +7,8 @@ Create Date: 2026-12-01
 
 `flow_runs.priority` (higher first; 0 by default), `concurrency_key` and `concurrency_limit`
 (the flow's `concurrency:` as the run was created; null without one), the claim's index on
-(status, priority DESC, created_at), an index counting a key's running runs, and
+(status, priority DESC, created_at), an index counting a key's running runs (of runs with a
+key only, on PostgreSQL and SQLite), and
 `concurrency_keys`: one row per key, the row a claimer locks while it counts the key's running
 runs and takes more (docs/architecture.md, "Concurrency and priority").
 """
@@ -37,8 +38,14 @@ def upgrade() -> None:
         "flow_runs",
         ["status", sa.literal_column("priority").desc(), "created_at"],
     )
+    # Partial where the database can: runs without a key pay nothing for it.
+    with_key = sa.text("concurrency_key IS NOT NULL")
     op.create_index(
-        "ix_flow_runs_status_concurrency_key", "flow_runs", ["status", "concurrency_key"]
+        "ix_flow_runs_status_concurrency_key",
+        "flow_runs",
+        ["status", "concurrency_key"],
+        postgresql_where=with_key,
+        sqlite_where=with_key,
     )
     op.create_table(
         "concurrency_keys",
