@@ -51,6 +51,15 @@ async def test_a_run_shows_the_priority_it_was_started_with(client: httpx.AsyncC
     assert (run["priority"], run["concurrency_key"], run["concurrency_limit"]) == (7, None, None)
 
 
+async def test_run_lists_show_the_priority(client: httpx.AsyncClient) -> None:
+    await register(client, GREET_YAML)
+    await start(client, "Greet", {"inputs": {"name": "Ada"}, "priority": -3})
+
+    (listed,) = (await client.get("/runs")).json()["items"]
+
+    assert listed["priority"] == -3
+
+
 async def test_a_priority_out_of_bounds_is_refused(client: httpx.AsyncClient) -> None:
     await register(client, GREET_YAML)
 

@@ -185,19 +185,19 @@ _FULL_KEYS = (
     .having(func.count() >= func.min(RUNS.c.concurrency_limit))
 )
 # A key's lock row: one claimer at a time counts the key's running runs and takes more.
-_LOCK_KEY = (
+_LOCK_KEYS = (
     select(CONCURRENCY_KEYS.c.name)
-    .where(CONCURRENCY_KEYS.c.name == bindparam("key"))
+    .where(CONCURRENCY_KEYS.c.name.in_(bindparam("keys", expanding=True)))
     .with_for_update(skip_locked=True)
 )
-_RUNNING_OF_KEY = (
-    select(func.count())
-    .select_from(RUNS)
+_RUNNING_OF_KEYS = (
+    select(RUNS.c.concurrency_key, func.count())
     .where(
         _RUNNING,
         RUNS.c.concurrency_key.is_not(None),  # the partial index's condition, said outright
-        RUNS.c.concurrency_key == bindparam("key"),
+        RUNS.c.concurrency_key.in_(bindparam("keys", expanding=True)),
     )
+    .group_by(RUNS.c.concurrency_key)
 )
 
 
@@ -221,11 +221,12 @@ async def _take_queued(db: Db, limit: int) -> list[Any]:
     counted).
 
     Without a key among the first `limit` queued runs, that is one statement, the same as
-    without concurrency limits. Otherwise the key of each run met is locked (its
-    `concurrency_keys` row, `FOR UPDATE SKIP LOCKED`) and its running runs counted under
-    that lock, so that two claimers never take more runs of a key than its limit together
-    (docs/architecture.md, "Concurrency and priority"); a key that is full, or locked by
-    another claimer, is closed for this claim, and the claim looks again past its runs.
+    without concurrency limits. Otherwise the keys of the runs met are locked (their
+    `concurrency_keys` rows, `FOR UPDATE SKIP LOCKED`, in one statement) and their running
+    runs counted under those locks (one more), so that two claimers never take more runs of
+    a key than its limit together (docs/architecture.md, "Concurrency and priority"); a key
+    that is full, or locked by another claimer, is closed for this claim, and the claim looks
+    again past its runs.
     """
     rows = await _lock_queued(db, limit, (), ())
     if all(row.concurrency_key is None for row in rows):
@@ -238,14 +239,13 @@ async def _take_queued(db: Db, limit: int) -> list[Any]:
         if round_:
             asked = limit - len(taken)
             rows = await _lock_queued(db, asked, [row.id for row in taken], closed)
+        met = {row.concurrency_key for row in rows} - {None} - running.keys() - closed
+        if met:
+            running.update(await _lock_and_count(db, met))
+            closed |= met - running.keys()  # another claimer is taking their runs: skip them
         skipped = False
         for row in rows:
             key = row.concurrency_key
-            if key is not None and key not in running and key not in closed:
-                if (await db.execute(_LOCK_KEY, {"key": key})).scalar_one_or_none() is None:
-                    closed.add(key)  # another claimer is taking runs of it: skip it for now
-                else:
-                    running[key] = (await db.execute(_RUNNING_OF_KEY, {"key": key})).scalar_one()
             if key is None:
                 taken.append(row)
             elif key not in closed and running[key] < row.concurrency_limit:
@@ -272,6 +272,16 @@ def _queued_first(condition: ColumnElement[bool], limit: Any) -> Any:
 
 # Built once: every claim runs it.
 _FIRST_QUEUED = _queued_first(_QUEUED, bindparam("limit", type_=Integer))
+
+
+async def _lock_and_count(db: Db, keys: Collection[str]) -> dict[str, int]:
+    """Lock the keys' rows (those another claimer holds are skipped), then count the running
+    runs of each key locked, in a statement that starts once the locks are held."""
+    locked = list((await db.execute(_LOCK_KEYS, {"keys": list(keys)})).scalars())
+    if not locked:
+        return {}
+    counted = {row[0]: int(row[1]) for row in await db.execute(_RUNNING_OF_KEYS, {"keys": locked})}
+    return {key: counted.get(key, 0) for key in locked}
 
 
 async def _lock_queued(
