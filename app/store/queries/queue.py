@@ -6,8 +6,9 @@ lease expired (their worker died or stalled), with `FOR UPDATE SKIP LOCKED`, so 
 claimers never wait for each other nor claim the same run. The worker renews its leases while
 it runs them; every write it makes for a run first locks the run row and checks the lease
 (`hold`, or `PG_HOLD` at the head of PostgreSQL's one-statement transitions), so a worker that
-lost its lease can never record a result. docs/architecture.md explains why this is safe under
-concurrency and crashes.
+lost its lease can never record a result. Queued runs are claimed highest priority first, then
+oldest first, and never more runs of a concurrency key at once than its limit (`_take_queued`).
+docs/architecture.md explains why this is safe under concurrency and crashes.
 
 Times come from the workers' clocks (UTC), as for every timestamp of the store: machines that
 share a database keep their clocks in sync (NTP), well within a lease.

@@ -181,3 +181,17 @@ async def test_a_run_created_running_keeps_its_priority_and_counts_against_its_k
     assert record is not None
     assert (record.priority, record.concurrency_key, record.concurrency_limit) == (3, "f", 1)
     assert await queue.claim(10) == []
+
+
+async def test_runs_behind_many_full_keys_are_claimed(stores: Stores) -> None:
+    queue = Queue(stores)
+    for round_ in range(2):
+        for tenant in range(12):  # more keys than a claim's rounds (MAX_QUEUED_ROUNDS)
+            await queue.add(f"t{tenant}-{round_}", key=f"t{tenant}", limit=1)
+    await queue.add("free", flow="g")
+
+    first = await queue.claim(12)
+    second = await queue.claim(12, owner="w2")
+
+    assert first == [f"t{tenant}-0" for tenant in range(12)]
+    assert second == ["free"]
