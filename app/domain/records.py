@@ -237,6 +237,7 @@ class Claim:
     inputs: Any
     taken_over: bool
     traceparent: str | None = None  # of the request that started the run
+    limited: bool = False  # it has a concurrency key: its end frees a slot of the key
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,7 @@ class MemoryRunStore:
                     run.inputs,
                     taken_over=run.status is RunStatus.RUNNING,
                     traceparent=self.state.entries[run_id].traceparent,
+                    limited=self.state.entries[run_id].concurrency is not None,
                 )
             )
             run.status = RunStatus.RUNNING

@@ -133,6 +133,7 @@ async def claim(
             row.inputs,
             row.status == RunStatus.RUNNING.value,
             row.traceparent,
+            limited=getattr(row, "concurrency_key", None) is not None,
         )
         for row in found
     ]
