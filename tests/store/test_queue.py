@@ -10,12 +10,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.concurrency import RunConcurrency
 from app.domain.records import Claim, NewRunRow
 from app.domain.runs import RunStatus
 from app.store.database import session_factory
+from app.store.models import CONCURRENCY_KEYS
 from app.store.queries import queue, runs
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
 from tests.store.samples import T0, add_definition
@@ -134,3 +136,12 @@ async def test_workers_claiming_and_finishing_together_stay_within_the_limit(
 
     assert sorted(claimed) == sorted(ids)
     assert peak <= 3
+
+
+async def test_a_key_whose_lock_row_was_lost_gets_it_back(shared_engine: AsyncEngine) -> None:
+    (run_id,) = await add_runs(shared_engine, 1, RunConcurrency.of("f", None, 1))
+    async with shared_engine.begin() as connection:
+        await connection.execute(delete(CONCURRENCY_KEYS))  # as a restored backup might
+
+    assert await claim(shared_engine, "w1", T0) == []  # the row is added back
+    assert [c.run_id for c in await claim(shared_engine, "w1", T0)] == [run_id]

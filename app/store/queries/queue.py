@@ -280,10 +280,22 @@ async def _lock_and_count(db: Db, keys: Collection[str]) -> dict[str, int]:
     """Lock the keys' rows (those another claimer holds are skipped), then count the running
     runs of each key locked, in a statement that starts once the locks are held."""
     locked = list((await db.execute(_LOCK_KEYS, {"keys": list(keys)})).scalars())
+    if len(locked) < len(keys):
+        await _restore_lost_keys(db, set(keys) - set(locked))
     if not locked:
         return {}
     counted = {row[0]: int(row[1]) for row in await db.execute(_RUNNING_OF_KEYS, {"keys": locked})}
     return {key: counted.get(key, 0) for key in locked}
+
+
+async def _restore_lost_keys(db: Db, unlocked: Collection[str]) -> None:
+    """Add back the rows of keys that have none (a run's creation adds them, but a restored
+    backup or a hand-made cleanup may have lost them): without, their runs would never be
+    claimed. The next claim locks them; the others were held by another claimer."""
+    statement = select(CONCURRENCY_KEYS.c.name).where(CONCURRENCY_KEYS.c.name.in_(unlocked))
+    existing = set((await db.execute(statement)).scalars())
+    for key in set(unlocked) - existing:
+        await add_key(db, key)
 
 
 async def _lock_queued(
