@@ -53,7 +53,9 @@ async def test_a_run_shows_the_priority_it_was_started_with(client: httpx.AsyncC
 
 async def test_run_lists_show_the_priority(client: httpx.AsyncClient) -> None:
     await register(client, GREET_YAML)
-    await start(client, "Greet", {"inputs": {"name": "Ada"}, "priority": -3})
+    await poll_run(
+        client, await start(client, "Greet", {"inputs": {"name": "Ada"}, "priority": -3})
+    )
 
     (listed,) = (await client.get("/runs")).json()["items"]
 
