@@ -1,11 +1,12 @@
 """Standalone workers draining a queue of runs on PostgreSQL, against PostgreSQL's own ceiling.
 
     .venv/bin/python -m bench.bench_workers [--runs 10000] [--workers 1,2,4]
-        [--flows chain,fanout] [--concurrency 100]
+        [--flows chain,fanout,limited] [--concurrency 100]
 
 First PostgreSQL's ceiling: `pgbench` (one-row INSERT per transaction, 8 clients, 10 s) on a
 fresh database, in commits/s. Then, for each flow (a 3-step chain of `set` steps; a 1->10->1
-fan-out, 12 tasks a run) and each number of workers: a fresh database, migrated; one API
+fan-out, 12 tasks a run; `limited`: the chain with `concurrency: {limit: 10}` on 10 keys, not
+run by default) and each number of workers: a fresh database, migrated; one API
 process (EMBEDDED_WORKER=false, so it never executes a run) queues --runs runs through
 `POST /flows/{name}/runs` from 16 clients and stops; then N `python -m app worker
 --concurrency C` processes drain the queue.
@@ -45,7 +46,7 @@ import httpx
 
 from app.store.migrations import upgrade_url
 from bench.bench_api import postgres_commits, postgres_database, server
-from bench.flows import CHAIN, FAN_OUT_10
+from bench.flows import CHAIN, FAN_OUT_10, LIMITED_CHAIN
 
 QUEUE_CLIENTS = 16
 POLL_SECONDS = 0.05
@@ -74,6 +75,12 @@ FLOWS = {
         "FanOut10",
         FAN_OUT_10,
         "(outputs->>'total')::bigint = (inputs->>'n')::bigint * 10 + 55",
+    ),
+    "limited": Flow(
+        "limited",
+        "LimitedChain",
+        LIMITED_CHAIN,
+        "(outputs->>'z')::bigint = (inputs->>'n')::bigint * 2 + 1",
     ),
 }
 

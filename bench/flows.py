@@ -10,6 +10,18 @@ steps:
 outputs: {z: "${c.z}"}
 """
 
+# The chain with a concurrency limit: 10 keys (n mod 10), at most 10 runs of each at once.
+LIMITED_CHAIN = """
+flow: LimitedChain
+inputs: {n: integer}
+concurrency: {limit: 10, key: "k${inputs.n % 10}"}
+steps:
+  - set: {id: a, values: {x: "${inputs.n + 1}"}}
+  - set: {id: b, values: {y: "${a.x * 2}"}}
+  - set: {id: c, values: {z: "${b.y - 1}"}}
+outputs: {z: "${c.z}"}
+"""
+
 # 1 -> 10 -> 1: a step, a fan-out of 10 elements that reads it, a step that sums the fan-out;
 # 12 tasks a run. `total` is 10 * n + 55.
 FAN_OUT_10 = """

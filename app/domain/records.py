@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from app.domain.concurrency import RunConcurrency
 from app.domain.formats import Format
 from app.domain.runs import FINISHED_RUN_STATUSES, RunError, RunStatus, TaskStatus
 
@@ -177,6 +178,11 @@ class RunRecord:
     parent_run_id: str | None = None  # a child run's parent (a step `- flow: Name`)
     parent_step_id: str | None = None
     children: tuple[ChildRun, ...] = ()  # the runs its steps started; empty in listings
+    priority: int = 0  # higher is claimed first
+    # The flow's `concurrency:` for this run: its key (the rendered `key`, or the flow's name)
+    # and limit; None when the flow declares none.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -265,6 +271,8 @@ class NewRunRow:
     parent_run_id: str | None = None
     parent_step_id: str | None = None
     depth: int = 0
+    priority: int = 0  # higher is claimed first
+    concurrency: RunConcurrency | None = None  # the flow's limit, when it declares one
 
 
 @dataclass(frozen=True)
@@ -280,6 +288,7 @@ class Claim:
     # Taken over from no one: a parked run whose time or signal came, or a run released by a
     # worker that stopped; not a worker's death.
     woken: bool = False
+    limited: bool = False  # it has a concurrency key: its end frees a slot of the key
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
+from app.domain.concurrency import MAX_CONCURRENCY_LIMIT
 from app.domain.retention import (
     MAX_RETENTION_DAYS,
     MAX_RETENTION_RUNS,
@@ -33,6 +34,7 @@ from app.dsl.inputs import coerce_input, validate_inputs
 from app.dsl.limits import DEFAULT_LIMITS, DefinitionLimits
 from app.dsl.loading import Document, load_document
 from app.dsl.models import (
+    Concurrency,
     ConnectionSpec,
     FlowDefinition,
     FlowOutput,
@@ -57,8 +59,10 @@ TOP_LEVEL_FIELDS = frozenset(
         "outputs",
         "retention",
         "schedules",
+        "concurrency",
     }
 )
+CONCURRENCY_FIELDS = ("limit", "key")
 INPUT_FIELDS = frozenset({"name", "type", "required", "default", "description"})
 OUTPUT_FIELDS = frozenset({"name", "value", "description"})
 
@@ -142,6 +146,9 @@ class _FlowParser:
         inputs = self._inputs(top.get("inputs", []))
         defaults = self._defaults(top.get("defaults", {}))
         retention = self._retention(top["retention"]) if "retention" in top else Retention()
+        concurrency = (
+            self._concurrency(top["concurrency"], inputs) if "concurrency" in top else None
+        )
         if "steps" not in top:
             self.problems.add((), "a flow needs `steps:`", "missing")
         steps = StepParser(self.read, self.catalog, connections, defaults, self.limits).parse_list(
@@ -168,6 +175,7 @@ class _FlowParser:
             handlers=graph.handlers,
             retention=retention,
             schedules=schedules,
+            concurrency=concurrency,
         )
 
     def _name(self, top: Mapping[str, Any]) -> str | None:
@@ -332,6 +340,45 @@ class _FlowParser:
                 self.problems.add((*loc, *problem.loc), problem.msg, problem.type)
             return None
         return ScheduleSpec(cron, dict(given), Overlap(overlap), enabled)
+
+    def _concurrency(self, raw: Any, inputs: Mapping[str, InputSpec]) -> Concurrency | None:
+        """`concurrency: {limit, key}`: `limit` a positive integer, `key` an optional string
+        template that reads only `inputs` (declared ones)."""
+        loc: Loc = ("concurrency",)
+        body = self.read.mapping(raw, loc, "a mapping with `limit` and an optional `key`")
+        if body is None:
+            return None
+        self.read.only_keys(body, CONCURRENCY_FIELDS, loc)
+        if "limit" not in body:
+            self.problems.add(loc, "needs `limit`: how many runs may run at once", "missing")
+            return None
+        limit = self.read.integer(body["limit"], (*loc, "limit"), 1, MAX_CONCURRENCY_LIMIT)
+        key = None
+        if "key" in body:
+            key = self._concurrency_key(body["key"], (*loc, "key"), inputs)
+        return None if limit is None else Concurrency(limit, key, loc)
+
+    def _concurrency_key(
+        self, raw: Any, loc: Loc, inputs: Mapping[str, InputSpec]
+    ) -> Template | None:
+        if self.read.string(raw, loc) is None:
+            return None
+        template = self.read.template(raw, loc)
+        if template is None:
+            return None
+        problems = 0
+        for reference in sorted(template.references, key=str):
+            first = reference.path[0] if reference.path else None
+            if reference.root != "inputs":
+                self.problems.add(
+                    loc, f"a key may only read `inputs`, not {reference.root!r}", "reference"
+                )
+                problems += 1
+            elif isinstance(first, str) and first not in inputs:
+                known = ", ".join(sorted(inputs)) or "none declared"
+                self.problems.add(loc, f"unknown input {first!r} (inputs: {known})", "reference")
+                problems += 1
+        return None if problems else template
 
     def _outputs(self, raw: Any) -> list[FlowOutput]:
         entries: list[tuple[Any, Any, Loc]] = []

@@ -12,11 +12,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from app.domain.concurrency import MAX_CONCURRENCY_KEY_LENGTH
 from app.domain.retention import Retention
 from app.domain.schedules import ScheduleSpec
-from app.dsl.expressions import Expression
+from app.dsl.expressions import Expression, format_value
 from app.dsl.templates import Template
-from app.errors import Loc
+from app.errors import (
+    ExpressionEvaluationError,
+    InputValidationError,
+    Loc,
+    Problem,
+    format_loc,
+)
 
 
 class Mode(StrEnum):
@@ -109,6 +116,41 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Concurrency:
+    """`concurrency: {limit, key}`: at most `limit` runs of one key run at once; `key` is a
+    template over `inputs` (None: the flow's default key, the flow itself)."""
+
+    limit: int
+    key: Template | None = None
+    loc: Loc = ("concurrency",)
+
+    def key_for(self, inputs: Mapping[str, Any]) -> str | None:
+        """The key of a run with these (validated) inputs, as text; None without `key`.
+
+        Raises `InputValidationError` when it cannot be rendered, or renders to more than
+        MAX_CONCURRENCY_KEY_LENGTH characters."""
+        if self.key is None:
+            return None
+        try:
+            value = self.key.render({"inputs": inputs})
+        except ExpressionEvaluationError as error:
+            raise _key_error(self.loc, f"cannot be rendered: {error.message}") from error
+        text = value if isinstance(value, str) else format_value(value)
+        if len(text) > MAX_CONCURRENCY_KEY_LENGTH:
+            raise _key_error(
+                self.loc,
+                f"renders to {len(text):,} characters; at most {MAX_CONCURRENCY_KEY_LENGTH} "
+                "are allowed",
+            )
+        return text
+
+
+def _key_error(loc: Loc, message: str) -> InputValidationError:
+    where = format_loc((*loc, "key"))
+    return InputValidationError([Problem((), f"the flow's {where} {message}", "concurrency_key")])
+
+
+@dataclass(frozen=True)
 class FlowDefinition:
     name: str
     steps: tuple[Step, ...]  # every step, handlers included, in definition order
@@ -123,6 +165,7 @@ class FlowDefinition:
     handlers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # step -> handler ids
     retention: Retention = field(default_factory=Retention)  # kept runs (the pruner reads it)
     schedules: tuple[ScheduleSpec, ...] = ()  # `schedules:` (registering replaces the last's)
+    concurrency: Concurrency | None = None  # how many of its runs may run at once
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:

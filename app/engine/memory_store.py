@@ -102,7 +102,8 @@ class InMemoryRunStore:
             self.runs[run.run_id] = record
         # A resumed run keeps the tasks of the steps it does not run again, and of those waiting.
         replaced = set(run.replaced) if run.resumed else set(run.steps)
-        for key in [key for key in record.tasks if key.step_id in replaced]:
+        # Elements of a fan-out go (it expands again); a step's own task is reset in its place.
+        for key in [key for key in record.tasks if key.step_id in replaced and key.task_index]:
             del record.tasks[key]
         record.status = RunStatus.RUNNING
         if not (run.waiting and record.started_at):  # woken from its waits: it started before

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.domain.concurrency import MAX_PRIORITY, MIN_PRIORITY
 from app.domain.records import AttemptLog, RunPage, RunRecord, SentSignal, StepRecord
 from app.domain.run_diff import RunDiff, StepDiff
 from app.domain.runs import RunStatus, TaskStatus
@@ -29,6 +30,12 @@ class StartRequest(RequestModel):
     inputs: Inputs = Field(default_factory=dict, description="the flow's inputs by name")
     version: int | None = Field(
         None, ge=1, le=MAX_VERSION, description="run this version; default the latest"
+    )
+    priority: int = Field(
+        0,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description="queued runs are claimed highest priority first, then oldest first",
     )
 
 
@@ -155,6 +162,15 @@ class RunSummary(BaseModel):
         None, description="a child run's parent: the run whose `flow` step started it"
     )
     parent_step_id: str | None = Field(None, description="the parent's step that started it")
+    priority: int = Field(0, description="higher is claimed first")
+    concurrency_key: str | None = Field(
+        None,
+        description="the key of the flow's `concurrency:` limit for this run (its rendered "
+        "`key`, or the flow's name); null when the flow declares none",
+    )
+    concurrency_limit: int | None = Field(
+        None, description="how many runs of `concurrency_key` may run at once"
+    )
 
     @classmethod
     def of(cls, run: RunRecord, budget: AnswerBudget) -> RunSummary:
@@ -226,6 +242,9 @@ def _run_fields(run: RunRecord, budget: AnswerBudget) -> dict[str, Any]:
         "forked_from": run.forked_from,
         "parent_run_id": run.parent_run_id,
         "parent_step_id": run.parent_step_id,
+        "priority": run.priority,
+        "concurrency_key": run.concurrency_key,
+        "concurrency_limit": run.concurrency_limit,
     }
 
 

@@ -46,11 +46,12 @@ class Launch:
     definition_id: int
     inputs: Mapping[str, Any] | None = None
     traceparent: str | None = None  # the request that started it: its spans link there
+    limited: bool = False  # it has a concurrency key: its end frees a slot of the key
 
     @classmethod
     def of_claim(cls, claim: Claim) -> Launch:
         inputs = None if claim.taken_over else claim.inputs
-        return cls(claim.run_id, claim.definition_id, inputs, claim.traceparent)
+        return cls(claim.run_id, claim.definition_id, inputs, claim.traceparent, claim.limited)
 
 
 class Runner:
@@ -73,6 +74,7 @@ class Runner:
         self.in_flight: dict[str, asyncio.Task[RunResult | None]] = {}
         self.work_available = asyncio.Event()  # wakes the worker loop
         self.worker_saturated = False  # the worker left queued work for want of a free slot
+        self._limited: set[str] = set()  # runs in flight with a concurrency key
         self._definitions: OrderedDict[int, FlowDefinition] = OrderedDict()
         self._loading: dict[int, asyncio.Future[FlowDefinition]] = {}
 
@@ -93,6 +95,8 @@ class Runner:
         run_id = launch.run_id
         task = asyncio.create_task(self._execute(launch), name=f"run-{run_id}")
         self.in_flight[run_id] = task
+        if launch.limited:
+            self._limited.add(run_id)
         task.add_done_callback(lambda _: self._landed(run_id))
         return task
 
@@ -162,7 +166,11 @@ class Runner:
 
     def _landed(self, run_id: str) -> None:
         self.in_flight.pop(run_id, None)
-        if self.worker_saturated:  # a slot is free for the queued work the worker had to leave
+        limited = run_id in self._limited
+        self._limited.discard(run_id)
+        # A slot is free for the queued work the worker had to leave; or a slot of the run's
+        # concurrency key is, and a run of it may wait (the claim passed it over).
+        if self.worker_saturated or limited:
             self.work_available.set()
 
     async def _execute(self, launch: Launch) -> RunResult | None:

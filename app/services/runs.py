@@ -19,6 +19,7 @@ from typing import Any
 
 from app.domain.access import Caller, Permission
 from app.domain.clock import utcnow
+from app.domain.concurrency import RunConcurrency, shown_key
 from app.domain.fixtures import Expectation, ExpectedFailure, ExpectedOutputs, Fixture
 from app.domain.records import (
     AttemptLog,
@@ -101,13 +102,22 @@ class RunService:
         inputs: Mapping[str, Any],
         *,
         version: int | None = None,
+        priority: int = 0,
         idempotency_key: str | None = None,
         traceparent: str | None = None,
     ) -> StartedRun:
-        """Queue a run for the worker; inputs are checked first. `traceparent`: the W3C
-        trace context of the request (kept with the run: its spans link to it)."""
+        """Queue a run for the worker; inputs are checked first. `priority`: higher is
+        claimed first. `traceparent`: the W3C trace context of the request (kept with the
+        run: its spans link to it)."""
         new = await self._create(
-            caller, name, inputs, version, idempotency_key, RunStatus.QUEUED, traceparent
+            caller,
+            name,
+            inputs,
+            version,
+            idempotency_key,
+            RunStatus.QUEUED,
+            traceparent,
+            priority=priority,
         )
         if not new.created:
             return StartedRun(await self.get(new.run_id, with_steps=False), created=False)
@@ -123,19 +133,34 @@ class RunService:
         inputs: Mapping[str, Any],
         *,
         version: int | None = None,
+        priority: int = 0,
         wait: float = 30,
         idempotency_key: str | None = None,
         traceparent: str | None = None,
     ) -> StartedRun:
         """Run in this process and wait up to `wait` seconds for the run to finish.
 
+        A run of a flow with a `concurrency:` limit is queued instead, with `priority`, and
+        waited for in the same way: a claim starts it once its key has a free slot, on any
+        worker, so that /execute never runs more of a key at once than its limit.
+
         A repeated idempotency key waits as long for the run the first request made, wherever
         it runs: the answer is the one the first request would have had."""
         new = await self._create(
-            caller, name, inputs, version, idempotency_key, RunStatus.RUNNING, traceparent
+            caller,
+            name,
+            inputs,
+            version,
+            idempotency_key,
+            RunStatus.RUNNING,
+            traceparent,
+            priority=priority,
         )
         if new.launch is None:
             return StartedRun(await self._when_finished(new.run_id, wait), created=False)
+        if new.queued:
+            self.runner.work_available.set()
+            return StartedRun(await self._when_finished(new.run_id, wait), created=True)
         task = self.runner.launch(new.launch)
         if wait > 0:
             deadline = time.monotonic() + wait
@@ -162,7 +187,9 @@ class RunService:
         `resume_failed` (a retried parent), a failed or cancelled child is resumed (`retry`),
         not started anew."""
         key = f"child:{parent.run_id}:{parent.step_id}"
-        new = await self._create(caller, name, inputs, version, key, RunStatus.QUEUED, None, parent)
+        new = await self._create(
+            caller, name, inputs, version, key, RunStatus.QUEUED, parent=parent
+        )
         if new.created:
             self.runner.work_available.set()
             return new.run_id
@@ -195,7 +222,9 @@ class RunService:
         idempotency_key: str | None,
         status: RunStatus,
         traceparent: str | None = None,
+        *,
         parent: ParentStep | None = None,
+        priority: int = 0,
     ) -> _Created:
         """A new run, or the run an earlier request of the caller made on the flow with the
         same idempotency key.
@@ -203,7 +232,8 @@ class RunService:
         The flow's version is looked up once per process and remembered; the statement that
         creates the run checks that it is still current (the latest, unless one was asked
         for), and when it is not the version is looked up again. The inputs are validated
-        here; the run this process executes is not validated again.
+        here; the run this process executes is not validated again. A flow with a
+        `concurrency:` limit gets its runs queued, with their key rendered from the inputs.
         """
         await self.access.require(caller, name, Permission.RUN)
         if idempotency_key is not None:
@@ -218,15 +248,20 @@ class RunService:
                 validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs),
                 root="inputs",
             )
+            concurrency = None
+            if definition.concurrency is not None:
+                key = definition.concurrency.key_for(values)
+                concurrency = RunConcurrency.of(name, key, definition.concurrency.limit)
             created_at = utcnow()
-            # /execute's run is created holding its lease; a queued run waits for a claim.
-            holds = status is RunStatus.RUNNING
+            # /execute's run is created holding its lease; a queued run waits for a claim,
+            # as every run of a flow with a concurrency limit does (the claim keeps it).
+            holds = status is RunStatus.RUNNING and concurrency is None
             expires = created_at + timedelta(seconds=self.runner.lease_seconds) if holds else None
             run = NewRunRow(
                 run_id=str(uuid.uuid4()),
                 flow_name=name,
                 definition_id=definition_id,
-                status=status,
+                status=RunStatus.RUNNING if holds else RunStatus.QUEUED,
                 inputs=values,
                 step_ids=[step.id for step in definition.steps],
                 idempotency_key=idempotency_key,
@@ -239,11 +274,22 @@ class RunService:
                 parent_run_id=None if parent is None else parent.run_id,
                 parent_step_id=None if parent is None else parent.step_id,
                 depth=0 if parent is None else parent.depth,
+                priority=priority,
+                concurrency=concurrency,
             )
             creation = await self.repository.create(run)
             if creation is Creation.CREATED:
                 launch = Launch(run.run_id, definition_id, values, run.traceparent)
-                return _Created(run.run_id, launch, number, created_at, len(run.step_ids))
+                return _Created(
+                    run.run_id,
+                    launch,
+                    number,
+                    created_at,
+                    len(run.step_ids),
+                    queued=not holds,
+                    priority=priority,
+                    concurrency=concurrency,
+                )
             if creation is Creation.KEY_TAKEN:  # lost the race to an identical request
                 assert idempotency_key is not None
                 existing = await self.repository.id_for_key(idempotency_key, name, caller.user_id)
@@ -559,6 +605,9 @@ class _Created:
     version: int = 0
     created_at: datetime | None = None
     steps: int = 0
+    queued: bool = False  # created queued: a claim starts it
+    priority: int = 0
+    concurrency: RunConcurrency | None = None
 
     @property
     def created(self) -> bool:
@@ -568,6 +617,7 @@ class _Created:
         """The run this call created, as it was written."""
         assert self.launch is not None
         assert self.created_at is not None
+        limit = self.concurrency
         return RunRecord(
             run_id=self.run_id,
             flow=flow,
@@ -581,6 +631,9 @@ class _Created:
             started_at=None,
             finished_at=None,
             created_by=created_by,
+            priority=self.priority,
+            concurrency_key=None if limit is None else shown_key(flow, limit.stored_key),
+            concurrency_limit=None if limit is None else limit.limit,
         )
 
     def finished(self, result: RunResult, created_by: str) -> RunRecord:

@@ -9,12 +9,14 @@ transitions are `InMemoryRunStore`'s, made only while the writer holds the run's
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from app.domain.clock import utcnow
+from app.domain.concurrency import RunConcurrency, shown_key
 from app.domain.formats import Format
 from app.domain.records import (
     SIGNAL_ONLY,
@@ -69,6 +71,8 @@ class _Entry:
     parent_run_id: str | None = None
     parent_step_id: str | None = None
     depth: int = 0
+    priority: int = 0
+    concurrency: RunConcurrency | None = None
 
 
 @dataclass
@@ -131,6 +135,8 @@ class MemoryRunStore:
             parent_run_id=run.parent_run_id,
             parent_step_id=run.parent_step_id,
             depth=run.depth,
+            priority=run.priority,
+            concurrency=run.concurrency,
         )
         record = MemoryRun(run.run_id, run.flow_name, run.inputs, run.status, None)
         for kept in run.kept_tasks:
@@ -229,7 +235,7 @@ class MemoryRunStore:
         due = oldest(RunStatus.RUNNING, expired=True)
         due.sort(key=lambda run_id: self.state.entries[run_id].lease_expires_at or now)
         chosen = due[:limit]
-        chosen += oldest(RunStatus.QUEUED, expired=False)[: limit - len(chosen)]
+        chosen += self._queued_within_limits(limit - len(chosen))
         claims = []
         for run_id in chosen:
             run = self._run(run_id)
@@ -242,11 +248,40 @@ class MemoryRunStore:
                     taken_over=run.status is RunStatus.RUNNING,
                     traceparent=entry.traceparent,
                     woken=run.status is RunStatus.RUNNING and entry.lease_owner is None,
+                    limited=entry.concurrency is not None,
                 )
             )
             run.status = RunStatus.RUNNING
             self._lease(run_id, now, lease_seconds)
         return claims
+
+    def _queued_within_limits(self, limit: int) -> list[str]:
+        """Up to `limit` queued runs, highest priority first, then oldest, past those whose
+        concurrency key has its limit of runs running (those chosen here counted)."""
+        entries = self.state.entries
+        running = Counter(
+            entry.concurrency.stored_key
+            for run_id, entry in entries.items()
+            if entry.concurrency is not None and self._run(run_id).status is RunStatus.RUNNING
+        )
+        queued = [run_id for run_id in entries if self._run(run_id).status is RunStatus.QUEUED]
+        queued.sort(key=lambda run_id: (-entries[run_id].priority, entries[run_id].created_at))
+        chosen: list[str] = []
+        closed: set[str] = set()  # full: their later runs wait too
+        for run_id in queued:
+            if len(chosen) >= limit:
+                break
+            concurrency = entries[run_id].concurrency
+            if concurrency is None:
+                chosen.append(run_id)
+                continue
+            key = concurrency.stored_key
+            if key not in closed and running[key] < concurrency.limit:
+                running[key] += 1
+                chosen.append(run_id)
+            else:
+                closed.add(key)
+        return chosen
 
     async def renew(
         self, run_ids: Collection[str], now: datetime, lease_seconds: float
@@ -478,6 +513,13 @@ class MemoryRunStore:
             parent_run_id=entry.parent_run_id,
             parent_step_id=entry.parent_step_id,
             children=self._children(run_id) if with_steps else (),
+            priority=entry.priority,
+            concurrency_key=(
+                None
+                if entry.concurrency is None
+                else shown_key(run.flow, entry.concurrency.stored_key)
+            ),
+            concurrency_limit=None if entry.concurrency is None else entry.concurrency.limit,
         )
 
     def _children(self, run_id: str) -> tuple[ChildRun, ...]:

@@ -171,6 +171,16 @@ class FlowRunRow(Base):
         # A key repeats a request of the same caller on the same flow, no one else's.
         UniqueConstraint("idempotency_key", "flow_name", "created_by"),
         Index(None, "created_by"),
+        # A concurrency key's running runs, counted under its lock (queries/queue.py). Only
+        # runs with a key, where the database can tell (PostgreSQL, SQLite): the others pay
+        # nothing for it.
+        Index(
+            None,
+            "status",
+            "concurrency_key",
+            postgresql_where=text("concurrency_key IS NOT NULL"),
+            sqlite_where=text("concurrency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -202,11 +212,26 @@ class FlowRunRow(Base):
     parent_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     parent_step_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     depth: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Higher is claimed first (POST /flows/{name}/runs `priority`); then oldest first.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The flow's `concurrency:` as the run was created: the key (`<flow>` or `<flow>:<key>`)
+    # and how many runs of it may run at once. None: the flow declares no limit.
+    concurrency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    concurrency_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     definition: Mapped[FlowDefinitionRow] = relationship(lazy="raise")
     tasks: Mapped[list[TaskRunRow]] = relationship(
         lazy="raise", order_by="TaskRunRow.id", passive_deletes=True
     )
+
+
+# The claim's path to queued runs: highest priority first, then oldest.
+Index(
+    "ix_flow_runs_status_priority_created_at",
+    FlowRunRow.status,
+    FlowRunRow.priority.desc(),
+    FlowRunRow.created_at,
+)
 
 
 class TaskRunRow(Base):
@@ -319,6 +344,15 @@ class ScheduleRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class ConcurrencyKeyRow(Base):
+    """A concurrency key some run was created with: the row a claim locks to count the key's
+    running runs and take more of them, one claimer at a time (queries/queue.py)."""
+
+    __tablename__ = "concurrency_keys"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
 class WorkerRow(Base):
     __tablename__ = "workers"
 
@@ -342,3 +376,4 @@ TASK_LOGS = cast(Table, TaskLogRow.__table__)
 EVENTS = cast(Table, RunEventRow.__table__)
 SIGNALS = cast(Table, RunSignalRow.__table__)
 SCHEDULES = cast(Table, ScheduleRow.__table__)
+CONCURRENCY_KEYS = cast(Table, ConcurrencyKeyRow.__table__)

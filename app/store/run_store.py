@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -312,17 +312,14 @@ class SqlRunStore:
                 "woken": bool(run.waiting),
             }
             await held.db.execute(tasks.START_RUN, started)
-            # A resumed run replaces the tasks it runs again (not a waiting one, nor one never
-            # run: their rows stay as they are).
+            # A resumed run resets the tasks it runs again (not a waiting one, nor one never
+            # run: their rows stay as they are), in place: a row keeps its id, so the run's
+            # steps keep their order.
             replaced = run.replaced
             if run.resumed and replaced:
-                await held.db.execute(
-                    delete(TASKS).where(TASKS.c.run_id == run.run_id, TASKS.c.step_id.in_(replaced))
-                )
-                await held.db.execute(
-                    insert(TASKS),
-                    [tasks.new_task(run.run_id, step_id, 0, False) for step_id in replaced],
-                )
+                steps = {"run": run.run_id, "steps": replaced}
+                await held.db.execute(tasks.DROP_ELEMENTS, steps)
+                await held.db.execute(tasks.RESET_STEPS, steps)
                 pending = TaskStatus.PENDING
                 at = run.started_at
                 await held.record(

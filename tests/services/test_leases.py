@@ -311,3 +311,37 @@ async def test_a_version_registered_by_another_process_is_used_at_once(
         await two.flows.delete(await admin(two), "Chain")
         with pytest.raises(UnknownFlowError):
             await one.runs.execute(await admin(one), "Chain", {"n": 1}, wait=10)
+
+
+LIMITED = """
+flow: Limited
+concurrency: {limit: 1}
+steps:
+  - task: Count
+    id: only
+    inputs: {name: limited}
+"""
+
+
+async def test_a_limited_run_ending_wakes_the_worker_for_its_key_next_run(
+    migrated_store_url: str,
+) -> None:
+    async with process(migrated_store_url) as services:
+        worker = ClaimLoop(services.runner, concurrency=5, poll_interval=60)
+        await worker.start()  # its first claim finds nothing; then it waits for a minute
+        try:
+            await services.flows.register(await admin(services), LIMITED)
+            caller = await admin(services)
+            first = (await services.runs.start(caller, "Limited", {})).run.run_id
+            second = (await services.runs.start(caller, "Limited", {})).run.run_id
+
+            # The second waits for the first: only the first's end can start it in time.
+            finished = [
+                await wait_until_finished(services, run_id, deadline=5)
+                for run_id in (first, second)
+            ]
+        finally:
+            await worker.stop()
+
+    assert [run.status for run in finished] == [RunStatus.COMPLETED] * 2
+    assert sample_tasks.calls["limited"] == 2

@@ -44,8 +44,9 @@ STORE_TABLES = {
     "run_events",
     "run_signals",
     "schedules",
+    "concurrency_keys",
 }
-HEAD = "0008_schedules"
+HEAD = "0010_run_priority"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 

@@ -62,7 +62,9 @@ def run_location(run_id: str) -> str:
     summary="Run a flow and wait for its result",
     description="200 when the run finished within `wait` seconds (a failed run too, with "
     "`status: failed` and its `error`); 202 with `Location` when it is still running. Inputs "
-    "are checked before any run is created (422).",
+    "are checked before any run is created (422). A run of a flow with a `concurrency:` limit "
+    "is queued (with `priority`) and waited for the same way: it starts when its key has a "
+    "free slot.",
     response_model=ExecutionResult,
     responses=error_responses(401, 403, 404, 413, 415, 422, 429, also={202: STILL_RUNNING}),
 )
@@ -84,6 +86,7 @@ async def execute_flow(
         name,
         request.inputs,
         version=request.version,
+        priority=request.priority,
         wait=min(wait, settings.max_wait_seconds),
         idempotency_key=idempotency_key,
         traceparent=traceparent,
@@ -97,7 +100,8 @@ async def execute_flow(
 @router.post(
     "/flows/{name}/runs",
     summary="Start a run in the background",
-    description="202 with `Location: /runs/{id}`; the embedded worker (or any worker) runs it.",
+    description="202 with `Location: /runs/{id}`; the embedded worker (or any worker) runs it, "
+    "highest `priority` first, within the flow's `concurrency:` limit.",
     status_code=202,
     response_model=RunStarted,
     responses=error_responses(401, 403, 404, 413, 415, 422, 429, also={200: REPEATED}),
@@ -119,6 +123,7 @@ async def start_run(
         name,
         request.inputs,
         version=request.version,
+        priority=request.priority,
         idempotency_key=idempotency_key,
         traceparent=traceparent,
     )

@@ -6,8 +6,9 @@ lease expired (their worker died or stalled), with `FOR UPDATE SKIP LOCKED`, so 
 claimers never wait for each other nor claim the same run. The worker renews its leases while
 it runs them; every write it makes for a run first locks the run row and checks the lease
 (`hold`, or `PG_HOLD` at the head of PostgreSQL's one-statement transitions), so a worker that
-lost its lease can never record a result. docs/architecture.md explains why this is safe under
-concurrency and crashes.
+lost its lease can never record a result. Queued runs are claimed highest priority first, then
+oldest first, and never more runs of a concurrency key at once than its limit (`_take_queued`).
+docs/architecture.md explains why this is safe under concurrency and crashes.
 
 Times come from the workers' clocks (UTC), as for every timestamp of the store: machines that
 share a database keep their clocks in sync (NTP), well within a lease.
@@ -19,13 +20,25 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, literal_column, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.records import Claim
 from app.domain.runs import RunStatus
 from app.errors import LeaseLostError
-from app.store.models import RUNS
+from app.store.models import CONCURRENCY_KEYS, RUNS
 from app.store.queries import events
 from app.store.session import Db
 
@@ -83,22 +96,22 @@ def lease_values(owner: str, now: datetime, lease_seconds: float) -> dict[str, A
 async def claim(
     db: Db, owner: str, now: datetime, lease_seconds: float, limit: int
 ) -> tuple[list[Claim], list[str]]:
-    """Claim up to `limit` runs: first those whose lease expired, then queued ones, oldest
-    first.
+    """Claim up to `limit` runs: first those whose lease's end passed (a dead worker's, or a
+    parked run's wake-up), longest overdue first, then queued ones, highest priority first,
+    then oldest, within their concurrency limits (`_take_queued`).
 
     The rows are locked `FOR UPDATE SKIP LOCKED` until the caller commits, so a concurrent
     claimer skips them instead of waiting or claiming them twice. Each kind is its own query
-    on the (status, created_at) index, which hands rows over in order: the scan stops at
-    `limit` rows, and locks no more (InnoDB locks every row a scan examines).
+    on an index that hands rows over in order ((status, lease_expires_at) and (status,
+    priority DESC, created_at)): the scan stops at `limit` rows, and locks no more (InnoDB
+    locks every row a scan examines).
 
     Also the ids of the watched runs it started, whose `running` events it wrote.
     """
     # A running run always has a lease's end: its worker's, or the time a parked run wakes.
-    expired = and_(RUNS.c.status == RunStatus.RUNNING.value, RUNS.c.lease_expires_at <= now)
-    found = await _lock_oldest(db, expired, limit, RUNS.c.lease_expires_at)
+    found = await _lock_due(db, now, limit)
     if len(found) < limit:
-        queued = RUNS.c.status == RunStatus.QUEUED.value
-        found += await _lock_oldest(db, queued, limit - len(found), RUNS.c.created_at)
+        found += await _take_queued(db, limit - len(found))
     if not found:
         return [], []
     await db.execute(
@@ -118,18 +131,18 @@ async def claim(
             row.status == RunStatus.RUNNING.value,
             row.traceparent,
             woken=row.status == RunStatus.RUNNING.value and row.lease_owner is None,
+            limited=getattr(row, "concurrency_key", None) is not None,
         )
         for row in found
     ]
     return claims, started
 
 
-async def _lock_oldest(
-    db: Db, condition: ColumnElement[bool], limit: int, oldest: Any
-) -> list[Any]:
-    """Up to `limit` rows matching `condition`, `oldest` first, locked; each kind walks its
-    own index: `(status, created_at)` for queued runs, `(status, lease_expires_at)` for runs
-    to take over or wake, which stops at the first not yet due however many are parked."""
+async def _lock_due(db: Db, now: datetime, limit: int) -> list[Any]:
+    """Up to `limit` running runs due to be taken over or woken (their lease's end passed),
+    the longest overdue first, locked: the `(status, lease_expires_at)` index hands them over
+    in order and the scan stops at the first not yet due, however many runs are parked."""
+    condition = and_(RUNS.c.status == RunStatus.RUNNING.value, RUNS.c.lease_expires_at <= now)
     statement = (
         select(
             RUNS.c.id,
@@ -141,11 +154,165 @@ async def _lock_oldest(
             RUNS.c.lease_owner,
         )
         .where(condition)
-        .order_by(oldest)
+        .order_by(RUNS.c.lease_expires_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     return list((await db.execute(statement)).all())
+
+
+# Queued runs, by priority and age, within their keys' concurrency limits.
+
+# How many times a claim looks again past runs whose key reached its limit; each time closes
+# at least one more key. A claim that stops early leaves the rest to the next one.
+MAX_QUEUED_ROUNDS = 8
+
+_QUEUED_COLUMNS = (
+    RUNS.c.id,
+    RUNS.c.definition_id,
+    RUNS.c.inputs,
+    RUNS.c.status,
+    RUNS.c.traceparent,
+    RUNS.c.watched,
+    RUNS.c.concurrency_key,
+    RUNS.c.concurrency_limit,
+)
+_QUEUED = RUNS.c.status == RunStatus.QUEUED.value
+_RUNNING = RUNS.c.status == RunStatus.RUNNING.value
+
+# The keys whose running runs already reach their limit, as far as a read without locks can
+# tell: a first guess, so that a claim does not walk their queued runs (each key is checked
+# again under its lock before a run of it is taken).
+_FULL_KEYS = (
+    select(RUNS.c.concurrency_key)
+    .where(_RUNNING, RUNS.c.concurrency_key.is_not(None))
+    .group_by(RUNS.c.concurrency_key)
+    .having(func.count() >= func.min(RUNS.c.concurrency_limit))
+)
+# A key's lock row: one claimer at a time counts the key's running runs and takes more.
+_LOCK_KEYS = (
+    select(CONCURRENCY_KEYS.c.name)
+    .where(CONCURRENCY_KEYS.c.name.in_(bindparam("keys", expanding=True)))
+    .with_for_update(skip_locked=True)
+)
+_RUNNING_OF_KEYS = (
+    select(RUNS.c.concurrency_key, func.count())
+    .where(
+        _RUNNING,
+        RUNS.c.concurrency_key.is_not(None),  # the partial index's condition, said outright
+        RUNS.c.concurrency_key.in_(bindparam("keys", expanding=True)),
+    )
+    .group_by(RUNS.c.concurrency_key)
+)
+
+
+async def add_key(db: Db, key: str) -> None:
+    """Add the lock row of a concurrency key, unless it exists (the run's creation does)."""
+    bind = db if isinstance(db, AsyncConnection) else db.get_bind()
+    dialect = bind.dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(CONCURRENCY_KEYS).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(CONCURRENCY_KEYS).on_conflict_do_nothing()
+    else:  # MariaDB, MySQL
+        statement = insert(CONCURRENCY_KEYS).prefix_with("IGNORE")
+    await db.execute(statement, {"name": key})
+
+
+async def _take_queued(db: Db, limit: int) -> list[Any]:
+    """Lock up to `limit` queued runs, highest priority first, then oldest, skipping those
+    whose concurrency key already has its limit of runs running (those claimed here
+    counted).
+
+    Without a key among the first `limit` queued runs, that is one statement, the same as
+    without concurrency limits. Otherwise the keys of the runs met are locked (their
+    `concurrency_keys` rows, `FOR UPDATE SKIP LOCKED`, in one statement) and their running
+    runs counted under those locks (one more), so that two claimers never take more runs of
+    a key than its limit together (docs/architecture.md, "Concurrency and priority"); a key
+    that is full, or locked by another claimer, is closed for this claim, and the claim looks
+    again past its runs.
+    """
+    rows = await _lock_queued(db, limit, (), ())
+    if all(row.concurrency_key is None for row in rows):
+        return rows
+    closed = set((await db.execute(_FULL_KEYS)).scalars())
+    running: dict[str, int] = {}  # key -> its runs running, those taken here included
+    taken: list[Any] = []
+    asked = limit
+    for round_ in range(MAX_QUEUED_ROUNDS):
+        if round_:
+            asked = limit - len(taken)
+            rows = await _lock_queued(db, asked, [row.id for row in taken], closed)
+        met = {row.concurrency_key for row in rows} - {None} - running.keys() - closed
+        if met:
+            running.update(await _lock_and_count(db, met))
+            closed |= met - running.keys()  # another claimer is taking their runs: skip them
+        skipped = False
+        for row in rows:
+            key = row.concurrency_key
+            if key is None:
+                taken.append(row)
+            elif key not in closed and running[key] < row.concurrency_limit:
+                running[key] += 1
+                taken.append(row)
+            else:  # full: its later runs wait too (first come, first served)
+                closed.add(key)
+                skipped = True
+        if not skipped or len(rows) < asked or len(taken) >= limit:
+            break
+    return taken
+
+
+def _queued_first(condition: ColumnElement[bool], limit: Any) -> Any:
+    """Queued runs meeting `condition`, highest priority first, then oldest, locked."""
+    return (
+        select(*_QUEUED_COLUMNS)
+        .where(condition)
+        .order_by(RUNS.c.priority.desc(), RUNS.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+# Built once: every claim runs it.
+_FIRST_QUEUED = _queued_first(_QUEUED, bindparam("limit", type_=Integer))
+
+
+async def _lock_and_count(db: Db, keys: Collection[str]) -> dict[str, int]:
+    """Lock the keys' rows (those another claimer holds are skipped), then count the running
+    runs of each key locked, in a statement that starts once the locks are held."""
+    locked = list((await db.execute(_LOCK_KEYS, {"keys": list(keys)})).scalars())
+    if len(locked) < len(keys):
+        await _restore_lost_keys(db, set(keys) - set(locked))
+    if not locked:
+        return {}
+    counted = {row[0]: int(row[1]) for row in await db.execute(_RUNNING_OF_KEYS, {"keys": locked})}
+    return {key: counted.get(key, 0) for key in locked}
+
+
+async def _restore_lost_keys(db: Db, unlocked: Collection[str]) -> None:
+    """Add back the rows of keys that have none (a run's creation adds them, but a restored
+    backup or a hand-made cleanup may have lost them): without, their runs would never be
+    claimed. The next claim locks them; the others were held by another claimer."""
+    statement = select(CONCURRENCY_KEYS.c.name).where(CONCURRENCY_KEYS.c.name.in_(unlocked))
+    existing = set((await db.execute(statement)).scalars())
+    for key in set(unlocked) - existing:
+        await add_key(db, key)
+
+
+async def _lock_queued(
+    db: Db, limit: int, taken: Sequence[str], closed: Collection[str]
+) -> list[Any]:
+    if not taken and not closed:
+        return list((await db.execute(_FIRST_QUEUED, {"limit": limit})).all())
+    condition = _QUEUED
+    if taken:
+        condition = and_(condition, RUNS.c.id.not_in(taken))
+    if closed:
+        open_key = or_(RUNS.c.concurrency_key.is_(None), RUNS.c.concurrency_key.not_in(closed))
+        condition = and_(condition, open_key)
+    return list((await db.execute(_queued_first(condition, limit))).all())
 
 
 async def renew(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, defer
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.domain.concurrency import shown_key
 from app.domain.records import (
     AttemptLog,
     ChildRun,
@@ -186,6 +187,9 @@ def to_record(
         parent_run_id=run.parent_run_id,
         parent_step_id=run.parent_step_id,
         children=tuple(children),
+        priority=run.priority,
+        concurrency_key=shown_key(run.flow_name, run.concurrency_key),
+        concurrency_limit=run.concurrency_limit,
     )
 
 

@@ -23,7 +23,7 @@ from app.domain.runs import (
     TaskStatus,
 )
 from app.store.models import RUNS, TASKS, USERS
-from app.store.queries import events
+from app.store.queries import events, queue
 from app.store.session import Db
 
 UNFINISHED_TASK_VALUES = sorted(status.value for status in UNFINISHED_TASK_STATUSES)
@@ -56,8 +56,13 @@ async def create(db: Db, run: NewRunRow) -> None:
             "parent_run_id": run.parent_run_id,
             "parent_step_id": run.parent_step_id,
             "depth": run.depth,
+            "priority": run.priority,
+            "concurrency_key": run.concurrency.stored_key if run.concurrency else None,
+            "concurrency_limit": run.concurrency.limit if run.concurrency else None,
         },
     )
+    if run.concurrency is not None:
+        await queue.add_key(db, run.concurrency.stored_key)
     if run.kept_tasks:  # a fork's: copied as they finished in its source run
         await db.execute(insert(TASKS), [kept_task(run.run_id, task) for task in run.kept_tasks])
     if run.step_ids:
@@ -101,14 +106,18 @@ def pg_create_arguments(run: NewRunRow, inputs: str) -> tuple[Any, ...]:
         run.latest_only,
         run.created_by,
         run.traceparent,
+        run.priority,
+        run.concurrency.stored_key if run.concurrency else None,
+        run.concurrency.limit if run.concurrency else None,
     )
 
 
 # PostgreSQL's: $1 run_id, $2 flow_name, $3 definition_id, $4 status, $5 inputs, $6 step ids in
 # order, $7 idempotency key, $8 created_at, $9 lease owner, $10 lease expiry, $11 latest only,
-# $12 the id of the user who starts it, $13 its traceparent. Its `Creation`: nothing is
-# written when the key is taken or the version stale (a newer one exists, with $11, or it was
-# deleted).
+# $12 the id of the user who starts it, $13 its traceparent, $14 its priority, $15 its stored
+# concurrency key (null: none) and $16 that key's limit. Its `Creation`: nothing is written
+# when the key is taken or the version stale (a newer one exists, with $11, or it was
+# deleted). The key's lock row is added with the run (queries/queue.py).
 PG_CREATE = """
 WITH version AS (
     SELECT definition.id FROM flow_definitions AS definition
@@ -118,9 +127,10 @@ WITH version AS (
     ))
 ), run AS (
     INSERT INTO flow_runs (id, flow_name, definition_id, status, inputs, remaining_steps,
-        idempotency_key, created_at, lease_owner, lease_expires_at, created_by, traceparent)
+        idempotency_key, created_at, lease_owner, lease_expires_at, created_by, traceparent,
+        priority, concurrency_key, concurrency_limit)
     SELECT $1, $2, version.id, $4, $5::jsonb, cardinality($6::text[]), $7, $8, $9, $10, $12,
-        $13
+        $13, $14, $15, $16
     FROM version
     ON CONFLICT (idempotency_key, flow_name, created_by) DO NOTHING
     RETURNING id
@@ -129,6 +139,10 @@ WITH version AS (
     SELECT run.id, step.id, 0, 'pending', 0
     FROM run, unnest($6::text[]) WITH ORDINALITY AS step(id, position)
     ORDER BY step.position
+), concurrency_key AS (
+    INSERT INTO concurrency_keys (name)
+    SELECT $15::text FROM run WHERE $15::text IS NOT NULL
+    ON CONFLICT (name) DO NOTHING
 )
 SELECT CASE WHEN EXISTS (SELECT 1 FROM run) THEN 'created'
     WHEN EXISTS (SELECT 1 FROM version) THEN 'key taken' ELSE 'stale' END

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, bindparam, case, func, insert, update
+from sqlalchemy import Boolean, Integer, bindparam, case, delete, func, insert, update
 
 from app.domain.records import AttemptLog
 from app.domain.runs import RunStatus, TaskKey, TaskStatus
@@ -71,6 +71,31 @@ PG_START_NEW_RUN = f"""{PG_HOLD}, started AS (
     RETURNING step_id, task_index, attempts
 ){_READY_EVENTS}
 {_APPLIED}"""
+
+
+# A resumed run's steps that run again: their fan-out elements dropped (the step expands again)
+# and their own task reset to pending, as created, in its row.
+_OF_STEPS = (
+    TASKS.c.run_id == bindparam("run"),
+    TASKS.c.step_id.in_(bindparam("steps", expanding=True)),
+)
+DROP_ELEMENTS = delete(TASKS).where(*_OF_STEPS, TASKS.c.task_index > 0)
+RESET_STEPS = (
+    update(TASKS)
+    .where(*_OF_STEPS, TASKS.c.task_index == 0)
+    .values(
+        status=TaskStatus.PENDING.value,
+        attempts=0,
+        inputs=None,
+        outputs=None,
+        error=None,
+        available_at=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        started_at=None,
+        finished_at=None,
+    )
+)
 
 
 def new_task(run_id: str, step_id: str, index: int, ready: bool) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.clock import utcnow
+from app.domain.concurrency import RunConcurrency
 from app.domain.records import NewRunRow
 from app.domain.runs import RunStatus
 from app.engine.store import RunStore
@@ -200,6 +201,8 @@ def new_run(
     owner: str | None = None,
     latest_only: bool = False,
     inputs: Any = None,
+    priority: int = 0,
+    concurrency: RunConcurrency | None = None,
 ) -> NewRunRow:
     """A run to create: queued, or running under `owner`'s lease from now."""
     expires = utcnow() + timedelta(seconds=LEASE) if owner else None
@@ -216,4 +219,6 @@ def new_run(
         lease_expires_at=expires,
         latest_only=latest_only,
         created_by=created_by,
+        priority=priority,
+        concurrency=concurrency,
     )
