@@ -246,8 +246,9 @@ class Scheduler:
             if earliest is not None:
                 pause = min(pause, (earliest - self.clock()).total_seconds())
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(pause, MIN_PAUSE_SECONDS))
+            with contextlib.suppress(TimeoutError):  # not wait_for: see worker/claim_loop.py
+                async with asyncio.timeout(max(pause, MIN_PAUSE_SECONDS)):
+                    await self._wake.wait()
 
 
 def _cancels(schedule: ScheduleRecord) -> bool:
