@@ -41,6 +41,7 @@ from app.errors import LeaseLostError
 from app.store.models import CONCURRENCY_KEYS, RUNS
 from app.store.queries import events
 from app.store.session import Db
+from app.store.types import UTCDateTime
 
 
 def _held(run: Any, owner: Any, now: Any) -> ColumnElement[bool]:
@@ -138,27 +139,33 @@ async def claim(
     return claims, started
 
 
+# What a claim reads of each run it takes.
+_CLAIMED = (
+    RUNS.c.id,
+    RUNS.c.definition_id,
+    RUNS.c.inputs,
+    RUNS.c.status,
+    RUNS.c.traceparent,
+    RUNS.c.watched,
+)
+# Built once: every claim runs it. The `(status, lease_expires_at)` index hands the runs over
+# in order, and the scan stops at the first not yet due, however many runs are parked.
+_DUE = (
+    select(*_CLAIMED, RUNS.c.lease_owner)
+    .where(
+        RUNS.c.status == RunStatus.RUNNING.value,
+        RUNS.c.lease_expires_at <= bindparam("now", type_=UTCDateTime),
+    )
+    .order_by(RUNS.c.lease_expires_at)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+
+
 async def _lock_due(db: Db, now: datetime, limit: int) -> list[Any]:
     """Up to `limit` running runs due to be taken over or woken (their lease's end passed),
-    the longest overdue first, locked: the `(status, lease_expires_at)` index hands them over
-    in order and the scan stops at the first not yet due, however many runs are parked."""
-    condition = and_(RUNS.c.status == RunStatus.RUNNING.value, RUNS.c.lease_expires_at <= now)
-    statement = (
-        select(
-            RUNS.c.id,
-            RUNS.c.definition_id,
-            RUNS.c.inputs,
-            RUNS.c.status,
-            RUNS.c.traceparent,
-            RUNS.c.watched,
-            RUNS.c.lease_owner,
-        )
-        .where(condition)
-        .order_by(RUNS.c.lease_expires_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list((await db.execute(statement)).all())
+    the longest overdue first, locked."""
+    return list((await db.execute(_DUE, {"now": now, "limit": limit})).all())
 
 
 # Queued runs, by priority and age, within their keys' concurrency limits.
@@ -167,16 +174,7 @@ async def _lock_due(db: Db, now: datetime, limit: int) -> list[Any]:
 # at least one more key. A claim that stops early leaves the rest to the next one.
 MAX_QUEUED_ROUNDS = 8
 
-_QUEUED_COLUMNS = (
-    RUNS.c.id,
-    RUNS.c.definition_id,
-    RUNS.c.inputs,
-    RUNS.c.status,
-    RUNS.c.traceparent,
-    RUNS.c.watched,
-    RUNS.c.concurrency_key,
-    RUNS.c.concurrency_limit,
-)
+_QUEUED_COLUMNS = (*_CLAIMED, RUNS.c.concurrency_key, RUNS.c.concurrency_limit)
 _QUEUED = RUNS.c.status == RunStatus.QUEUED.value
 _RUNNING = RUNS.c.status == RunStatus.RUNNING.value
 

@@ -217,24 +217,12 @@ async def stored(session: AsyncSession, run_id: str) -> StoredRun | None:
     inputs = (await session.execute(_INPUTS, {"run": run_id})).first()
     if inputs is None:
         return None
-    tasks = [
-        StepRecord(
-            step_id=row.step_id,
-            task_index=row.task_index,
-            status=TaskStatus(row.status),
-            attempts=row.attempts,
-            outputs=row.outputs,
-            error=RunError.of(row.error),
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            available_at=row.available_at,
-        )
-        for row in await session.execute(_TASKS, {"run": run_id})
-    ]
+    tasks = [to_step(row) for row in await session.execute(_TASKS, {"run": run_id})]
     return StoredRun(run_id, inputs.inputs, tasks)
 
 
-def to_step(task: TaskRunRow) -> StepRecord:
+def to_step(task: Any) -> StepRecord:
+    """A task's record, from its ORM row or the columns `_TASKS` reads."""
     return StepRecord(
         step_id=task.step_id,
         task_index=task.task_index,
