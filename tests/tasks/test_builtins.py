@@ -22,6 +22,7 @@ DESIGN_BUILTINS = {
     "log",
     "sleep",
     "wait_for",
+    "flow",
     "fail",
 }
 

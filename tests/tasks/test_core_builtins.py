@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ async def run(name: str, context: TaskContext, **arguments: Any) -> dict[str, An
 
 def test_specs_describe_the_step_params_and_outputs() -> None:
     catalog = registry.catalog()
-    assert set(catalog) == {"set", "log", "sleep", "wait_for", "fail"}
+    assert set(catalog) == {"set", "log", "sleep", "wait_for", "flow", "fail"}
     assert all(spec.builtin for spec in catalog.values())
     assert catalog["set"].required_params == {"values"}
     assert catalog["set"].outputs is None
@@ -32,7 +33,9 @@ def test_specs_describe_the_step_params_and_outputs() -> None:
     assert catalog["sleep"].optional_params == {"seconds", "until"}
     assert catalog["wait_for"].required_params == {"signal"}
     assert catalog["wait_for"].outputs == {"payload", "timed_out"}
-    assert {name for name, spec in catalog.items() if spec.waits} == {"sleep", "wait_for"}
+    assert catalog["flow"].required_params == {"flow"}
+    assert catalog["flow"].optional_params == {"inputs", "version"}
+    assert {name for name, spec in catalog.items() if spec.waits} == {"sleep", "wait_for", "flow"}
     assert catalog["fail"].optional_params == {"message"}
     for name in ("log", "sleep", "fail"):
         assert catalog[name].outputs == frozenset()
@@ -132,6 +135,30 @@ async def test_wait_for_refuses_a_signal_name_a_url_cannot_carry(
 ) -> None:
     with pytest.raises(NonRetryableError, match="signal name of 1 to 128"):
         await run("wait_for", context, signal=signal)
+
+
+async def test_flow_answers_the_child_run_to_start(context: TaskContext) -> None:
+    asked = await run("flow", context, flow="Child", inputs={"n": 1}, version=2)
+    assert asked == {
+        "until": None,
+        "signal": None,
+        "child": {"flow": "Child", "inputs": {"n": 1}, "version": 2},
+    }
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"inputs": [1]}, "`inputs` must be a mapping, not list"),
+        ({"version": 0}, "`version` must be a version number, not 0"),
+        ({"version": True}, "`version` must be a version number, not True"),
+    ],
+)
+async def test_flow_refuses_inputs_or_version_it_cannot_start_a_run_with(
+    context: TaskContext, arguments: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(NonRetryableError, match=re.escape(message)):
+        await run("flow", context, flow="Child", **arguments)
 
 
 async def test_fail_raises_a_retryable_task_error_with_the_message(
