@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     # How deep child runs (`- flow: Name` steps) may nest below their first parent: a flow may
     # call itself, up to this depth.
     max_subflow_depth: int = Field(10, ge=1, le=1000)
+    # Runs one `POST /flows/{name}/runs` may start at once (`{"runs": [...]}`), in one transaction.
+    max_batch_runs: int = Field(1000, ge=1, le=10_000)
 
     # Serving.
     host: str = "127.0.0.1"

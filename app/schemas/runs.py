@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain.concurrency import MAX_PRIORITY, MIN_PRIORITY
 from app.domain.records import AttemptLog, RunPage, RunRecord, SentSignal, StepRecord
@@ -18,8 +18,16 @@ from app.schemas.answers import AnswerBudget
 from app.schemas.common import ErrorInfo, RequestModel, Timestamp
 
 MAX_VERSION = 2**31 - 1  # the store's integer column
+MAX_BATCH_RUNS = 10_000  # runs in one batch, whatever MAX_BATCH_RUNS (the setting) allows
 
 Inputs = dict[str, Any]
+
+
+class BatchRun(RequestModel):
+    """One run of a batch."""
+
+    inputs: Inputs = Field(default_factory=dict, description="the flow's inputs by name")
+    priority: int = Field(0, ge=MIN_PRIORITY, le=MAX_PRIORITY)
 
 
 class StartRequest(RequestModel):
@@ -37,6 +45,21 @@ class StartRequest(RequestModel):
         le=MAX_PRIORITY,
         description="queued runs are claimed highest priority first, then oldest first",
     )
+    runs: list[BatchRun] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_BATCH_RUNS,
+        description="a batch: start every run of the list (each with its `inputs` and "
+        "`priority`) in one transaction, or none; at most MAX_BATCH_RUNS (a setting)",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> StartRequest:
+        if self.runs is not None and self.model_fields_set & {"inputs", "priority"}:
+            raise ValueError(
+                "`runs` starts a batch: give each run its `inputs` and `priority` there"
+            )
+        return self
 
 
 class ForkRequest(RequestModel):
@@ -116,6 +139,10 @@ class SignalSent(BaseModel):
     @classmethod
     def of(cls, sent: SentSignal) -> SignalSent:
         return cls(run_id=sent.run_id, name=sent.name, sent_at=sent.sent_at)
+
+
+class RunsStarted(BaseModel):
+    runs: list[RunStarted] = Field(description="the runs, in the order asked")
 
 
 class StepDetail(BaseModel):

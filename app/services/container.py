@@ -158,6 +158,7 @@ class Services:
             signal_limits=SignalLimits(
                 settings.max_signals_per_run, settings.max_signal_payload_bytes
             ),
+            max_batch_runs=settings.max_batch_runs,
         )
         # The engine starts child runs through the service's runs (a `flow` step).
         executor.children = ChildRunService(runs, run_store, settings.max_subflow_depth)

@@ -40,6 +40,10 @@ class RunRepository(Protocol):
         """Create the run (a queued one notifies the workers), unless its idempotency key is
         taken or its version is no longer current."""
 
+    async def create_all(self, batch: Sequence[NewRunRow]) -> Creation:
+        """Create queued runs of one version in one transaction: all of them, or none when
+        their version is stale (no idempotency keys)."""
+
     async def id_for_key(
         self, idempotency_key: str, flow_name: str, created_by: str | None
     ) -> str | None:

@@ -10,9 +10,10 @@ taken over) run keeps the steps it had finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,18 +37,22 @@ from app.domain.run_diff import RunDiff, diff_runs
 from app.domain.runs import ACTIVE_RUN_STATUSES, RETRYABLE_RUN_STATUSES, RunStatus, TaskStatus
 from app.domain.storable import json_data, sized_json_data
 from app.dsl.inputs import validate_inputs
+from app.dsl.models import FlowDefinition
 from app.engine.forks import plan_fork
 from app.engine.resume import previous_outcomes, steps_run_again
 from app.engine.run import RunResult
 from app.errors import (
     ConflictError,
     FlowManagerError,
+    InputValidationError,
+    Loc,
     PayloadTooLargeError,
     QuotaExceededError,
     RequestError,
     RunStateError,
     UnknownRunError,
     UnknownStepError,
+    UnstorableValueError,
     ValueTooLargeError,
 )
 from app.services.access import FlowAccessPolicy
@@ -77,11 +82,13 @@ class RunService:
         tracing: Tracing = NO_TRACING,
         metrics: Metrics | None = None,
         signal_limits: SignalLimits | None = None,
+        max_batch_runs: int = 1000,
     ) -> None:
         """`owner`: this process's worker id, the holder of the leases of the runs it runs.
         `cursor_secret`: signs the cursors of run lists (SECRET_KEY); None: the secret the
         migrations keep in the store, which every process of the service shares."""
         self.signal_limits = signal_limits or SignalLimits()
+        self.max_batch_runs = max_batch_runs  # MAX_BATCH_RUNS
         self.repository = repository
         self.runner = runner
         self.access = access
@@ -198,6 +205,56 @@ class RunService:
             await self.retry(caller, new.run_id)
         return new.run_id
 
+    async def start_all(
+        self,
+        caller: Caller,
+        name: str,
+        batch: Sequence[RunToStart],
+        *,
+        version: int | None = None,
+        traceparent: str | None = None,
+    ) -> list[RunRecord]:
+        """Queue many runs of the flow in one transaction: every one, or none. Each run's
+        inputs are checked first; a problem points at its place (`runs[3].inputs.name`)."""
+        if len(batch) > self.max_batch_runs:
+            raise RequestError(
+                f"{len(batch)} runs in one batch; MAX_BATCH_RUNS allows {self.max_batch_runs}",
+                loc=("body", "runs"),
+            )
+        await self.access.require(caller, name, Permission.RUN)
+        self.limiter.take(caller, len(batch))
+        trace = self.tracing.request_traceparent(traceparent)
+        for _ in range(STALE_VERSION_ATTEMPTS):
+            definition_id, number = await self._located(name, version)
+            definition = await self.runner.definition(definition_id)
+            created_at = utcnow()
+            rows = []
+            for index, run in enumerate(batch):
+                with _at(("runs", index)):
+                    values, concurrency = _checked_inputs(definition, run.inputs)
+                rows.append(
+                    NewRunRow(
+                        run_id=str(uuid.uuid4()),
+                        flow_name=name,
+                        definition_id=definition_id,
+                        status=RunStatus.QUEUED,
+                        inputs=values,
+                        step_ids=[step.id for step in definition.steps],
+                        idempotency_key=None,
+                        created_at=created_at,
+                        latest_only=version is None,
+                        created_by=caller.user_id,
+                        traceparent=trace,
+                        priority=run.priority,
+                        concurrency=concurrency,
+                    )
+                )
+            if await self.repository.create_all(rows) is Creation.CREATED:
+                self.runner.work_available.set()
+                return [_queued(row, number, caller.username) for row in rows]
+            self._versions.pop((name, version), None)  # stale: a version came or went
+        raise ConflictError(f"flow {name!r} kept changing while its runs were being started")
+
     async def _when_finished(self, run_id: str, wait: float) -> RunRecord:
         """The run once it has finished, or as it is after `wait` seconds. A run of this
         process is awaited; one queued or running elsewhere is read again, less and less
@@ -244,14 +301,7 @@ class RunService:
         for _ in range(STALE_VERSION_ATTEMPTS):
             definition_id, number = await self._located(name, version)
             definition = await self.runner.definition(definition_id)
-            values = json_data(
-                validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs),
-                root="inputs",
-            )
-            concurrency = None
-            if definition.concurrency is not None:
-                key = definition.concurrency.key_for(values)
-                concurrency = RunConcurrency.of(name, key, definition.concurrency.limit)
+            values, concurrency = _checked_inputs(definition, inputs)
             created_at = utcnow()
             # /execute's run is created holding its lease; a queued run waits for a claim,
             # as every run of a flow with a concurrency limit does (the claim keeps it).
@@ -581,6 +631,61 @@ class RunService:
         """404 when the caller may not see the run's flow, 403 when it may but not run it."""
         run = await self.get(run_id, with_steps=False)
         await self.access.require(caller, run.flow, Permission.RUN, _no_run(run_id))
+
+
+@dataclass(frozen=True)
+class RunToStart:
+    """One run of a batch (`POST /flows/{name}/runs` with `runs`)."""
+
+    inputs: Mapping[str, Any]
+    priority: int = 0
+
+
+def _checked_inputs(
+    definition: FlowDefinition, inputs: Mapping[str, Any]
+) -> tuple[Any, RunConcurrency | None]:
+    """The run's inputs as stored (validated, defaults applied), and its concurrency key."""
+    values = json_data(
+        validate_inputs(definition.inputs, inputs, strict=definition.strict_inputs),
+        root="inputs",
+    )
+    limit = definition.concurrency
+    if limit is None:
+        return values, None
+    return values, RunConcurrency.of(definition.name, limit.key_for(values), limit.limit)
+
+
+@contextlib.contextmanager
+def _at(prefix: Loc) -> Iterator[None]:
+    """Problems of inputs raised inside, placed under `prefix` (a batch's run)."""
+    try:
+        yield
+    except InputValidationError as error:
+        problems = [replace(problem, loc=(*prefix, *problem.loc)) for problem in error.problems]
+        raise InputValidationError(problems) from None
+    except UnstorableValueError as error:
+        raise UnstorableValueError(
+            error.message, loc=(*prefix, *error.loc), path=error.path, reason=error.reason
+        ) from None
+
+
+def _queued(row: NewRunRow, version: int, created_by: str) -> RunRecord:
+    """A run of a batch, as it was written."""
+    return RunRecord(
+        run_id=row.run_id,
+        flow=row.flow_name,
+        version=version,
+        status=RunStatus.QUEUED,
+        inputs=row.inputs,
+        outputs=None,
+        error=None,
+        remaining_steps=len(row.step_ids),
+        created_at=row.created_at,
+        started_at=None,
+        finished_at=None,
+        created_by=created_by,
+        priority=row.priority,
+    )
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,14 @@ class MemoryRunStore:
         self.state.engine.runs[run.run_id] = record
         return Creation.CREATED
 
+    async def create_all(self, batch: Sequence[NewRunRow]) -> Creation:
+        version = self.state.versions.get(batch[0].definition_id)
+        if version is None or (batch[0].latest_only and self._newer_than(version)):
+            return Creation.STALE
+        for run in batch:
+            await self.create(run)
+        return Creation.CREATED
+
     async def id_for_key(
         self, idempotency_key: str, flow_name: str, created_by: str | None
     ) -> str | None:

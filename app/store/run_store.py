@@ -121,6 +121,20 @@ class SqlRunStore:
             return Creation.KEY_TAKEN
         return Creation.CREATED
 
+    async def create_all(self, batch: Sequence[NewRunRow]) -> Creation:
+        """Create queued runs of one version in one transaction (and notify the workers
+        once): all of them, or none when the version is stale."""
+        async with self._write() as session:
+            first = batch[0]
+            current = await versions.is_current(
+                session, first.definition_id, latest_only=first.latest_only
+            )
+            if not current:
+                return Creation.STALE
+            await runs.create_all(session, batch)
+            await notifications.notify(session, notifications.RUNS_QUEUED)
+        return Creation.CREATED
+
     async def id_for_key(
         self, idempotency_key: str, flow_name: str, created_by: str | None
     ) -> str | None:

@@ -32,7 +32,7 @@ def test_specs_describe_the_step_params_and_outputs() -> None:
     assert catalog["log"].optional_params == {"level"}  # context is injected, not a param
     assert catalog["sleep"].optional_params == {"seconds", "until"}
     assert catalog["wait_for"].required_params == {"signal"}
-    assert catalog["wait_for"].outputs == {"payload", "timed_out"}
+    assert catalog["wait_for"].outputs == frozenset({"payload", "timed_out"})
     assert catalog["flow"].required_params == {"flow"}
     assert catalog["flow"].optional_params == {"inputs", "version"}
     assert {name for name, spec in catalog.items() if spec.waits} == {"sleep", "wait_for", "flow"}

@@ -26,6 +26,7 @@ from app.api.deps import (
 from app.domain.fixtures import fixture_yaml
 from app.domain.runs import SIGNAL_NAME_PATTERN, RunStatus
 from app.dsl.fields import FLOW_NAME, IDENTIFIER
+from app.errors import RequestError
 from app.schemas.answers import AnswerBudget, json_bytes
 from app.schemas.common import error_responses
 from app.schemas.runs import (
@@ -35,11 +36,13 @@ from app.schemas.runs import (
     RunComparison,
     RunDetail,
     RunList,
+    RunsStarted,
     RunStarted,
     SignalSent,
     StartRequest,
     TaskLogs,
 )
+from app.services.runs import RunToStart
 
 OtherRunId = Annotated[uuid.UUID, Path(description="the id of the run to compare with")]
 
@@ -99,11 +102,13 @@ async def execute_flow(
 
 @router.post(
     "/flows/{name}/runs",
-    summary="Start a run in the background",
-    description="202 with `Location: /runs/{id}`; the embedded worker (or any worker) runs it, "
-    "highest `priority` first, within the flow's `concurrency:` limit.",
+    summary="Start a run (or a batch of runs) in the background",
+    description="202 with `Location: /runs/{id}`; the embedded worker (or any worker) runs it. "
+    "With `runs` (a list of `{inputs, priority}`, at most MAX_BATCH_RUNS), starts every run "
+    "of the list in one transaction, or none (a problem points at `body.runs[i]`), and "
+    "answers their ids in order.",
     status_code=202,
-    response_model=RunStarted,
+    response_model=RunStarted | RunsStarted,
     responses=error_responses(401, 403, 404, 413, 415, 422, 429, also={200: REPEATED}),
 )
 async def start_run(
@@ -113,23 +118,43 @@ async def start_run(
     response: Response,
     request: Annotated[
         StartRequest,
-        Body(default_factory=StartRequest, openapi_examples={"tutorial": EXAMPLES["tutorial"]}),
+        Body(
+            default_factory=StartRequest,
+            openapi_examples={
+                "tutorial": EXAMPLES["tutorial"],
+                "batch": {
+                    "summary": "Two runs in one transaction",
+                    "value": {"runs": [{"inputs": {"user_id": 1}}, {"inputs": {"user_id": 2}}]},
+                },
+            },
+        ),
     ],
     idempotency_key: IdempotencyKey = None,
     traceparent: TraceParent = None,
-) -> RunStarted:
-    started = await runs.start(
+) -> RunStarted | RunsStarted:
+    if request.runs is not None:
+        if idempotency_key is not None:
+            raise RequestError(
+                "an Idempotency-Key repeats one run: a batch takes none",
+                loc=("header", "idempotency-key"),
+            )
+        batch = [RunToStart(run.inputs, run.priority) for run in request.runs]
+        started = await runs.start_all(
+            caller, name, batch, version=request.version, traceparent=traceparent
+        )
+        return RunsStarted(runs=[RunStarted.of(run) for run in started])
+    one = await runs.start(
         caller,
         name,
         request.inputs,
         version=request.version,
-        priority=request.priority,
         idempotency_key=idempotency_key,
         traceparent=traceparent,
+        priority=request.priority,
     )
-    response.status_code = 202 if started.created else 200
-    response.headers["Location"] = run_location(started.run.run_id)
-    return RunStarted.of(started.run)
+    response.status_code = 202 if one.created else 200
+    response.headers["Location"] = run_location(one.run.run_id)
+    return RunStarted.of(one.run)
 
 
 @router.get(

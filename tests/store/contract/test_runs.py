@@ -193,3 +193,19 @@ async def test_a_page_leaves_large_values_in_the_store(stores: Stores) -> None:
     assert isinstance(found[0].inputs, OmittedValue)
     assert found[0].inputs.bytes >= 500
     assert found[1].inputs == {"n": 1}
+
+
+async def test_a_batch_of_runs_is_created_whole_or_not_at_all(stores: Stores) -> None:
+    definition_id = await stores.flow("f", await stores.user("u1"))
+    store = stores.of("api")
+    batch = [new_run(f"b{index}", definition_id, latest_only=True) for index in range(3)]
+
+    assert await store.create_all(batch) is Creation.CREATED
+    for run in batch:
+        created = await store.get(run.run_id)
+        assert created is not None
+        assert created.status is RunStatus.QUEUED
+    await stores.version("f")  # a newer version: the batch's is no longer the latest
+    stale = [new_run(f"s{index}", definition_id, latest_only=True) for index in range(3)]
+    assert await store.create_all(stale) is Creation.STALE
+    assert [await store.get(run.run_id) for run in stale] == [None, None, None]
