@@ -264,13 +264,13 @@ class RunExecution:
             return TaskOutcome(wait.key, TaskStatus.FAILED, None, _run_error(step_id, error))
 
     async def _parked_or_woken(self) -> list[str] | None:
-        """Only waits are left: the steps to look at again now (their time came, or a signal
-        did), or None when the run parked."""
+        """Only waits are left: the steps to look at again now (their time came, a signal
+        did, or a child run ended), or None when the run parked."""
         due = self._due_waits(utcnow())
         if due:
             return due
         waits = [self.waits[step_id] for step_id in self.parked_steps]
-        until = min((wait.until for wait in waits if wait.until is not None), default=None)
+        until = self._next_wake()
         signals = sorted({wait.signal for wait in waits if wait.signal is not None})
         children = [wait.child_run_id for wait in waits if wait.child_run_id is not None]
         if await self.store.run_parked(self.run_id, until, signals, children):
@@ -285,17 +285,21 @@ class RunExecution:
         self.parked_steps.difference_update(due)
         return due
 
+    def _next_wake(self) -> datetime | None:
+        """The earliest time a waiting step waits until (None: they wait for signals or
+        children only)."""
+        times = [self.waits[step_id].until for step_id in self.parked_steps]
+        return min((until for until in times if until is not None), default=None)
+
     def _until_next_wake(self) -> float | None:
         """Seconds until the earliest waiting step's time, while other steps run."""
-        times = [self.waits[step_id].until for step_id in self.parked_steps]
-        earliest = min((until for until in times if until is not None), default=None)
+        earliest = self._next_wake()
         if earliest is None:
             return None
         return max(0.0, (earliest - utcnow()).total_seconds())
 
     def _parked_result(self, started_at: datetime) -> RunResult:
-        times = [self.waits[step_id].until for step_id in self.parked_steps]
-        until = min((time for time in times if time is not None), default=None)
+        until = self._next_wake()
         return RunResult(
             self.run_id,
             self.definition.name,
