@@ -31,10 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.clock import utcnow
 from app.domain.records import Creation, NewRunRow
-from app.domain.runs import TaskKey
+from app.domain.runs import RunStatus, TaskKey
 from app.engine.store import NewRun, TaskFinish
 from app.errors import LeaseLostError
 from app.store.database import is_passing_failure
+from app.store.notifications import RUNS_QUEUED
 from app.store.queries import events, runs, tasks, versions
 
 StartMark = tuple[int, datetime]  # (attempt, started at)
@@ -48,6 +49,7 @@ class _Write:
     sql: str
     args: tuple[Any, ...]  # the run's id first
     transition: bool = False  # lease-checked: it answers whether its run is watched
+    notify: str | None = None  # a channel notified with the commit when the run was created
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -70,9 +72,13 @@ class PostgresPath:
         return None if found is None else (int(found[0]), int(found[1]))
 
     async def create(self, run: NewRunRow) -> Creation:
-        """A run created with its lease (no notification to send), in one statement."""
+        """A run created, in one statement: with its lease (`/execute`), or queued, the
+        workers notified once by the commit that creates it (one notification however many
+        runs a group commit creates)."""
         arguments = runs.pg_create_arguments(run, _json(run.inputs) or "null")
-        return Creation(await self._submit(runs.PG_CREATE, *arguments))
+        queued = run.status is RunStatus.QUEUED
+        write = _Write(runs.PG_CREATE, arguments, notify=RUNS_QUEUED if queued else None)
+        return Creation(await self._queue(write))
 
     async def start_new_run(self, run: NewRun) -> None:
         await self._write(
@@ -130,10 +136,6 @@ class PostgresPath:
         if await self._queue(write) is None:  # not "not watched": not applied at all
             raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
 
-    async def _submit(self, sql: str, *args: Any) -> Any:
-        """Queue the statement (the run's id first) for the next group commit; its answer."""
-        return await self._queue(_Write(sql, args))
-
     async def _queue(self, write: _Write) -> Any:
         self._pending.append(write)
         if self._committer is None:
@@ -187,6 +189,8 @@ class PostgresPath:
                 answer = await raw.fetchval(write.sql, *write.args)
                 if write.transition and answer is True:
                     await raw.execute(events.PG_NOTIFY, write.args[0])
+                for channel in _channels(batch, [answer]):
+                    await raw.execute(_NOTIFY, channel)
                 return [answer]
             # Only the lease holder writes a run, and every other writer locks a single run or
             # skips locked rows (claims, lease renewal): this transaction never waits in a
@@ -207,6 +211,8 @@ class PostgresPath:
                 ]
                 for payload in events.pg_notify_payloads(changed):
                     await raw.execute(events.PG_NOTIFY, payload)
+                for channel in _channels(batch, answers):
+                    await raw.execute(_NOTIFY, channel)
             return answers
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
@@ -215,6 +221,18 @@ class PostgresPath:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             return await raw.fetchrow(sql, *args)
+
+
+_NOTIFY = "SELECT pg_notify($1, '')"
+
+
+def _channels(batch: list[_Write], answers: list[Any]) -> set[str]:
+    """The channels to notify once for the batch: those of the runs it created."""
+    return {
+        write.notify
+        for write, answer in zip(batch, answers, strict=True)
+        if write.notify is not None and answer == Creation.CREATED.value
+    }
 
 
 def _json(value: Any) -> str | None:

@@ -101,8 +101,9 @@ class SqlRunStore:
     async def create(self, run: NewRunRow) -> Creation:
         """Create the run (and notify the workers of a queued one), unless its idempotency
         key is taken or its version is stale (see `Creation`)."""
-        # A fork copies its kept tasks: the portable statements, on every database.
-        if self.fast is not None and run.status is not RunStatus.QUEUED and not run.forked_from:
+        # A fork copies its kept tasks, and a child run records its parent: the portable
+        # statements, on every database.
+        if self.fast is not None and not run.forked_from and run.parent_run_id is None:
             with passing_failures_translated():
                 return await self.fast.create(run)
         try:

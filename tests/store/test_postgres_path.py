@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app.domain.records import Creation, NewRunRow
 from app.domain.runs import RunStatus
 from app.store.models import FlowRunRow, TaskRunRow
+from app.store.notifications import RUNS_QUEUED
 from app.store.run_store import SqlRunStore
+from tests import polling
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
 from tests.store.samples import T0, add_definition, owner_of
 
@@ -72,3 +75,33 @@ async def test_a_refused_statement_does_not_fail_the_others_of_its_group_commit(
     assert isinstance(answers[2], asyncpg.UniqueViolationError)
     assert await count(engine, FlowRunRow.id) == 2
     assert await count(engine, TaskRunRow.id) == 4
+
+
+async def test_queued_runs_created_together_are_one_commit_and_one_notification(
+    engine: AsyncEngine,
+) -> None:
+    store = SqlRunStore(engine, "api")
+    definition_id = await add_definition(engine)
+    heard: list[str] = []
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    listener = await asyncpg.connect(dsn)
+    await listener.add_listener(RUNS_QUEUED, lambda *message: heard.append(message[2]))
+    try:
+        queued = [
+            replace(
+                new_run(f"q{index}", definition_id),
+                status=RunStatus.QUEUED,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            for index in range(5)
+        ]
+        answers = await asyncio.gather(*(store.create(run) for run in queued))
+
+        assert answers == [Creation.CREATED] * 5
+        assert store.fast is not None
+        assert store.fast.commits == 1  # submitted together: one group commit
+        await polling.until(lambda: len(heard) == 1)  # one per commit, not one per run
+        assert await count(engine, FlowRunRow.id) == 5
+    finally:
+        await listener.close()
