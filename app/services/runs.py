@@ -129,7 +129,7 @@ class RunService:
         if not new.created:
             return StartedRun(await self.get(new.run_id, with_steps=False), created=False)
         # Answered from what was written, not read back: a worker may already have claimed it.
-        queued = new.as_created(name, RunStatus.QUEUED, caller.user_id)
+        queued = new.as_created(name, RunStatus.QUEUED, caller.username)
         self.runner.work_available.set()
         return StartedRun(queued, created=True)
 

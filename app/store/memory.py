@@ -436,7 +436,7 @@ class MemoryRunStore:
         if any(sent.taken_by is None and sent.signal.name in signals for sent in run.signals):
             return False
         runs = self.state.engine.runs
-        if any(child in runs and runs[child].finished_at is not None for child in children):
+        if any(child not in runs or runs[child].finished_at is not None for child in children):
             return False
         entry = self.state.entries[run_id]
         entry.lease_owner, entry.lease_expires_at = None, until or SIGNAL_ONLY

@@ -119,7 +119,7 @@ class Flows:
         waiting = [parent for (parent,) in await self._session.execute(parents)]
         result = await self._session.execute(delete(FlowRow).where(FlowRow.name == name))
         for parent in waiting:
-            await runs.wake_parked(self._session, parent, utcnow())
+            await runs.wake_parent(self._session, parent, utcnow())
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def shares(self, flow_id: int) -> Sequence[ShareRecord]:

@@ -248,7 +248,7 @@ async def end(
         await cancel_unfinished_tasks(recorder, run_id, at)
         await recorder.record([events.run_event(run_id, status, at, failure)])
         if recorder.parent_run_id is not None:
-            await db.execute(_WAKE_PARENT, {"run": recorder.parent_run_id, "at": at})
+            await wake_parent(db, recorder.parent_run_id, at)
     return ended
 
 
@@ -287,6 +287,11 @@ _WAKE_PARENT = (
         )
     )
 )
+
+
+async def wake_parent(db: Db, run_id: str, at: datetime) -> None:
+    """Wake the parent of a child run that ended or went, if it is parked (`_WAKE_PARENT`)."""
+    await db.execute(_WAKE_PARENT, {"run": run_id, "at": at})
 
 
 async def wake_parked(db: Db, run_id: str, at: datetime) -> bool:

@@ -245,3 +245,10 @@ async def test_the_runs_of_a_parent_list_only_its_children(stores: Stores) -> No
 
     assert [run.run_id for run in page] == [child_id]
     assert (page[0].parent_run_id, page[0].parent_step_id) == (parent_id, "nap")
+
+
+async def test_a_parent_whose_child_is_gone_does_not_park(stores: Stores) -> None:
+    """Its flow was deleted, and the child with it: waiting for it would be forever."""
+    parent_id = await waiting_run(stores)
+
+    assert await stores.of("w1").run_parked(parent_id, None, [], ["deleted-child"]) is False
