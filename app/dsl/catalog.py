@@ -29,6 +29,9 @@ class TaskSpec:
     sql_text: frozenset[str] = frozenset()
     # The engine waits for it (`sleep`, `wait_for`): its function answers what to wait for.
     waits: bool = False
+    # No effect outside the run (`set`, `log`, `fail`): running it again is invisible, so the
+    # store may commit its finish with the run's next transition (`RunStore.committed`).
+    pure: bool = False
 
     @property
     def params(self) -> frozenset[str]:

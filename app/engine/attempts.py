@@ -120,6 +120,8 @@ class TaskRunner:
         task = self.registry.get(step.task)
         observer = self.observer
         attempt = 1
+        if not task.spec.pure:  # its effect comes after the steps before it are recorded
+            await self.store.committed(self.run_id)
         if resume is not None:
             attempt = resume.attempt
             if resume.not_before is not None:

@@ -94,6 +94,9 @@ class InMemoryRunStore:
             raise UnknownRunError(f"no run has the id {run_id!r}")
         return StoredRun(run_id, run.inputs, [task.record() for task in run.tasks.values()])
 
+    async def committed(self, run_id: str) -> None:
+        """Nothing waits: every transition is applied as it is reported."""
+
     async def run_started(self, run: NewRun) -> None:
         ready = set(run.ready)
         record = self.runs.get(run.run_id) if run.resumed else None

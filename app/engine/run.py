@@ -386,9 +386,16 @@ class RunExecution:
             released,
             ended=end,
             log=outcome.log,
+            pure=self._pure(step, outcome),
         )
         await self.store.task_finished(self.run_id, finish)
         return end
+
+    def _pure(self, step: Step, outcome: TaskOutcome) -> bool:
+        """Whether the step's task had no effect outside the run (`TaskFinish.pure`)."""
+        if outcome.status is TaskStatus.SKIPPED or step.id in self.stubs:
+            return True
+        return self.runner.registry.get(step.task).spec.pure
 
     def _charged(self, outcome: TaskOutcome) -> TaskOutcome:
         """The outcome, its outputs charged to the run's document; a failure that ends the run
@@ -576,6 +583,7 @@ class _FanOut:
                     utcnow(),
                     step_finished=False,
                     log=outcome.log,
+                    pure=execution._pure(self.step, outcome),
                 )
                 await execution.store.task_finished(execution.run_id, finish)
             else:  # the last element is recorded with the step's release, by _settle

@@ -6,6 +6,13 @@ in-memory store (`memory_store.py`) serves library use and unit tests, the servi
 releases so a durable store can commit the result and the release in one transaction. `load`
 reads back what an earlier execution of a run kept, so the engine can resume it
 (`FlowExecutor.resume`).
+
+A store may commit some transitions later than it answers: the start of a new run, and the
+finish of a task without effect outside the run (a `pure` one: `set`, a skipped step) that
+does not end it. A crash then loses them, and the run's next owner runs those steps again,
+which nobody outside the run can tell. Before anything with an effect outside the run starts,
+the engine waits for `committed`, so an effect never comes before the steps it follows are
+recorded (Temporal records its local activities the same way, with the next workflow task).
 """
 
 from __future__ import annotations
@@ -57,7 +64,8 @@ class TaskFinish:
 
     `released`: the steps it makes ready. `step_finished` is False for the elements of a
     fan-out that finish before its last. `ended`: the task's step ended the run, in the same
-    transaction.
+    transaction. `pure`: the task had no effect outside the run, so the store may commit the
+    finish later than it answers (module docstring).
     """
 
     key: TaskKey
@@ -69,6 +77,7 @@ class TaskFinish:
     step_finished: bool = True
     ended: RunEnd | None = None
     log: AttemptLog | None = None
+    pure: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,12 @@ class StoredRun:
 
 class RunStore(Protocol):
     async def run_started(self, run: NewRun) -> None:
-        """The run starts: one pending task per step to run, the ready ones queued."""
+        """The run starts: one pending task per step to run, the ready ones queued. A new
+        run's start may be committed later than this answers (module docstring)."""
+
+    async def committed(self, run_id: str) -> None:
+        """Every transition of the run reported so far is committed; raises what refused one
+        (`LeaseLostError`...)."""
 
     async def tasks_expanded(self, run_id: str, step_id: str, count: int) -> None:
         """A `for_each` step fans out into `count` tasks (indexes 0..count-1)."""

@@ -372,6 +372,9 @@ class MemoryRunStore:
             raise UnknownRunError(f"no run has the id {run_id!r}")
         return await self.state.engine.load(run_id)
 
+    async def committed(self, run_id: str) -> None:
+        """Nothing waits: every transition is applied as it is reported."""
+
     async def run_started(self, run: NewRun) -> None:
         self._hold(run.run_id)
         self.state.entries[run.run_id].restarted_remaining = None

@@ -11,6 +11,12 @@ fall as the load rises, while a lone write still commits at once on its own. Eve
 checks the writer's lease; a refused write raises `LeaseLostError` in the coroutine that asked
 for it.
 
+The writes the engine lets the store commit later (a new run's start, a pure task's finish:
+`app/engine/store.py`) join the queue without their caller waiting for them: a run of `set`
+steps reports its whole chain in the time of one commit. Their answers are checked by the
+run's next awaited write, or by `committed`, and raise there. A batch applies each run's
+writes in the order they came (by rounds: every run's first write, then every second...).
+
 Each transition of a watched run inserts its events in its own statement (`queries/events.py`)
 and answers that the run is watched; their watchers are notified once per commit: one
 `pg_notify` per batch, whose payload lists the batch's watched runs (one per statement would
@@ -61,6 +67,8 @@ class PostgresPath:
         self.owner = owner
         self._pending: list[_Write] = []
         self._committer: asyncio.Task[None] | None = None
+        # Per run, its writes queued without waiting, until a later write checks them.
+        self._unchecked: dict[str, list[_Write]] = defaultdict(list)
         self.commits = 0  # group commits made (bench/ reports commits per run)
 
     async def locate(self, name: str, number: int | None) -> tuple[int, int] | None:
@@ -81,7 +89,8 @@ class PostgresPath:
         return Creation(await self._queue(write))
 
     async def start_new_run(self, run: NewRun) -> None:
-        await self._write(
+        """Queued, not waited for: a start lost in a crash loses nothing the run did."""
+        self._write_later(
             run.run_id, tasks.PG_START_NEW_RUN, run.started_at, len(run.steps), list(run.ready)
         )
 
@@ -113,10 +122,11 @@ class PostgresPath:
         ended = finish.ended
         if ended is None:
             steps_finished = 1 if finish.step_finished else 0
-            released = list(finish.released)
-            await self._write(
-                run_id, tasks.PG_FINISH_TASK, *task, released, steps_finished, *logged
-            )
+            values = (*task, list(finish.released), steps_finished, *logged)
+            if finish.pure:
+                self._write_later(run_id, tasks.PG_FINISH_TASK, *values)
+            else:
+                await self._write(run_id, tasks.PG_FINISH_TASK, *values)
         else:
             run_end = (
                 ended.status.value,
@@ -130,17 +140,42 @@ class PostgresPath:
         if self._committer is not None:
             await asyncio.shield(self._committer)
 
+    async def committed(self, run_id: str) -> None:
+        """Wait for the run's writes queued without waiting; raise what refused one."""
+        unchecked = self._unchecked.pop(run_id, None)
+        for write in unchecked or ():
+            _applied(run_id, await asyncio.shield(write.done))
+
+    async def landed(self, run_id: str) -> None:
+        """Wait for the run's writes queued without waiting to be committed or refused,
+        leaving their answers for `committed`."""
+        queued = [asyncio.shield(write.done) for write in self._unchecked.get(run_id, ())]
+        if queued:
+            await asyncio.wait(queued)
+
     async def _write(self, run_id: str, sql: str, *args: Any) -> None:
-        """Queue a lease-checked statement for the next group commit and wait for it."""
+        """Queue a lease-checked statement for the next group commit and wait for it (and for
+        the run's writes queued before it, committed by then)."""
         write = _Write(sql, (run_id, self.owner, utcnow(), *args), transition=True)
-        if await self._queue(write) is None:  # not "not watched": not applied at all
-            raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
+        _applied(run_id, await self._queue(write))
+        if run_id in self._unchecked:
+            await self.committed(run_id)
+
+    def _write_later(self, run_id: str, sql: str, *args: Any) -> None:
+        """Queue a lease-checked statement for the next group commit without waiting."""
+        write = _Write(sql, (run_id, self.owner, utcnow(), *args), transition=True)
+        write.done.add_done_callback(_retrieved)  # checked later, or never if the run broke
+        self._unchecked[run_id].append(write)
+        self._enqueue(write)
 
     async def _queue(self, write: _Write) -> Any:
+        self._enqueue(write)
+        return await asyncio.shield(write.done)
+
+    def _enqueue(self, write: _Write) -> None:
         self._pending.append(write)
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_pending(), name="group-commit")
-        return await asyncio.shield(write.done)
 
     async def _commit_pending(self) -> None:
         """Commit the queued writes, batch after batch, until none is left."""
@@ -192,18 +227,13 @@ class PostgresPath:
                 for channel in _channels(batch, [answer]):
                     await raw.execute(_NOTIFY, channel)
                 return [answer]
-            # Only the lease holder writes a run, and every other writer locks a single run or
-            # skips locked rows (claims, lease renewal): this transaction never waits in a
-            # cycle. Runs go in id order all the same.
-            by_sql: dict[str, list[int]] = defaultdict(list)
-            for position in sorted(range(len(batch)), key=lambda i: batch[i].args[0]):
-                by_sql[batch[position].sql].append(position)
             answers: list[Any] = [None] * len(batch)
             async with raw.transaction():
-                for sql, positions in by_sql.items():
-                    rows = await raw.fetchmany(sql, [batch[i].args for i in positions])
-                    for position, row in zip(positions, rows, strict=True):
-                        answers[position] = row[0]
+                for statements in _rounds(batch):
+                    for sql, positions in statements.items():
+                        rows = await raw.fetchmany(sql, [batch[i].args for i in positions])
+                        for position, row in zip(positions, rows, strict=True):
+                            answers[position] = row[0]
                 changed = [
                     write.args[0]
                     for write, answer in zip(batch, answers, strict=True)
@@ -224,6 +254,39 @@ class PostgresPath:
 
 
 _NOTIFY = "SELECT pg_notify($1, '')"
+
+
+def _rounds(batch: list[_Write]) -> list[dict[str, list[int]]]:
+    """The batch's positions by round, then by statement: round k holds each run's k-th write,
+    so a run's writes apply in the order they came, and a round's writes of one statement go
+    in one pipelined `fetchmany`.
+
+    Only the lease holder writes a run, and every other writer locks a single run or skips
+    locked rows (claims, lease renewal): the transaction never waits in a cycle. Runs go in id
+    order all the same.
+    """
+    rounds: list[dict[str, list[int]]] = []
+    writes_of: dict[str, int] = defaultdict(int)
+    for position in sorted(range(len(batch)), key=lambda i: batch[i].args[0]):  # stable
+        write = batch[position]
+        number = writes_of[write.args[0]]
+        writes_of[write.args[0]] += 1
+        if number == len(rounds):
+            rounds.append(defaultdict(list))
+        rounds[number][write.sql].append(position)
+    return rounds
+
+
+def _applied(run_id: str, answer: Any) -> None:
+    """A lease-checked write's answer: None (not "not watched") when it was not applied."""
+    if answer is None:
+        raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
+
+
+def _retrieved(done: asyncio.Future[Any]) -> None:
+    """Mark a failed future's error as seen (asyncio logs one nobody retrieved)."""
+    if not done.cancelled():
+        done.exception()
 
 
 def _channels(batch: list[_Write], answers: list[Any]) -> set[str]:

@@ -241,7 +241,10 @@ class SqlRunStore:
         self, run_id: str, status: RunStatus, at: datetime, error: RunError | None = None
     ) -> bool:
         """End a queued or running run wherever it runs (its worker is notified of a
-        cancellation); False when it was not active."""
+        cancellation); False when it was not active. What this process wrote of the run
+        lands first (its start, say, is not applied after its end)."""
+        if self.fast is not None:
+            await self.fast.landed(run_id)
         async with self._write() as session:
             recorder = await events.locked(session, run_id)
             ended = await runs.end(recorder, run_id, status, at, error=error)
@@ -312,6 +315,11 @@ class SqlRunStore:
         if found is None:
             raise UnknownRunError(f"no run has the id {run_id!r}")
         return found
+
+    async def committed(self, run_id: str) -> None:
+        if self.fast is not None:
+            with passing_failures_translated():
+                await self.fast.committed(run_id)
 
     async def run_started(self, run: NewRun) -> None:
         """The run row and a pending task per step exist (`create` made them)."""
@@ -469,7 +477,8 @@ class SqlRunStore:
     async def _holding(self, run_id: str) -> AsyncIterator[events.Recorder]:
         """A transaction that holds the run's lease (else `LeaseLostError`, nothing written)
         and writes the run's events when it is watched; its watchers hear of them once it
-        commits."""
+        commits. The run's writes the fast path has not committed yet go first."""
+        await self.committed(run_id)
         with passing_failures_translated():
             async with self.engine.begin() as connection:
                 held = await queue.hold(connection, run_id, self.owner, utcnow())

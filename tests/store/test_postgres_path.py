@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app.domain.clock import utcnow
 from app.domain.records import Creation, NewRunRow
-from app.domain.runs import RunStatus
+from app.domain.runs import RunStatus, TaskKey, TaskStatus
+from app.engine.store import NewRun, RunEnd, TaskFinish
+from app.errors import LeaseLostError
 from app.store.models import FlowRunRow, TaskRunRow
 from app.store.notifications import RUNS_QUEUED
 from app.store.run_store import SqlRunStore
@@ -105,3 +109,55 @@ async def test_queued_runs_created_together_are_one_commit_and_one_notification(
         assert await count(engine, FlowRunRow.id) == 5
     finally:
         await listener.close()
+
+
+def leased_run(run_id: str, definition_id: int) -> NewRunRow:
+    """A run created running under w1's lease, as `/execute` creates one."""
+    return replace(new_run(run_id, definition_id), lease_expires_at=utcnow() + timedelta(minutes=5))
+
+
+def finish(step_id: str, released: tuple[str, ...] = (), end: RunEnd | None = None) -> TaskFinish:
+    """A `set` step's finish: pure, so the store may commit it with a later write."""
+    return TaskFinish(
+        TaskKey(step_id), TaskStatus.COMPLETED, {step_id: 1}, None, utcnow(), released,
+        ended=end, pure=True,
+    )  # fmt: skip
+
+
+async def test_a_chain_of_pure_steps_is_one_commit_applied_in_order(engine: AsyncEngine) -> None:
+    store = SqlRunStore(engine, "w1")
+    assert store.fast is not None
+    await store.create(leased_run("r1", await add_definition(engine)))
+    commits = store.fast.commits
+    started = NewRun("r1", "f", {"n": 1}, ["a", "b"], ["a"], utcnow())
+
+    # Neither the start nor `a` waits for its commit: they go with the run's end, in order.
+    await store.run_started(started)
+    await store.task_finished("r1", finish("a", released=("b",)))
+    ended = RunEnd(RunStatus.COMPLETED, {"b": 1}, None, utcnow())
+    await store.task_finished("r1", finish("b", end=ended))
+
+    assert store.fast.commits - commits == 1
+    run = await store.get("r1")
+    assert run is not None
+    assert run.status is RunStatus.COMPLETED
+    assert [(task.step_id, task.status) for task in run.steps] == [
+        ("a", TaskStatus.COMPLETED),
+        ("b", TaskStatus.COMPLETED),
+    ]
+
+
+async def test_a_refused_write_nobody_waited_for_raises_when_the_run_is_committed(
+    engine: AsyncEngine,
+) -> None:
+    store, other = SqlRunStore(engine, "w1"), SqlRunStore(engine, "w2")
+    await store.create(leased_run("r1", await add_definition(engine)))
+    await other.run_started(NewRun("r1", "f", {"n": 1}, ["a", "b"], ["a"], utcnow()))
+
+    await other.task_finished("r1", finish("a", released=("b",)))  # w1 holds the lease
+
+    with pytest.raises(LeaseLostError):
+        await other.committed("r1")
+    run = await store.get("r1")
+    assert run is not None
+    assert [task.status for task in run.steps] == [TaskStatus.PENDING, TaskStatus.PENDING]

@@ -36,6 +36,7 @@ LOG_LEVELS: Mapping[str, int] = {
 @registry.register(
     "set",
     builtin=True,
+    pure=True,
     outputs=None,
     outputs_from_param="values",
     description="Expose the given values as the step's outputs",
@@ -52,6 +53,7 @@ async def set_values(values: Mapping[str, Any]) -> dict[str, Any]:
 @registry.register(
     "log",
     builtin=True,
+    pure=True,
     outputs=(),
     description="Write a message to the run's log at a level (debug, info, warning, error)",
 )
@@ -143,6 +145,7 @@ def _timestamp(value: Any, name: str) -> datetime:
 @registry.register(
     "fail",
     builtin=True,
+    pure=True,
     outputs=(),
     description="Fail the step with a message (retried like any failure)",
 )

@@ -97,7 +97,7 @@ class SqlStores(Stores):
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = session_factory(engine)
-        self._opened: list[SqlRunStore] = []
+        self._opened: dict[str, SqlRunStore] = {}
 
     async def user(self, user_id: str) -> str:
         async with self.sessions.begin() as session:
@@ -150,12 +150,14 @@ class SqlStores(Stores):
             return definition.id
 
     def of(self, owner: str) -> RunPorts:
-        store = SqlRunStore(self.engine, owner)
-        self._opened.append(store)
-        return store
+        """The store of the worker `owner`: one per worker, as each process has one (a store
+        may commit some writes later than it answers: `RunStore.committed`)."""
+        if owner not in self._opened:
+            self._opened[owner] = SqlRunStore(self.engine, owner)
+        return self._opened[owner]
 
     async def aclose(self) -> None:
-        for store in self._opened:
+        for store in self._opened.values():
             await store.aclose()
 
 
