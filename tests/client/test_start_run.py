@@ -31,7 +31,9 @@ KEYED_YAML = """\
 flow: Keyed
 inputs:
   tenant: {type: string, required: true}
-concurrency: {limit: 1, key: "tenant-${inputs.tenant}"}
+  size: {type: number, default: 2.5}
+  org: {type: object, default: {id: 7}}
+concurrency: {limit: 1, key: "tenant-${inputs.tenant}/${inputs.size}/${inputs.org.id}"}
 steps:
   - set: {id: echo, values: {tenant: "${inputs.tenant}"}}
 outputs:
@@ -185,7 +187,13 @@ async def test_the_sql_function_starts_a_run_on_its_own(
         "priority => 5)"
     )
 
+    batch = await connection.fetchval(
+        """SELECT flow_manager.start_runs('Greet', '[{"name": "One"}, {"name": "Two"}]')"""
+    )
+
     assert (await poll_run(client, run_id))["outputs"] == {"text": "Hello, SQL!", "times": 1}
+    for name, batch_run in zip(["One", "Two"], batch, strict=True):
+        assert (await poll_run(client, batch_run))["outputs"]["text"] == f"Hello, {name}!"
     named = await poll_run(client, by_name)
     assert (named["outputs"]["text"], named["priority"]) == ("Hello, Named!", 5)
 
@@ -309,12 +317,12 @@ async def test_concurrency_keys_are_rendered_as_the_service_renders_them(
     limited = await start_run(connection, "Limited")
 
     sql_run, api_run = [await poll_run(client, i) for i in (keyed, over_http.json()["run_id"])]
-    assert (sql_run["concurrency_key"], sql_run["concurrency_limit"]) == ("tenant-acme", 1)
+    assert (sql_run["concurrency_key"], sql_run["concurrency_limit"]) == ("tenant-acme/2.5/7", 1)
     assert comparable(sql_run) == comparable(api_run)
     limited_run = await poll_run(client, limited)
     assert (limited_run["concurrency_key"], limited_run["concurrency_limit"]) == ("Limited", 2)
     keys = await connection.fetch("SELECT name FROM concurrency_keys ORDER BY name")
-    assert [row["name"] for row in keys] == ["Keyed:tenant-acme", "Limited"]
+    assert [row["name"] for row in keys] == ["Keyed:tenant-acme/2.5/7", "Limited"]
 
 
 async def test_a_key_sql_cannot_render_is_refused_clearly(
