@@ -29,20 +29,11 @@ tables were found on, whatever the caller's.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import context, op
 from sqlalchemy.dialects.postgresql import JSONB
-
-from app.domain.formats import format_named
-from app.dsl.catalog import TaskSpec
-from app.dsl.definitions import build_definition
-from app.dsl.limits import DefinitionLimits
-from app.dsl.loading import load_document
-from app.dsl.start_spec import start_spec
-from app.tasks.builtins import builtin_registry
 
 revision: str = "0011_sql_start_run"
 down_revision: str | Sequence[str] | None = "0010_run_priority"
@@ -57,23 +48,29 @@ def upgrade() -> None:
     )
     if not context.is_offline_mode():  # `--sql` prints DDL; describing versions reads them
         _describe_stored_versions()
-    if op.get_bind().dialect.name == "postgresql":
-        schema = op.get_bind().execute(sa.text("SELECT current_schema()")).scalar_one()
+    if op.get_context().dialect.name == "postgresql":
+        schema = (  # where the tables are; a printed script assumes the default
+            "public"
+            if context.is_offline_mode()
+            else op.get_bind().execute(sa.text("SELECT current_schema()")).scalar_one()
+        )
         for statement in _functions(schema):
             op.execute(sa.text(statement))
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    if op.get_context().dialect.name == "postgresql":
         op.execute(sa.text("DROP SCHEMA flow_manager CASCADE"))
     with op.batch_alter_table("flow_definitions") as batch:
         batch.drop_column("start_spec")
 
 
 def _describe_stored_versions() -> None:
-    """`start_spec` for every stored version, from its source, parsed as the service parses
-    it but accepting tasks this process has not registered (their modules are not loaded
-    here): what the description holds (inputs, steps, concurrency) does not depend on them."""
+    """`start_spec` for every stored version, from its source (`app/store/start_specs.py`); a
+    version whose text cannot be read keeps none: the function refuses it clearly."""
+    # Imported here: Alembic imports every migration for any command, and this one needs the
+    # parser only when it upgrades.
+    from app.store.start_specs import described  # noqa: PLC0415
 
     bind = op.get_bind()
     definitions = sa.table(
@@ -83,49 +80,15 @@ def _describe_stored_versions() -> None:
         sa.column("format", sa.String),
         sa.column("start_spec", sa.JSON().with_variant(JSONB(), "postgresql")),
     )
-    catalog = _AnyTask(builtin_registry().catalog())
-    limits = DefinitionLimits(10**9, 10.0**12, 10.0**12, 10.0**12)  # it was accepted once
     rows = bind.execute(sa.select(definitions.c.id, definitions.c.source, definitions.c.format))
     for definition_id, source, format in rows.all():
-        try:
-            document = load_document(source, format=format_named(format))
-            definition = build_definition(document, catalog, _Everything(), limits=limits)
-        except Exception:  # whatever is wrong with an old text, the upgrade goes on
-            continue  # no description: the function refuses this version clearly
-        bind.execute(
-            definitions.update()
-            .where(definitions.c.id == definition_id)
-            .values(start_spec=start_spec(definition))
-        )
-
-
-class _AnyTask(Mapping[str, Any]):
-    """The built-in tasks as they are, and any other name as a task taking any parameter."""
-
-    def __init__(self, known: Mapping[str, Any]) -> None:
-        self.known = known
-
-    def __getitem__(self, name: str) -> Any:
-        return self.known.get(name) or TaskSpec(name, accepts_any_params=True)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.known)
-
-    def __len__(self) -> int:
-        return len(self.known)
-
-
-class _Everything(Collection[str]):
-    """Every connection type (their plugins are not loaded here)."""
-
-    def __contains__(self, _: object) -> bool:
-        return True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
+        spec = described(source, format)
+        if spec is not None:
+            bind.execute(
+                definitions.update()
+                .where(definitions.c.id == definition_id)
+                .values(start_spec=spec)
+            )
 
 
 def _functions(schema: str) -> list[str]:
