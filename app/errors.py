@@ -226,6 +226,11 @@ class FlowFailedError(FlowManagerError):
         super().__init__(f"Flow run {run_id} failed{where}: {error.type}: {error.message}")
 
 
+class NotStartableFromSqlError(FlowManagerError):
+    """The flow's runs cannot be started from SQL (`flow_manager.start_run`): start them
+    through the API."""
+
+
 class LeaseLostError(FlowManagerError):
     """This process no longer holds the run's lease: another worker took the run over, or the
     run ended elsewhere. Nothing more of this execution is recorded."""

@@ -357,3 +357,54 @@ def _inline(text: str, placeholders: list[Placeholder]) -> tuple[str, list[int]]
     copy(position, len(text))
     origins.append(len(text))
     return "".join(pieces), origins
+
+
+# A template as literal text and the run inputs it reads, for those who render it without the
+# expression engine (PostgreSQL's `flow_manager.start_run` renders a concurrency key).
+TextPart = str | tuple[str | int, ...]  # literal text, or the path of an input read as is
+
+
+def text_parts(template: Template) -> list[TextPart] | None:
+    """The template as literal text and plain input reads (`${inputs.tenant}`: the path
+    `("tenant",)`), in order; None when it computes anything else (`${lower(inputs.x)}`) or is
+    not text. Rendering it is writing each part (a read with `format_value`) and joining."""
+    if isinstance(template, _Constant):
+        return [template.value] if isinstance(template.value, str) else None
+    if isinstance(template, _Native):
+        read = _input_read(template.expression)
+        return None if read is None else [read]
+    if isinstance(template, _Text):
+        parts: list[TextPart] = []
+        for part in template.parts:
+            if isinstance(part, str):
+                parts.append(part)
+                continue
+            read = _input_read(part)
+            if read is None:
+                return None
+            parts.append(read)
+        return parts
+    return None
+
+
+def written_text(template: Template) -> str:
+    """The template as its definition wrote it (the text of a string template)."""
+    if isinstance(template, _Constant):
+        return str(template.value)
+    if isinstance(template, _Native):
+        return f"${{{template.expression.source}}}"
+    if isinstance(template, _Text):
+        return "".join(
+            part if isinstance(part, str) else f"${{{part.source}}}" for part in template.parts
+        )
+    return repr(template)
+
+
+def _input_read(expression: Expression) -> tuple[str | int, ...] | None:
+    """The input path an expression that is nothing but `inputs.a.b[0]` reads; else None."""
+    if len(expression.references) != 1:
+        return None
+    (reference,) = expression.references
+    if reference.root != "inputs" or not reference.path:
+        return None
+    return reference.path if expression.source.strip() == str(reference) else None

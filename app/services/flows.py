@@ -24,6 +24,7 @@ from app.domain.records import (
     ValidationReport,
 )
 from app.dsl.models import FlowDefinition
+from app.dsl.start_spec import start_spec
 from app.engine.executor import FlowExecutor, ParsedFlow
 from app.errors import (
     ConflictError,
@@ -176,6 +177,7 @@ class FlowService:
                 description=definition.description,
                 created_by=caller.user_id or flow.owner_id,
                 change_notes=change_notes,
+                start_spec=start_spec(definition),
             )
             await tx.flows.change(flow.id, added.created_at, description=added.description)
             await replace_declared(

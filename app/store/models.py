@@ -156,6 +156,10 @@ class FlowDefinitionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     change_notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What starting a run needs, as SQL reads it (`app/dsl/start_spec.py`): PostgreSQL's
+    # `flow_manager.start_run` starts runs without the service. None: a version stored before
+    # it, that the migration could not describe.
+    start_spec: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True)
 
 
 class FlowRunRow(Base):

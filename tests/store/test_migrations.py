@@ -25,7 +25,7 @@ from app.store import migrations
 from app.store.database import session_factory
 from app.store.migrations import VERSIONS, alembic_config, downgrade, upgrade, upgrade_url
 from app.store.models import Base, FlowDefinitionRow, FlowRunRow, TaskRunRow, WorkerRow
-from tests.databases import store_engine
+from tests.databases import fresh_store_database, store_engine
 from tests.store.samples import add_owner_and_flow
 
 STORE_TABLES = {
@@ -46,7 +46,7 @@ STORE_TABLES = {
     "schedules",
     "concurrency_keys",
 }
-HEAD = "0010_run_priority"
+HEAD = "0011_sql_start_run"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 
@@ -349,3 +349,73 @@ async def test_flows_registered_before_users_existed_are_adopted_by_a_bootstrap_
     assert (flow.owner_id, flow.description) == (admin.id, "latest")
     assert creators == {admin.id}
     assert starter == admin.id
+
+
+START_RUN = "flow_manager.start_run(text,jsonb,text,integer,integer,text)"
+DESCRIBED_SOURCE = """\
+flow: Old
+inputs:
+  n: {type: integer, required: true}
+steps:
+  - task: NotLoadedHere
+    id: custom
+  - log: {id: done, message: "${inputs.n}"}
+"""
+
+
+async def test_versions_stored_before_are_described_for_starting_runs_from_sql(
+    store_url: str,
+) -> None:
+    async with store_engine(store_url) as engine:
+        await upgrade(engine, "0010_run_priority")
+        async with session_factory(engine)() as session, session.begin():
+            owner = await add_owner_and_flow(session, "Old")
+            for version, source in ((1, DESCRIBED_SOURCE), (2, "flow: [not, a, flow")):
+                await session.execute(
+                    text(
+                        "INSERT INTO flow_definitions (name, version, definition, source, format,"
+                        " checksum, description, created_at, created_by) VALUES ('Old',"
+                        " :version, '{}', :source, 'yaml', '', '', :at, :owner)"
+                    ),
+                    {"version": version, "source": source, "at": T0_NAIVE, "owner": owner},
+                )
+
+        await upgrade(engine)
+
+        async with session_factory(engine)() as session:
+            rows = await session.execute(
+                select(FlowDefinitionRow.version, FlowDefinitionRow.start_spec)
+            )
+            described: dict[int, Any] = dict(rows.all())
+    assert described[1]["steps"] == ["custom", "done"]
+    assert described[1]["inputs"] == [
+        {"name": "n", "type": "integer", "required": True, "has_default": False, "default": None}
+    ]
+    assert described[2] is None  # unreadable: start_run refuses it, the upgrade goes on
+
+
+async def test_start_run_is_installed_on_postgresql_and_removed_by_its_downgrade(
+    tmp_path: Path,
+) -> None:
+    async def installed(engine: AsyncEngine) -> tuple[bool, bool]:
+        async with engine.connect() as connection:
+            function = await connection.scalar(text(f"SELECT to_regprocedure('{START_RUN}')"))
+            columns = await connection.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("flow_definitions")}
+            )
+        return function is not None, "start_spec" in columns
+
+    async with fresh_store_database("postgresql", tmp_path) as url, store_engine(url) as engine:
+        await upgrade(engine)
+        assert await installed(engine) == (True, True)
+
+        await downgrade(engine, "0010_run_priority")
+        assert await installed(engine) == (False, False)
+        async with engine.connect() as connection:
+            schemas = await connection.scalar(
+                text("SELECT count(*) FROM pg_namespace WHERE nspname = 'flow_manager'")
+            )
+        assert schemas == 0
+
+        await upgrade(engine)
+        assert await installed(engine) == (True, True)

@@ -183,8 +183,10 @@ class Versions:
         description: str,
         created_by: str,
         change_notes: str | None,
+        start_spec: Any,
     ) -> FlowVersion:
-        """A new version (its record names no creator: the caller knows who it is)."""
+        """A new version (its record names no creator: the caller knows who it is).
+        `start_spec`: what starting its runs from SQL needs (`app/dsl/start_spec.py`)."""
         row = FlowDefinitionRow(
             name=name,
             version=number,
@@ -196,6 +198,7 @@ class Versions:
             created_at=utcnow(),
             created_by=created_by,
             change_notes=change_notes,
+            start_spec=start_spec,
         )
         self._session.add(row)
         await self._session.flush()
