@@ -79,10 +79,12 @@ PEERS = ("procrastinate", "dbos")
 POLL_SECONDS = 0.05
 STALL_SECONDS = 60.0  # no run finished for this long: the system is stuck
 READY_SECONDS = 60.0  # workers not ready by then: the system failed to start
-PEER_POOL_SIZE = 20  # bench/peers/*: Flow Manager's default pool_size, for a fair share
+PEER_POOL_SIZE = 20  # POOL_SIZE in bench/peers/*: Flow Manager's default pool_size
+# The peers' defaults (options): 4, 10 and 32 jobs at once per procrastinate worker gave the
+# same figure here, and so did DBOS with 32 or 100 workflows, polling every 0.02 to 0.1 s.
 PROCRASTINATE_CONCURRENCY = 10
 DBOS_CONCURRENCY = 32
-DBOS_POLLING = 0.1
+DBOS_POLLING = 0.1  # DBOS's default, 1 s, starts at most DBOS_CONCURRENCY workflows a second
 
 FM_DONE = "SELECT count(*) FROM flow_runs WHERE status IN ('completed', 'failed', 'cancelled')"
 FM_LAST = "SELECT extract(epoch FROM max(finished_at))::float8 FROM flow_runs"
@@ -144,9 +146,13 @@ def peers_python() -> Path:
     print(f"installing the peers into {PEERS_VENV} ...", flush=True)
     started = time.perf_counter()
     shutil.rmtree(PEERS_VENV, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
     install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*install, "-r", str(REQUIREMENTS)], check=True)
+    create = [sys.executable, "-m", "venv", str(PEERS_VENV)]
+    for command in (create, [*install, "-r", str(REQUIREMENTS)]):
+        # pip's warnings about this machine's index configuration would bury the figures
+        done = subprocess.run(command, check=False, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
     marker.write_text(wanted)
     print(f"  installed in {time.perf_counter() - started:.1f} s", flush=True)
     return python
