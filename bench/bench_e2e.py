@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.bench_e2e [--runs 3000] [--clients 32] [--workers 1,2]
         [--systems flow-manager,procrastinate,dbos] [--concurrency 32] [--rounds 1]
+        [--procrastinate-concurrency 10] [--procrastinate-polling 0.1]
+        [--dbos-concurrency 32] [--dbos-polling 0.1]
 
 Each system, for each number of workers, on a fresh PostgreSQL database (dropped after):
 its workers are started and ready (registered in the database, or saying so) BEFORE the
@@ -15,12 +17,14 @@ z = y-1, so z = 2n+1.
   clients post to `POST /flows/Chain/runs` (aiohttp, keep-alive). Completion: the runs'
   `finished_at`.
 - procrastinate: bench/peers/procrastinate_w3.py, one job per step, each deferring the next
-  with its result, the last storing z; N workers with `concurrency` C (async tasks, LISTEN/
-  NOTIFY); a submitter process with `defer_async` from --clients coroutines. Completion: the
-  `succeeded` event of each run's last job.
+  with its result, the last storing z; N workers with `concurrency` (async tasks, LISTEN/
+  NOTIFY, `fetch_job_polling_interval` --procrastinate-polling); a submitter process with
+  `defer_async` from --clients coroutines. Completion: the `succeeded` event of each run's
+  last job.
 - dbos: bench/peers/dbos_w3.py, a workflow of 3 `@DBOS.step`s on a queue with
-  `worker_concurrency` C; N DBOS processes; a submitter process with `DBOSClient.enqueue`
-  from --clients threads. Completion: the workflows' `completed_at`.
+  `worker_concurrency` and `polling_interval_sec` (--dbos-polling); N DBOS processes; a
+  submitter process with `DBOSClient.enqueue` from --clients threads. Completion: the
+  workflows' `completed_at`.
 
 The peers come from PyPI, pinned in bench/peers/requirements.txt, installed into their own
 virtualenv, bench/.peers-venv (git-ignored), created on first use: they never touch the
@@ -83,6 +87,9 @@ PEER_POOL_SIZE = 20  # POOL_SIZE in bench/peers/*: Flow Manager's default pool_s
 # The peers' defaults (options): 4, 10 and 32 jobs at once per procrastinate worker gave the
 # same figure here, and so did DBOS with 32 or 100 workflows, polling every 0.02 to 0.1 s.
 PROCRASTINATE_CONCURRENCY = 10
+# procrastinate's default, 5 s, cost it a third of its throughput here: its worker clears the
+# new-job event after each fetch, so a job deferred while it fetched waits for the next poll.
+PROCRASTINATE_POLLING = 0.1
 DBOS_CONCURRENCY = 32
 DBOS_POLLING = 0.1  # DBOS's default, 1 s, starts at most DBOS_CONCURRENCY workflows a second
 
@@ -111,6 +118,7 @@ class Workload:
     runs: int
     clients: int
     concurrency: dict[str, int]  # per worker process, by system
+    procrastinate_polling: float  # the workers' fetch_job_polling_interval, seconds
     dbos_polling: float  # seconds between a DBOS process's polls of its queue
 
 
@@ -312,7 +320,10 @@ async def submit_over_http(
 async def procrastinate(python: Path, name: str, count: int, load: Workload) -> Outcome:
     address = dsn(name)
     await run_peer(peer_command(python, "procrastinate", "setup", "--dsn", address))
-    concurrency = ("--concurrency", load.concurrency["procrastinate"])
+    concurrency = (
+        "--concurrency", load.concurrency["procrastinate"],
+        "--polling", load.procrastinate_polling,
+    )  # fmt: skip
     commands = [
         peer_command(
             python, "procrastinate", "worker", "--dsn", address, *concurrency, "--name", f"w{i}"
@@ -411,7 +422,8 @@ def settings_lines(systems: Sequence[str], load: Workload) -> list[str]:
         ),
         "procrastinate": (
             f"procrastinate {pinned('procrastinate')}: N workers, concurrency"
-            f" {load.concurrency['procrastinate']}, listen_notify, pool <= {PEER_POOL_SIZE};"
+            f" {load.concurrency['procrastinate']}, listen_notify, fetch_job_polling_interval"
+            f" {load.procrastinate_polling}, pool <= {PEER_POOL_SIZE};"
             " one job per step;"
             f" {load.clients} defer_async callers (pool <= {load.clients})"
         ),
@@ -479,7 +491,13 @@ async def main_async(arguments: argparse.Namespace) -> int:
         "procrastinate": arguments.procrastinate_concurrency,
         "dbos": arguments.dbos_concurrency,
     }
-    load = Workload(arguments.runs, arguments.clients, concurrency, arguments.dbos_polling)
+    load = Workload(
+        arguments.runs,
+        arguments.clients,
+        concurrency,
+        arguments.procrastinate_polling,
+        arguments.dbos_polling,
+    )
     systems: list[str] = arguments.systems
     python = peers_python() if set(systems) & set(PEERS) else None
     print(f"W3: {load.runs} runs from {load.clients} clients; {os.cpu_count()} CPUs")
@@ -520,6 +538,10 @@ def main() -> None:
         help="jobs at once per procrastinate worker",
     )  # fmt: skip
     parser.add_argument(
+        "--procrastinate-polling", type=float, default=PROCRASTINATE_POLLING,
+        help="the workers' fetch_job_polling_interval",
+    )  # fmt: skip
+    parser.add_argument(
         "--dbos-concurrency", type=int, default=DBOS_CONCURRENCY,
         help="the queue's worker_concurrency: workflows at once per DBOS process",
     )  # fmt: skip
@@ -534,8 +556,9 @@ def main() -> None:
         parser.error(f"unknown systems {sorted(unknown)}; choose among {list(SYSTEMS)}")
     counts = (arguments.runs, arguments.clients, arguments.concurrency, arguments.rounds)
     peers = (arguments.procrastinate_concurrency, arguments.dbos_concurrency)
-    if min(*counts, *peers) < 1 or arguments.dbos_polling <= 0:
-        parser.error("every count must be at least 1, --dbos-polling above 0")
+    pollings = (arguments.procrastinate_polling, arguments.dbos_polling)
+    if min(*counts, *peers) < 1 or min(pollings) <= 0:
+        parser.error("every count must be at least 1, every polling interval above 0")
     sys.exit(asyncio.run(main_async(arguments)))
 
 

@@ -1,14 +1,15 @@
 """W3 (the 3-step chain) on procrastinate, for bench/bench_e2e.py. Runs with bench/.peers-venv.
 
     python -m bench.peers procrastinate setup --dsn DSN
-    python -m bench.peers procrastinate worker --dsn DSN --concurrency C --name NAME
+    python -m bench.peers procrastinate worker --dsn DSN --concurrency C --polling P --name NAME
     python -m bench.peers procrastinate submit --dsn DSN --runs R --clients K
 
 One job per step, the fair equivalent of a durable step: `w3_a(n)` defers `w3_b(n, x=n+1)`,
 which defers `w3_c(n, y=2x)`, which stores `z = y-1` in `bench_w3_results` (procrastinate
 keeps no job results; Flow Manager and DBOS store a run's outputs, so this is the same
 durable write). Every task is async, so the worker's `concurrency` runs them side by side
-on its event loop, as procrastinate's docs recommend for I/O-bound tasks.
+on its event loop, as procrastinate's docs recommend for I/O-bound tasks. P is the worker's
+`fetch_job_polling_interval`, its fallback to LISTEN/NOTIFY.
 
 `submit` defers `w3_a` from K concurrent callers of `defer_async` (procrastinate's public
 API) and prints, as JSON, the epoch time of the first submission and of the last.
@@ -67,12 +68,16 @@ async def setup(dsn: str) -> None:
         await app.connector.execute_query_async(RESULTS)
 
 
-async def work(dsn: str, concurrency: int, name: str) -> None:
+async def work(dsn: str, concurrency: int, polling: float, name: str) -> None:
     """Until SIGTERM (procrastinate's own handler), then finish the jobs in hand."""
     app = bound(dsn, POOL_SIZE)
     async with app.open_async():
         await app.run_worker_async(
-            queues=[QUEUE], concurrency=concurrency, name=name, listen_notify=True
+            queues=[QUEUE],
+            concurrency=concurrency,
+            name=name,
+            listen_notify=True,
+            fetch_job_polling_interval=polling,
         )
 
 
@@ -98,6 +103,7 @@ def main() -> None:
     parser.add_argument("command", choices=["setup", "worker", "submit"])
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--polling", type=float, default=5.0)
     parser.add_argument("--name", default="worker")
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=32)
@@ -105,7 +111,7 @@ def main() -> None:
     if arguments.command == "setup":
         asyncio.run(setup(arguments.dsn))
     elif arguments.command == "worker":
-        asyncio.run(work(arguments.dsn, arguments.concurrency, arguments.name))
+        asyncio.run(work(arguments.dsn, arguments.concurrency, arguments.polling, arguments.name))
     else:
         times = asyncio.run(submit(arguments.dsn, arguments.runs, arguments.clients))
         print(json.dumps(times), flush=True)
