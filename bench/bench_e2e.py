@@ -399,6 +399,10 @@ def said_ready(output: IO[str]) -> bool:
 # --- One configuration, and the whole set -----------------------------------------------------
 
 
+# A system that fails this way is reported (and the exit status is 1); the others still run.
+FAILURES = (RuntimeError, ValueError, OSError, asyncpg.PostgresError, aiohttp.ClientError)
+
+
 async def measure(system: str, count: int, load: Workload, python: Path | None) -> Outcome:
     async with postgres_database() as name:
         try:
@@ -408,7 +412,7 @@ async def measure(system: str, count: int, load: Workload, python: Path | None) 
             if system == "procrastinate":
                 return await procrastinate(python, name, count, load)
             return await dbos(python, name, count, load)
-        except (RuntimeError, OSError, asyncpg.PostgresError, aiohttp.ClientError) as error:
+        except FAILURES as error:
             return Outcome(system, count, problems=(f"{type(error).__name__}: {error}",))
 
 
