@@ -6,6 +6,7 @@ List settings (`TASK_MODULES`, `FLOW_ENV_ALLOWLIST`) are comma-separated.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
@@ -294,6 +295,7 @@ def split_pool_options(url: str) -> tuple[str, dict[str, str]]:
     return (f"{base}?{rest}" if rest else base), options
 
 
+@functools.lru_cache(maxsize=256)  # asked of every request's local address
 def is_loopback(host: str) -> bool:
     """`localhost`, `127.0.0.1`, `127.1.2.3`, `::1`, `[::1]`: yes; `0.0.0.0`, names: no."""
     if host.lower() == "localhost":
