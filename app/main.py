@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.runner,
             concurrency=settings.worker_concurrency,
             poll_interval=settings.poll_interval,
+            claim_interval=settings.claim_interval,
         )
         try:
             await services.register_flow_files()

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     worker_concurrency: int = Field(10, ge=1)
     poll_interval: float = Field(1.0, gt=0)
+    # The least time between two claims of a worker: runs queued meanwhile are claimed together.
+    claim_interval: float = Field(0.01, ge=0, le=1)
     lease_seconds: float = Field(30, gt=0)
     # On SIGTERM, runs in flight get this long to finish; the others are released to other
     # workers.

@@ -5,6 +5,13 @@ It wakes when a run is queued (a notification from any process on PostgreSQL, or
 here) or a slot frees up, and polls every `poll_interval` seconds all the same: the poll is
 what finds runs whose worker died once their lease has expired. At most `concurrency` runs
 execute at once in the process (including `/execute` runs).
+
+Claims are at least `claim_interval` seconds apart. Under a stream of submissions every
+commit of the API notifies, so each worker would otherwise claim a run or two at a time, one
+transaction each: with two workers that doubled the claims' work and took the CPU the API
+needed (end to end, 2 workers did fewer runs/s than 1). Claiming at most every 10 ms gathers
+what arrived meanwhile into one claim. The pause follows a claim that found work only: an idle
+worker claims a lone run as soon as it is told of it.
 """
 
 from __future__ import annotations
@@ -20,10 +27,18 @@ logger = logging.getLogger(__name__)
 
 
 class ClaimLoop:
-    def __init__(self, runner: Runner, *, concurrency: int, poll_interval: float) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        concurrency: int,
+        poll_interval: float,
+        claim_interval: float = 0.0,
+    ) -> None:
         self.runner = runner
         self.concurrency = concurrency
         self.poll_interval = poll_interval
+        self.claim_interval = claim_interval
         self._loop: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -35,10 +50,13 @@ class ClaimLoop:
         self._loop = None
 
     async def _run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self.runner.work_available.clear()
+            claimed_at = loop.time()
+            claimed = 0
             try:
-                await self.claim()
+                claimed = await self.claim()
             except Exception:  # a database hiccup must not kill the loop
                 logger.exception("claiming runs failed")
             # Not `asyncio.wait_for`: on Python 3.11 it drops a cancellation that arrives as the
@@ -46,6 +64,8 @@ class ClaimLoop:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
                     await self.runner.work_available.wait()
+            if claimed:  # more may be coming: let them gather (an idle worker claims at once)
+                await asyncio.sleep(claimed_at + self.claim_interval - loop.time())
 
     async def claim(self) -> int:
         """Claim as many runs as there are free slots; how many were claimed."""

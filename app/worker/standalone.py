@@ -31,6 +31,7 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
         services.runner,
         concurrency=concurrency or settings.worker_concurrency,
         poll_interval=settings.poll_interval,
+        claim_interval=settings.claim_interval,
     )
     stop = asyncio.Event()
     stop_metrics = None

@@ -1,0 +1,57 @@
+"""The worker loop's pace: claims gather what a stream of submissions queued meanwhile, and an
+idle worker claims a lone run at once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from app.services.runner import Runner
+from app.worker.claim_loop import ClaimLoop
+from tests.polling import until
+
+
+class Queue:
+    """A runner whose claims find `found[i]` runs (then one each time), each followed by a
+    notification (a commit of the API) when it found some: a stream of submissions."""
+
+    def __init__(self, *found: int) -> None:
+        self.in_flight: dict[str, Any] = {}
+        self.work_available = asyncio.Event()
+        self.worker_saturated = False
+        self.claimed_at: list[float] = []
+        self.found = list(found)
+
+    async def claim(self, limit: int) -> int:
+        loop = asyncio.get_running_loop()
+        self.claimed_at.append(loop.time())
+        found = self.found.pop(0) if self.found else 1
+        if found:
+            loop.call_soon(self.work_available.set)
+        return found
+
+
+async def test_claims_under_a_stream_of_submissions_are_at_least_the_interval_apart() -> None:
+    runner = Queue()
+    worker = ClaimLoop(cast(Runner, runner), concurrency=10, poll_interval=60, claim_interval=0.05)
+    await worker.start()
+    try:
+        await until(lambda: len(runner.claimed_at) >= 4)
+    finally:
+        await worker.stop()
+
+    gaps = [b - a for a, b in zip(runner.claimed_at, runner.claimed_at[1:], strict=False)]
+    assert min(gaps) >= 0.049
+
+
+async def test_an_idle_worker_claims_a_lone_run_as_soon_as_it_is_told() -> None:
+    runner = Queue(0)  # the first claim finds nothing
+    worker = ClaimLoop(cast(Runner, runner), concurrency=10, poll_interval=60, claim_interval=30)
+    await worker.start()
+    try:
+        await until(lambda: len(runner.claimed_at) == 1)
+        runner.work_available.set()  # a run is queued, well within 30 s of the last claim
+
+        await until(lambda: len(runner.claimed_at) == 2, deadline=5)
+    finally:
+        await worker.stop()
