@@ -1,7 +1,8 @@
 """End-to-end W3 (a 3-step chain) against DBOS and procrastinate: submission and execution.
 
     .venv/bin/python -m bench.bench_e2e [--runs 3000] [--clients 32] [--workers 1,2]
-        [--systems flow-manager,procrastinate,dbos] [--concurrency 32] [--rounds 1]
+        [--systems flow-manager,flow-manager-client,procrastinate,dbos] [--concurrency 32]
+        [--rounds 1]
         [--procrastinate-concurrency 10] [--procrastinate-polling 0.1]
         [--dbos-concurrency 32] [--dbos-polling 0.1]
 
@@ -16,6 +17,9 @@ z = y-1, so z = 2n+1.
   so it only takes submissions) and N `python -m app worker --concurrency C` processes; the
   clients post to `POST /flows/Chain/runs` (aiohttp, keep-alive). Completion: the runs'
   `finished_at`.
+- flow-manager-client: the same workers, the runs submitted as the peers submit theirs: by a
+  library call in the caller's transaction (`app.client.start_run`, one run per transaction)
+  from --clients asyncpg connections; the API process only registers the flow.
 - procrastinate: bench/peers/procrastinate_w3.py, one job per step, each deferring the next
   with its result, the last storing z; N workers with `concurrency` (async tasks, LISTEN/
   NOTIFY, `fetch_job_polling_interval` --procrastinate-polling); a submitter process with
@@ -63,6 +67,7 @@ from typing import IO
 import aiohttp
 import asyncpg
 
+from app.client import start_run
 from app.store.migrations import upgrade_url
 from bench.bench_api import postgres_database, server
 from bench.bench_workers import (
@@ -78,7 +83,7 @@ from bench.bench_workers import (
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_VENV = ROOT / "bench" / ".peers-venv"
 REQUIREMENTS = ROOT / "bench" / "peers" / "requirements.txt"
-SYSTEMS = ("flow-manager", "procrastinate", "dbos")
+SYSTEMS = ("flow-manager", "flow-manager-client", "procrastinate", "dbos")
 PEERS = ("procrastinate", "dbos")
 POLL_SECONDS = 0.05
 STALL_SECONDS = 60.0  # no run finished for this long: the system is stuck
@@ -252,7 +257,10 @@ def running(workers: list[subprocess.Popen[bytes]], logs: Sequence[IO[str]]) -> 
 # --- Flow Manager ------------------------------------------------------------------------
 
 
-async def flow_manager(name: str, count: int, load: Workload) -> Outcome:
+async def flow_manager(name: str, count: int, load: Workload, *, over_sql: bool = False) -> Outcome:
+    """Submitted through the HTTP API or, `over_sql`, through `app.client` (the peers' way:
+    a library call that inserts in the caller's transaction; the API then only registers the
+    flow)."""
     url = database_url(name)
     chain = FLOWS["chain"]
     await asyncio.to_thread(upgrade_url, url)
@@ -276,7 +284,10 @@ async def flow_manager(name: str, count: int, load: Workload) -> Outcome:
                         return bool(await connection.fetchval(query, pids) == count)
 
                     await wait_ready(ready, workers)
-                    first, submitted = await submit_over_http(client, chain.name, load)
+                    if over_sql:
+                        first, submitted = await submit_over_sql(dsn(name), chain.name, load)
+                    else:
+                        first, submitted = await submit_over_http(client, chain.name, load)
                     await wait_done(connection, FM_DONE, load.runs, workers)
         last = await connection.fetchval(FM_LAST)
         statuses = dict(
@@ -292,7 +303,8 @@ async def flow_manager(name: str, count: int, load: Workload) -> Outcome:
         problems.append(f"run statuses {statuses}, expected {{'completed': {load.runs}}}")
     if correct != load.runs:
         problems.append(f"{load.runs - correct} runs without z = 2n+1")
-    return Outcome("flow-manager", count, first, submitted, last, tuple(problems))
+    system = "flow-manager-client" if over_sql else "flow-manager"
+    return Outcome(system, count, first, submitted, last, tuple(problems))
 
 
 async def submit_over_http(
@@ -312,6 +324,27 @@ async def submit_over_http(
 
     await asyncio.gather(*(one_client() for _ in range(load.clients)))
     return first[0], time.time()
+
+
+async def submit_over_sql(dsn: str, flow: str, load: Workload) -> tuple[float, float]:
+    """`app.client.start_run` from `load.clients` connections, each run its own transaction;
+    first and last submission."""
+    numbers = iter(range(load.runs))
+    first: list[float] = []
+    pool = await asyncpg.create_pool(dsn, min_size=load.clients, max_size=load.clients)
+
+    async def one_client() -> None:
+        async with pool.acquire() as connection:
+            for n in numbers:
+                if not first:
+                    first.append(time.time())
+                await start_run(connection, flow, {"n": n})
+
+    try:
+        await asyncio.gather(*(one_client() for _ in range(load.clients)))
+        return first[0], time.time()
+    finally:
+        await pool.close()
 
 
 # --- The peers ------------------------------------------------------------------------------
@@ -408,6 +441,8 @@ async def measure(system: str, count: int, load: Workload, python: Path | None) 
         try:
             if system == "flow-manager":
                 return await flow_manager(name, count, load)
+            if system == "flow-manager-client":
+                return await flow_manager(name, count, load, over_sql=True)
             assert python is not None
             if system == "procrastinate":
                 return await procrastinate(python, name, count, load)
@@ -423,6 +458,11 @@ def settings_lines(systems: Sequence[str], load: Workload) -> list[str]:
             f" {load.concurrency['flow-manager']}`"
             f" (pool_size 20), one API process (EMBEDDED_WORKER=false); {load.clients}"
             " aiohttp clients posting to POST /flows/Chain/runs"
+        ),
+        "flow-manager-client": (
+            "flow-manager-client: the same workers; the API only registers the flow;"
+            f" {load.clients} asyncpg connections calling app.client.start_run, one run per"
+            " transaction"
         ),
         "procrastinate": (
             f"procrastinate {pinned('procrastinate')}: N workers, concurrency"
@@ -444,7 +484,7 @@ def settings_lines(systems: Sequence[str], load: Workload) -> list[str]:
 def print_outcome(outcome: Outcome, runs: int) -> None:
     if not outcome.problems or outcome.last > outcome.first:
         print(
-            f"  {outcome.system:<13} {outcome.workers} worker(s):"
+            f"  {outcome.system:<19} {outcome.workers} worker(s):"
             f" {outcome.rate(runs):7.1f} runs/s end to end"
             f" (submitted at {outcome.submission_rate(runs):7.1f} runs/s,"
             f" last completion {outcome.last - outcome.submitted:5.2f} s after the last"
@@ -465,7 +505,7 @@ def print_table(rounds: Sequence[Sequence[Outcome]], workers: Sequence[int], run
     print("runs/s end to end (first submission to last completion);")
     print("ratio: to the best peer of the same round with the same workers")
     header = (
-        f"{'round':>5} {'workers':>7} {'system':<13} {'runs/s':>8} {'submit/s':>9} {'ratio':>7}"
+        f"{'round':>5} {'workers':>7} {'system':<19} {'runs/s':>8} {'submit/s':>9} {'ratio':>7}"
     )
     print(header + "  check")
     print("-" * (len(header) + 7))
@@ -478,7 +518,7 @@ def print_table(rounds: Sequence[Sequence[Outcome]], workers: Sequence[int], run
                 ratio = outcome.rate(runs) / best
                 ratios.setdefault((count, outcome.system), []).append(ratio)
                 print(
-                    f"{number:>5} {count:>7} {outcome.system:<13} {outcome.rate(runs):>8.1f}"
+                    f"{number:>5} {count:>7} {outcome.system:<19} {outcome.rate(runs):>8.1f}"
                     f" {outcome.submission_rate(runs):>9.1f} {ratio:>6.2f}x"
                     f"  {'FAILED' if outcome.problems else 'ok'}"
                 )
@@ -486,7 +526,7 @@ def print_table(rounds: Sequence[Sequence[Outcome]], workers: Sequence[int], run
         print()
         print("median ratio to the best peer over the rounds:")
         for (count, system), values in ratios.items():
-            print(f"  {count} worker(s) {system:<13} {statistics.median(values):6.2f}x")
+            print(f"  {count} worker(s) {system:<19} {statistics.median(values):6.2f}x")
 
 
 async def main_async(arguments: argparse.Namespace) -> int:
