@@ -20,10 +20,9 @@ with no watched run sends nothing.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,34 +33,29 @@ from app.domain.records import Creation, NewRunRow
 from app.domain.runs import RunStatus, TaskKey
 from app.engine.store import NewRun, TaskFinish
 from app.errors import LeaseLostError
-from app.store.database import is_passing_failure
+from app.store.group_commit import GroupCommit
 from app.store.notifications import RUNS_QUEUED
 from app.store.queries import events, runs, tasks, versions
 
 StartMark = tuple[int, datetime]  # (attempt, started at)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Write:
-    """One statement waiting for the next group commit; `done` gets its answer (the one value
-    it selects)."""
+    """One statement waiting for the next group commit; its answer is the one value it
+    selects."""
 
     sql: str
     args: tuple[Any, ...]  # the run's id first
     transition: bool = False  # lease-checked: it answers whether its run is watched
     notify: str | None = None  # a channel notified with the commit when the run was created
-    done: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
 
 
 class PostgresPath:
     def __init__(self, engine: AsyncEngine, owner: str) -> None:
         self.engine = engine
         self.owner = owner
-        self._pending: list[_Write] = []
-        self._committer: asyncio.Task[None] | None = None
-        self.commits = 0  # group commits made (bench/ reports commits per run)
+        self._writes = GroupCommit(self._commit)
 
     async def locate(self, name: str, number: int | None) -> tuple[int, int] | None:
         """(id, version) in one round trip; None when not found."""
@@ -78,7 +72,7 @@ class PostgresPath:
         arguments = runs.pg_create_arguments(run, _json(run.inputs) or "null")
         queued = run.status is RunStatus.QUEUED
         write = _Write(runs.PG_CREATE, arguments, notify=RUNS_QUEUED if queued else None)
-        return Creation(await self._queue(write))
+        return Creation(await self._writes.submit(write))
 
     async def start_new_run(self, run: NewRun) -> None:
         await self._write(
@@ -125,57 +119,20 @@ class PostgresPath:
             )
             await self._write(run_id, tasks.PG_FINISH_TASK_AND_RUN, *task, *run_end, *logged)
 
+    @property
+    def commits(self) -> int:
+        """Group commits made (bench/ reports commits per run)."""
+        return self._writes.commits
+
     async def aclose(self) -> None:
         """Let the writes already queued commit."""
-        if self._committer is not None:
-            await asyncio.shield(self._committer)
+        await self._writes.aclose()
 
     async def _write(self, run_id: str, sql: str, *args: Any) -> None:
         """Queue a lease-checked statement for the next group commit and wait for it."""
         write = _Write(sql, (run_id, self.owner, utcnow(), *args), transition=True)
-        if await self._queue(write) is None:  # not "not watched": not applied at all
+        if await self._writes.submit(write) is None:  # not "not watched": not applied at all
             raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
-
-    async def _queue(self, write: _Write) -> Any:
-        self._pending.append(write)
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_pending(), name="group-commit")
-        return await asyncio.shield(write.done)
-
-    async def _commit_pending(self) -> None:
-        """Commit the queued writes, batch after batch, until none is left."""
-        batch: list[_Write] = []
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    answers = await self._commit(batch)
-                except Exception as error:
-                    if len(batch) > 1 and not is_passing_failure(error):
-                        # One refused statement must not fail the others: each on its own.
-                        for write in batch:
-                            await self._commit_alone(write)
-                    else:
-                        for write in batch:
-                            write.done.set_exception(error)
-                else:
-                    for write, answer in zip(batch, answers, strict=True):
-                        write.done.set_result(answer)
-        except asyncio.CancelledError:  # the process is stopping: no writer waits forever
-            for write in [*batch, *self._pending]:
-                if not write.done.done():
-                    write.done.cancel()
-            raise
-        finally:
-            self._committer = None
-
-    async def _commit_alone(self, write: _Write) -> None:
-        try:
-            (answer,) = await self._commit([write])
-        except Exception as error:
-            write.done.set_exception(error)
-        else:
-            write.done.set_result(answer)
 
     async def _commit(self, batch: list[_Write]) -> list[Any]:
         """One transaction for the batch; each write's answer (a lease-checked write's: whether
@@ -183,7 +140,6 @@ class PostgresPath:
         async with self.engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
-            self.commits += 1
             if len(batch) == 1:
                 (write,) = batch
                 answer = await raw.fetchval(write.sql, *write.args)
