@@ -10,11 +10,12 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.clock import utcnow
@@ -25,7 +26,8 @@ from app.engine.store import NewRun, RunEnd, TaskFinish
 from app.errors import LeaseLostError
 from app.store import run_store, sqlite
 from app.store.run_store import SqlRunStore
-from app.store.sqlite import SqlitePath
+from app.store.sqlite import SqliteEncoder, SqlitePath
+from app.store.types import UTCDateTime
 from tests import polling
 from tests.databases import migrate_to_head, store_engine
 from tests.store.samples import add_definition, owner_of
@@ -289,3 +291,20 @@ async def test_the_fast_path_writes_what_the_portable_path_writes(
         for fast_row, portable_row in zip(written["fast"][table], portable, strict=True):
             assert fast_row == portable_row, table
     assert len(written["fast"]["run_events"]) > 10
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),  # no microseconds: written all the same
+        datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC),
+    ],
+)
+def test_times_are_encoded_as_sqlalchemy_encodes_them(moment: datetime) -> None:
+    dialect = sqlite_dialect()
+    by_sqlalchemy = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert by_sqlalchemy is not None
+
+    assert SqliteEncoder(dialect).time(moment) == by_sqlalchemy(moment)
