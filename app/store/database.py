@@ -7,6 +7,7 @@ driver added.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,8 +50,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # SQLite's busy handler, which sleeps up to 100 ms between tries (1.3 s p99 under 16
         # clients); one connection makes the process's transactions queue in order instead.
         # Only one process serves a SQLite store, so this is the whole queue.
+        # Not reset on return: every SQLAlchemy transaction ends with its own commit or
+        # rollback, and the fast path's batches (store/sqlite.py) with theirs, on the
+        # connection's thread; the pool's extra rollback was one more hop there per checkout.
         options.update(
             connect_args={"timeout": 30},
+            pool_reset_on_return=None,
             pool_size=1,
             max_overflow=0,
             pool_timeout=settings.pool_timeout,
@@ -86,6 +91,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 _PASSING_ERRORS = (
     StoreUnavailableError,  # one the unit of work translated already
+    # SQLite's own, raised by its fast path (store/sqlite.py) without SQLAlchemy's wrapper,
+    # whose OperationalError counts as passing below: a lock, the disk.
+    sqlite3.OperationalError,
     OSError,  # the network
     TimeoutError,
     exc.TimeoutError,  # no connection free in the pool in time

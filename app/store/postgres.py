@@ -26,10 +26,9 @@ with no watched run sends nothing.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,37 +38,30 @@ from app.domain.clock import utcnow
 from app.domain.records import Creation, NewRunRow
 from app.domain.runs import RunStatus, TaskKey
 from app.engine.store import NewRun, TaskFinish
-from app.errors import LeaseLostError
-from app.store.database import is_passing_failure
+from app.store.group_commit import GroupCommit, RunWrites
 from app.store.notifications import RUNS_QUEUED
 from app.store.queries import events, runs, tasks, versions
 
 StartMark = tuple[int, datetime]  # (attempt, started at)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Write:
-    """One statement waiting for the next group commit; `done` gets its answer (the one value
-    it selects)."""
+    """One statement waiting for the next group commit; its answer is the one value it
+    selects."""
 
     sql: str
     args: tuple[Any, ...]  # the run's id first
     transition: bool = False  # lease-checked: it answers whether its run is watched
     notify: str | None = None  # a channel notified with the commit when the run was created
-    done: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
 
 
 class PostgresPath:
     def __init__(self, engine: AsyncEngine, owner: str) -> None:
         self.engine = engine
         self.owner = owner
-        self._pending: list[_Write] = []
-        self._committer: asyncio.Task[None] | None = None
-        # Per run, its writes queued without waiting, until a later write checks them.
-        self._unchecked: dict[str, list[_Write]] = defaultdict(list)
-        self.commits = 0  # group commits made (bench/ reports commits per run)
+        self._writes = GroupCommit(self._commit)
+        self._runs = RunWrites(self._writes)
 
     async def locate(self, name: str, number: int | None) -> tuple[int, int] | None:
         """(id, version) in one round trip; None when not found."""
@@ -86,7 +78,7 @@ class PostgresPath:
         arguments = runs.pg_create_arguments(run, _json(run.inputs) or "null")
         queued = run.status is RunStatus.QUEUED
         write = _Write(runs.PG_CREATE, arguments, notify=RUNS_QUEUED if queued else None)
-        return Creation(await self._queue(write))
+        return Creation(await self._writes.submit(write))
 
     async def start_new_run(self, run: NewRun) -> None:
         """Queued, not waited for: a start lost in a crash loses nothing the run did."""
@@ -135,82 +127,28 @@ class PostgresPath:
             )
             await self._write(run_id, tasks.PG_FINISH_TASK_AND_RUN, *task, *run_end, *logged)
 
+    @property
+    def commits(self) -> int:
+        """Group commits made (bench/ reports commits per run)."""
+        return self._writes.commits
+
     async def aclose(self) -> None:
         """Let the writes already queued commit."""
-        if self._committer is not None:
-            await asyncio.shield(self._committer)
+        await self._writes.aclose()
 
     async def committed(self, run_id: str) -> None:
-        """Wait for the run's writes queued without waiting; raise what refused one."""
-        unchecked = self._unchecked.pop(run_id, None)
-        for write in unchecked or ():
-            _applied(run_id, await asyncio.shield(write.done))
+        await self._runs.committed(run_id)
 
     async def landed(self, run_id: str) -> None:
-        """Wait for the run's writes queued without waiting to be committed or refused,
-        leaving their answers for `committed`."""
-        queued = [asyncio.shield(write.done) for write in self._unchecked.get(run_id, ())]
-        if queued:
-            await asyncio.wait(queued)
+        await self._runs.landed(run_id)
 
     async def _write(self, run_id: str, sql: str, *args: Any) -> None:
-        """Queue a lease-checked statement for the next group commit and wait for it (and for
-        the run's writes queued before it, committed by then)."""
-        write = _Write(sql, (run_id, self.owner, utcnow(), *args), transition=True)
-        _applied(run_id, await self._queue(write))
-        if run_id in self._unchecked:
-            await self.committed(run_id)
+        """Commit a lease-checked statement with the next group commit."""
+        await self._runs.write(run_id, _Write(sql, (run_id, self.owner, utcnow(), *args), True))
 
     def _write_later(self, run_id: str, sql: str, *args: Any) -> None:
         """Queue a lease-checked statement for the next group commit without waiting."""
-        write = _Write(sql, (run_id, self.owner, utcnow(), *args), transition=True)
-        write.done.add_done_callback(_retrieved)  # checked later, or never if the run broke
-        self._unchecked[run_id].append(write)
-        self._enqueue(write)
-
-    async def _queue(self, write: _Write) -> Any:
-        self._enqueue(write)
-        return await asyncio.shield(write.done)
-
-    def _enqueue(self, write: _Write) -> None:
-        self._pending.append(write)
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_pending(), name="group-commit")
-
-    async def _commit_pending(self) -> None:
-        """Commit the queued writes, batch after batch, until none is left."""
-        batch: list[_Write] = []
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    answers = await self._commit(batch)
-                except Exception as error:
-                    if len(batch) > 1 and not is_passing_failure(error):
-                        # One refused statement must not fail the others: each on its own.
-                        for write in batch:
-                            await self._commit_alone(write)
-                    else:
-                        for write in batch:
-                            write.done.set_exception(error)
-                else:
-                    for write, answer in zip(batch, answers, strict=True):
-                        write.done.set_result(answer)
-        except asyncio.CancelledError:  # the process is stopping: no writer waits forever
-            for write in [*batch, *self._pending]:
-                if not write.done.done():
-                    write.done.cancel()
-            raise
-        finally:
-            self._committer = None
-
-    async def _commit_alone(self, write: _Write) -> None:
-        try:
-            (answer,) = await self._commit([write])
-        except Exception as error:
-            write.done.set_exception(error)
-        else:
-            write.done.set_result(answer)
+        self._runs.write_later(run_id, _Write(sql, (run_id, self.owner, utcnow(), *args), True))
 
     async def _commit(self, batch: list[_Write]) -> list[Any]:
         """One transaction for the batch; each write's answer (a lease-checked write's: whether
@@ -218,7 +156,6 @@ class PostgresPath:
         async with self.engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
-            self.commits += 1
             if len(batch) == 1:
                 (write,) = batch
                 answer = await raw.fetchval(write.sql, *write.args)
@@ -275,18 +212,6 @@ def _rounds(batch: list[_Write]) -> list[dict[str, list[int]]]:
             rounds.append(defaultdict(list))
         rounds[number][write.sql].append(position)
     return rounds
-
-
-def _applied(run_id: str, answer: Any) -> None:
-    """A lease-checked write's answer: None (not "not watched") when it was not applied."""
-    if answer is None:
-        raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
-
-
-def _retrieved(done: asyncio.Future[Any]) -> None:
-    """Mark a failed future's error as seen (asyncio logs one nobody retrieved)."""
-    if not done.cancelled():
-        done.exception()
 
 
 def _channels(batch: list[_Write], answers: list[Any]) -> set[str]:

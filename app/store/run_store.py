@@ -2,9 +2,10 @@
 
 It implements both ports: the engine's `RunStore` (the transitions of a run, as the engine
 reports them) and the services' `RunRepository` (creating, reading, claiming, leasing and
-ending runs). Every statement is in `queries/`; on PostgreSQL the transitions every step goes
-through take the one-statement path with group commit (`postgres.PostgresPath`), chosen here
-at construction; the rest take the portable statements.
+ending runs). Every statement is in `queries/`; the transitions every step goes through take
+a fast path with group commit, chosen here at construction: on PostgreSQL one statement each
+(`postgres.PostgresPath`), on SQLite a batch run whole on the connection's thread
+(`sqlite.SqlitePath`); the rest take the portable statements.
 
 Each call is one transaction: a finished task, its outputs, the release of the steps it
 unblocks and the run's remaining-step count are committed together (DESIGN.md section 5), and
@@ -62,6 +63,7 @@ from app.store.database import passing_failures_translated, session_factory
 from app.store.models import TASKS
 from app.store.postgres import PostgresPath
 from app.store.queries import events, queue, reads, runs, secrets, tasks, versions, waits
+from app.store.sqlite import SqlitePath
 from app.store.start_marks import StartMarks
 
 
@@ -72,7 +74,11 @@ class SqlRunStore:
         self.owner = owner
         self._sessions = session_factory(engine)
         self.notifies = engine.dialect.name == "postgresql"
-        self.fast = PostgresPath(engine, owner) if self.notifies else None
+        self.fast: PostgresPath | SqlitePath | None = None
+        if self.notifies:
+            self.fast = PostgresPath(engine, owner)
+        elif engine.dialect.name == "sqlite":
+            self.fast = SqlitePath(engine, owner, self._written)
         self._marks = StartMarks(self._write_mark, together=self.fast is not None)
         self._events_written: Callable[[str], None] = _nobody_watches
 
@@ -86,7 +92,7 @@ class SqlRunStore:
     async def locate(self, name: str, number: int | None) -> tuple[int, int]:
         """(id, version) of the flow's latest version, or of version `number`;
         UnknownFlowError / UnknownVersionError."""
-        if self.fast is not None:
+        if isinstance(self.fast, PostgresPath):
             with passing_failures_translated():
                 found = await self.fast.locate(name, number)
             if found is not None:
@@ -387,7 +393,7 @@ class SqlRunStore:
         retry = tasks.task_values(run_id, key.step_id, key.task_index, mark)
         retry.update(failure=error.as_dict(), at=retry_at)
         async with self._holding(run_id) as held:
-            await held.record(_running(run_id, key, mark))
+            await held.record(events.start_mark(run_id, key, mark))
             await held.db.execute(tasks.RETRY_TASK, retry)
             # The event is the failure's, now; `at` of the task is when it may run again.
             await held.record_from(events.TASK_CHANGED, {**retry, "at": utcnow()})
@@ -414,7 +420,7 @@ class SqlRunStore:
                 await held.db.execute(tasks.FINISH_TASK, finished)
                 await held.record_from(events.TASK_CHANGED, finished)
             else:  # the usual short step: its start and its end, known here, in one insert
-                await held.record(_started_and_finished(run_id, finish, mark))
+                await held.record(events.started_and_finished(run_id, finish, mark))
                 await held.db.execute(tasks.FINISH_TASK, finished)
             if finish.log is not None:
                 logged = tasks.log_values(run_id, finish.key, finish.log, finish.at)
@@ -509,29 +515,6 @@ class SqlRunStore:
 
 def _nobody_watches(_run_id: str) -> None:
     pass
-
-
-def _running(run_id: str, key: TaskKey, mark: tuple[int, datetime] | None) -> list[dict[str, Any]]:
-    """The running event of a start mark written behind, taken along by the task's next
-    update (none when the mark was written on its own)."""
-    if mark is None:
-        return []
-    attempt, started = mark
-    step = events.step_event(
-        run_id, key.step_id, key.task_index, TaskStatus.RUNNING, started, attempt
-    )
-    return [step]
-
-
-def _started_and_finished(
-    run_id: str, finish: TaskFinish, mark: tuple[int, datetime]
-) -> list[dict[str, Any]]:
-    key = finish.key
-    error = runs.error_value(finish.error)
-    ended = events.step_event(
-        run_id, key.step_id, key.task_index, finish.status, finish.at, mark[0], error
-    )
-    return [*_running(run_id, key, mark), ended]
 
 
 async def _end(held: events.Recorder, run_id: str, ended: RunEnd) -> None:

@@ -56,7 +56,8 @@ from app.domain.records import (
     OmittedValue,
     RunEvent,
 )
-from app.domain.runs import UNFINISHED_TASK_STATUSES, RunError, RunStatus, TaskStatus
+from app.domain.runs import UNFINISHED_TASK_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
+from app.engine.store import TaskFinish
 from app.store.models import EVENTS, RUNS, TASKS
 from app.store.notifications import RUN_EVENTS
 from app.store.session import Db
@@ -85,6 +86,29 @@ def step_event(
 ) -> dict[str, Any]:
     values = (run_id, STEP_EVENT, status.value, step_id, task_index, attempt, error, at)
     return dict(zip(_COLUMNS, values, strict=True))
+
+
+def start_mark(
+    run_id: str, key: TaskKey, mark: tuple[int, datetime] | None
+) -> list[dict[str, Any]]:
+    """The running event of a start mark written behind, taken along by the task's next
+    update (none when the mark was written on its own)."""
+    if mark is None:
+        return []
+    attempt, started = mark
+    return [step_event(run_id, key.step_id, key.task_index, TaskStatus.RUNNING, started, attempt)]
+
+
+def started_and_finished(
+    run_id: str, finish: TaskFinish, mark: tuple[int, datetime]
+) -> list[dict[str, Any]]:
+    """The events of a short task's finish that takes its start mark along."""
+    key = finish.key
+    error = finish.error.as_dict() if finish.error else None
+    ended = step_event(
+        run_id, key.step_id, key.task_index, finish.status, finish.at, mark[0], error
+    )
+    return [*start_mark(run_id, key, mark), ended]
 
 
 @dataclass(frozen=True)

@@ -43,22 +43,23 @@ async def create(db: Db, run: NewRunRow) -> None:
 async def create_all(db: Db, runs: Sequence[NewRunRow]) -> None:
     """`create` for many runs at once: one insert of the runs, one of their tasks (a batch
     submitted in one request is one transaction of three statements, not three per run)."""
-    await db.execute(insert(RUNS), [_run_row(run) for run in runs])
+    await db.execute(insert(RUNS), [run_row(run) for run in runs])
     for key in sorted({run.concurrency.stored_key for run in runs if run.concurrency}):
         await queue.add_key(db, key)
     kept = [kept_task(run.run_id, task) for run in runs for task in run.kept_tasks]
     if kept:  # a fork's: copied as they finished in its source run
         await db.execute(insert(TASKS), kept)
-    pending = [
-        {"run_id": run.run_id, "step_id": step_id, "task_index": 0, "status": "pending"}
-        for run in runs
-        for step_id in run.step_ids
-    ]
+    pending = [pending_task(run.run_id, step_id) for run in runs for step_id in run.step_ids]
     if pending:
         await db.execute(insert(TASKS), pending)
 
 
-def _run_row(run: NewRunRow) -> dict[str, Any]:
+def pending_task(run_id: str, step_id: str) -> dict[str, Any]:
+    """The row of a new run's task of a step: pending until the run starts."""
+    return {"run_id": run_id, "step_id": step_id, "task_index": 0, "status": "pending"}
+
+
+def run_row(run: NewRunRow) -> dict[str, Any]:
     return {
         "id": run.run_id,
         "flow_name": run.flow_name,

@@ -27,7 +27,9 @@ from app.store.types import UTCDateTime
 
 _APPLIED = PG_APPLIED
 
-# A run starts: its row marked running, its ready steps queued.
+# A run starts: its row marked running, its ready steps queued. The time is typed: in a CASE,
+# an untyped parameter would reach the driver as it is (SQLite then kept its own format).
+_STARTED_AT = bindparam("at", type_=UTCDateTime)
 START_RUN = (
     update(RUNS)
     .where(RUNS.c.id == bindparam("run"))
@@ -35,8 +37,8 @@ START_RUN = (
         status=RunStatus.RUNNING.value,
         # A run woken from its waits started when it first did; others start now.
         started_at=case(
-            (bindparam("woken", type_=Boolean), func.coalesce(RUNS.c.started_at, bindparam("at"))),
-            else_=bindparam("at"),
+            (bindparam("woken", type_=Boolean), func.coalesce(RUNS.c.started_at, _STARTED_AT)),
+            else_=_STARTED_AT,
         ),
         finished_at=None,
         outputs=None,

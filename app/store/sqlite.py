@@ -1,0 +1,306 @@
+"""`SqlitePath`: SQLite's fast path of the run store, with group commit. The run store
+(`run_store.py`) chooses it at construction on SQLite and takes the portable path for what it
+does not cover (resumed runs, retries, waits, cancellation), as with `PostgresPath`.
+
+The transitions every step goes through (a run's creation, the start of a new run, a
+fan-out's expansion, a task's start mark and its finish, the finish that ends a run) are
+queued (`group_commit.GroupCommit`); writes that arrive while a commit is in flight are
+committed together by the next one. A whole batch — `BEGIN IMMEDIATE`, each write in its
+savepoint, `COMMIT` — is one synchronous function (`_commit_on_thread`) run on the thread of
+the pool's one aiosqlite connection: one hop from the event loop and back per batch, where the
+portable path makes one per statement and holds the connection while Python runs between
+them. The connection is checked out of SQLAlchemy's pool for the batch, so the batch's
+transaction never interleaves with a portable one, and every write still goes through the
+process's one connection (database.py says why), whose reads see each commit.
+
+A write the store refuses (a constraint) rolls back to its savepoint and fails alone; a
+passing failure (`sqlite3.OperationalError`: the disk, a lock held by another process) fails
+the batch. A lease-checked write this worker no longer holds raises `LeaseLostError` and
+wrote nothing. The watchers of the runs a batch changed are told once it commits
+(`on_events`), as after the portable path's transactions.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Dialect, Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.domain.clock import utcnow
+from app.domain.records import Creation, NewRunRow
+from app.domain.runs import TaskKey, TaskStatus
+from app.engine.store import NewRun, TaskFinish
+from app.store.group_commit import GroupCommit, Refused, RunWrites
+from app.store.models import EVENTS, RUNS, TASK_LOGS, TASKS
+from app.store.queries import events, runs, tasks
+from app.store.queries import sqlite_transitions as transitions
+from app.store.types import UTCDateTime
+
+StartMark = tuple[int, datetime]  # (attempt, started at)
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One transition waiting for the next group commit: `apply(cursor, *args)` on the
+    connection's thread; its answer (a lease-checked one's: whether `run_id` is watched)."""
+
+    run_id: str
+    apply: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+class SqlitePath:
+    def __init__(
+        self, engine: AsyncEngine, owner: str, written: Callable[[Sequence[str]], None]
+    ) -> None:
+        """`written`: told of the runs whose events a commit wrote (`SqlRunStore._written`)."""
+        self.engine = engine
+        self.owner = owner
+        self._written = written
+        self._encode = SqliteEncoder(engine.dialect)
+        self._writes = GroupCommit(self._commit)
+        self._runs = RunWrites(self._writes)
+
+    @property
+    def commits(self) -> int:
+        """Group commits made (tests and bench/ count them)."""
+        return self._writes.commits
+
+    async def create(self, run: NewRunRow) -> Creation:
+        """The run and a pending task per step, unless its key is taken or its version stale."""
+        encode = self._encode.row
+        row = encode(RUNS, runs.run_row(run))
+        pending = [encode(TASKS, runs.pending_task(run.run_id, step)) for step in run.step_ids]
+        write = _Write(run.run_id, transitions.create, (row, pending, run.latest_only))
+        answer: Creation = await self._writes.submit(write)
+        return answer
+
+    async def start_new_run(self, run: NewRun) -> None:
+        encode = self._encode
+        started = {
+            "run": run.run_id,
+            "at": encode.time(run.started_at),
+            "remaining": len(run.steps),
+            "woken": bool(run.waiting),
+            "none": encode.json(None),
+            "ready": bool(run.ready),
+            "steps": json.dumps(list(run.ready)),
+        }
+        # Not waited for: a start lost in a crash loses nothing the run did.
+        self._runs.write_later(run.run_id, self._held(run.run_id, transitions.start_run, started))
+
+    async def expand(self, run_id: str, step_id: str, count: int) -> None:
+        at = utcnow()
+        encode = self._encode.row
+        elements = range(1, count)
+        new = [encode(TASKS, tasks.new_task(run_id, step_id, index, True)) for index in elements]
+        queued = TaskStatus.QUEUED
+        recorded = [
+            encode(EVENTS, events.step_event(run_id, step_id, index, queued, at))
+            for index in elements
+        ]
+        await self._transition(run_id, transitions.expand, new, recorded)
+
+    async def mark_started(self, run_id: str, key: TaskKey, mark: StartMark) -> None:
+        started = self._task(run_id, key, mark)
+        started["owner"] = self.owner
+        await self._transition(run_id, transitions.mark_started, started)
+
+    async def finish(self, run_id: str, finish: TaskFinish, mark: StartMark | None) -> None:
+        encode = self._encode
+        finished = self._task(run_id, finish.key, mark)
+        finished.update(
+            state=finish.status.value,
+            result=encode.json(finish.outputs),
+            failure=encode.json(runs.error_value(finish.error)),
+            at=encode.time(finish.at),
+            owner=self.owner,
+            failed=finish.status is TaskStatus.FAILED,
+            released=bool(finish.released),
+            steps=json.dumps(list(finish.released)),
+            step_finished=finish.step_finished,
+        )
+        recorded = (
+            []
+            if mark is None
+            else [encode.row(EVENTS, e) for e in events.started_and_finished(run_id, finish, mark)]
+        )
+        log = finish.log
+        logged = (
+            None
+            if log is None
+            else encode.row(TASK_LOGS, tasks.log_values(run_id, finish.key, log, finish.at))
+        )
+        ended = None
+        if finish.ended is not None:
+            end = finish.ended
+            failure = runs.error_value(end.error)
+            ended = {
+                "run": run_id,
+                "state": end.status.value,
+                "result": encode.json(end.outputs),
+                "failure": encode.json(failure),
+                "at": encode.time(end.at),
+                "event": encode.row(EVENTS, events.run_event(run_id, end.status, end.at, failure)),
+            }
+        write = self._held(run_id, transitions.finish, finished, recorded, logged, ended)
+        if finish.pure and ended is None:
+            self._runs.write_later(run_id, write)
+        else:
+            await self._runs.write(run_id, write)
+
+    async def committed(self, run_id: str) -> None:
+        await self._runs.committed(run_id)
+
+    async def landed(self, run_id: str) -> None:
+        await self._runs.landed(run_id)
+
+    async def aclose(self) -> None:
+        """Let the writes already queued commit."""
+        await self._writes.aclose()
+
+    def _task(self, run_id: str, key: TaskKey, mark: StartMark | None) -> dict[str, Any]:
+        """The parameters that name a task, with its unwritten start mark (`tasks.task_values`)."""
+        attempt, started = mark or (None, None)
+        return {
+            "run": run_id,
+            "step": key.step_id,
+            "index": key.task_index,
+            "attempt": attempt,
+            "started": self._encode.time(started),
+        }
+
+    async def _transition(self, run_id: str, apply: Callable[..., Any], *args: Any) -> None:
+        """Commit a lease-checked transition with the next group commit."""
+        await self._runs.write(run_id, self._held(run_id, apply, *args))
+
+    def _held(self, run_id: str, apply: Callable[..., Any], *args: Any) -> _Write:
+        """A transition that first checks this worker holds the run's lease."""
+        held = {"run": run_id, "owner": self.owner, "now": self._encode.time(utcnow())}
+        return _Write(run_id, apply, (held, *args))
+
+    async def _commit(self, batch: list[_Write]) -> list[Any]:
+        """One transaction for the batch, on the connection's thread; each write's answer."""
+        async with self.engine.connect() as connection:
+            pooled = await connection.get_raw_connection()
+            driver = pooled.driver_connection  # the aiosqlite connection
+            assert driver is not None
+            # aiosqlite runs every call on its connection's thread, one at a time; `_execute`
+            # queues a function there (its own methods use it), and sqlite3 refuses a
+            # connection used from another thread. aiosqlite is pinned (requirements.txt).
+            answers: list[Any] = await driver._execute(_commit_on_thread, driver._conn, batch)
+        written = zip(batch, answers, strict=True)
+        changed = [write.run_id for write, answer in written if answer is True]
+        if changed:
+            self._written(changed)
+        return answers
+
+
+# A write's own error that leaves the batch's transaction usable: the store refused what was
+# asked (a constraint, a value), and would refuse it again. Anything else fails the batch.
+_REFUSALS = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.ProgrammingError,
+    sqlite3.InterfaceError,
+)
+
+
+def _refused(error: Exception) -> bool:
+    return isinstance(error, _REFUSALS) or not isinstance(error, sqlite3.Error)
+
+
+def _commit_on_thread(connection: sqlite3.Connection, batch: list[_Write]) -> list[Any]:
+    """Run the batch in one transaction: each write in a savepoint when it has company, so
+    that a refused one is undone alone and answered `Refused`."""
+    cursor = connection.cursor()
+    answers: list[Any] = []
+    # IMMEDIATE: the write lock from the start; a deferred transaction that reads first may
+    # fail to upgrade when another process (the command line) wrote meanwhile.
+    cursor.execute("BEGIN IMMEDIATE")
+    try:
+        if len(batch) == 1:
+            (write,) = batch
+            answers.append(write.apply(cursor, *write.args))
+        else:
+            for write in batch:
+                cursor.execute("SAVEPOINT write")
+                try:
+                    answers.append(write.apply(cursor, *write.args))
+                except Exception as error:
+                    if not _refused(error):
+                        raise
+                    cursor.execute("ROLLBACK TO write")
+                    answers.append(Refused(error))
+                cursor.execute("RELEASE write")
+        connection.commit()
+    except BaseException:
+        if connection.in_transaction:
+            connection.rollback()
+        raise
+    finally:
+        cursor.close()
+    return answers
+
+
+class SqliteEncoder:
+    """Values as SQLAlchemy writes them on SQLite, by the columns' own types (JSON text,
+    naive UTC timestamps in its format), so that both paths store the same bytes and the
+    portable reads compare them alike."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self.json: Callable[[Any], Any] = _processor(JSON(), dialect)
+        self._tables: dict[str, tuple[dict[str, Callable[[Any], Any]], dict[str, Any]]] = {}
+
+    @staticmethod
+    def time(value: datetime | None) -> str | None:
+        """`UTCDateTime` on SQLite (naive UTC, always with microseconds), as its processors
+        write it (a test compares them) at a fraction of their cost: a write encodes several."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use timezone-aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def row(self, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The row to insert: its values encoded, with the columns' Python-side defaults for
+        those it leaves out, as SQLAlchemy's insert adds them."""
+        processors, defaults = self._columns(table)
+        row = {**values, **{name: arg for name, arg in defaults.items() if name not in values}}
+        for name, processor in processors.items():
+            if name in row:
+                row[name] = processor(row[name])
+        return row
+
+    def _columns(self, table: Table) -> tuple[dict[str, Callable[[Any], Any]], dict[str, Any]]:
+        known = self._tables.get(table.name)
+        if known is None:
+            processors: dict[str, Callable[[Any], Any]] = {}
+            defaults: dict[str, Any] = {}
+            for column in table.columns:
+                processor = column.type.dialect_impl(self._dialect).bind_processor(self._dialect)
+                if isinstance(column.type, UTCDateTime):
+                    processor = self.time
+                if processor is not None:
+                    processors[column.name] = processor
+                default = column.default
+                if default is not None and default.is_scalar:
+                    defaults[column.name] = default.arg  # type: ignore[attr-defined]
+            known = self._tables[table.name] = (processors, defaults)
+        return known
+
+
+def _processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any]:
+    processor = type_.dialect_impl(dialect).bind_processor(dialect)
+    return processor if processor is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
