@@ -145,6 +145,7 @@ class Services:
             lease_seconds=settings.lease_seconds,
             metrics=metrics,
             tracing=tracing,
+            element_batch=settings.element_batch,
         )
         runs = RunService(
             run_store,
