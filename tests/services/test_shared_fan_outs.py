@@ -4,6 +4,7 @@ wakes it to collect the outputs in element order."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -158,3 +159,49 @@ async def test_cancelling_the_run_cancels_its_pending_elements(services: Service
     assert statuses == [TaskStatus.CANCELLED] * 50
     await until(lambda: not services.runner.elements.held)
     assert sample_tasks.calls["gate"] == 5  # none was claimed after the cancel
+
+
+async def test_execute_answers_once_its_shared_fan_out_ended(services: Services) -> None:
+    await services.flows.register(await admin(services), FAN_OUT)
+
+    started = await services.runs.execute(
+        await admin(services), "Shared", {"items": list(range(100))}, wait=30
+    )
+
+    assert started.run.status is RunStatus.COMPLETED
+    assert started.run.outputs is not None
+    assert started.run.outputs["each"] == [i * 10 for i in range(100)]
+
+
+BESIDE = """
+flow: Beside
+mode: dag
+inputs: {items: array}
+steps:
+  - set: {id: each, for_each: "${inputs.items}", values: {v: "${item}"}}
+  - task: WaitForGate
+    id: slow
+    inputs: {name: slow}
+  - set: {id: join, depends_on: [each, slow], values: {n: "${len(each.v)}"}}
+outputs: {n: "${join.n}", opened: "${slow.opened}"}
+"""
+
+
+async def test_a_shared_fan_out_that_ends_while_other_steps_run_is_collected_after_them(
+    services: Services,
+) -> None:
+    await services.flows.register(await admin(services), BESIDE)
+    started = await services.runs.start(await admin(services), "Beside", {"items": list(range(40))})
+    run_id = started.run.run_id
+
+    async def elements_done() -> bool:
+        run = await services.runs.get(run_id)
+        each = [s.status for s in run.steps if s.step_id == "each"]
+        return each == [TaskStatus.COMPLETED] * 40
+
+    await until(elements_done, 30)
+    sample_tasks.gates.setdefault("slow", asyncio.Event()).set()
+
+    run = await finished(services, run_id)
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert run.outputs == {"n": 40, "opened": True}
