@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from app.domain.clock import utcnow
@@ -49,12 +50,28 @@ class SharedElements:
         self.held: dict[int, asyncio.Task[None]] = {}  # claimed, end not yet recorded
         self._ended: list[ElementFinish] = []
         self._recording: asyncio.Task[None] | None = None
+        # Whether elements may be waiting (a fan-out was shared, or the last claim was full):
+        # else the store is asked once per poll only, so that a worker's loop of claims (one
+        # per run it finishes) pays nothing for fan-outs when there are none.
+        self._maybe = True
+        self._next_poll = 0.0
 
-    async def claim(self) -> int:
-        """Claim elements up to the free room and start them here; how many."""
+    def wake(self) -> None:
+        """A fan-out was shared (here, or elsewhere: a notification): claim at once."""
+        self._maybe = True
+        self.work_available.set()
+
+    async def claim(self, poll_interval: float) -> int:
+        """Claim elements up to the free room and start them here; how many. Without a
+        reason to think some wait, the store is asked once per `poll_interval` (which also
+        finds the elements of a dead worker once their leases expired)."""
         free = self.capacity - len(self.held)
         if free <= 0:
             return 0
+        now = time.monotonic()
+        if not self._maybe and now < self._next_poll:
+            return 0
+        self._next_poll = now + poll_interval
         works = await self.repository.claim_elements(utcnow(), self.lease_seconds, free)
         count = 0
         for work in works:
@@ -64,6 +81,7 @@ class SharedElements:
                 )
                 self.held[element.task_id] = task
                 count += 1
+        self._maybe = count >= free  # a full batch: more may wait
         return count
 
     async def renew(self) -> None:
@@ -129,4 +147,7 @@ class SharedElements:
                 logger.exception("recording %d element end(s) failed", len(batch))
             for ended in batch:
                 self.held.pop(ended.task_id, None)
-            self.work_available.set()  # room for more, and perhaps a woken run to claim
+            # Room here, and in the fan-outs' `max_concurrency`: claim more (and perhaps the
+            # run these ends woke).
+            self._maybe = True
+            self.work_available.set()

@@ -243,7 +243,7 @@ class Runner:
             if result.parked_until is not None:
                 self._wake_at(result.parked_until)
             elif result.parked:  # perhaps on its shared fan-out: claim its elements now
-                self.work_available.set()
+                self.elements.wake()
             return result
         finally:
             self.tracing.run_ended(traced, None if result is None else result.status)

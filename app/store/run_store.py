@@ -245,6 +245,7 @@ class SqlRunStore:
 
     async def expire_all(self, now: datetime) -> int:
         async with self._write() as session:
+            await elements.expire_all(session, now)
             return await queue.expire_all(session, now)
 
     # Changing runs.
@@ -488,7 +489,7 @@ class SqlRunStore:
         notified on PostgreSQL; on SQLite this process's loop claims them)."""
         async with self._holding(run_id) as held:
             await elements.share(held, run_id, fan_out, utcnow())
-            await notifications.notify(held.db, notifications.RUNS_QUEUED)
+            await notifications.notify(held.db, notifications.ELEMENTS_QUEUED)
         return True
 
     async def fan_out_result(self, run_id: str, step_id: str) -> FanOutResult | None:

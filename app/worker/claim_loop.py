@@ -50,7 +50,7 @@ class ClaimLoop:
     async def claim(self) -> int:
         """Claim as many runs as there are free slots, and elements of shared fan-outs as
         there is room for (`SharedElements`); how many were claimed."""
-        elements = await self.runner.elements.claim()
+        elements = await self.runner.elements.claim(self.poll_interval)
         free = self.concurrency - len(self.runner.in_flight)
         if free <= 0:
             self.runner.worker_saturated = True

@@ -70,11 +70,17 @@ async def services(migrated_store_url: str) -> AsyncIterator[Services]:
         element_batch=40,
     )
     opened = await Services.open(settings)
-    worker = ClaimLoop(opened.runner, concurrency=5, poll_interval=0.05)
-    await worker.start()
     yield opened
-    await worker.stop()
     await opened.close(grace=0)
+
+
+@pytest.fixture(autouse=True)
+async def worker(services: Services) -> AsyncIterator[ClaimLoop]:
+    """The process's claim loop: it claims runs, and elements of shared fan-outs."""
+    loop = ClaimLoop(services.runner, concurrency=5, poll_interval=0.05)
+    await loop.start()
+    yield loop
+    await loop.stop()
 
 
 async def finished(services: Services, run_id: str, deadline: float = 30) -> RunRecord:
@@ -205,3 +211,43 @@ async def test_a_shared_fan_out_that_ends_while_other_steps_run_is_collected_aft
     run = await finished(services, run_id)
     assert run.status is RunStatus.COMPLETED, run.error
     assert run.outputs == {"n": 40, "opened": True}
+
+
+COUNTED_BESIDE = """
+flow: CountedBeside
+mode: dag
+inputs: {items: array}
+steps:
+  - task: Count
+    id: each
+    for_each: "${inputs.items}"
+    inputs: {name: element}
+  - task: WaitForGate
+    id: slow
+    inputs: {name: slow}
+  - set: {id: join, depends_on: [each, slow], values: {n: "${len(each.calls)}"}}
+outputs: {n: "${join.n}"}
+"""
+
+
+async def test_a_run_taken_over_while_its_fan_out_is_shared_collects_it_without_rerunning_it(
+    services: Services, worker: ClaimLoop
+) -> None:
+    await services.flows.register(await admin(services), COUNTED_BESIDE)
+    started = await services.runs.start(
+        await admin(services), "CountedBeside", {"items": list(range(30))}
+    )
+    run_id = started.run.run_id
+    await until(lambda: sample_tasks.calls["element"] == 30 and sample_tasks.calls["slow"] == 1)
+    await until(lambda: not services.runner.elements.held)  # their ends recorded
+
+    await worker.stop()
+    await services.runner.shutdown(grace=0)  # the run's process stops, its lease released
+    await worker.start()  # another process, as it were
+    await until(lambda: sample_tasks.calls["slow"] == 2, 30)  # taken over: `slow` runs again
+    sample_tasks.gates.setdefault("slow", asyncio.Event()).set()
+
+    run = await finished(services, run_id)
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert run.outputs == {"n": 30}
+    assert sample_tasks.calls["element"] == 30  # the fan-out was not run again

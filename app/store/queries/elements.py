@@ -368,6 +368,16 @@ async def any_ended(db: Db, run_id: str, step_ids: Sequence[str]) -> bool:
     return bool((await db.execute(ended)).scalar_one())
 
 
+async def expire_all(db: Db, now: datetime) -> None:
+    """Expire the leases of every running element (a single-process store at start: their
+    worker was this process, before it stopped): they are claimed again at once."""
+    await db.execute(
+        update(TASKS)
+        .where(TASKS.c.status == TaskStatus.RUNNING.value, TASKS.c.lease_expires_at > now)
+        .values(lease_expires_at=now)
+    )
+
+
 async def settled(db: Db, run_id: str, step_id: str) -> None:
     """The run settled the fan-out's step: its row goes."""
     await db.execute(delete(FAN_OUTS).where(*_FAN_OUT_ROW), {"run": run_id, "step": step_id})

@@ -209,3 +209,15 @@ async def test_cancelling_the_run_cancels_its_elements_and_ends_their_claims(
     assert await stores.of("w3").claim_elements(utcnow(), LEASE, 100) == []
     assert await stores.of("w2").finish_elements(ends(work)) == set()
     assert await element_statuses(owner, 4) == [TaskStatus.CANCELLED] * 4
+
+
+async def test_a_restarted_single_process_store_claims_its_running_elements_again_at_once(
+    stores: SqlStores,
+) -> None:
+    await shared_run(stores, count=3)
+    (before,) = await stores.of("w2").claim_elements(utcnow(), LEASE, 100)
+
+    await stores.of("w2").expire_all(utcnow())
+
+    (after,) = await stores.of("w3").claim_elements(utcnow(), LEASE, 100)
+    assert indexes([after]) == indexes([before])
