@@ -5,10 +5,10 @@ An element still to run is a task row with a `lease_expires_at`: queued (claimab
 time) or running (under its worker's lease until then). Only shared elements have one, so the
 partial index `(run_id, step_id, lease_expires_at)` holds exactly the work left; an element
 that ends leaves it (`lease_expires_at` NULL). The fan-out's row (`fan_outs`) is the lock that
-orders, for one fan-out, the claims of its elements (`FOR UPDATE SKIP LOCKED`: a claimer never
-waits) and their ends (`FOR UPDATE`, after the run's row, as every write of a run locks it
-first), so the counts it keeps (`remaining`, `running`) are exact, and the end that leaves no
-element (or the first failure) is one transaction, which wakes the parked run once.
+orders, for one fan-out, the claims of its elements and their ends (the ends after the run's
+row, as every write of a run locks it first), so the counts it keeps (`remaining`, `running`)
+are exact, and the end that leaves no element (or the first failure) is one transaction, which
+wakes the parked run once. The elements themselves are locked `FOR UPDATE SKIP LOCKED`.
 """
 
 from __future__ import annotations
@@ -102,13 +102,16 @@ async def share(held: events.Recorder, run_id: str, fan_out: SharedFanOut, at: d
     )
 
 
-# Fan-outs with elements left, oldest first; one claimer at a time each.
+# Fan-outs with elements left, oldest first; one claimer at a time each. Not SKIP LOCKED: the
+# ends of a fan-out's elements hold its row too, all the time while they run, and a claimer
+# that skipped it would find nothing to do; it waits instead, a batch's commit at most (the
+# claim then locks its elements SKIP LOCKED, and never waits while holding them).
 _OPEN_FAN_OUTS = (
     select(FAN_OUTS)
     .where(FAN_OUTS.c.remaining > 0, FAN_OUTS.c.failed.is_(False))
     .order_by(FAN_OUTS.c.created_at)
     .limit(FAN_OUTS_PER_CLAIM)
-    .with_for_update(skip_locked=True)
+    .with_for_update()
 )
 _CLAIMABLE = (
     select(TASKS.c.id, TASKS.c.task_index, TASKS.c.status, TASKS.c.inputs, TASKS.c.attempts)
