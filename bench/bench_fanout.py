@@ -14,10 +14,12 @@ every element runs in the run's own worker, as before) for comparison.
 
 Prints, per configuration: the run's seconds from its start to its end (`started_at` to
 `finished_at`) and from its queueing, steps/s (the completed task rows over the run's
-seconds), and how the elements split between the workers (pids, from
-`task_runs.lease_owner`). The run is checked (completed, the right sum, count and last value);
-the exit status is 1 when a check failed. Run it on an otherwise idle machine with free
-cores: with 2 cores the two workers share them with PostgreSQL.
+seconds), its phases (until the first element started, the elements, after the last ended),
+how the elements split between the workers (pids, from `task_runs.lease_owner`), and the CPU
+seconds the workers and PostgreSQL used meanwhile (Linux: /proc). The run is checked
+(completed, the right sum, count and last value); the exit status is 1 when a check failed.
+Run it on an otherwise idle machine with free cores: with 2 cores the two workers share them
+with PostgreSQL.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -62,6 +65,39 @@ class Configuration:
         return f"{self.workers} worker(s), {'shared' if self.shared else 'in-process'}"
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system CPU seconds the processes used so far (Linux: /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes on this machine (its backends included)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds used between the run's queueing and its end."""
+
+    workers: float
+    postgres: float  # every backend of the server, the bench's own poller included
+
+
 @dataclass(frozen=True)
 class Result:
     configuration: Configuration
@@ -70,6 +106,10 @@ class Result:
     steps: int  # completed task rows
     split: dict[str, int]  # elements per worker (lease owner)
     problems: tuple[str, ...]
+    cpu: Cpu | None = None
+    # Seconds from the run's start to its first element's, from the first element's start to
+    # the last's end, and from there to the run's end (its resumption and its last steps).
+    phases: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def steps_per_second(self) -> float:
@@ -139,6 +179,14 @@ async def measured(
         steps = await connection.fetchval(
             "SELECT count(*) FROM task_runs WHERE run_id = $1 AND status = 'completed'", run_id
         )
+        phases = await connection.fetchrow(
+            "SELECT extract(epoch FROM min(t.started_at) - r.started_at)::float8 AS share,"
+            " extract(epoch FROM max(t.finished_at) - min(t.started_at))::float8 AS elements,"
+            " extract(epoch FROM r.finished_at - max(t.finished_at))::float8 AS collect"
+            " FROM task_runs t JOIN flow_runs r ON r.id = t.run_id"
+            " WHERE t.run_id = $1 AND t.step_id = 'each' GROUP BY r.started_at, r.finished_at",
+            run_id,
+        )
         owners = await connection.fetch(
             "SELECT coalesce(lease_owner, '?') AS owner, count(*) FROM task_runs"
             " WHERE run_id = $1 AND step_id = 'each' GROUP BY 1",
@@ -161,6 +209,7 @@ async def measured(
         steps,
         {row["owner"].split(":")[1]: row["count"] for row in owners if ":" in row["owner"]},
         tuple(problems),
+        phases=(phases["share"], phases["elements"], phases["collect"]),
     )
 
 
@@ -184,13 +233,20 @@ async def bench(configuration: Configuration, elements: int, batch: int) -> Resu
                 workers = start_workers(url, configuration.workers, CONCURRENCY, logs)
                 try:
                     await workers_ready(name, configuration.workers)
+                    worker_pids = [worker.pid for worker in workers]
+                    cpu_before = (cpu_seconds(worker_pids), cpu_seconds(postgres_pids()))
                     queued = time.time()
                     run_id = await queue_run(client, items)
                     await wait_finished(name, run_id, workers)
+                    cpu = Cpu(
+                        cpu_seconds(worker_pids) - cpu_before[0],
+                        cpu_seconds(postgres_pids()) - cpu_before[1],
+                    )
                 finally:
                     stop_workers(workers)
                     report_logs(logs)
-        return await measured(name, run_id, items, configuration, queued)
+        result = await measured(name, run_id, items, configuration, queued)
+        return replace(result, cpu=cpu)
 
 
 def print_result(result: Result) -> None:
@@ -201,6 +257,18 @@ def print_result(result: Result) -> None:
         f" {result.wall_seconds:6.2f} s; elements by worker: {split}",
         flush=True,
     )
+    share, elements, collect = result.phases
+    print(
+        f"  until the first element {share:.2f} s, elements {elements:.2f} s,"
+        f" then until the run's end {collect:.2f} s",
+        flush=True,
+    )
+    if result.cpu is not None:
+        print(
+            f"  CPU seconds meanwhile: workers {result.cpu.workers:.2f},"
+            f" PostgreSQL {result.cpu.postgres:.2f} ({os.cpu_count()} CPUs)",
+            flush=True,
+        )
     for problem in result.problems:
         print(f"  CHECK FAILED: {problem}", flush=True)
 
