@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     max_step_output_bytes: int = Field(1024 * 1024, ge=1024)  # one task's outputs
     max_run_document_bytes: int = Field(16 * 1024 * 1024, ge=1024)  # all a run stores
     max_fan_out: int = Field(10_000, ge=1)  # elements of one for_each
+    # A for_each of at least this many elements is handed to every worker (claimable by any);
+    # smaller ones run in their run's process, which is cheaper for them.
+    shared_fan_out_min: int = Field(100, ge=1)
+    # Elements of shared fan-outs a worker claims in one transaction (and runs at once, at
+    # most, besides its runs).
+    element_batch: int = Field(100, ge=1, le=10_000)
     max_answer_value_bytes: int = Field(1024 * 1024, ge=1024)  # one value in an answer
     max_answer_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # all values of one answer
 

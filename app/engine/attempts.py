@@ -43,6 +43,7 @@ class TaskOutcome:
     size: int = 0  # bytes of `outputs` as stored (compact JSON)
     ends_run: bool = False  # the run cannot go on, whatever the step's on_error says
     log: AttemptLog | None = None  # what the task logged in its last attempt
+    recorded: bool = False  # its task's row holds its end already (a shared fan-out's)
 
     @property
     def visible_outputs(self) -> dict[str, Any] | None:

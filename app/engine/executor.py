@@ -28,6 +28,7 @@ from app.dsl.loading import Document, load_document
 from app.dsl.models import FlowDefinition
 from app.engine.attempts import TaskOutcome, TaskRunner
 from app.engine.children import ChildRuns
+from app.engine.elements import ElementRunner
 from app.engine.environment import default_environment
 from app.engine.limits import RunLimits
 from app.engine.memory_store import InMemoryRunStore
@@ -194,11 +195,26 @@ class FlowExecutor:
                 waiting,
                 self.children,
                 resumption.untouched if resumption else frozenset(),
+                resumption.shared if resumption else frozenset(),
             )
             return await execution.execute()
         finally:
             if self._shared_connections is None:
                 await connections.aclose()
+
+    def element_runner(self, definition: FlowDefinition, run_id: str) -> ElementRunner:
+        """Runs elements of the run's shared fan-outs here, claimed by this process's worker
+        (`engine/elements.py`); the connections are the executor's, shared."""
+        return ElementRunner(
+            run_id=run_id,
+            flow=definition.name,
+            registry=self.registry,
+            connections=self._shared_connections or ConnectionManager(),
+            connection_specs=definition.connections,
+            env=self.env,
+            limits=self.limits,
+            observer=self.observer,
+        )
 
 
 def _check_storable(document: Document) -> None:

@@ -35,6 +35,9 @@ class RunLimits:
     max_task_log_bytes: int = 64 * 1024
     # How long a `sleep` or a `wait_for`'s `timeout` may wait (MAX_DURABLE_WAIT_SECONDS).
     max_durable_wait_seconds: float = 366 * 86_400
+    # A fan-out of at least this many elements is handed to the workers, where the store can
+    # (SHARED_FAN_OUT_MIN); None: every fan-out runs in its run's process (library use).
+    shared_fan_out_min: int | None = None
 
 
 def step_outputs(limits: RunLimits, step_id: str, outputs: Any) -> JsonData:

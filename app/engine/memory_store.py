@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from app.domain.clock import utcnow
+from app.domain.elements import FanOutResult, SharedFanOut
 from app.domain.records import AttemptLog, StepRecord
 from app.domain.runs import FINISHED_TASK_STATUSES, RunError, RunStatus, TaskKey, TaskStatus
 from app.engine.store import NewRun, RunEnd, Signal, StoredRun, TaskFinish
@@ -186,6 +187,7 @@ class InMemoryRunStore:
         until: datetime | None,
         signals: Sequence[str],
         children: Sequence[str] = (),
+        fan_outs: Sequence[str] = (),
     ) -> bool:
         """Library use has no other process to resume the run: it waits here, until `until`
         or a signal (`signal`), and answers that the engine should look again."""
@@ -200,6 +202,13 @@ class InMemoryRunStore:
             finally:
                 self._wake_ups.pop(run_id, None)
         return False
+
+    async def fan_out_shared(self, run_id: str, fan_out: SharedFanOut) -> bool:
+        """Library use has no other worker: the engine runs every element itself."""
+        return False
+
+    async def fan_out_result(self, run_id: str, step_id: str) -> FanOutResult | None:
+        return None
 
     def signal(self, run_id: str, name: str, payload: Any = None) -> None:
         """Send the run a signal (library use: the service's is POST /runs/{id}/signals)."""

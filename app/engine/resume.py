@@ -28,10 +28,16 @@ class Resumption:
     points: dict[str, ResumePoint]
     waiting: dict[str, datetime | None]  # steps still waiting, with the time they wait until
     untouched: frozenset[str] = frozenset()  # steps whose one task is pending, never run
+    # Steps whose fan-out is in the workers' hands: neither kept nor run again; the run
+    # waits for their elements (or reads how they ended).
+    shared: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, definition: FlowDefinition, stored: StoredRun) -> Resumption:
-        restored = kept_on_retry(definition, previous_outcomes(definition, stored.steps))
+        previous = previous_outcomes(definition, stored.steps)
+        for step_id in stored.shared:  # settled by this execution, not kept from the last
+            previous.pop(step_id, None)
+        restored = kept_on_retry(definition, previous)
         waiting = {
             task.step_id: task.available_at
             for task in stored.steps
@@ -45,7 +51,8 @@ class Resumption:
             for step_id, tasks in rows.items()
             if len(tasks) == 1 and tasks[0].status is TaskStatus.PENDING and not tasks[0].attempts
         )
-        return cls(restored, resume_points(definition, stored.steps), waiting, untouched)
+        points = resume_points(definition, stored.steps)
+        return cls(restored, points, waiting, untouched - stored.shared, stored.shared)
 
 
 def steps_run_again(definition: FlowDefinition, steps: Sequence[StepRecord]) -> list[str]:

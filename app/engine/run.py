@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from app.domain.clock import utcnow
+from app.domain.elements import SharedFanOut
 from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
-from app.domain.storable import sized_json_data
+from app.domain.storable import json_size, sized_json_data
 from app.dsl.models import ErrorAction, FlowDefinition, FlowKind, Step
 from app.engine.attempts import ResumePoint, TaskOutcome, TaskRunner
 from app.engine.children import ChildRuns
@@ -71,6 +72,7 @@ class RunExecution:
         waiting: Mapping[str, datetime | None] | None = None,
         children: ChildRuns | None = None,
         untouched: frozenset[str] = frozenset(),
+        shared: frozenset[str] = frozenset(),
     ) -> None:
         """`restored`: steps finished by an earlier execution of this run (see
         `resume.kept_on_retry`), in the order they finished; they are not run again. None: the
@@ -79,7 +81,8 @@ class RunExecution:
         steps that do not run but, at their turn, finish as given (`stubs.stubbed_outcomes`).
         `waiting`: steps an earlier execution left waiting, with the time they wait until.
         `children`: where child runs start (the service); None: a `flow` step fails.
-        `untouched`: steps of a resumed run whose task never ran (kept as it is)."""
+        `untouched`: steps of a resumed run whose task never ran (kept as it is). `shared`:
+        steps of a resumed run whose fan-out is in the workers' hands (`elements.py`)."""
         self.definition = definition
         self.inputs = inputs
         self.run_id = run_id
@@ -105,6 +108,7 @@ class RunExecution:
         self.untouched = untouched
         self.waits: dict[str, Wait] = {}  # the waits of steps that wait, or waited, here
         self.parked_steps: set[str] = set()  # steps waiting now: neither ready nor running
+        self.shared = set(shared)  # steps whose elements the workers run (shared fan-outs)
         self.limits = runner.limits
         self.budget = DocumentBudget(self.limits)
         for step_id, outcome in self.restored.items():
@@ -121,10 +125,14 @@ class RunExecution:
                 self.definition.name,
                 self.inputs,
                 to_run,
-                [step_id for step_id in self.ready if step_id not in self.recorded_waits],
+                [
+                    step_id
+                    for step_id in self.ready
+                    if step_id not in self.recorded_waits and step_id not in self.shared
+                ],
                 started_at,
                 resumed=self.resumed,
-                waiting=list(self.recorded_waits),
+                waiting=[*self.recorded_waits, *sorted(self.shared)],
                 untouched=[step_id for step_id in to_run if step_id in self.untouched],
             )
         )
@@ -273,7 +281,8 @@ class RunExecution:
         until = self._next_wake()
         signals = sorted({wait.signal for wait in waits if wait.signal is not None})
         children = [wait.child_run_id for wait in waits if wait.child_run_id is not None]
-        if await self.store.run_parked(self.run_id, until, signals, children):
+        fan_outs = [wait.key.step_id for wait in waits if wait.elements]
+        if await self.store.run_parked(self.run_id, until, signals, children, fan_outs):
             return None
         woken_steps = sorted(self.parked_steps)
         self.parked_steps.clear()
@@ -321,6 +330,8 @@ class RunExecution:
         self, step: Step, scope: dict[str, Any], last_error: RunError | None
     ) -> TaskOutcome:
         assert step.for_each is not None
+        if step.id in self.shared:  # its elements are in the workers' hands: ended yet?
+            return await self._shared_outcome(step)
         try:
             items = step.for_each.items.render(scope)
         except ExpressionError as error:
@@ -340,8 +351,49 @@ class RunExecution:
             )
         if problem is not None:
             return TaskOutcome(TaskKey(step.id), TaskStatus.FAILED, None, problem)
-        fan_out = _FanOut(self, step, scope, items, last_error)
-        return await fan_out.run()
+        minimum = self.limits.shared_fan_out_min
+        if minimum is not None and len(items) >= minimum:
+            fan_out = SharedFanOut(
+                step.id,
+                items,
+                shared_scope(step, scope),
+                last_error,
+                step.for_each.max_concurrency,
+            )
+            if await self.store.fan_out_shared(self.run_id, fan_out):
+                self.shared.add(step.id)
+                self.runner.observer.elements_expanded(self.run_id, step.id, len(items))
+                return self._elements_pending(step)
+        return await _FanOut(self, step, scope, items, last_error).run()
+
+    def _elements_pending(self, step: Step) -> TaskOutcome:
+        """The step waits for its shared fan-out's elements, as for a child run."""
+        key = TaskKey(step.id)
+        self.waits[step.id] = Wait(key, None, recorded=True, elements=True)
+        return TaskOutcome(key, TaskStatus.WAITING)
+
+    async def _shared_outcome(self, step: Step) -> TaskOutcome:
+        """A shared fan-out's outcome once its elements ended (recorded by the workers that
+        ran them: the step's settling writes only its release), else still waiting."""
+        result = await self.store.fan_out_result(self.run_id, step.id)
+        if result is None:
+            return self._elements_pending(step)
+        self.shared.discard(step.id)
+        self.waits.pop(step.id, None)
+        if result.failed is not None:
+            error = result.error or RunError(step.id, "Error", "an element failed")
+            return TaskOutcome(result.failed, TaskStatus.FAILED, None, error, recorded=True)
+        outputs = result.outputs
+        last = TaskKey(step.id, len(outputs) - 1)
+        size = sum(json_size(dict(values)) for values in outputs if values)
+        last_outputs = dict(outputs[-1]) if outputs[-1] is not None else None
+        collected = collect_outputs(step, outputs)
+        self.runner.observer.task_settled(
+            self.definition.name, step.task, TaskStatus.COMPLETED, None
+        )
+        return TaskOutcome(
+            last, TaskStatus.COMPLETED, last_outputs, None, collected, size, recorded=True
+        )
 
     def _offered(self, step: Step) -> dict[str, Any] | None:
         """Condition-graph tasks are offered the outputs of the task that routed to them."""
@@ -387,6 +439,7 @@ class RunExecution:
             ended=end,
             log=outcome.log,
             pure=self._pure(step, outcome),
+            recorded=outcome.recorded,
         )
         await self.store.task_finished(self.run_id, finish)
         return end
@@ -408,7 +461,13 @@ class RunExecution:
             return outcome
         error = _run_error(outcome.key.step_id, refused)
         return TaskOutcome(
-            outcome.key, TaskStatus.FAILED, None, error, ends_run=True, log=outcome.log
+            outcome.key,
+            TaskStatus.FAILED,
+            None,
+            error,
+            ends_run=True,
+            log=outcome.log,
+            recorded=outcome.recorded,
         )
 
     def _record(self, step_id: str, outcome: TaskOutcome) -> list[str]:
@@ -591,6 +650,24 @@ class _FanOut:
 
     def _collected(self) -> dict[str, Any]:
         return collect_outputs(self.step, self.results)
+
+
+def shared_scope(step: Step, scope: Mapping[str, Any]) -> dict[str, Any]:
+    """What a shared fan-out's elements read besides their own element, as plain JSON:
+    `inputs` and the views of the steps the step's arguments name (`elements.element_scope`
+    turns it back into a scope)."""
+    roots = {
+        reference.root for template in step.arguments.values() for reference in template.references
+    }
+    steps = {
+        name: {"status": view["status"], "error": view["error"], "outputs": dict(view)}
+        for name, view in scope.items()
+        if name in roots and isinstance(view, StepView)
+    }
+    for view in steps.values():
+        view["outputs"].pop("status", None)
+        view["outputs"].pop("error", None)
+    return {"inputs": scope["inputs"] if "inputs" in roots else {}, "steps": steps}
 
 
 def collect_outputs(step: Step, results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:

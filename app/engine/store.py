@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from app.domain.elements import FanOutResult, SharedFanOut
 from app.domain.records import AttemptLog, StepRecord
 from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 
@@ -65,7 +66,9 @@ class TaskFinish:
     `released`: the steps it makes ready. `step_finished` is False for the elements of a
     fan-out that finish before its last. `ended`: the task's step ended the run, in the same
     transaction. `pure`: the task had no effect outside the run, so the store may commit the
-    finish later than it answers (module docstring).
+    finish later than it answers (module docstring). `recorded`: the task's row holds its end
+    already (the elements of a shared fan-out, recorded by the workers that ran them): only the
+    step's settling is written.
     """
 
     key: TaskKey
@@ -78,6 +81,7 @@ class TaskFinish:
     ended: RunEnd | None = None
     log: AttemptLog | None = None
     pure: bool = False
+    recorded: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ class StoredRun:
     run_id: str
     inputs: Mapping[str, Any]
     steps: Sequence[StepRecord]
+    # Steps whose fan-out is in the workers' hands, or ended there and not yet settled.
+    shared: frozenset[str] = frozenset()
 
 
 class RunStore(Protocol):
@@ -150,9 +156,20 @@ class RunStore(Protocol):
         until: datetime | None,
         signals: Sequence[str],
         children: Sequence[str] = (),
+        fan_outs: Sequence[str] = (),
     ) -> bool:
         """Only waits are left: the run gives up its lease until `until` (None: until a signal
         or a child wakes it), and any process resumes it then. False, parking nothing, when
-        one of `signals` is already there to take or one of the child runs `children` has
-        ended (the engine looks again at once). A store that cannot park (library use) waits
-        in memory instead and answers False."""
+        one of `signals` is already there to take, one of the child runs `children` has
+        ended, or one of the shared fan-outs of the steps `fan_outs` has (the engine looks
+        again at once). A store that cannot park (library use) waits in memory instead and
+        answers False."""
+
+    async def fan_out_shared(self, run_id: str, fan_out: SharedFanOut) -> bool:
+        """Hand a fan-out's elements to the workers (any process may claim them); the run
+        waits for them as for a child run. False when the store cannot: the engine runs the
+        elements itself."""
+
+    async def fan_out_result(self, run_id: str, step_id: str) -> FanOutResult | None:
+        """A shared fan-out's end (its elements' outputs in order, or its first failure);
+        None while elements are left."""

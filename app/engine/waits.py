@@ -37,6 +37,7 @@ class Wait:
     recorded: bool = False  # its task row says `waiting`, with this `until`
     child: Mapping[str, Any] | None = None  # a child run to start: {flow, inputs, version}
     child_run_id: str | None = None  # the child run, once started
+    elements: bool = False  # a shared fan-out's elements, run by the workers (`elements.py`)
 
     def due(self, now: datetime) -> bool:
         return self.until is not None and self.until <= now

@@ -34,6 +34,7 @@ def run_limits(settings: Settings) -> RunLimits:
         default_step_timeout=settings.max_step_timeout_seconds,
         max_task_log_bytes=settings.max_task_log_bytes,
         max_durable_wait_seconds=settings.max_durable_wait_seconds,
+        shared_fan_out_min=settings.shared_fan_out_min,
     )
 
 

@@ -145,6 +145,7 @@ class Services:
             lease_seconds=settings.lease_seconds,
             metrics=metrics,
             tracing=tracing,
+            element_batch=settings.element_batch,
         )
         runs = RunService(
             run_store,
@@ -180,6 +181,7 @@ class Services:
         if store.notifies:
             handlers: dict[str, notifications.Handler] = {
                 notifications.RUNS_QUEUED: lambda _: runner.work_available.set(),
+                notifications.ELEMENTS_QUEUED: lambda _: runner.elements.wake(),
                 notifications.RUN_CANCELLED: runner.stop_local,
                 notifications.ACCESS_CHANGED: changes.forget,
             }

@@ -11,6 +11,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from app.domain.elements import ElementFinish, ElementWork
 from app.domain.formats import Format
 from app.domain.records import (
     AttemptLog,
@@ -111,6 +112,21 @@ class RunRepository(Protocol):
     ) -> Claim | None:
         """A failed or cancelled run running again under this worker's lease, with
         `remaining_steps` to run (those it runs again); None when it was neither."""
+
+    async def claim_elements(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[ElementWork]:
+        """Claim up to `limit` elements of shared fan-outs, each under a lease of its own:
+        queued ones within their fan-out's `max_concurrency`, and those whose lease expired."""
+
+    async def renew_elements(
+        self, task_ids: Collection[int], now: datetime, lease_seconds: float
+    ) -> set[int]:
+        """Extend the leases on the elements; the ids of those no longer held."""
+
+    async def finish_elements(self, finishes: Sequence[ElementFinish]) -> set[int]:
+        """Record the ends of the elements still held (the others write nothing), waking a
+        run whose fan-out they end; the ids of those recorded."""
 
 
 class RunEvents(Protocol):

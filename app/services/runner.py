@@ -25,6 +25,7 @@ from app.dsl.models import FlowDefinition
 from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult
 from app.errors import LeaseLostError, StoreUnavailableError
+from app.services.elements import SharedElements
 from app.services.observability import logs
 from app.services.observability.metrics import Metrics
 from app.services.observability.traces import NO_TRACING, Tracing
@@ -63,9 +64,10 @@ class Runner:
         lease_seconds: float,
         metrics: Metrics | None = None,
         tracing: Tracing = NO_TRACING,
+        element_batch: int = 100,
     ) -> None:
         """`metrics`: where runs are counted (none in unit tests); `tracing`: a span per
-        run."""
+        run; `element_batch`: elements of shared fan-outs claimed (and run) at once here."""
         self.repository = repository
         self.metrics = metrics
         self.tracing = tracing
@@ -77,6 +79,15 @@ class Runner:
         self._limited: set[str] = set()  # runs in flight with a concurrency key
         self._definitions: OrderedDict[int, FlowDefinition] = OrderedDict()
         self._loading: dict[int, asyncio.Future[FlowDefinition]] = {}
+        # This process's part of the shared fan-outs: elements any worker may claim.
+        self.elements = SharedElements(
+            repository,
+            executor,
+            self.definition,
+            lease_seconds=lease_seconds,
+            capacity=element_batch,
+            work_available=self.work_available,
+        )
 
     async def claim(self, limit: int) -> int:
         """Claim up to `limit` queued runs, or runs whose worker died, and launch them here;
@@ -137,6 +148,7 @@ class Runner:
         for run_id in lost:
             logger.info("run %s: no longer held here (cancelled or taken over)", run_id)
             self.stop_local(run_id)
+        await self.elements.renew()
 
     async def resume_interrupted(self) -> int:
         """A single-process store at start: the runs it left running resume at once (their
@@ -148,12 +160,15 @@ class Runner:
 
     async def shutdown(self, grace: float) -> None:
         """Let in-flight runs finish for `grace` seconds; release the others' leases, so
-        another worker takes them over at once, and stop them here."""
+        another worker takes them over at once, and stop them here. Elements of shared
+        fan-outs get the same grace; those still running then are left to their leases."""
+        elements = asyncio.create_task(self.elements.shutdown(grace))
         tasks = list(self.in_flight.values())
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
         unfinished = dict(self.in_flight)
         if not unfinished:
+            await elements
             return
         try:
             await self.repository.release(list(unfinished), utcnow())
@@ -163,6 +178,7 @@ class Runner:
             task.cancel()
         await asyncio.wait(unfinished.values())
         logger.info("released %d unfinished run(s) to other workers", len(unfinished))
+        await elements
 
     def _landed(self, run_id: str) -> None:
         self.in_flight.pop(run_id, None)
@@ -226,6 +242,8 @@ class Runner:
                 result = await self.executor.run_checked(definition, launch.inputs, launch.run_id)
             if result.parked_until is not None:
                 self._wake_at(result.parked_until)
+            elif result.parked:  # perhaps on its shared fan-out: claim its elements now
+                self.elements.wake()
             return result
         finally:
             self.tracing.run_ended(traced, None if result is None else result.status)

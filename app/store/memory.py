@@ -17,6 +17,7 @@ from typing import Any
 
 from app.domain.clock import utcnow
 from app.domain.concurrency import RunConcurrency, shown_key
+from app.domain.elements import ElementFinish, ElementWork, FanOutResult, SharedFanOut
 from app.domain.formats import Format
 from app.domain.records import (
     SIGNAL_ONLY,
@@ -433,6 +434,7 @@ class MemoryRunStore:
         until: datetime | None,
         signals: Sequence[str],
         children: Sequence[str] = (),
+        fan_outs: Sequence[str] = (),
     ) -> bool:
         self._hold(run_id)
         run = self._run(run_id)
@@ -444,6 +446,28 @@ class MemoryRunStore:
         entry = self.state.entries[run_id]
         entry.lease_owner, entry.lease_expires_at = None, until or SIGNAL_ONLY
         return True
+
+    async def fan_out_shared(self, run_id: str, fan_out: SharedFanOut) -> bool:
+        """Not shared in memory: the run's own worker runs every element (unit tests)."""
+        return False
+
+    async def fan_out_result(self, run_id: str, step_id: str) -> FanOutResult | None:
+        return None
+
+    # Shared fan-outs' elements: none in memory (`fan_out_shared` declines).
+
+    async def claim_elements(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[ElementWork]:
+        return []
+
+    async def renew_elements(
+        self, task_ids: Collection[int], now: datetime, lease_seconds: float
+    ) -> set[int]:
+        return set(task_ids)
+
+    async def finish_elements(self, finishes: Sequence[ElementFinish]) -> set[int]:
+        return set()
 
     async def aclose(self) -> None:
         return None

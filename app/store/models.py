@@ -245,6 +245,17 @@ class TaskRunRow(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "step_id", "task_index"),
         Index(None, "status", "available_at"),  # the claim query's path to ready work
+        # The elements of shared fan-outs still to run (queued, or running under a lease):
+        # only they have a `lease_expires_at` (queries/elements.py). Partial where the
+        # database can: the other tasks pay nothing for it.
+        Index(
+            None,
+            "run_id",
+            "step_id",
+            "lease_expires_at",
+            postgresql_where=text("lease_expires_at IS NOT NULL"),
+            sqlite_where=text("lease_expires_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -261,6 +272,29 @@ class TaskRunRow(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class FanOutRow(Base):
+    """A fan-out handed to the workers (a shared fan-out): what its elements' expressions
+    read, how many may run at once, and how many are left (queries/elements.py). Its row lock
+    orders the claims and the ends of its elements; the end that leaves none (or fails) wakes
+    the parked run, which then settles the step and deletes the row."""
+
+    __tablename__ = "fan_outs"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("flow_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    step_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    definition_id: Mapped[int] = mapped_column(BigId)
+    scope: Mapped[Any] = mapped_column(JsonDocument)
+    last_error: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True)
+    size: Mapped[int] = mapped_column(Integer)
+    remaining: Mapped[int] = mapped_column(Integer)  # elements not yet completed
+    running: Mapped[int] = mapped_column(Integer)  # elements claimed and not yet ended
+    max_concurrency: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[bool] = mapped_column(Boolean)  # an element failed: the rest is cancelled
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class TaskLogRow(Base):
@@ -377,6 +411,7 @@ CREDENTIALS = cast(Table, CredentialRow.__table__)
 RUNS = cast(Table, FlowRunRow.__table__)
 TASKS = cast(Table, TaskRunRow.__table__)
 TASK_LOGS = cast(Table, TaskLogRow.__table__)
+FAN_OUTS = cast(Table, FanOutRow.__table__)
 EVENTS = cast(Table, RunEventRow.__table__)
 SIGNALS = cast(Table, RunSignalRow.__table__)
 SCHEDULES = cast(Table, ScheduleRow.__table__)

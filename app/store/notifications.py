@@ -28,6 +28,7 @@ RUNS_QUEUED = "flow_manager_runs_queued"  # payload: empty
 RUN_CANCELLED = "flow_manager_run_cancelled"  # payload: the run id
 ACCESS_CHANGED = "flow_manager_access_changed"  # payload: empty; users, keys or shares changed
 RUN_EVENTS = "flow_manager_run_events"  # payload: run ids, comma-separated, with new events
+ELEMENTS_QUEUED = "flow_manager_elements_queued"  # payload: empty; a fan-out was shared
 
 RECONNECT_DELAY = 1.0  # seconds between attempts to reopen a lost listening connection
 

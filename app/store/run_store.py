@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.domain.clock import utcnow
+from app.domain.elements import ElementFinish, ElementWork, FanOutResult, SharedFanOut
 from app.domain.formats import Format
 from app.domain.records import (
     AttemptLog,
@@ -62,7 +64,17 @@ from app.store import notifications
 from app.store.database import passing_failures_translated, session_factory
 from app.store.models import TASKS
 from app.store.postgres import PostgresPath
-from app.store.queries import events, queue, reads, runs, secrets, tasks, versions, waits
+from app.store.queries import (
+    elements,
+    events,
+    queue,
+    reads,
+    runs,
+    secrets,
+    tasks,
+    versions,
+    waits,
+)
 from app.store.sqlite import SqlitePath
 from app.store.start_marks import StartMarks
 
@@ -239,6 +251,7 @@ class SqlRunStore:
 
     async def expire_all(self, now: datetime) -> int:
         async with self._write() as session:
+            await elements.expire_all(session, now)
             return await queue.expire_all(session, now)
 
     # Changing runs.
@@ -301,7 +314,10 @@ class SqlRunStore:
                 remaining_steps=remaining_steps,
                 **queue.lease_values(self.owner, now, lease_seconds),
             )
-            launch = await runs.launch_of(session, run_id) if changed else None
+            launch = None
+            if changed:
+                await elements.forget(session, run_id)  # its fan-outs run again, if at all
+                launch = await runs.launch_of(session, run_id)
             watched = changed and recorder.watched
             if watched:
                 await recorder.record([events.run_event(run_id, RunStatus.RUNNING, now)])
@@ -318,9 +334,10 @@ class SqlRunStore:
     async def load(self, run_id: str) -> StoredRun:
         async with self._read() as session:
             found = await reads.stored(session, run_id)
+            shared = await elements.shared_steps(session, run_id) if found else frozenset()
         if found is None:
             raise UnknownRunError(f"no run has the id {run_id!r}")
-        return found
+        return replace(found, shared=shared) if shared else found
 
     async def committed(self, run_id: str) -> None:
         if self.fast is not None:
@@ -402,6 +419,9 @@ class SqlRunStore:
                 await held.db.execute(tasks.ADD_LOG, logged)
 
     async def task_finished(self, run_id: str, finish: TaskFinish) -> None:
+        if finish.recorded:
+            await self._fan_out_settled(run_id, finish)
+            return
         mark = self._marks.take(run_id, finish.key)
         if self.fast is not None:
             with passing_failures_translated():
@@ -437,6 +457,20 @@ class SqlRunStore:
             elif finish.step_finished:
                 await held.db.execute(tasks.STEP_FINISHED, {"run": run_id})
 
+    async def _fan_out_settled(self, run_id: str, finish: TaskFinish) -> None:
+        """A shared fan-out's step settles: its elements' rows hold their ends already (the
+        workers wrote them); its release, count or the run's end, and its row's removal."""
+        async with self._holding(run_id) as held:
+            await elements.settled(held.db, run_id, finish.key.step_id)
+            if finish.released:
+                released = {"run": run_id, "steps": list(finish.released), "at": finish.at}
+                await held.record_from(events.QUEUED_BEFORE, released)
+                await held.db.execute(tasks.RELEASE_STEPS, released)
+            if finish.ended is not None:
+                await _end(held, run_id, finish.ended)
+            else:
+                await held.db.execute(tasks.STEP_FINISHED, {"run": run_id})
+
     async def run_finished(self, run_id: str, ended: RunEnd) -> None:
         async with self._holding(run_id) as held:
             await _end(held, run_id, ended)
@@ -455,9 +489,54 @@ class SqlRunStore:
         until: datetime | None,
         signals: Sequence[str],
         children: Sequence[str] = (),
+        fan_outs: Sequence[str] = (),
     ) -> bool:
         async with self._holding(run_id) as held:
+            if fan_outs and await elements.any_ended(held.db, run_id, fan_outs):
+                return False
             return await waits.park(held.db, run_id, until, signals, children)
+
+    # Shared fan-outs (docs/architecture.md, "Fan-out across workers").
+
+    async def fan_out_shared(self, run_id: str, fan_out: SharedFanOut) -> bool:
+        """The elements are claimable by any worker once this commits (the workers are
+        notified on PostgreSQL; on SQLite this process's loop claims them)."""
+        async with self._holding(run_id) as held:
+            await elements.share(held, run_id, fan_out, utcnow())
+            await notifications.notify(held.db, notifications.ELEMENTS_QUEUED)
+        return True
+
+    async def fan_out_result(self, run_id: str, step_id: str) -> FanOutResult | None:
+        async with self._holding(run_id) as held:
+            return await elements.result(held.db, run_id, step_id)
+
+    async def claim_elements(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[ElementWork]:
+        async with self._write() as session:
+            works, watched = await elements.claim(session, self.owner, now, lease_seconds, limit)
+            for payload in events.pg_notify_payloads(watched) if self.notifies else ():
+                await notifications.notify(session, notifications.RUN_EVENTS, payload)
+        self._written(watched)
+        return works
+
+    async def renew_elements(
+        self, task_ids: Collection[int], now: datetime, lease_seconds: float
+    ) -> set[int]:
+        async with self._write() as session:
+            return await elements.renew(session, self.owner, task_ids, now, lease_seconds)
+
+    async def finish_elements(self, finishes: Sequence[ElementFinish]) -> set[int]:
+        """One transaction for the batch; a run woken here is claimed by any worker (the
+        workers are notified on PostgreSQL)."""
+        async with self._write() as session:
+            written, woken, watched = await elements.finish(session, self.owner, finishes)
+            if woken:
+                await notifications.notify(session, notifications.RUNS_QUEUED)
+            for payload in events.pg_notify_payloads(watched) if self.notifies else ():
+                await notifications.notify(session, notifications.RUN_EVENTS, payload)
+        self._written(watched)
+        return written
 
     async def aclose(self) -> None:
         """Stop writing start marks (their tasks are not running any more), then let the

@@ -68,12 +68,14 @@ class ClaimLoop:
                 await asyncio.sleep(claimed_at + self.claim_interval - loop.time())
 
     async def claim(self) -> int:
-        """Claim as many runs as there are free slots; how many were claimed."""
+        """Claim as many runs as there are free slots, and elements of shared fan-outs as
+        there is room for (`SharedElements`); how many were claimed."""
+        elements = await self.runner.elements.claim(self.poll_interval)
         free = self.concurrency - len(self.runner.in_flight)
         if free <= 0:
             self.runner.worker_saturated = True
-            return 0
+            return elements
         claimed = await self.runner.claim(free)
         # Every slot taken: more may be waiting, so a finishing run should wake the worker.
         self.runner.worker_saturated = claimed >= free
-        return claimed
+        return claimed + elements

@@ -87,6 +87,7 @@ def test_the_settings_reach_the_definition_and_run_limits() -> None:
         max_step_output_bytes=2048,
         max_run_document_bytes=4096,
         max_fan_out=3,
+        shared_fan_out_min=2,
     )
 
     assert definition_limits(settings) == DefinitionLimits(
@@ -97,6 +98,7 @@ def test_the_settings_reach_the_definition_and_run_limits() -> None:
         max_run_document_bytes=4096,
         max_fan_out=3,
         default_step_timeout=90,
+        shared_fan_out_min=2,
     )
 
 

@@ -45,8 +45,9 @@ STORE_TABLES = {
     "run_signals",
     "schedules",
     "concurrency_keys",
+    "fan_outs",
 }
-HEAD = "0011_sql_start_run"
+HEAD = "0012_shared_fan_outs"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 

@@ -217,7 +217,8 @@ _END = (
 _CANCEL_UNFINISHED = (  # built once: it ends every run
     update(TASKS)
     .where(TASKS.c.run_id == bindparam("run"), TASKS.c.status.in_(UNFINISHED_TASK_VALUES))
-    .values(status=TaskStatus.CANCELLED.value, finished_at=bindparam("at"))
+    # A shared fan-out's elements left to run leave the claim's index (queries/elements.py).
+    .values(status=TaskStatus.CANCELLED.value, finished_at=bindparam("at"), lease_expires_at=None)
 )
 _CANCEL_UNFINISHED_OF_STEP = _CANCEL_UNFINISHED.where(TASKS.c.step_id == bindparam("step"))
 # PostgreSQL's end, as part of a task's finish, is `tasks.PG_FINISH_TASK_AND_RUN`.
