@@ -193,6 +193,8 @@ async def test_watchers_hear_of_a_watched_run_once_its_batch_commits(engine: Asy
         store.run_started(NewRun("watched", "f", {}, ["a", "b"], ["a"], utcnow())),
         store.run_started(NewRun("alone", "f", {}, ["a", "b"], ["a"], utcnow())),
     )
+    await store.committed("watched")  # a new run's start may be committed later
+    await store.committed("alone")
 
     assert heard == ["watched"]
     events = [row for row in rows(engine, "run_events") if row[1] == "watched"]
