@@ -11,6 +11,11 @@ from app.worker.claim_loop import ClaimLoop
 from tests.polling import until
 
 
+class NoSharedElements:
+    async def claim(self, poll_interval: float) -> int:
+        return 0
+
+
 class Queue:
     """A runner whose claims find `found[i]` runs (then one each time), each followed by a
     notification (a commit of the API) when it found some: a stream of submissions."""
@@ -21,6 +26,7 @@ class Queue:
         self.worker_saturated = False
         self.claimed_at: list[float] = []
         self.found = list(found)
+        self.elements = NoSharedElements()
 
     async def claim(self, limit: int) -> int:
         loop = asyncio.get_running_loop()
