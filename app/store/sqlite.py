@@ -96,16 +96,16 @@ class SqlitePath:
         self._runs.write_later(run.run_id, self._held(run.run_id, transitions.start_run, started))
 
     async def expand(self, run_id: str, step_id: str, count: int) -> None:
-        at = utcnow()
-        encode = self._encode.row
-        elements = range(1, count)
-        new = [encode(TASKS, tasks.new_task(run_id, step_id, index, True)) for index in elements]
-        queued = TaskStatus.QUEUED
-        recorded = [
-            encode(EVENTS, events.step_event(run_id, step_id, index, queued, at))
-            for index in elements
-        ]
-        await self._transition(run_id, transitions.expand, new, recorded)
+        """Elements 1..count-1 of a fan-out, queued: rows the statement makes."""
+        encode = self._encode
+        expanded = {
+            "run": run_id,
+            "step": step_id,
+            "count": count,
+            "at": encode.time(utcnow()),
+            "none": encode.json(None),  # the events' error, as `events.step_event` has it
+        }
+        await self._transition(run_id, transitions.expand, expanded)
 
     async def mark_started(self, run_id: str, key: TaskKey, mark: StartMark) -> None:
         started = self._task(run_id, key, mark)

@@ -201,6 +201,20 @@ async def test_watchers_hear_of_a_watched_run_once_its_batch_commits(engine: Asy
     assert [(row[3], row[4]) for row in events] == [("queued", "a")]
 
 
+async def test_a_fan_out_of_thousands_expands_in_index_order(engine: AsyncEngine) -> None:
+    store = SqlRunStore(engine, "w1")
+    definition_id = await add_definition(engine)
+    await store.create(new_run("r", definition_id))
+    await store.watch("r")
+
+    await store.tasks_expanded("r", "a", 5000)
+
+    elements = [(row[2], row[3], row[4]) for row in rows(engine, "task_runs")][2:]
+    assert elements == [("a", index, "queued") for index in range(1, 5000)]
+    queued = [(row[4], row[5]) for row in rows(engine, "run_events")]
+    assert queued == [("a", index) for index in range(1, 5000)]
+
+
 async def scenario(
     store: SqlRunStore, other: SqlRunStore, definition_id: int, now: datetime
 ) -> None:

@@ -157,22 +157,29 @@ def start_run(cursor: sqlite3.Cursor, held: Parameters, started: Parameters) -> 
     return watched
 
 
-# A fan-out's elements 1..count-1 (`tasks.new_task` rows), queued.
+# A fan-out's elements 1..count-1 (`tasks.new_task` rows), queued, with their events: built by
+# the statement, in index order, however many (a fan-out may have thousands).
+_ELEMENTS = """WITH RECURSIVE element (task_index) AS (
+    SELECT 1 WHERE :count > 1 UNION ALL SELECT task_index + 1 FROM element
+    WHERE task_index < :count - 1
+)"""
+EXPAND = f"""{_ELEMENTS}
+INSERT INTO task_runs (run_id, step_id, task_index, status, attempts, available_at)
+SELECT :run, :step, task_index, {_QUEUED}, 0, NULL FROM element ORDER BY task_index"""
+EXPANDED_EVENTS = f"""{_ELEMENTS}
+INSERT INTO run_events (run_id, type, status, step_id, task_index, attempt, error, at)
+SELECT :run, 'step', {_QUEUED}, :step, task_index, NULL, :none, :at FROM element
+ORDER BY task_index"""
 
 
-def expand(
-    cursor: sqlite3.Cursor,
-    held: Parameters,
-    tasks: Sequence[Parameters],
-    events: Sequence[Parameters],
-) -> bool | None:
+def expand(cursor: sqlite3.Cursor, held: Parameters, expanded: Parameters) -> bool | None:
     checked = _hold(cursor, held)
     if checked is None:
         return None
     watched, _ = checked
-    _insert_all(cursor, "task_runs", tasks)
+    cursor.execute(EXPAND, expanded)
     if watched:
-        _insert_all(cursor, "run_events", events)
+        cursor.execute(EXPANDED_EVENTS, expanded)
     return watched
 
 
