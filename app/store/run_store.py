@@ -234,8 +234,7 @@ class SqlRunStore:
     async def claim(self, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
         async with self._write() as session:
             claims, started = await queue.claim(session, self.owner, now, lease_seconds, limit)
-            for payload in events.pg_notify_payloads(started) if self.notifies else ():
-                await notifications.notify(session, notifications.RUN_EVENTS, payload)
+            await self._notify_watchers(session, started)
         self._written(started)
         return claims
 
@@ -515,8 +514,7 @@ class SqlRunStore:
     ) -> list[ElementWork]:
         async with self._write() as session:
             works, watched = await elements.claim(session, self.owner, now, lease_seconds, limit)
-            for payload in events.pg_notify_payloads(watched) if self.notifies else ():
-                await notifications.notify(session, notifications.RUN_EVENTS, payload)
+            await self._notify_watchers(session, watched)
         self._written(watched)
         return works
 
@@ -533,8 +531,7 @@ class SqlRunStore:
             written, woken, watched = await elements.finish(session, self.owner, finishes)
             if woken:
                 await notifications.notify(session, notifications.RUNS_QUEUED)
-            for payload in events.pg_notify_payloads(watched) if self.notifies else ():
-                await notifications.notify(session, notifications.RUN_EVENTS, payload)
+            await self._notify_watchers(session, watched)
         self._written(watched)
         return written
 
@@ -572,6 +569,12 @@ class SqlRunStore:
                     await notifications.notify(connection, notifications.RUN_EVENTS, run_id)
         if held.watched:
             self._written([run_id])
+
+    async def _notify_watchers(self, session: AsyncSession, run_ids: Sequence[str]) -> None:
+        """On PostgreSQL, tell every process's watchers of these runs' new events with the
+        commit (elsewhere `_written` tells this process's, after it)."""
+        for payload in events.pg_notify_payloads(run_ids) if self.notifies else ():
+            await notifications.notify(session, notifications.RUN_EVENTS, payload)
 
     def _written(self, run_ids: Sequence[str]) -> None:
         """Tell this process's watchers of the runs' new events, where the store does not."""
