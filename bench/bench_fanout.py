@@ -3,8 +3,10 @@
     .venv/bin/python -m bench.bench_fanout [--elements 10000] [--workers 1,2] [--rounds 1]
         [--in-process] [--batch 100]
 
-The flow (`bench/flows.py`, FAN_OUT_WIDE): a `set` step, a `for_each` of `--elements` `set`
-elements that read it (max_concurrency 1000), a step that sums them. For each number of workers:
+The flow (`bench/flows.py`, FAN_OUT_WIDE): a `set` step, a `for_each` of `--elements`
+elements that read it (max_concurrency 1000), a step that sums them. The elements' task is
+`Values` (`bench/tasks.py`), `set` but not `pure`: a fan-out of a pure task stays in its run's
+process, and sharing is for elements with effects. For each number of workers:
 a fresh PostgreSQL database, migrated; an API process (EMBEDDED_WORKER=false: it never
 executes a run) registers the flow; N `python -m app worker` processes start
 (SHARED_FAN_OUT_MIN=100, ELEMENT_BATCH=--batch) and, once they all registered, one run is
@@ -221,6 +223,7 @@ async def bench(configuration: Configuration, elements: int, batch: int) -> Resu
         settings = {
             "SHARED_FAN_OUT_MIN": "100" if configuration.shared else str(elements + 1),
             "ELEMENT_BATCH": str(batch),
+            "TASK_MODULES": "bench.tasks",
         }
         os.environ.update(settings)  # the workers inherit the bench's environment
         queue_only = {"EMBEDDED_WORKER": "false", "MIGRATE_ON_START": "false"}

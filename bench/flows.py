@@ -41,16 +41,18 @@ outputs: {total: "${c.total}"}
 # 1 -> N -> 1 over the run's `items` (10,000 in bench_fanout): a step, a fan-out of `set`
 # elements that reads it, a step that sums the fan-out. With SHARED_FAN_OUT_MIN at most N, the
 # elements are claimed by every worker; `total` is sum(items) + N, `last` items[-1] + 1.
+# A fan-out of a task with effects (`bench/tasks.py`, TASK_MODULES=bench.tasks): one of `set`
+# stays in its run's process.
 FAN_OUT_WIDE = """
 flow: FanOutWide
 inputs: {items: array}
 steps:
   - set: {id: a, values: {x: 1}}
-  - set:
-      id: each
-      for_each: "${inputs.items}"
-      max_concurrency: 1000
-      values: {v: "${item + a.x}"}
+  - task: Values
+    id: each
+    for_each: "${inputs.items}"
+    max_concurrency: 1000
+    inputs: {values: {v: "${item + a.x}"}}
   - set: {id: c, values: {total: "${sum(each.v)}", count: "${len(each.v)}"}}
 outputs: {total: "${c.total}", count: "${c.count}", last: "${each.v[-1]}"}
 """

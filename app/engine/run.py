@@ -351,8 +351,11 @@ class RunExecution:
             )
         if problem is not None:
             return TaskOutcome(TaskKey(step.id), TaskStatus.FAILED, None, problem)
+        # A pure task's elements cost less than their claims (their ends share commits here):
+        # only a fan-out of a task with effects is worth other workers' help.
         minimum = self.limits.shared_fan_out_min
-        if minimum is not None and len(items) >= minimum:
+        pure = self.runner.registry.get(step.task).spec.pure
+        if minimum is not None and len(items) >= minimum and not pure:
             fan_out = SharedFanOut(
                 step.id,
                 items,

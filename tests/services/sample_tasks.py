@@ -20,6 +20,12 @@ async def count(name: str) -> dict[str, Any]:
     return {"calls": calls[name]}
 
 
+@registry.register("Values")
+async def values(values: dict[str, Any]) -> dict[str, Any]:
+    """`set`, but a task with effects as far as the engine knows (not `pure`)."""
+    return dict(values)
+
+
 @registry.register("FailUntilAllowed")
 async def fail_until_allowed(name: str) -> dict[str, Any]:
     calls[name] += 1

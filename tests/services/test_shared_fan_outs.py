@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from app.domain.elements import ElementWork
 from app.domain.records import RunRecord
 from app.domain.runs import RunStatus, TaskStatus
 from app.services.container import Services
@@ -23,11 +25,11 @@ flow: Shared
 inputs: {items: array, offset: {type: integer, default: 0}}
 steps:
   - set: {id: base, values: {add: "${inputs.offset}"}}
-  - set:
-      id: each
-      for_each: "${inputs.items}"
-      max_concurrency: 50
-      values: {v: "${item * 10 + base.add}", at: "${index}"}
+  - task: Values
+    id: each
+    for_each: "${inputs.items}"
+    max_concurrency: 50
+    inputs: {values: {v: "${item * 10 + base.add}", at: "${index}"}}
   - set: {id: total, values: {sum: "${sum(each.v)}"}}
 outputs: {sum: "${total.sum}", each: "${each.v}", at: "${each.at}"}
 """
@@ -114,6 +116,41 @@ async def test_a_large_fan_out_is_run_by_the_workers_and_collected_in_element_or
     assert run.remaining_steps == 0
 
 
+PURE_FAN_OUT = """
+flow: PureFanOut
+inputs: {items: array}
+steps:
+  - set: {id: each, for_each: "${inputs.items}", values: {v: "${item * 2}"}}
+outputs: {each: "${each.v}"}
+"""
+
+
+async def test_a_large_fan_out_of_a_pure_task_stays_in_its_run_process(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its elements cost less than their claims would: they run where the run runs."""
+    shared: set[str] = set()  # the runs whose elements some worker claimed
+    claim_elements = services.run_store.claim_elements
+
+    async def recording_claims(*arguments: Any) -> list[ElementWork]:
+        works = await claim_elements(*arguments)
+        shared.update(work.run_id for work in works)
+        return works
+
+    monkeypatch.setattr(services.run_store, "claim_elements", recording_claims)
+    await services.flows.register(await admin(services), PURE_FAN_OUT)
+    await services.flows.register(await admin(services), FAN_OUT)
+    items = list(range(100))  # SHARED_FAN_OUT_MIN is 20 here
+
+    pure = await services.runs.start(await admin(services), "PureFanOut", {"items": items})
+    effects = await services.runs.start(await admin(services), "Shared", {"items": items})
+    pure_run = await finished(services, pure.run.run_id)
+    await finished(services, effects.run.run_id)
+
+    assert pure_run.outputs == {"each": [i * 2 for i in items]}
+    assert shared == {effects.run.run_id}
+
+
 async def test_a_small_fan_out_stays_in_its_run_process(services: Services) -> None:
     await services.flows.register(await admin(services), FAN_OUT)
 
@@ -184,7 +221,10 @@ flow: Beside
 mode: dag
 inputs: {items: array}
 steps:
-  - set: {id: each, for_each: "${inputs.items}", values: {v: "${item}"}}
+  - task: Values
+    id: each
+    for_each: "${inputs.items}"
+    inputs: {values: {v: "${item}"}}
   - task: WaitForGate
     id: slow
     inputs: {name: slow}
