@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from app.domain.clock import utcnow
 from app.domain.runs import RunStatus, TaskStatus
 from app.errors import RunStateError, StoreUnavailableError, UnknownFlowError
 from app.services.container import Services
-from app.settings import Settings
 from app.store.models import FlowRunRow
 from app.store.queries import versions
 from app.worker.claim_loop import ClaimLoop
@@ -27,30 +25,8 @@ from tests.callers import admin
 from tests.databases import fresh_store_database, migrate_to_head
 from tests.polling import until
 from tests.services import sample_tasks
+from tests.services.conftest import opened_services
 from tests.services.test_runs import CHAIN, GATED, wait_until_finished
-
-
-@asynccontextmanager
-async def process(url: str, **overrides: Any) -> AsyncIterator[Services]:
-    values: dict[str, Any] = {
-        "database_url": url,
-        "migrate_on_start": False,
-        "task_modules": ["tests.services.sample_tasks"],
-        "poll_interval": 0.05,
-    }
-    settings = Settings(_env_file=None, **(values | overrides))
-    services = await Services.open(settings)
-    try:
-        yield services
-    finally:
-        await services.close(grace=0)
-
-
-@pytest.fixture(autouse=True)
-def fresh_sample_tasks() -> None:
-    sample_tasks.calls.clear()
-    sample_tasks.failures_left.clear()
-    sample_tasks.gates.clear()
 
 
 @pytest.fixture
@@ -69,7 +45,10 @@ async def expire_lease(services: Services, run_id: str) -> None:
 
 
 async def test_a_stalled_worker_cannot_record_its_late_result(migrated_store_url: str) -> None:
-    async with process(migrated_store_url) as stalled, process(migrated_store_url) as other:
+    async with (
+        opened_services(migrated_store_url) as stalled,
+        opened_services(migrated_store_url) as other,
+    ):
         await stalled.flows.register(await admin(stalled), GATED)
         run_id = (await stalled.runs.execute(await admin(stalled), "Gated", {}, wait=0)).run.run_id
         first_execution = stalled.runner.in_flight[run_id]
@@ -93,7 +72,10 @@ async def test_a_stalled_worker_cannot_record_its_late_result(migrated_store_url
 async def test_a_run_cancelled_from_another_process_stops_at_the_next_renewal(
     migrated_store_url: str,
 ) -> None:
-    async with process(migrated_store_url) as runner, process(migrated_store_url) as api:
+    async with (
+        opened_services(migrated_store_url) as runner,
+        opened_services(migrated_store_url) as api,
+    ):
         await runner.flows.register(await admin(runner), GATED)
         run_id = (await runner.runs.execute(await admin(runner), "Gated", {}, wait=0)).run.run_id
         await until(lambda: sample_tasks.calls["gate"] == 1)
@@ -113,8 +95,8 @@ async def test_a_run_cancelled_from_another_process_stops_at_the_next_renewal(
 async def test_a_cancel_reaches_the_run_on_another_process_at_once(postgres_store: str) -> None:
     # Leases of a minute: the heartbeat would find out in 20 s; only the notification is fast.
     async with (
-        process(postgres_store, lease_seconds=60) as runner,
-        process(postgres_store, lease_seconds=60) as api,
+        opened_services(postgres_store, lease_seconds=60) as runner,
+        opened_services(postgres_store, lease_seconds=60) as api,
     ):
         await runner.start()
         assert runner.listener is not None
@@ -129,8 +111,11 @@ async def test_a_cancel_reaches_the_run_on_another_process_at_once(postgres_stor
         assert (await api.runs.get(run_id)).status is RunStatus.CANCELLED
 
 
-async def test_a_queued_run_wakes_a_worker_on_another_process(postgres_store: str) -> None:
-    async with process(postgres_store) as worker_process, process(postgres_store) as api:
+async def test_a_queued_run_wakes_a_worker_on_another_opened_services(postgres_store: str) -> None:
+    async with (
+        opened_services(postgres_store) as worker_process,
+        opened_services(postgres_store) as api,
+    ):
         await worker_process.start()
         assert worker_process.listener is not None
         await until(worker_process.listener.listening.is_set)
@@ -161,7 +146,10 @@ async def test_a_taken_over_retry_keeps_its_attempt_count_and_its_due_time(
     migrated_store_url: str,
 ) -> None:
     sample_tasks.failures_left["flaky"] = 1
-    async with process(migrated_store_url) as stalled, process(migrated_store_url) as other:
+    async with (
+        opened_services(migrated_store_url) as stalled,
+        opened_services(migrated_store_url) as other,
+    ):
         await stalled.flows.register(await admin(stalled), FLAKY)
         run_id = (await stalled.runs.execute(await admin(stalled), "Flaky", {}, wait=0)).run.run_id
 
@@ -188,7 +176,10 @@ async def test_two_processes_retrying_a_run_at_once_resume_it_once(
     migrated_store_url: str,
 ) -> None:
     sample_tasks.failures_left["second"] = 1
-    async with process(migrated_store_url) as one, process(migrated_store_url) as two:
+    async with (
+        opened_services(migrated_store_url) as one,
+        opened_services(migrated_store_url) as two,
+    ):
         await one.flows.register(await admin(one), CHAIN)
         failed = (await one.runs.execute(await admin(one), "Chain", {"n": 1}, wait=10)).run
         assert failed.status is RunStatus.FAILED
@@ -209,7 +200,10 @@ async def test_two_processes_retrying_a_run_at_once_resume_it_once(
 async def test_two_processes_given_one_idempotency_key_at_once_make_one_run(
     migrated_store_url: str,
 ) -> None:
-    async with process(migrated_store_url) as one, process(migrated_store_url) as two:
+    async with (
+        opened_services(migrated_store_url) as one,
+        opened_services(migrated_store_url) as two,
+    ):
         await one.flows.register(await admin(one), CHAIN)
 
         started = await asyncio.gather(
@@ -224,7 +218,7 @@ async def test_two_processes_given_one_idempotency_key_at_once_make_one_run(
 async def test_a_run_whose_store_fails_for_a_moment_is_handed_over_not_failed(
     migrated_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with process(migrated_store_url) as services:
+    async with opened_services(migrated_store_url) as services:
         await services.flows.register(await admin(services), CHAIN)
         store = services.run_store
         finish = store.task_finished
@@ -252,8 +246,8 @@ async def test_a_worker_without_the_flows_tasks_fails_the_run_it_claimed_with_th
     migrated_store_url: str,
 ) -> None:
     async with (
-        process(migrated_store_url) as api,
-        process(migrated_store_url, task_modules=[]) as misconfigured,
+        opened_services(migrated_store_url) as api,
+        opened_services(migrated_store_url, task_modules=[]) as misconfigured,
     ):
         await api.flows.register(await admin(api), CHAIN)
         run_id = (await api.runs.start(await admin(api), "Chain", {"n": 1})).run.run_id
@@ -270,7 +264,10 @@ async def test_a_worker_without_the_flows_tasks_fails_the_run_it_claimed_with_th
 async def test_runs_claimed_together_read_their_new_version_once(
     migrated_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with process(migrated_store_url) as api, process(migrated_store_url) as worker:
+    async with (
+        opened_services(migrated_store_url) as api,
+        opened_services(migrated_store_url) as worker,
+    ):
         await api.flows.register(await admin(api), CHAIN)
         ids = [
             (await api.runs.start(await admin(api), "Chain", {"n": n})).run.run_id
@@ -295,7 +292,10 @@ async def test_runs_claimed_together_read_their_new_version_once(
 async def test_a_version_registered_by_another_process_is_used_at_once(
     migrated_store_url: str,
 ) -> None:
-    async with process(migrated_store_url) as one, process(migrated_store_url) as two:
+    async with (
+        opened_services(migrated_store_url) as one,
+        opened_services(migrated_store_url) as two,
+    ):
         await one.flows.register(await admin(one), CHAIN)
         assert (
             await one.runs.execute(await admin(one), "Chain", {"n": 1}, wait=10)
@@ -326,7 +326,7 @@ steps:
 async def test_a_limited_run_ending_wakes_the_worker_for_its_key_next_run(
     migrated_store_url: str,
 ) -> None:
-    async with process(migrated_store_url) as services:
+    async with opened_services(migrated_store_url) as services:
         worker = ClaimLoop(services.runner, concurrency=5, poll_interval=60)
         await worker.start()  # its first claim finds nothing; then it waits for a minute
         try:

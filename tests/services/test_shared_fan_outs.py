@@ -14,11 +14,11 @@ from app.domain.elements import ElementWork
 from app.domain.records import RunRecord
 from app.domain.runs import RunStatus, TaskStatus
 from app.services.container import Services
-from app.settings import Settings
 from app.worker.claim_loop import ClaimLoop
 from tests.callers import admin
 from tests.polling import until
 from tests.services import sample_tasks
+from tests.services.conftest import opened_services
 
 FAN_OUT = """
 flow: Shared
@@ -59,21 +59,10 @@ steps:
 
 @pytest.fixture
 async def services(migrated_store_url: str) -> AsyncIterator[Services]:
-    sample_tasks.calls.clear()
-    sample_tasks.failures_left.clear()
-    sample_tasks.gates.clear()
-    settings = Settings(
-        _env_file=None,
-        database_url=migrated_store_url,
-        migrate_on_start=False,
-        task_modules=["tests.services.sample_tasks"],
-        poll_interval=0.05,
-        shared_fan_out_min=20,
-        element_batch=40,
-    )
-    opened = await Services.open(settings)
-    yield opened
-    await opened.close(grace=0)
+    async with opened_services(
+        migrated_store_url, shared_fan_out_min=20, element_batch=40
+    ) as opened:
+        yield opened
 
 
 @pytest.fixture(autouse=True)
