@@ -144,11 +144,15 @@ class PostgresPath:
 
     async def _write(self, run_id: str, sql: str, *args: Any) -> None:
         """Commit a lease-checked statement with the next group commit."""
-        await self._runs.write(run_id, _Write(sql, (run_id, self.owner, utcnow(), *args), True))
+        await self._runs.write(run_id, self._held(run_id, sql, *args))
 
     def _write_later(self, run_id: str, sql: str, *args: Any) -> None:
         """Queue a lease-checked statement for the next group commit without waiting."""
-        self._runs.write_later(run_id, _Write(sql, (run_id, self.owner, utcnow(), *args), True))
+        self._runs.write_later(run_id, self._held(run_id, sql, *args))
+
+    def _held(self, run_id: str, sql: str, *args: Any) -> _Write:
+        """A statement that first checks this worker holds the run's lease."""
+        return _Write(sql, (run_id, self.owner, utcnow(), *args), transition=True)
 
     async def _commit(self, batch: list[_Write]) -> list[Any]:
         """One transaction for the batch; each write's answer (a lease-checked write's: whether
