@@ -79,15 +79,18 @@ async def measure(submit: Submit, runs: int, batch: int) -> float:
                 elapsed = time.perf_counter() - began
         connection = await asyncpg.connect(dsn(name))
         try:
-            queued = await connection.fetchval(
-                "SELECT count(*) FROM flow_runs WHERE status = 'queued'"
-            )
-            tasks = await connection.fetchval("SELECT count(*) FROM task_runs")
+            await check_queued(connection, runs)
         finally:
             await connection.close()
+    return runs / elapsed
+
+
+async def check_queued(connection: asyncpg.Connection, runs: int) -> None:
+    """The database holds `runs` queued runs of the 3-step chain and their tasks, or raise."""
+    queued = await connection.fetchval("SELECT count(*) FROM flow_runs WHERE status = 'queued'")
+    tasks = await connection.fetchval("SELECT count(*) FROM task_runs")
     if queued != runs or tasks != 3 * runs:
         raise RuntimeError(f"expected {runs} queued runs and {3 * runs} tasks: {queued}, {tasks}")
-    return runs / elapsed
 
 
 async def main() -> None:
