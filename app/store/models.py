@@ -244,7 +244,15 @@ class TaskRunRow(Base):
     __tablename__ = "task_runs"
     __table_args__ = (
         UniqueConstraint("run_id", "step_id", "task_index"),
-        Index(None, "status", "available_at"),  # the claim query's path to ready work
+        # Ready tasks (the `ready_tasks` gauge). Only queued ones, where the database can
+        # tell: no other lookup of a run's tasks can take it (0013_queued_tasks_index).
+        Index(
+            None,
+            "status",
+            "available_at",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
         # The elements of shared fan-outs still to run (queued, or running under a lease):
         # only they have a `lease_expires_at` (queries/elements.py). Partial where the
         # database can: the other tasks pay nothing for it.

@@ -24,6 +24,7 @@ from app.engine.store import NewRun, RunEnd, TaskFinish
 from app.errors import LeaseLostError
 from app.store.models import FlowRunRow, TaskRunRow
 from app.store.notifications import RUNS_QUEUED
+from app.store.queries import tasks
 from app.store.run_store import SqlRunStore
 from tests import polling
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
@@ -161,3 +162,61 @@ async def test_a_refused_write_nobody_waited_for_raises_when_the_run_is_committe
     run = await store.get("r1")
     assert run is not None
     assert [task.status for task in run.steps] == [TaskStatus.PENDING, TaskStatus.PENDING]
+
+
+def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """A plan's nodes, depth first (EXPLAIN's JSON form)."""
+    return [plan, *(node for child in plan.get("Plans", ()) for node in plan_nodes(child))]
+
+
+FINISHES = {  # $12 and on after the task's own eleven; see queries/tasks.py
+    "a step's finish": (tasks.PG_FINISH_TASK, (["b"], 1, None, None, None)),
+    "the finish that ends the run": (
+        tasks.PG_FINISH_TASK_AND_RUN,
+        ("completed", '{"b": 1}', None, None, None, None),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FINISHES)
+async def test_a_finish_reads_only_its_own_run_however_many_runs_wait(
+    engine: AsyncEngine, case: str
+) -> None:
+    """The planner, with a new database's stale statistics, must not walk the queue's rows
+    (by a status index) to find the run's own."""
+    store = SqlRunStore(engine, "w1")
+    definition_id = await add_definition(engine)
+    queued = RunStatus.QUEUED
+    waiting = [
+        replace(new_run(f"q{n}", definition_id), status=queued, lease_owner=None)
+        for n in range(300)
+    ]
+    await asyncio.gather(*(store.create(run) for run in waiting))
+    await store.create(leased_run("r1", definition_id))
+    await store.run_started(NewRun("r1", "f", {"n": 1}, ["a", "b"], ["a"], utcnow()))
+    await store.committed("r1")
+    sql, rest = FINISHES[case]
+    now = utcnow()
+    arguments = ("r1", "w1", now, "a", 0, "completed", '{"a": 1}', None, now, None, None, *rest)
+
+    async with engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        undone = raw.transaction()  # EXPLAIN ANALYZE writes
+        await undone.start()
+        try:
+            explained = await raw.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *arguments)
+        finally:
+            await undone.rollback()
+
+    nodes = plan_nodes(explained[0]["Plan"])  # the pool decodes JSON
+    tables_read = {  # by a scan: writes (their events, a log) are nodes too
+        (node["Relation Name"], node.get("Index Name"))
+        for node in nodes
+        if node["Node Type"].endswith("Scan") and "Relation Name" in node
+    }
+    assert tables_read == {
+        ("flow_runs", "pk_flow_runs"),
+        ("task_runs", "uq_task_runs_run_id_step_id_task_index"),
+    }
+    assert sum(node.get("Rows Removed by Filter", 0) for node in nodes) <= 1

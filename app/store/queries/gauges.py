@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.runs import RunStatus, TaskStatus
@@ -31,10 +31,11 @@ def _bounded_count(rows: Select[Any]) -> Select[Any]:
 
 
 _QUEUED_RUNS = _bounded_count(select(RUNS.c.id).where(RUNS.c.status == RunStatus.QUEUED.value))
+# The status written out, not bound: the index of ready tasks is partial, and a planner can
+# only take it when the query states its condition (models.TaskRunRow).
+_QUEUED_TASK = TASKS.c.status == literal(TaskStatus.QUEUED.value, literal_execute=True)
 _READY_TASKS = _bounded_count(
-    select(TASKS.c.id).where(
-        TASKS.c.status == TaskStatus.QUEUED.value, TASKS.c.available_at <= bindparam("now")
-    )
+    select(TASKS.c.id).where(_QUEUED_TASK, TASKS.c.available_at <= bindparam("now"))
 )
 _WORKERS_ALIVE = (
     select(func.count())

@@ -44,14 +44,14 @@ from app.store.session import Db
 from app.store.types import UTCDateTime
 
 
-def _held(run: Any, owner: Any, now: Any) -> ColumnElement[bool]:
+def _held(run: Any, owner: Any, now: Any, columns: Any = RUNS.c) -> ColumnElement[bool]:
     """The one definition of a held lease: the run is running, under `owner`'s unexpired
-    lease."""
+    lease (`columns`: the run table's, or those of a query of it)."""
     return and_(
-        RUNS.c.id == run,
-        RUNS.c.lease_owner == owner,
-        RUNS.c.status == RunStatus.RUNNING.value,
-        RUNS.c.lease_expires_at > now,
+        columns.id == run,
+        columns.lease_owner == owner,
+        columns.status == RunStatus.RUNNING.value,
+        columns.lease_expires_at > now,
     )
 
 
@@ -63,13 +63,33 @@ _HELD = (
 )
 # The same check as the head of PostgreSQL's one-statement transitions (queries/tasks.py):
 # the `run` CTE, on $1 run id, $2 lease owner, $3 now. Empty when the lease is not held.
-_PG_HELD = select(RUNS.c.id, RUNS.c.watched, RUNS.c.parent_run_id).where(
-    _held(literal_column("$1"), literal_column("$2"), literal_column("$3"))
+#
+# The row is found by its primary key alone and locked, and only then is the lease checked:
+# with the lease's conditions in the same WHERE, the planner may walk a status index instead,
+# through every running run, whenever its statistics are stale (a new database's first
+# minute, before autovacuum's first ANALYZE), which made each step's finish cost O(runs
+# running).
+_PG_LOCKED = (
+    select(
+        RUNS.c.id,
+        RUNS.c.watched,
+        RUNS.c.parent_run_id,
+        RUNS.c.lease_owner,
+        RUNS.c.status,
+        RUNS.c.lease_expires_at,
+    )
+    .where(RUNS.c.id == literal_column("$1"))
+    .with_for_update()
+    .cte("locked")
+    .prefix_with("MATERIALIZED")
+)
+_PG_HELD = select(_PG_LOCKED.c.id, _PG_LOCKED.c.watched, _PG_LOCKED.c.parent_run_id).where(
+    _held(literal_column("$1"), literal_column("$2"), literal_column("$3"), _PG_LOCKED.c)
 )
 PG_HOLD = (
     "WITH run AS (\n"
     + str(
-        _PG_HELD.with_for_update().compile(
+        _PG_HELD.compile(
             dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
             compile_kwargs={"literal_binds": True},
         )
