@@ -97,10 +97,19 @@ class SharedElements:
 
     async def shutdown(self, grace: float) -> None:
         """Let the elements running here end for `grace` seconds and record what ended; the
-        others are stopped (their leases expire, and another worker takes them over)."""
+        others' leases are given up, so another worker takes them over at once, and they are
+        stopped here."""
         running = [task for task in self.held.values() if not task.done()]
         if running:
             await asyncio.wait(running, timeout=grace)
+        unfinished = [task_id for task_id, task in self.held.items() if not task.done()]
+        if unfinished:
+            try:
+                await self.repository.release_elements(unfinished, utcnow())
+            except Exception:  # the store is down: the leases expire by themselves
+                logger.exception("releasing %d unfinished element(s) failed", len(unfinished))
+            else:
+                logger.info("released %d unfinished element(s) to other workers", len(unfinished))
         for task in self.held.values():
             task.cancel()
         await self._record_ended()

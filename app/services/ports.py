@@ -124,6 +124,10 @@ class RunRepository(Protocol):
     ) -> set[int]:
         """Extend the leases on the elements; the ids of those no longer held."""
 
+    async def release_elements(self, task_ids: Collection[int], now: datetime) -> None:
+        """Give up the leases on the elements still held: any worker takes them over at
+        once (this one stops them)."""
+
     async def finish_elements(self, finishes: Sequence[ElementFinish]) -> set[int]:
         """Record the ends of the elements still held (the others write nothing), waking a
         run whose fan-out they end; the ids of those recorded."""

@@ -161,7 +161,7 @@ class Runner:
     async def shutdown(self, grace: float) -> None:
         """Let in-flight runs finish for `grace` seconds; release the others' leases, so
         another worker takes them over at once, and stop them here. Elements of shared
-        fan-outs get the same grace; those still running then are left to their leases."""
+        fan-outs get the same grace, and the same release."""
         elements = asyncio.create_task(self.elements.shutdown(grace))
         tasks = list(self.in_flight.values())
         if tasks:

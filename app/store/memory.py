@@ -466,6 +466,9 @@ class MemoryRunStore:
     ) -> set[int]:
         return set(task_ids)
 
+    async def release_elements(self, task_ids: Collection[int], now: datetime) -> None:
+        return None
+
     async def finish_elements(self, finishes: Sequence[ElementFinish]) -> set[int]:
         return set()
 

@@ -524,6 +524,12 @@ class SqlRunStore:
         async with self._write() as session:
             return await elements.renew(session, self.owner, task_ids, now, lease_seconds)
 
+    async def release_elements(self, task_ids: Collection[int], now: datetime) -> None:
+        """The workers are told (PostgreSQL) that elements wait: one takes them at once."""
+        async with self._write() as session:
+            await elements.release(session, self.owner, task_ids, now)
+            await notifications.notify(session, notifications.ELEMENTS_QUEUED)
+
     async def finish_elements(self, finishes: Sequence[ElementFinish]) -> set[int]:
         """One transaction for the batch; a run woken here is claimed by any worker (the
         workers are notified on PostgreSQL)."""

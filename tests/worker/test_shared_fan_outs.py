@@ -118,3 +118,28 @@ async def test_a_run_completes_with_every_element_once_after_a_worker_holding_so
     assert set(finished_by.values()) == {1}
     killed = {event.idx for event in events if event.pid == first.pid}
     assert killed  # it held some when it died: another worker took them over
+
+
+async def test_a_worker_stopping_gives_its_unfinished_elements_to_another_at_once(
+    cluster: Cluster, services: Services
+) -> None:
+    """Stopped (SIGTERM) past its grace, the worker releases the elements it holds: another
+    takes them over well before their leases (here a minute) would have run out."""
+    await services.flows.register(await admin(services), GATED)
+    first = cluster.start_worker(lease_seconds=60, grace_seconds=0.2, settings=SHARED)
+    gated = await services.runs.start(await admin(services), "Gated", {"items": list(range(60))})
+    run_id = gated.run.run_id
+
+    async def holding() -> bool:
+        events = await cluster.events(run_id)
+        return sum(event.event == "started" for event in events) >= 10
+
+    await until(holding, STARTUP_DEADLINE_SECONDS, interval=0.05)
+    first.signal(signal.SIGTERM)
+    assert await first.exit_code() == 0
+    cluster.open_gate("g")
+    second = cluster.start_worker(lease_seconds=60, settings=SHARED)
+
+    run = await finished(services, run_id)  # within RUN_DEADLINE_SECONDS, under the leases
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert run.outputs == {"pids": [second.pid] * 60}

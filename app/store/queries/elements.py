@@ -224,6 +224,21 @@ async def renew(
     return set(ids) - held
 
 
+async def release(db: Db, owner: str, task_ids: Collection[int], now: datetime) -> None:
+    """End `owner`'s leases on the elements now: the next claim takes them over (as a dead
+    worker's, not counted again against `max_concurrency`)."""
+    if task_ids:
+        await db.execute(
+            update(TASKS)
+            .where(
+                TASKS.c.id.in_(list(task_ids)),
+                TASKS.c.lease_owner == owner,
+                TASKS.c.status == TaskStatus.RUNNING.value,
+            )
+            .values(lease_expires_at=now)
+        )
+
+
 _LOCK_FAN_OUT = (
     select(FAN_OUTS.c.remaining, FAN_OUTS.c.failed).where(*_FAN_OUT_ROW).with_for_update()
 )

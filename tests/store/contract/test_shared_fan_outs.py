@@ -139,6 +139,21 @@ async def test_an_element_whose_lease_expired_is_taken_over_and_its_first_worker
     assert len(await stores.of("w3").finish_elements(ends(taken))) == 3
 
 
+async def test_elements_released_by_their_worker_are_taken_over_at_once(
+    stores: SqlStores,
+) -> None:
+    await shared_run(stores, count=3)
+    (released,) = await stores.of("w2").claim_elements(utcnow(), LEASE, 100)
+    assert await stores.of("w3").claim_elements(utcnow(), LEASE, 100) == []  # held
+
+    await stores.of("w2").release_elements([e.task_id for e in released.elements], utcnow())
+    (taken,) = await stores.of("w3").claim_elements(utcnow(), LEASE, 100)  # not after LEASE
+
+    assert indexes([taken]) == indexes([released])
+    assert await stores.of("w2").finish_elements(ends(released)) == set()
+    assert len(await stores.of("w3").finish_elements(ends(taken))) == 3
+
+
 async def test_the_last_elements_end_wakes_the_parked_run_once_with_outputs_in_order(
     stores: SqlStores,
 ) -> None:
