@@ -237,7 +237,7 @@ def _serving_settings(arguments: argparse.Namespace) -> Settings:
 
 def _worker(arguments: argparse.Namespace) -> int:
     from app.services.observability import logs  # noqa: PLC0415 - the service stack is heavy
-    from app.worker.standalone import run_worker  # noqa: PLC0415
+    from app.worker.standalone import serve_worker  # noqa: PLC0415
 
     settings = get_settings()
     if settings.log_format == "json":
@@ -245,7 +245,7 @@ def _worker(arguments: argparse.Namespace) -> int:
     else:
         logging.basicConfig(level=settings.log_level.upper())
     try:
-        asyncio.run(run_worker(get_settings(), concurrency=arguments.concurrency))
+        serve_worker(get_settings(), concurrency=arguments.concurrency)
     except FlowManagerError as error:
         raise UsageError(error.message) from error
     return EXIT_OK

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 from app.collector import startup_objects_frozen
 from app.errors import SingleProcessStoreError
@@ -20,6 +21,21 @@ from app.settings import Settings
 from app.worker.claim_loop import ClaimLoop
 
 logger = logging.getLogger(__name__)
+
+
+def serve_worker(settings: Settings, *, concurrency: int | None = None) -> None:
+    """`run_worker` on uvloop, as uvicorn serves the API, where it is installed (uvicorn's
+    `standard` extra, in requirements.txt: not on Windows); else on asyncio's own loop."""
+    with asyncio.Runner(loop_factory=_uvloop()) as runner:
+        runner.run(run_worker(settings, concurrency=concurrency))
+
+
+def _uvloop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def run_worker(settings: Settings, *, concurrency: int | None = None) -> None:
