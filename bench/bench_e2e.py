@@ -42,6 +42,13 @@ check failed. Prints, per system and worker count, runs/s end to end and the sub
 rate alone; then a table with each system's ratio to the best peer measured in the same
 round with the same workers. `--rounds` repeats the whole set, interleaved.
 
+Also the CPU time each run cost, from the submissions' start to the last completion (Linux:
+read from /proc): the whole machine's busy time per run, and PostgreSQL's processes' part of
+it. The clients, the system's processes and PostgreSQL share the machine's cores, so where a
+system is CPU-bound its rate is about the cores over its CPU per run. For the peers the window
+also holds their submitter process's start (an interpreter importing the library): their
+figure is high by that, a fraction of a millisecond per run at 3,000 runs.
+
 Target (issue 15): Flow Manager >= 10x the best peer, with 1 and with 2 workers.
 """
 
@@ -128,6 +135,58 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds used in a window: by every process of the machine, and by PostgreSQL's."""
+
+    machine: float
+    postgres: float
+
+
+class CpuMeter:
+    """The CPU time used from its creation to `stop` (None where /proc is not: not Linux)."""
+
+    def __init__(self) -> None:
+        self._started = _cpu_now()
+
+    def stop(self) -> CpuUse | None:
+        ended = _cpu_now()
+        if self._started is None or ended is None:
+            return None
+        (machine_then, postgres_then), (machine_now, postgres_now) = self._started, ended
+        # A PostgreSQL process started meanwhile used all of its time in the window; one
+        # that ended meanwhile is lost (the pools keep their connections open).
+        postgres = sum(used - postgres_then.get(pid, 0.0) for pid, used in postgres_now.items())
+        return CpuUse(machine_now - machine_then, postgres)
+
+
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_now() -> tuple[float, dict[int, float]] | None:
+    """The machine's busy CPU seconds (steal and idle excepted), and each PostgreSQL
+    process's."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[1:8])
+    machine = (user + nice + system + irq + softirq) / TICKS
+    postgres: dict[int, float] = {}
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        try:
+            if (process / "comm").read_text().strip() != "postgres":
+                continue
+            stat = (process / "stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        after_name = stat.rsplit(")", 1)[1].split()  # the name may hold spaces
+        postgres[int(process.name)] = (int(after_name[11]) + int(after_name[12])) / TICKS
+    return machine, postgres
+
+
+@dataclass(frozen=True)
 class Outcome:
     """One system with one number of workers: the clock's ends, and what the check found."""
 
@@ -137,6 +196,13 @@ class Outcome:
     submitted: float = 0.0  # epoch seconds: the last submission answered
     last: float = 0.0  # epoch seconds: the last completion
     problems: tuple[str, ...] = ()
+    cpu: CpuUse | None = None  # from the first submission to the last completion
+
+    def cpu_per_run(self, runs: int) -> tuple[float, float]:
+        """Milliseconds of CPU per run: the machine's, PostgreSQL's."""
+        if self.cpu is None:
+            return float("nan"), float("nan")
+        return self.cpu.machine * 1000 / runs, self.cpu.postgres * 1000 / runs
 
     def rate(self, runs: int) -> float:
         return runs / (self.last - self.first) if self.last > self.first else float("nan")
@@ -284,11 +350,13 @@ async def flow_manager(name: str, count: int, load: Workload, *, over_sql: bool 
                         return bool(await connection.fetchval(query, pids) == count)
 
                     await wait_ready(ready, workers)
+                    meter = CpuMeter()
                     if over_sql:
                         first, submitted = await submit_over_sql(dsn(name), chain.name, load)
                     else:
                         first, submitted = await submit_over_http(client, chain.name, load)
                     await wait_done(connection, FM_DONE, load.runs, workers)
+                    cpu = meter.stop()
         last = await connection.fetchval(FM_LAST)
         statuses = dict(
             await connection.fetch("SELECT status, count(*) FROM flow_runs GROUP BY status")
@@ -304,7 +372,7 @@ async def flow_manager(name: str, count: int, load: Workload, *, over_sql: bool 
     if correct != load.runs:
         problems.append(f"{load.runs - correct} runs without z = 2n+1")
     system = "flow-manager-client" if over_sql else "flow-manager"
-    return Outcome(system, count, first, submitted, last, tuple(problems))
+    return Outcome(system, count, first, submitted, last, tuple(problems), cpu)
 
 
 async def submit_over_http(
@@ -375,8 +443,10 @@ async def procrastinate(python: Path, name: str, count: int, load: Workload) -> 
                     return bool(await connection.fetchval(query) == count)
 
                 await wait_ready(ready, workers)
+                meter = CpuMeter()
                 output = await run_peer(peer_command(python, "procrastinate", "submit", *submit))
                 await wait_done(connection, PROCRASTINATE_DONE, load.runs, workers)
+                cpu = meter.stop()
         last = await connection.fetchval(PROCRASTINATE_LAST)
         jobs = dict(await connection.fetch(PROCRASTINATE_STATUSES))
         correct = await connection.fetchval(PROCRASTINATE_CORRECT)
@@ -389,7 +459,7 @@ async def procrastinate(python: Path, name: str, count: int, load: Workload) -> 
         problems.append(f"{load.runs - correct} runs without z = 2n+1")
     times = json.loads(output)
     return Outcome(
-        "procrastinate", count, times["first"], times["submitted"], last, tuple(problems)
+        "procrastinate", count, times["first"], times["submitted"], last, tuple(problems), cpu
     )
 
 
@@ -412,8 +482,10 @@ async def dbos(python: Path, name: str, count: int, load: Workload) -> Outcome:
                     return all(said_ready(output) for output in outputs)
 
                 await wait_ready(ready, workers)
+                meter = CpuMeter()
                 output = await run_peer(peer_command(python, "dbos", "submit", *submit))
                 await wait_done(connection, DBOS_DONE, load.runs, workers)
+                cpu = meter.stop()
         last = await connection.fetchval(DBOS_LAST)
     finally:
         await connection.close()
@@ -421,7 +493,8 @@ async def dbos(python: Path, name: str, count: int, load: Workload) -> Outcome:
     expected = {"workflows": load.runs, "succeeded": load.runs, "correct": load.runs}
     problems = [] if found == expected else [f"workflows {found}, expected {expected}"]
     times = json.loads(output)
-    return Outcome("dbos", count, times["first"], times["submitted"], float(last), tuple(problems))
+    first, submitted = times["first"], times["submitted"]
+    return Outcome("dbos", count, first, submitted, float(last), tuple(problems), cpu)
 
 
 def said_ready(output: IO[str]) -> bool:
@@ -483,12 +556,13 @@ def settings_lines(systems: Sequence[str], load: Workload) -> list[str]:
 
 def print_outcome(outcome: Outcome, runs: int) -> None:
     if not outcome.problems or outcome.last > outcome.first:
+        machine, postgres = outcome.cpu_per_run(runs)
         print(
             f"  {outcome.system:<19} {outcome.workers} worker(s):"
             f" {outcome.rate(runs):7.1f} runs/s end to end"
             f" (submitted at {outcome.submission_rate(runs):7.1f} runs/s,"
             f" last completion {outcome.last - outcome.submitted:5.2f} s after the last"
-            " submission)",
+            f" submission; CPU per run {machine:.2f} ms, PostgreSQL's {postgres:.2f} ms)",
             flush=True,
         )
     for problem in outcome.problems:
@@ -506,6 +580,7 @@ def print_table(rounds: Sequence[Sequence[Outcome]], workers: Sequence[int], run
     print("ratio: to the best peer of the same round with the same workers")
     header = (
         f"{'round':>5} {'workers':>7} {'system':<19} {'runs/s':>8} {'submit/s':>9} {'ratio':>7}"
+        f" {'cpu ms/run':>10} {'pg ms/run':>9}"
     )
     print(header + "  check")
     print("-" * (len(header) + 7))
@@ -517,9 +592,11 @@ def print_table(rounds: Sequence[Sequence[Outcome]], workers: Sequence[int], run
             for outcome in same:
                 ratio = outcome.rate(runs) / best
                 ratios.setdefault((count, outcome.system), []).append(ratio)
+                machine, postgres = outcome.cpu_per_run(runs)
                 print(
                     f"{number:>5} {count:>7} {outcome.system:<19} {outcome.rate(runs):>8.1f}"
                     f" {outcome.submission_rate(runs):>9.1f} {ratio:>6.2f}x"
+                    f" {machine:>10.2f} {postgres:>9.2f}"
                     f"  {'FAILED' if outcome.problems else 'ok'}"
                 )
     if len(rounds) > 1:
