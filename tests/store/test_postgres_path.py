@@ -220,3 +220,44 @@ async def test_a_finish_reads_only_its_own_run_however_many_runs_wait(
         ("task_runs", "uq_task_runs_run_id_step_id_task_index"),
     }
     assert sum(node.get("Rows Removed by Filter", 0) for node in nodes) <= 1
+
+
+async def test_an_elements_finish_reads_only_its_own_task_however_wide_the_fan_out(
+    engine: AsyncEngine,
+) -> None:
+    """As a pool connection runs it after a few calls: PostgreSQL's cached generic plan,
+    the parameters unknown to the planner. It once walked every element of the run's
+    fan-outs at each element's finish (the released steps' lookup), whose cost grew with the
+    fan-out's width."""
+    store = SqlRunStore(engine, "w1")
+    await store.create(leased_run("r1", await add_definition(engine)))
+    await store.run_started(NewRun("r1", "f", {"n": 1}, ["a", "b"], ["a"], utcnow()))
+    await store.committed("r1")
+    await store.tasks_expanded("r1", "a", 2000)
+    arguments = (  # element 1500's finish: it releases no step and finishes none
+        "'r1', 'w1', now(), 'a', 1500, 'completed', '{\"a\": 1}', NULL, now(), NULL, NULL,"
+        " ARRAY[]::text[], 0, NULL, NULL, NULL"
+    )
+
+    async with engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute("SET plan_cache_mode = force_generic_plan")
+        await raw.execute(f"PREPARE element_finish AS {tasks.PG_FINISH_TASK}")
+        undone = raw.transaction()
+        await undone.start()
+        try:
+            explained = await raw.fetchval(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE element_finish({arguments})"
+            )
+        finally:
+            await undone.rollback()
+            await raw.execute("DEALLOCATE element_finish; RESET plan_cache_mode")
+
+    nodes = plan_nodes(explained[0]["Plan"])
+    pages_read = sum(  # an index walk's entries are not rows: its pages tell
+        node["Shared Hit Blocks"] + node["Shared Read Blocks"]
+        for node in nodes
+        if node["Node Type"].endswith("Scan") and node.get("Relation Name") == "task_runs"
+    )
+    assert pages_read <= 5  # the element's own row: an index descent, its heap page

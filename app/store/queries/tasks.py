@@ -260,11 +260,12 @@ PG_FINISH_TASK = f"""{_PG_FINISHED}{_pg_logged(14)}, siblings AS (
 ), released AS (
     UPDATE task_runs
     SET status = 'queued', available_at = $9
-    WHERE run_id = (SELECT id FROM run) AND step_id = ANY($12::text[]) AND task_index = 0
-        AND status = 'pending'
+    WHERE cardinality($12::text[]) > 0 AND run_id = (SELECT id FROM run)
+        AND step_id = ANY($12::text[]) AND task_index = 0 AND status = 'pending'
     RETURNING step_id, task_index, attempts
 ), counted AS (
-    UPDATE flow_runs SET remaining_steps = remaining_steps - $13 WHERE id = (SELECT id FROM run)
+    UPDATE flow_runs SET remaining_steps = remaining_steps - $13
+    WHERE id = (SELECT id FROM run) AND $13 <> 0
 ){_FINISHED_EVENTS}
 {_APPLIED}"""
 _ENDED_EVENTS = pg_events(
