@@ -86,6 +86,7 @@ from bench.bench_workers import (
     start_workers,
     stop_workers,
 )
+from bench.cpu import CpuMeter, CpuUse
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_VENV = ROOT / "bench" / ".peers-venv"
@@ -135,58 +136,6 @@ class Workload:
 
 
 @dataclass(frozen=True)
-class CpuUse:
-    """CPU seconds used in a window: by every process of the machine, and by PostgreSQL's."""
-
-    machine: float
-    postgres: float
-
-
-class CpuMeter:
-    """The CPU time used from its creation to `stop` (None where /proc is not: not Linux)."""
-
-    def __init__(self) -> None:
-        self._started = _cpu_now()
-
-    def stop(self) -> CpuUse | None:
-        ended = _cpu_now()
-        if self._started is None or ended is None:
-            return None
-        (machine_then, postgres_then), (machine_now, postgres_now) = self._started, ended
-        # A PostgreSQL process started meanwhile used all of its time in the window; one
-        # that ended meanwhile is lost (the pools keep their connections open).
-        postgres = sum(used - postgres_then.get(pid, 0.0) for pid, used in postgres_now.items())
-        return CpuUse(machine_now - machine_then, postgres)
-
-
-TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _cpu_now() -> tuple[float, dict[int, float]] | None:
-    """The machine's busy CPU seconds (steal and idle excepted), and each PostgreSQL
-    process's."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[1:8])
-    machine = (user + nice + system + irq + softirq) / TICKS
-    postgres: dict[int, float] = {}
-    for process in Path("/proc").iterdir():
-        if not process.name.isdigit():
-            continue
-        try:
-            if (process / "comm").read_text().strip() != "postgres":
-                continue
-            stat = (process / "stat").read_text()
-        except OSError:  # it ended meanwhile
-            continue
-        after_name = stat.rsplit(")", 1)[1].split()  # the name may hold spaces
-        postgres[int(process.name)] = (int(after_name[11]) + int(after_name[12])) / TICKS
-    return machine, postgres
-
-
-@dataclass(frozen=True)
 class Outcome:
     """One system with one number of workers: the clock's ends, and what the check found."""
 
@@ -200,7 +149,7 @@ class Outcome:
 
     def cpu_per_run(self, runs: int) -> tuple[float, float]:
         """Milliseconds of CPU per run: the machine's, PostgreSQL's."""
-        if self.cpu is None:
+        if self.cpu is None or self.cpu.machine is None:
             return float("nan"), float("nan")
         return self.cpu.machine * 1000 / runs, self.cpu.postgres * 1000 / runs
 

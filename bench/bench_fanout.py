@@ -33,7 +33,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -50,6 +49,7 @@ from bench.bench_workers import (
     stop_workers,
     worker_logs,
 )
+from bench.cpu import CpuMeter, CpuUse
 from bench.flows import FAN_OUT_WIDE
 
 POLL_SECONDS = 0.1
@@ -67,39 +67,6 @@ class Configuration:
         return f"{self.workers} worker(s), {'shared' if self.shared else 'in-process'}"
 
 
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User and system CPU seconds the processes used so far (Linux: /proc)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_pids() -> list[int]:
-    """The PostgreSQL server's processes on this machine (its backends included)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
-@dataclass(frozen=True)
-class Cpu:
-    """CPU seconds used between the run's queueing and its end."""
-
-    workers: float
-    postgres: float  # every backend of the server, the bench's own poller included
-
-
 @dataclass(frozen=True)
 class Result:
     configuration: Configuration
@@ -108,7 +75,7 @@ class Result:
     steps: int  # completed task rows
     split: dict[str, int]  # elements per worker (lease owner)
     problems: tuple[str, ...]
-    cpu: Cpu | None = None
+    cpu: CpuUse | None = None  # between the run's queueing and its end; processes: the workers
     # Seconds from the run's start to its first element's, from the first element's start to
     # the last's end, and from there to the run's end (its resumption and its last steps).
     phases: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -236,15 +203,11 @@ async def bench(configuration: Configuration, elements: int, batch: int) -> Resu
                 workers = start_workers(url, configuration.workers, CONCURRENCY, logs)
                 try:
                     await workers_ready(name, configuration.workers)
-                    worker_pids = [worker.pid for worker in workers]
-                    cpu_before = (cpu_seconds(worker_pids), cpu_seconds(postgres_pids()))
+                    meter = CpuMeter([worker.pid for worker in workers])
                     queued = time.time()
                     run_id = await queue_run(client, items)
                     await wait_finished(name, run_id, workers)
-                    cpu = Cpu(
-                        cpu_seconds(worker_pids) - cpu_before[0],
-                        cpu_seconds(postgres_pids()) - cpu_before[1],
-                    )
+                    cpu = meter.stop()
                 finally:
                     stop_workers(workers)
                     report_logs(logs)
@@ -268,7 +231,7 @@ def print_result(result: Result) -> None:
     )
     if result.cpu is not None:
         print(
-            f"  CPU seconds meanwhile: workers {result.cpu.workers:.2f},"
+            f"  CPU seconds meanwhile: workers {result.cpu.processes:.2f},"
             f" PostgreSQL {result.cpu.postgres:.2f} ({os.cpu_count()} CPUs)",
             flush=True,
         )

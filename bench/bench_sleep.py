@@ -55,10 +55,10 @@ from bench.bench_workers import (
     stop_workers,
     worker_logs,
 )
+from bench.cpu import process_seconds
 
 LATE_SECONDS = 1.5  # the target: every run finishes within this of its sleep's due time
 SAMPLE_SECONDS = 0.5
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Upper bounds of the lateness histogram's buckets, in seconds.
 BUCKETS = (0.1, 0.25, 0.5, 1.0, LATE_SECONDS, 3.0, 10.0, float("inf"))
 
@@ -104,15 +104,6 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-
 async def sample_memory(workers: Sequence[Popen[bytes]], memories: list[Memory]) -> None:
     """Sample every worker's RSS every SAMPLE_SECONDS until cancelled."""
     launched = time.monotonic()
@@ -122,7 +113,7 @@ async def sample_memory(workers: Sequence[Popen[bytes]], memories: list[Memory])
             kb = rss_kb(memory.pid)
             if kb is not None:
                 memory.samples.append((time.monotonic() - launched, kb))
-                memory.cpu_seconds = cpu_seconds(memory.pid)
+                memory.cpu_seconds = process_seconds(memory.pid) or memory.cpu_seconds
         await asyncio.sleep(SAMPLE_SECONDS)
 
 
