@@ -18,7 +18,17 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from app.domain.elements import (
     ClaimedElement,
@@ -213,11 +223,7 @@ async def renew(
     if not task_ids:
         return set()
     ids = list(task_ids)
-    mine = (
-        TASKS.c.id.in_(ids),
-        TASKS.c.lease_owner == owner,
-        TASKS.c.status == TaskStatus.RUNNING.value,
-    )
+    mine = _held_by(owner, ids)
     expires = now + timedelta(seconds=lease_seconds)
     await db.execute(update(TASKS).where(*mine).values(lease_expires_at=expires))
     held = set((await db.execute(select(TASKS.c.id).where(*mine))).scalars())
@@ -229,14 +235,17 @@ async def release(db: Db, owner: str, task_ids: Collection[int], now: datetime) 
     worker's, not counted again against `max_concurrency`)."""
     if task_ids:
         await db.execute(
-            update(TASKS)
-            .where(
-                TASKS.c.id.in_(list(task_ids)),
-                TASKS.c.lease_owner == owner,
-                TASKS.c.status == TaskStatus.RUNNING.value,
-            )
-            .values(lease_expires_at=now)
+            update(TASKS).where(*_held_by(owner, list(task_ids))).values(lease_expires_at=now)
         )
+
+
+def _held_by(owner: str, task_ids: list[int]) -> tuple[ColumnElement[bool], ...]:
+    """Those of the elements `owner` still runs under its lease."""
+    return (
+        TASKS.c.id.in_(task_ids),
+        TASKS.c.lease_owner == owner,
+        TASKS.c.status == TaskStatus.RUNNING.value,
+    )
 
 
 _LOCK_FAN_OUT = (
@@ -284,11 +293,7 @@ async def finish(
         fan_out = (await db.execute(_LOCK_FAN_OUT, where)).first()
         if fan_out is None:  # settled, or the run ended or ran again: nothing to record
             continue
-        mine = select(TASKS.c.id).where(
-            TASKS.c.id.in_([element.task_id for element in group]),
-            TASKS.c.lease_owner == owner,
-            TASKS.c.status == TaskStatus.RUNNING.value,
-        )
+        mine = select(TASKS.c.id).where(*_held_by(owner, [element.task_id for element in group]))
         held = set((await db.execute(mine)).scalars())
         ended = [element for element in group if element.task_id in held]
         if not ended:
