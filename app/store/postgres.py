@@ -26,10 +26,8 @@ with no watched run sends nothing.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,8 +39,16 @@ from app.engine.store import NewRun, TaskFinish
 from app.store.group_commit import GroupCommit, RunWrites
 from app.store.notifications import RUNS_QUEUED
 from app.store.queries import events, runs, tasks, versions
-
-StartMark = tuple[int, datetime]  # (attempt, started at)
+from app.store.run_progress import (
+    Finished,
+    Progress,
+    Started,
+    json_text,
+    mergeable,
+    merged_arguments,
+    merges,
+)
+from app.store.start_marks import StartMark
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,17 @@ class _Write:
     args: tuple[Any, ...]  # the run's id first
     transition: bool = False  # lease-checked: it answers whether its run is watched
     notify: str | None = None  # a channel notified with the commit when the run was created
+    progress: Progress | None = None  # what a batch may merge with the run's next writes
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """What a batch executes: one write, or a run's consecutive progress merged into one
+    statement (`parts`), answering for each of the positions it covers."""
+
+    write: _Write
+    positions: list[int]
+    parts: list[_Write]
 
 
 class PostgresPath:
@@ -75,16 +92,15 @@ class PostgresPath:
         """A run created, in one statement: with its lease (`/execute`), or queued, the
         workers notified once by the commit that creates it (one notification however many
         runs a group commit creates)."""
-        arguments = runs.pg_create_arguments(run, _json(run.inputs) or "null")
+        arguments = runs.pg_create_arguments(run, json_text(run.inputs) or "null")
         queued = run.status is RunStatus.QUEUED
         write = _Write(runs.PG_CREATE, arguments, notify=RUNS_QUEUED if queued else None)
         return Creation(await self._writes.submit(write))
 
     async def start_new_run(self, run: NewRun) -> None:
         """Queued, not waited for: a start lost in a crash loses nothing the run did."""
-        self._write_later(
-            run.run_id, tasks.PG_START_NEW_RUN, run.started_at, len(run.steps), list(run.ready)
-        )
+        started = Started(run.started_at, len(run.steps), run.ready)
+        self._runs.write_later(run.run_id, self._started(run.run_id, started))
 
     async def expand(self, run_id: str, step_id: str, count: int) -> None:
         await self._write(run_id, tasks.PG_EXPAND, step_id, count)
@@ -94,13 +110,25 @@ class PostgresPath:
         await self._write(run_id, tasks.PG_MARK_STARTED, key.step_id, key.task_index, attempt, at)
 
     async def finish(self, run_id: str, finish: TaskFinish, mark: StartMark | None) -> None:
-        attempt, started_at = mark or (None, None)
+        write = self._finished(run_id, Finished(finish, mark))
+        if finish.pure and finish.ended is None:
+            self._runs.write_later(run_id, write)
+        else:
+            await self._runs.write(run_id, write)
+
+    def _started(self, run_id: str, started: Started) -> _Write:
+        arguments = (started.at, started.steps, list(started.ready))
+        return self._held(run_id, tasks.PG_START_NEW_RUN, *arguments, progress=started)
+
+    def _finished(self, run_id: str, finished: Finished) -> _Write:
+        finish = finished.finish
+        attempt, started_at = finished.mark or (None, None)
         task = (
             finish.key.step_id,
             finish.key.task_index,
             finish.status.value,
-            _json(finish.outputs),
-            _json(runs.error_value(finish.error)),
+            json_text(finish.outputs),
+            json_text(runs.error_value(finish.error)),
             finish.at,
             attempt,
             started_at,
@@ -109,23 +137,21 @@ class PostgresPath:
         logged = (
             (None, None, None)
             if log is None
-            else (log.attempt, _json(tasks.log_lines(log)), log.truncated)
+            else (log.attempt, json_text(tasks.log_lines(log)), log.truncated)
         )
         ended = finish.ended
         if ended is None:
+            released = list(finish.released)
             steps_finished = 1 if finish.step_finished else 0
-            values = (*task, list(finish.released), steps_finished, *logged)
-            if finish.pure:
-                self._write_later(run_id, tasks.PG_FINISH_TASK, *values)
-            else:
-                await self._write(run_id, tasks.PG_FINISH_TASK, *values)
-        else:
-            run_end = (
-                ended.status.value,
-                _json(ended.outputs),
-                _json(runs.error_value(ended.error)),
-            )
-            await self._write(run_id, tasks.PG_FINISH_TASK_AND_RUN, *task, *run_end, *logged)
+            arguments = (*task, released, steps_finished, *logged)
+            return self._held(run_id, tasks.PG_FINISH_TASK, *arguments, progress=finished)
+        run_end = (
+            ended.status.value,
+            json_text(ended.outputs),
+            json_text(runs.error_value(ended.error)),
+        )
+        arguments = (*task, *run_end, *logged)
+        return self._held(run_id, tasks.PG_FINISH_TASK_AND_RUN, *arguments, progress=finished)
 
     @property
     def commits(self) -> int:
@@ -146,44 +172,33 @@ class PostgresPath:
         """Commit a lease-checked statement with the next group commit."""
         await self._runs.write(run_id, self._held(run_id, sql, *args))
 
-    def _write_later(self, run_id: str, sql: str, *args: Any) -> None:
-        """Queue a lease-checked statement for the next group commit without waiting."""
-        self._runs.write_later(run_id, self._held(run_id, sql, *args))
-
-    def _held(self, run_id: str, sql: str, *args: Any) -> _Write:
+    def _held(self, run_id: str, sql: str, *args: Any, progress: Progress | None = None) -> _Write:
         """A statement that first checks this worker holds the run's lease."""
-        return _Write(sql, (run_id, self.owner, utcnow(), *args), transition=True)
+        arguments = (run_id, self.owner, utcnow(), *args)
+        return _Write(sql, arguments, transition=True, progress=progress)
 
     async def _commit(self, batch: list[_Write]) -> list[Any]:
         """One transaction for the batch; each write's answer (a lease-checked write's: whether
         its run is watched, None when it did not hold its lease and wrote nothing)."""
+        units = _units(batch)
+        answers: list[Any] = [None] * len(batch)
         async with self.engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
-            if len(batch) == 1:
-                (write,) = batch
-                answer = await raw.fetchval(write.sql, *write.args)
-                if write.transition and answer is True:
-                    await raw.execute(events.PG_NOTIFY, write.args[0])
-                for channel in _channels(batch, [answer]):
-                    await raw.execute(_NOTIFY, channel)
-                return [answer]
-            answers: list[Any] = [None] * len(batch)
+            if len(units) == 1:  # in autocommit: no BEGIN and COMMIT round trips
+                (unit,) = units
+                await _answer(
+                    raw, unit, await raw.fetchval(unit.write.sql, *unit.write.args), answers
+                )
+                await _notify(raw, batch, answers)
+                return answers
             async with raw.transaction():
-                for statements in _rounds(batch):
-                    for sql, positions in statements.items():
-                        rows = await raw.fetchmany(sql, [batch[i].args for i in positions])
-                        for position, row in zip(positions, rows, strict=True):
-                            answers[position] = row[0]
-                changed = [
-                    write.args[0]
-                    for write, answer in zip(batch, answers, strict=True)
-                    if write.transition and answer is True
-                ]
-                for payload in events.pg_notify_payloads(changed):
-                    await raw.execute(events.PG_NOTIFY, payload)
-                for channel in _channels(batch, answers):
-                    await raw.execute(_NOTIFY, channel)
+                for statements in _rounds(units):
+                    for sql, members in statements.items():
+                        rows = await raw.fetchmany(sql, [unit.write.args for unit in members])
+                        for unit, row in zip(members, rows, strict=True):
+                            await _answer(raw, unit, row[0], answers)
+                await _notify(raw, batch, answers)
             return answers
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
@@ -197,24 +212,81 @@ class PostgresPath:
 _NOTIFY = "SELECT pg_notify($1, '')"
 
 
-def _rounds(batch: list[_Write]) -> list[dict[str, list[int]]]:
-    """The batch's positions by round, then by statement: round k holds each run's k-th write,
-    so a run's writes apply in the order they came, and a round's writes of one statement go
+def _units(batch: list[_Write]) -> list[_Unit]:
+    """The batch's writes, grouped by run in the order they came, each run's consecutive
+    progress merged into one statement where it may be (`run_progress.py`)."""
+    writes_of: dict[str, list[int]] = defaultdict(list)
+    for position, write in enumerate(batch):
+        writes_of[write.args[0]].append(position)
+    units: list[_Unit] = []
+    for positions in writes_of.values():
+        segment: list[int] = []
+        for position in positions:
+            progress = batch[position].progress
+            if progress is not None and mergeable(progress):
+                segment.append(position)
+                continue
+            units.extend(_merged(batch, segment))
+            segment = []
+            units.append(_Unit(batch[position], [position], []))
+        units.extend(_merged(batch, segment))
+    return units
+
+
+def _merged(batch: list[_Write], segment: list[int]) -> list[_Unit]:
+    """A run's consecutive mergeable writes as one unit, or one each when they do not merge."""
+    parts = [batch[position] for position in segment]
+    progress = [part.progress for part in parts if part.progress is not None]
+    if not merges(progress):
+        return [_Unit(part, [position], []) for part, position in zip(parts, segment, strict=True)]
+    run_id, owner, now = parts[-1].args[:3]  # the latest time: the strictest lease check
+    arguments = (run_id, owner, now, *merged_arguments(progress))
+    return [_Unit(_Write(tasks.PG_PROGRESS, arguments, transition=True), segment, parts)]
+
+
+async def _answer(raw: Any, unit: _Unit, answer: Any, answers: list[Any]) -> None:
+    """Record a unit's answer for each write it covers. A merged one that answers that its
+    run is watched wrote nothing: its parts are written one by one, with their events."""
+    if unit.parts and answer is True:
+        for position, part in zip(unit.positions, unit.parts, strict=True):
+            answers[position] = await raw.fetchval(part.sql, *part.args)
+        return
+    for position in unit.positions:
+        answers[position] = answer
+
+
+async def _notify(raw: Any, batch: list[_Write], answers: list[Any]) -> None:
+    """Once for the batch: the watchers of the runs it changed, the workers of the runs it
+    created."""
+    changed = [
+        write.args[0]
+        for write, answer in zip(batch, answers, strict=True)
+        if write.transition and answer is True
+    ]
+    for payload in events.pg_notify_payloads(changed):
+        await raw.execute(events.PG_NOTIFY, payload)
+    for channel in _channels(batch, answers):
+        await raw.execute(_NOTIFY, channel)
+
+
+def _rounds(units: list[_Unit]) -> list[dict[str, list[_Unit]]]:
+    """The batch's units by round, then by statement: round k holds each run's k-th unit,
+    so a run's writes apply in the order they came, and a round's units of one statement go
     in one pipelined `fetchmany`.
 
     Only the lease holder writes a run, and every other writer locks a single run or skips
     locked rows (claims, lease renewal): the transaction never waits in a cycle. Runs go in id
     order all the same.
     """
-    rounds: list[dict[str, list[int]]] = []
-    writes_of: dict[str, int] = defaultdict(int)
-    for position in sorted(range(len(batch)), key=lambda i: batch[i].args[0]):  # stable
-        write = batch[position]
-        number = writes_of[write.args[0]]
-        writes_of[write.args[0]] += 1
+    rounds: list[dict[str, list[_Unit]]] = []
+    units_of: dict[str, int] = defaultdict(int)
+    for unit in sorted(units, key=lambda unit: unit.write.args[0]):  # stable
+        run_id = unit.write.args[0]
+        number = units_of[run_id]
+        units_of[run_id] += 1
         if number == len(rounds):
             rounds.append(defaultdict(list))
-        rounds[number][write.sql].append(position)
+        rounds[number][unit.write.sql].append(unit)
     return rounds
 
 
@@ -225,8 +297,3 @@ def _channels(batch: list[_Write], answers: list[Any]) -> set[str]:
         for write, answer in zip(batch, answers, strict=True)
         if write.notify is not None and answer == Creation.CREATED.value
     }
-
-
-def _json(value: Any) -> str | None:
-    """Plain JSON data (the engine and the service checked it: app.domain.storable) as JSON text."""
-    return None if value is None else json.dumps(value, check_circular=False)

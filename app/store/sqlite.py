@@ -40,9 +40,8 @@ from app.store.group_commit import GroupCommit, Refused, RunWrites
 from app.store.models import EVENTS, RUNS, TASK_LOGS, TASKS
 from app.store.queries import events, runs, tasks
 from app.store.queries import sqlite_transitions as transitions
+from app.store.start_marks import StartMark
 from app.store.types import UTCDateTime
-
-StartMark = tuple[int, datetime]  # (attempt, started at)
 
 
 @dataclass(frozen=True)

@@ -297,3 +297,73 @@ PG_FINISH_TASK_AND_RUN = f"""{_PG_FINISHED}{_pg_logged(15)}, unfinished AS (
     RETURNING pg_notify('{RUNS_QUEUED}', '')
 ){_ENDED_EVENTS}
 {_APPLIED}"""
+
+# A run's progress merged (`store/run_progress.py`): a new run's start, finishes of its steps'
+# own tasks, and the run's end, as the statements above would write them one after the other,
+# each row updated once. Unwatched runs only: a watched one changes nothing, answers true,
+# and its parts are written one by one with their events.
+# $4 started at (NULL: not a start), $5 steps to run, $6 steps finished;
+# $7-$14 the finishes (step id, status, outputs, error, finished at, attempts, started at,
+# queued at: when a start or an earlier finish of the same progress queued the step);
+# $15-$17 the steps queued and not finished (step id, queued at, by the start);
+# $18-$21 the run's end (status, outputs, error, at), or NULLs;
+# $22-$26 the logs kept (step id, attempt, lines, truncated, at).
+_ENDS = "$18::varchar IS NOT NULL"
+_STARTS = "$4::timestamptz IS NOT NULL"
+PG_PROGRESS = f"""{PG_HOLD}, live AS (
+    SELECT id, parent_run_id FROM run WHERE NOT watched
+), progressed AS (
+    UPDATE flow_runs
+    SET started_at = COALESCE($4::timestamptz, started_at),
+        remaining_steps = CASE WHEN {_ENDS} THEN 0 WHEN {_STARTS} THEN $5::integer - $6::integer
+            ELSE remaining_steps - $6::integer END,
+        status = COALESCE($18::varchar, status),
+        outputs = CASE WHEN {_ENDS} THEN $19::jsonb WHEN {_STARTS} THEN NULL ELSE outputs END,
+        error = CASE WHEN {_ENDS} THEN $20::jsonb WHEN {_STARTS} THEN NULL ELSE error END,
+        finished_at = CASE WHEN {_ENDS} THEN $21::timestamptz WHEN {_STARTS} THEN NULL
+            ELSE finished_at END,
+        lease_owner = CASE WHEN {_ENDS} THEN NULL ELSE lease_owner END,
+        lease_expires_at = CASE WHEN {_ENDS} THEN NULL ELSE lease_expires_at END
+    WHERE id = (SELECT id FROM live)
+), finished AS (
+    UPDATE task_runs AS t
+    SET status = f.status, outputs = f.outputs::jsonb, error = f.error::jsonb,
+        finished_at = f.at, attempts = COALESCE(f.attempt, t.attempts),
+        started_at = COALESCE(t.started_at, f.started), lease_owner = $2,
+        available_at = COALESCE(f.queued_at, t.available_at)
+    FROM unnest($7::varchar[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
+        $12::integer[], $13::timestamptz[], $14::timestamptz[])
+        AS f (step_id, status, outputs, error, at, attempt, started, queued_at)
+    WHERE t.run_id = (SELECT id FROM live) AND t.step_id = ANY($7::varchar[])
+        AND t.task_index = 0 AND t.step_id = f.step_id
+), queued AS (
+    UPDATE task_runs AS t
+    SET status = CASE WHEN {_ENDS} THEN 'cancelled' ELSE 'queued' END,
+        available_at = CASE WHEN t.status = 'pending' OR q.by_start THEN q.at
+            ELSE t.available_at END,
+        finished_at = CASE WHEN {_ENDS} THEN $21 ELSE t.finished_at END
+    FROM unnest($15::varchar[], $16::timestamptz[], $17::boolean[]) AS q (step_id, at, by_start)
+    WHERE t.run_id = (SELECT id FROM live) AND t.step_id = ANY($15::varchar[])
+        AND t.task_index = 0 AND t.step_id = q.step_id
+        AND (t.status = 'pending'
+            OR (({_ENDS} OR q.by_start) AND t.status IN {PG_UNFINISHED}))
+), unfinished AS (
+    UPDATE task_runs AS t
+    SET status = 'cancelled', finished_at = $21
+    WHERE {_ENDS} AND t.run_id = (SELECT id FROM live) AND t.status IN {PG_UNFINISHED}
+        AND NOT (t.task_index = 0
+            AND (t.step_id = ANY($7::varchar[]) OR t.step_id = ANY($15::varchar[])))
+), logged AS (
+    INSERT INTO task_logs (run_id, step_id, task_index, attempt, lines, truncated, created_at)
+    SELECT live.id, l.step_id, 0, l.attempt, l.lines::jsonb, l.truncated, l.at
+    FROM live, unnest($22::text[], $23::integer[], $24::text[], $25::boolean[],
+        $26::timestamptz[]) AS l (step_id, attempt, lines, truncated, at)
+), parent_woken AS (
+    UPDATE flow_runs
+    SET lease_expires_at = CASE
+        WHEN status = 'running' AND lease_owner IS NULL AND lease_expires_at > $21 THEN $21
+        ELSE lease_expires_at END
+    WHERE {_ENDS} AND id = (SELECT parent_run_id FROM live)
+    RETURNING pg_notify('{RUNS_QUEUED}', '')
+)
+{_APPLIED}"""
