@@ -56,8 +56,9 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     worker_concurrency: int = Field(10, ge=1)
     poll_interval: float = Field(1.0, gt=0)
-    # The least time between two claims of a worker: runs queued meanwhile are claimed together.
-    claim_interval: float = Field(0.01, ge=0, le=1)
+    # The pause of a worker after a claim that drained the queue: runs queued meanwhile are
+    # claimed together (app/worker/claim_loop.py).
+    claim_interval: float = Field(0.03, ge=0, le=1)
     lease_seconds: float = Field(30, gt=0)
     # On SIGTERM, runs in flight get this long to finish; the others are released to other
     # workers.

@@ -28,17 +28,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.clock import utcnow
-from app.domain.records import Creation, NewRunRow
+from app.domain.records import Claim, Creation, NewRunRow
 from app.domain.runs import RunStatus, TaskKey
 from app.engine.store import NewRun, TaskFinish
 from app.store.group_commit import GroupCommit, RunWrites
 from app.store.notifications import RUNS_QUEUED
-from app.store.queries import events, runs, tasks, versions
+from app.store.queries import events, queue, runs, tasks, versions
 from app.store.run_progress import (
     Finished,
     Progress,
@@ -96,6 +97,31 @@ class PostgresPath:
         queued = run.status is RunStatus.QUEUED
         write = _Write(runs.PG_CREATE, arguments, notify=RUNS_QUEUED if queued else None)
         return Creation(await self._writes.submit(write))
+
+    async def claim(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> tuple[list[Claim], bool]:
+        """Claim the due runs, then the queued ones up to the first with a concurrency key, in
+        one statement and one round trip (`queue.PG_CLAIM`); also whether it met a keyed run
+        (the caller's portable claim takes it and those after it, counting its key's runs)."""
+        expires = now + timedelta(seconds=lease_seconds)
+        async with self.engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            rows = await raw.fetch(queue.PG_CLAIM, self.owner, now, expires, limit)
+        claims = [
+            Claim(
+                row["id"],
+                row["definition_id"],
+                row["inputs"],
+                row["taken_over"],
+                row["traceparent"],
+                woken=row["woken"],
+            )
+            for row in rows
+            if row["id"] is not None
+        ]
+        return claims, rows[0]["keyed_met"]
 
     async def start_new_run(self, run: NewRun) -> None:
         """Queued, not waited for: a start lost in a crash loses nothing the run did."""

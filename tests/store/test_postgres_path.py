@@ -24,7 +24,7 @@ from app.engine.store import NewRun, RunEnd, TaskFinish
 from app.errors import LeaseLostError
 from app.store.models import RUNS, TASK_LOGS, TASKS, FlowRunRow, TaskRunRow
 from app.store.notifications import RUNS_QUEUED
-from app.store.queries import tasks
+from app.store.queries import queue, tasks
 from app.store.run_store import SqlRunStore
 from tests import polling
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
@@ -412,3 +412,43 @@ async def test_a_merged_progress_reads_only_its_own_tasks_however_wide_the_fan_o
         if node["Node Type"].endswith("Scan") and node.get("Relation Name") == "task_runs"
     )
     assert pages_read <= 12  # three rows by key: an index descent and a heap page each
+
+
+async def test_a_claim_reads_the_queue_by_index_and_takes_runs_by_address(
+    engine: AsyncEngine,
+) -> None:
+    """With a new database's stale statistics, an update of the claimed runs by id took a
+    sequential scan of every run."""
+    store = SqlRunStore(engine, "w1")
+    definition_id = await add_definition(engine)
+    queued = RunStatus.QUEUED
+    waiting = [
+        replace(new_run(f"q{n:03}", definition_id), status=queued, lease_owner=None)
+        for n in range(300)
+    ]
+    await asyncio.gather(*(store.create(run) for run in waiting))
+    now = utcnow()
+
+    async with engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        undone = raw.transaction()
+        await undone.start()
+        try:
+            explained = await raw.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {queue.PG_CLAIM}",
+                "w1",
+                now,
+                now + timedelta(minutes=1),
+                5,
+            )
+        finally:
+            await undone.rollback()
+
+    runs_read = [
+        node
+        for node in plan_nodes(explained[0]["Plan"])
+        if node["Node Type"].endswith("Scan") and node.get("Relation Name") == "flow_runs"
+    ]
+    assert {node["Node Type"] for node in runs_read} == {"Index Scan", "Tid Scan"}
+    assert sum(node.get("Rows Removed by Filter", 0) for node in runs_read) == 0

@@ -61,3 +61,38 @@ async def test_an_idle_worker_claims_a_lone_run_as_soon_as_it_is_told() -> None:
         await until(lambda: len(runner.claimed_at) == 2, deadline=5)
     finally:
         await worker.stop()
+
+
+class Backlog(Queue):
+    """A runner with more queued runs than slots: every claim takes each free slot."""
+
+    async def claim(self, limit: int) -> int:
+        self.claimed_at.append(asyncio.get_running_loop().time())
+        for _ in range(limit):
+            self.in_flight[f"run-{len(self.in_flight)}-{len(self.claimed_at)}"] = None
+        return limit
+
+    def finish_one(self) -> None:
+        """A run ends and wakes the saturated worker, as `Runner._landed` does."""
+        self.in_flight.popitem()
+        self.work_available.set()
+
+
+async def test_a_saturated_worker_claims_again_once_half_its_slots_are_free() -> None:
+    """Not a run at a time as each one ends, and not held back by the claim interval: a
+    backlog is waiting."""
+    runner = Backlog()
+    worker = ClaimLoop(cast(Runner, runner), concurrency=4, poll_interval=60, claim_interval=30)
+    await worker.start()
+    try:
+        await until(lambda: len(runner.claimed_at) == 1 and len(runner.in_flight) == 4)
+        runner.finish_one()
+        await asyncio.sleep(0.05)  # the worker had its chance to claim the lone free slot
+        assert len(runner.claimed_at) == 1
+
+        runner.finish_one()
+
+        await until(lambda: len(runner.claimed_at) == 2, deadline=5)
+        assert len(runner.in_flight) == 4  # both slots taken in one claim
+    finally:
+        await worker.stop()

@@ -35,10 +35,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.domain.records import Claim
+from app.domain.records import RUN_EVENT, Claim
 from app.domain.runs import RunStatus
 from app.errors import LeaseLostError
 from app.store.models import CONCURRENCY_KEYS, RUNS
+from app.store.notifications import RUN_EVENTS
 from app.store.queries import events
 from app.store.session import Db
 from app.store.types import UTCDateTime
@@ -157,6 +158,57 @@ async def claim(
         for row in found
     ]
     return claims, started
+
+
+# PostgreSQL's claim, in one statement (`postgres.PostgresPath.claim`): the due runs, then the
+# queued runs before the first with a concurrency key, as `claim` takes them; what comes from
+# the first keyed run on is left to `claim`, which counts the keys' runs under their locks.
+# $1 owner, $2 now, $3 the lease's end, $4 limit. One row per run taken, in the order `claim`
+# takes them (due runs numbered below 1, queued from 1), each telling whether
+# a keyed run was met (and a row with a NULL id when none was taken). The `running` event of
+# a watched queued run is written, and its watchers notified, with the commit. The rows are
+# updated by their physical address (locked, it cannot change): with a new database's stale
+# statistics, an update by id took a sequential scan of the table.
+PG_CLAIM = f"""WITH due AS (
+    SELECT id, ctid, lease_owner IS NULL AS woken, lease_expires_at FROM flow_runs
+    WHERE status = 'running' AND lease_expires_at <= $2
+    ORDER BY lease_expires_at LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), queued AS (
+    SELECT id, ctid, concurrency_key IS NOT NULL AS keyed, priority, created_at FROM flow_runs
+    WHERE status = 'queued'
+    ORDER BY priority DESC, created_at LIMIT $4 - (SELECT count(*) FROM due)
+    FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT id, ctid, keyed, row_number() OVER (ORDER BY priority DESC, created_at) AS n
+    FROM queued
+), first_keyed AS (
+    SELECT min(n) AS n FROM ranked WHERE keyed
+), taken AS (
+    SELECT id, ctid, true AS taken_over, woken,
+        row_number() OVER (ORDER BY lease_expires_at) - (SELECT count(*) FROM due) AS n
+    FROM due
+    UNION ALL
+    SELECT id, ctid, false, false, n FROM ranked
+    WHERE n < COALESCE((SELECT n FROM first_keyed), 9223372036854775807)
+), claimed AS (
+    UPDATE flow_runs AS r
+    SET status = 'running', lease_owner = $1, lease_expires_at = $3
+    FROM taken
+    WHERE r.ctid = taken.ctid
+    RETURNING r.id, r.definition_id, r.inputs, taken.taken_over, r.traceparent, taken.woken,
+        r.watched AND NOT taken.taken_over AS started_watched, taken.n
+), started_events AS (
+    INSERT INTO run_events (run_id, type, status, at)
+    SELECT id, '{RUN_EVENT}', '{RunStatus.RUNNING.value}', $2 FROM claimed
+    WHERE started_watched
+    RETURNING pg_notify('{RUN_EVENTS}', run_id)
+)
+SELECT c.id, c.definition_id, c.inputs, c.taken_over, c.traceparent, c.woken,
+    (SELECT n FROM first_keyed) IS NOT NULL AS keyed_met,
+    (SELECT count(*) FROM started_events) AS watched_started
+FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true
+ORDER BY c.n"""
 
 
 # What a claim reads of each run it takes.

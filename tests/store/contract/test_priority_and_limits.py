@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from app.domain.concurrency import RunConcurrency
 from app.domain.runs import RunStatus
 from tests.store.contract.conftest import LEASE, T0, Stores, new_run
@@ -141,6 +143,24 @@ async def test_runs_without_a_limit_are_never_held_back(stores: Stores) -> None:
         await queue.add(f"free-{index}", flow="g")
 
     assert await queue.claim(10) == ["limited-0", "free-0", "free-1", "free-2"]
+
+
+@pytest.mark.parametrize("limit", [10, 3])
+async def test_runs_before_and_after_a_keyed_run_are_claimed_in_order_within_the_limit(
+    stores: Stores, limit: int
+) -> None:
+    """PostgreSQL claims the runs before the first keyed one in one statement, and leaves
+    the rest to the claim that counts keys: one claim all the same."""
+    queue = Queue(stores)
+    await queue.add("free-0", flow="g")
+    await queue.add("free-1", flow="g")
+    for index in range(2):
+        await queue.add(f"limited-{index}", limit=1)
+    await queue.add("free-2", flow="g")
+
+    claimed = await queue.claim(limit)
+
+    assert claimed == ["free-0", "free-1", "limited-0", "free-2"][:limit]
 
 
 async def test_a_run_shows_its_priority_and_concurrency(stores: Stores) -> None:
