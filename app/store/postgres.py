@@ -44,7 +44,10 @@ from app.store.run_progress import (
     Finished,
     Progress,
     Started,
+    end_values,
+    finish_values,
     json_text,
+    log_values,
     mergeable,
     merged_arguments,
     merges,
@@ -148,35 +151,15 @@ class PostgresPath:
 
     def _finished(self, run_id: str, finished: Finished) -> _Write:
         finish = finished.finish
-        attempt, started_at = finished.mark or (None, None)
-        task = (
-            finish.key.step_id,
-            finish.key.task_index,
-            finish.status.value,
-            json_text(finish.outputs),
-            json_text(runs.error_value(finish.error)),
-            finish.at,
-            attempt,
-            started_at,
-        )
-        log = finish.log
-        logged = (
-            (None, None, None)
-            if log is None
-            else (log.attempt, json_text(tasks.log_lines(log)), log.truncated)
-        )
+        task = (finish.key.step_id, finish.key.task_index, *finish_values(finished))
+        logged = (None, None, None) if finish.log is None else log_values(finish.log)
         ended = finish.ended
         if ended is None:
             released = list(finish.released)
             steps_finished = 1 if finish.step_finished else 0
             arguments = (*task, released, steps_finished, *logged)
             return self._held(run_id, tasks.PG_FINISH_TASK, *arguments, progress=finished)
-        run_end = (
-            ended.status.value,
-            json_text(ended.outputs),
-            json_text(runs.error_value(ended.error)),
-        )
-        arguments = (*task, *run_end, *logged)
+        arguments = (*task, *end_values(ended), *logged)
         return self._held(run_id, tasks.PG_FINISH_TASK_AND_RUN, *arguments, progress=finished)
 
     @property

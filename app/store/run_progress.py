@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.domain.records import AttemptLog
 from app.domain.runs import TaskStatus
-from app.engine.store import TaskFinish
+from app.engine.store import RunEnd, TaskFinish
 from app.store.queries import runs, tasks
 from app.store.start_marks import StartMark
 
@@ -88,33 +89,17 @@ def merged_arguments(parts: Sequence[Progress]) -> tuple[Any, ...]:
             continue
         finish = part.finish
         step_id = finish.key.step_id
-        attempt, started_at = part.mark or (None, None)
         queued_at = queued.pop(step_id, (None, False))[0]
-        finishes.append(
-            (
-                step_id,
-                finish.status.value,
-                json_text(finish.outputs),
-                json_text(runs.error_value(finish.error)),
-                finish.at,
-                attempt,
-                started_at,
-                queued_at,
-            )
-        )
+        finishes.append((step_id, *finish_values(part), queued_at))
         done.add(step_id)
         for released in finish.released:
             if released not in done:  # each row is written once by the statement
                 queued.setdefault(released, (finish.at, False))
         steps_finished += finish.step_finished
         if finish.log is not None:
-            log = finish.log
-            lines = json_text(tasks.log_lines(log))
-            logs.append((step_id, log.attempt, lines, log.truncated, finish.at))
+            logs.append((step_id, *log_values(finish.log), finish.at))
         if finish.ended is not None:
-            ended = finish.ended
-            outputs, error = json_text(ended.outputs), json_text(runs.error_value(ended.error))
-            end = (ended.status.value, outputs, error, finish.at)
+            end = (*end_values(finish.ended), finish.at)
     return (
         None if started is None else started.at,
         0 if started is None else started.steps,
@@ -126,6 +111,25 @@ def merged_arguments(parts: Sequence[Progress]) -> tuple[Any, ...]:
         *end,
         *_columns(logs, 5),
     )
+
+
+def finish_values(finished: Finished) -> tuple[Any, ...]:
+    """A finish as the statements take it: status, outputs, error, time, and its start mark's
+    attempt and time (or NULLs)."""
+    finish = finished.finish
+    attempt, started_at = finished.mark or (None, None)
+    outputs, error = json_text(finish.outputs), json_text(runs.error_value(finish.error))
+    return (finish.status.value, outputs, error, finish.at, attempt, started_at)
+
+
+def end_values(ended: RunEnd) -> tuple[Any, ...]:
+    """A run's end as the statements take it: status, outputs, error."""
+    return (ended.status.value, json_text(ended.outputs), json_text(runs.error_value(ended.error)))
+
+
+def log_values(log: AttemptLog) -> tuple[Any, ...]:
+    """An attempt's log as the statements take it: attempt, lines, truncated."""
+    return (log.attempt, json_text(tasks.log_lines(log)), log.truncated)
 
 
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:

@@ -178,6 +178,16 @@ FINISHES = {  # $12 and on after the task's own eleven; see queries/tasks.py
 }
 
 
+async def queue_runs(store: SqlRunStore, definition_id: int, count: int) -> None:
+    """`count` queued runs, created at once, as a new database's first minute may see."""
+    queued = RunStatus.QUEUED
+    waiting = [
+        replace(new_run(f"q{n:03}", definition_id), status=queued, lease_owner=None)
+        for n in range(count)
+    ]
+    await asyncio.gather(*(store.create(run) for run in waiting))
+
+
 @pytest.mark.parametrize("case", FINISHES)
 async def test_a_finish_reads_only_its_own_run_however_many_runs_wait(
     engine: AsyncEngine, case: str
@@ -186,12 +196,7 @@ async def test_a_finish_reads_only_its_own_run_however_many_runs_wait(
     (by a status index) to find the run's own."""
     store = SqlRunStore(engine, "w1")
     definition_id = await add_definition(engine)
-    queued = RunStatus.QUEUED
-    waiting = [
-        replace(new_run(f"q{n}", definition_id), status=queued, lease_owner=None)
-        for n in range(300)
-    ]
-    await asyncio.gather(*(store.create(run) for run in waiting))
+    await queue_runs(store, definition_id, 300)
     await store.create(leased_run("r1", definition_id))
     await store.run_started(NewRun("r1", "f", {"n": 1}, ["a", "b"], ["a"], utcnow()))
     await store.committed("r1")
@@ -222,6 +227,31 @@ async def test_a_finish_reads_only_its_own_run_however_many_runs_wait(
     assert sum(node.get("Rows Removed by Filter", 0) for node in nodes) <= 1
 
 
+async def task_pages_read_on_the_generic_plan(engine: AsyncEngine, sql: str, arguments: str) -> int:
+    """The `task_runs` pages a statement reads on PostgreSQL's cached generic plan (the one a
+    pool connection runs it on after a few calls, the parameters unknown to the planner),
+    its writes undone. An index walk's entries are not rows: its pages tell."""
+    async with engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute("SET plan_cache_mode = force_generic_plan")
+        await raw.execute(f"PREPARE measured AS {sql}")
+        undone = raw.transaction()
+        await undone.start()
+        try:
+            explained = await raw.fetchval(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE measured({arguments})"
+            )
+        finally:
+            await undone.rollback()
+            await raw.execute("DEALLOCATE measured; RESET plan_cache_mode")
+    return sum(
+        node["Shared Hit Blocks"] + node["Shared Read Blocks"]
+        for node in plan_nodes(explained[0]["Plan"])
+        if node["Node Type"].endswith("Scan") and node.get("Relation Name") == "task_runs"
+    )
+
+
 async def test_an_elements_finish_reads_only_its_own_task_however_wide_the_fan_out(
     engine: AsyncEngine,
 ) -> None:
@@ -239,27 +269,7 @@ async def test_an_elements_finish_reads_only_its_own_task_however_wide_the_fan_o
         " ARRAY[]::text[], 0, NULL, NULL, NULL"
     )
 
-    async with engine.connect() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
-        assert raw is not None
-        await raw.execute("SET plan_cache_mode = force_generic_plan")
-        await raw.execute(f"PREPARE element_finish AS {tasks.PG_FINISH_TASK}")
-        undone = raw.transaction()
-        await undone.start()
-        try:
-            explained = await raw.fetchval(
-                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE element_finish({arguments})"
-            )
-        finally:
-            await undone.rollback()
-            await raw.execute("DEALLOCATE element_finish; RESET plan_cache_mode")
-
-    nodes = plan_nodes(explained[0]["Plan"])
-    pages_read = sum(  # an index walk's entries are not rows: its pages tell
-        node["Shared Hit Blocks"] + node["Shared Read Blocks"]
-        for node in nodes
-        if node["Node Type"].endswith("Scan") and node.get("Relation Name") == "task_runs"
-    )
+    pages_read = await task_pages_read_on_the_generic_plan(engine, tasks.PG_FINISH_TASK, arguments)
     assert pages_read <= 5  # the element's own row: an index descent, its heap page
 
 
@@ -390,27 +400,9 @@ async def test_a_merged_progress_reads_only_its_own_tasks_however_wide_the_fan_o
     )
 
     async with engine.connect() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
-        assert raw is not None
-        await raw.execute("ANALYZE task_runs")
-        await raw.execute("SET plan_cache_mode = force_generic_plan")
-        await raw.execute(f"PREPARE progress AS {tasks.PG_PROGRESS}")
-        undone = raw.transaction()
-        await undone.start()
-        try:
-            explained = await raw.fetchval(
-                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE progress({arguments})"
-            )
-        finally:
-            await undone.rollback()
-            await raw.execute("DEALLOCATE progress; RESET plan_cache_mode")
-
-    nodes = plan_nodes(explained[0]["Plan"])
-    pages_read = sum(
-        node["Shared Hit Blocks"] + node["Shared Read Blocks"]
-        for node in nodes
-        if node["Node Type"].endswith("Scan") and node.get("Relation Name") == "task_runs"
-    )
+        await connection.exec_driver_sql("ANALYZE task_runs")
+        await connection.commit()
+    pages_read = await task_pages_read_on_the_generic_plan(engine, tasks.PG_PROGRESS, arguments)
     assert pages_read <= 12  # three rows by key: an index descent and a heap page each
 
 
@@ -420,13 +412,7 @@ async def test_a_claim_reads_the_queue_by_index_and_takes_runs_by_address(
     """With a new database's stale statistics, an update of the claimed runs by id took a
     sequential scan of every run."""
     store = SqlRunStore(engine, "w1")
-    definition_id = await add_definition(engine)
-    queued = RunStatus.QUEUED
-    waiting = [
-        replace(new_run(f"q{n:03}", definition_id), status=queued, lease_owner=None)
-        for n in range(300)
-    ]
-    await asyncio.gather(*(store.create(run) for run in waiting))
+    await queue_runs(store, await add_definition(engine), 300)
     now = utcnow()
 
     async with engine.connect() as connection:
