@@ -5,9 +5,10 @@ The fast paths of the run store (`postgres.PostgresPath`, `sqlite.SqlitePath`) q
 writes here and give the function that commits a batch. A lone write commits at once on its
 own; under load the writes of many runs share each commit, so the commits per run fall as the
 load rises. One refused write must not fail the others of its batch: a batch function either
-answers a write with `Refused(error)` (SQLite: each write in its own savepoint) or raises,
-and then each write of the batch is committed again on its own (PostgreSQL), unless the
-failure is a passing one (the store is unreachable): that one fails them all.
+answers a write with `Refused(error)` or raises, and then each write of the batch is
+committed again on its own (PostgreSQL and SQLite: refusals are rare, and undoing a batch
+costs less than a savepoint around every write), unless the failure is a passing one (the
+store is unreachable): that one fails them all.
 """
 
 from __future__ import annotations

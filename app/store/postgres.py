@@ -7,7 +7,9 @@ expansion, a task's start mark and its finish, the finish that ends a run) each 
 statement of `queries/` on the pool's asyncpg connection. Writes that arrive while a commit is
 in flight are committed together by the next one: a batch of N writes is one transaction and
 one round trip per kind of statement (asyncpg pipelines `fetchmany`), so the commits per run
-fall as the load rises, while a lone write still commits at once on its own. Every statement
+fall as the load rises, while a lone write still commits at once on its own. A batch of one
+kind of statement (the API's creations; a worker's merged progress, `run_progress.py`) is a
+single pipeline, its own transaction, without BEGIN and COMMIT round trips. Every statement
 checks the writer's lease; a refused write raises `LeaseLostError` in the coroutine that asked
 for it.
 
@@ -35,10 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.clock import utcnow
 from app.domain.records import Claim, Creation, NewRunRow
-from app.domain.runs import RunStatus, TaskKey
+from app.domain.runs import TaskKey
 from app.engine.store import NewRun, TaskFinish
 from app.store.group_commit import GroupCommit, RunWrites
-from app.store.notifications import RUNS_QUEUED
 from app.store.queries import events, queue, runs, tasks, versions
 from app.store.run_progress import (
     Finished,
@@ -63,7 +64,6 @@ class _Write:
     sql: str
     args: tuple[Any, ...]  # the run's id first
     transition: bool = False  # lease-checked: it answers whether its run is watched
-    notify: str | None = None  # a channel notified with the commit when the run was created
     progress: Progress | None = None  # what a batch may merge with the run's next writes
 
 
@@ -94,12 +94,9 @@ class PostgresPath:
 
     async def create(self, run: NewRunRow) -> Creation:
         """A run created, in one statement: with its lease (`/execute`), or queued, the
-        workers notified once by the commit that creates it (one notification however many
-        runs a group commit creates)."""
+        workers notified by the commit that creates it (`runs.PG_CREATE`)."""
         arguments = runs.pg_create_arguments(run, json_text(run.inputs) or "null")
-        queued = run.status is RunStatus.QUEUED
-        write = _Write(runs.PG_CREATE, arguments, notify=RUNS_QUEUED if queued else None)
-        return Creation(await self._writes.submit(write))
+        return Creation(await self._writes.submit(_Write(runs.PG_CREATE, arguments)))
 
     async def claim(
         self, now: datetime, lease_seconds: float, limit: int
@@ -189,24 +186,19 @@ class PostgresPath:
     async def _commit(self, batch: list[_Write]) -> list[Any]:
         """One transaction for the batch; each write's answer (a lease-checked write's: whether
         its run is watched, None when it did not hold its lease and wrote nothing)."""
-        units = _units(batch)
+        rounds = _rounds(_units(batch))
         answers: list[Any] = [None] * len(batch)
         async with self.engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
-            if len(units) == 1:  # in autocommit: no BEGIN and COMMIT round trips
-                (unit,) = units
-                await _answer(
-                    raw, unit, await raw.fetchval(unit.write.sql, *unit.write.args), answers
-                )
+            if len(rounds) == 1 and len(rounds[0]) == 1:
+                # One statement for the whole batch: its pipeline is a transaction of its
+                # own (asyncpg's `fetchmany` syncs once), without BEGIN and COMMIT round trips.
+                await _apply(raw, rounds, answers)
                 await _notify(raw, batch, answers)
                 return answers
             async with raw.transaction():
-                for statements in _rounds(units):
-                    for sql, members in statements.items():
-                        rows = await raw.fetchmany(sql, [unit.write.args for unit in members])
-                        for unit, row in zip(members, rows, strict=True):
-                            await _answer(raw, unit, row[0], answers)
+                await _apply(raw, rounds, answers)
                 await _notify(raw, batch, answers)
             return answers
 
@@ -216,9 +208,6 @@ class PostgresPath:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             return await raw.fetchrow(sql, *args)
-
-
-_NOTIFY = "SELECT pg_notify($1, '')"
 
 
 def _units(batch: list[_Write]) -> list[_Unit]:
@@ -253,6 +242,15 @@ def _merged(batch: list[_Write], segment: list[int]) -> list[_Unit]:
     return [_Unit(_Write(tasks.PG_PROGRESS, arguments, transition=True), segment, parts)]
 
 
+async def _apply(raw: Any, rounds: list[dict[str, list[_Unit]]], answers: list[Any]) -> None:
+    """Run the batch's statements, round after round; record each write's answer."""
+    for statements in rounds:
+        for sql, members in statements.items():
+            rows = await raw.fetchmany(sql, [unit.write.args for unit in members])
+            for unit, row in zip(members, rows, strict=True):
+                await _answer(raw, unit, row[0], answers)
+
+
 async def _answer(raw: Any, unit: _Unit, answer: Any, answers: list[Any]) -> None:
     """Record a unit's answer for each write it covers. A merged one that answers that its
     run is watched wrote nothing: its parts are written one by one, with their events."""
@@ -265,8 +263,8 @@ async def _answer(raw: Any, unit: _Unit, answer: Any, answers: list[Any]) -> Non
 
 
 async def _notify(raw: Any, batch: list[_Write], answers: list[Any]) -> None:
-    """Once for the batch: the watchers of the runs it changed, the workers of the runs it
-    created."""
+    """Once for the batch: the watchers of the runs it changed (a batch with no watched run
+    sends nothing)."""
     changed = [
         write.args[0]
         for write, answer in zip(batch, answers, strict=True)
@@ -274,8 +272,6 @@ async def _notify(raw: Any, batch: list[_Write], answers: list[Any]) -> None:
     ]
     for payload in events.pg_notify_payloads(changed):
         await raw.execute(events.PG_NOTIFY, payload)
-    for channel in _channels(batch, answers):
-        await raw.execute(_NOTIFY, channel)
 
 
 def _rounds(units: list[_Unit]) -> list[dict[str, list[_Unit]]]:
@@ -297,12 +293,3 @@ def _rounds(units: list[_Unit]) -> list[dict[str, list[_Unit]]]:
             rounds.append(defaultdict(list))
         rounds[number][unit.write.sql].append(unit)
     return rounds
-
-
-def _channels(batch: list[_Write], answers: list[Any]) -> set[str]:
-    """The channels to notify once for the batch: those of the runs it created."""
-    return {
-        write.notify
-        for write, answer in zip(batch, answers, strict=True)
-        if write.notify is not None and answer == Creation.CREATED.value
-    }

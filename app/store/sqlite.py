@@ -5,19 +5,20 @@ does not cover (resumed runs, retries, waits, cancellation), as with `PostgresPa
 The transitions every step goes through (a run's creation, the start of a new run, a
 fan-out's expansion, a task's start mark and its finish, the finish that ends a run) are
 queued (`group_commit.GroupCommit`); writes that arrive while a commit is in flight are
-committed together by the next one. A whole batch — `BEGIN IMMEDIATE`, each write in its
-savepoint, `COMMIT` — is one synchronous function (`_commit_on_thread`) run on the thread of
+committed together by the next one. A whole batch — `BEGIN IMMEDIATE`, its writes,
+`COMMIT` — is one synchronous function (`_commit_on_thread`) run on the thread of
 the pool's one aiosqlite connection: one hop from the event loop and back per batch, where the
 portable path makes one per statement and holds the connection while Python runs between
 them. The connection is checked out of SQLAlchemy's pool for the batch, so the batch's
 transaction never interleaves with a portable one, and every write still goes through the
 process's one connection (database.py says why), whose reads see each commit.
 
-A write the store refuses (a constraint) rolls back to its savepoint and fails alone; a
-passing failure (`sqlite3.OperationalError`: the disk, a lock held by another process) fails
-the batch. A lease-checked write this worker no longer holds raises `LeaseLostError` and
-wrote nothing. The watchers of the runs a batch changed are told once it commits
-(`on_events`), as after the portable path's transactions.
+A write the store refuses (a constraint) undoes its batch, whose writes are then committed
+one by one (`GroupCommit`), so that it fails alone; a passing failure
+(`sqlite3.OperationalError`: the disk, a lock held by another process) fails the batch. A
+lease-checked write this worker no longer holds raises `LeaseLostError` and wrote nothing.
+The watchers of the runs a batch changed are told once it commits (`on_events`), as after the
+portable path's transactions.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from app.domain.clock import utcnow
 from app.domain.records import Creation, NewRunRow
 from app.domain.runs import TaskKey, TaskStatus
 from app.engine.store import NewRun, TaskFinish
-from app.store.group_commit import GroupCommit, Refused, RunWrites
+from app.store.group_commit import GroupCommit, RunWrites
 from app.store.models import EVENTS, RUNS, TASK_LOGS, TASKS
 from app.store.queries import events, runs, tasks
 from app.store.queries import sqlite_transitions as transitions
@@ -201,43 +202,16 @@ class SqlitePath:
         return answers
 
 
-# A write's own error that leaves the batch's transaction usable: the store refused what was
-# asked (a constraint, a value), and would refuse it again. Anything else fails the batch.
-_REFUSALS = (
-    sqlite3.IntegrityError,
-    sqlite3.DataError,
-    sqlite3.ProgrammingError,
-    sqlite3.InterfaceError,
-)
-
-
-def _refused(error: Exception) -> bool:
-    return isinstance(error, _REFUSALS) or not isinstance(error, sqlite3.Error)
-
-
 def _commit_on_thread(connection: sqlite3.Connection, batch: list[_Write]) -> list[Any]:
-    """Run the batch in one transaction: each write in a savepoint when it has company, so
-    that a refused one is undone alone and answered `Refused`."""
+    """Run the batch in one transaction. A write that fails undoes the batch and raises:
+    `GroupCommit` then commits each write on its own, so that a refused one fails alone
+    (a savepoint around each write, for that rare case, cost two statements a write)."""
     cursor = connection.cursor()
-    answers: list[Any] = []
     # IMMEDIATE: the write lock from the start; a deferred transaction that reads first may
     # fail to upgrade when another process (the command line) wrote meanwhile.
     cursor.execute("BEGIN IMMEDIATE")
     try:
-        if len(batch) == 1:
-            (write,) = batch
-            answers.append(write.apply(cursor, *write.args))
-        else:
-            for write in batch:
-                cursor.execute("SAVEPOINT write")
-                try:
-                    answers.append(write.apply(cursor, *write.args))
-                except Exception as error:
-                    if not _refused(error):
-                        raise
-                    cursor.execute("ROLLBACK TO write")
-                    answers.append(Refused(error))
-                cursor.execute("RELEASE write")
+        answers = [write.apply(cursor, *write.args) for write in batch]
         connection.commit()
     except BaseException:
         if connection.in_transaction:

@@ -23,6 +23,7 @@ from app.domain.runs import (
     TaskStatus,
 )
 from app.store.models import RUNS, TASKS, USERS
+from app.store.notifications import RUNS_QUEUED
 from app.store.queries import events, queue
 from app.store.session import Db
 
@@ -125,8 +126,10 @@ def pg_create_arguments(run: NewRunRow, inputs: str) -> tuple[Any, ...]:
 # $12 the id of the user who starts it, $13 its traceparent, $14 its priority, $15 its stored
 # concurrency key (null: none) and $16 that key's limit. Its `Creation`: nothing is written
 # when the key is taken or the version stale (a newer one exists, with $11, or it was
-# deleted). The key's lock row is added with the run (queries/queue.py).
-PG_CREATE = """
+# deleted). The key's lock row is added with the run (queries/queue.py). A queued run notifies
+# the workers with its commit: PostgreSQL delivers one notification however many runs the
+# transaction queued.
+PG_CREATE = f"""
 WITH version AS (
     SELECT definition.id FROM flow_definitions AS definition
     WHERE definition.id = $3 AND NOT ($11 AND EXISTS (
@@ -141,7 +144,7 @@ WITH version AS (
         $13, $14, $15, $16
     FROM version
     ON CONFLICT (idempotency_key, flow_name, created_by) DO NOTHING
-    RETURNING id
+    RETURNING id, CASE WHEN $4 = 'queued' THEN pg_notify('{RUNS_QUEUED}', '') END
 ), tasks AS (
     INSERT INTO task_runs (run_id, step_id, task_index, status, attempts)
     SELECT run.id, step.id, 0, 'pending', 0
