@@ -56,6 +56,11 @@ class SharedElements:
         self._maybe = True
         self._next_poll = 0.0
 
+    @property
+    def backlog(self) -> bool:
+        """Whether more elements may be waiting than the last claim had room for."""
+        return self._maybe
+
     def wake(self) -> None:
         """A fan-out was shared (here, or elsewhere: a notification): claim at once."""
         self._maybe = True

@@ -16,7 +16,9 @@ the claims' work and took the CPU the API needed (end to end, 2 workers did fewe
   of `claim_interval` (30 ms), gathering what arrives meanwhile into the next claim: with
   10 ms, two workers made 3.5 times the claims of one, 44% of them empty;
 - a claim that filled every slot leaves a backlog: the next comes as soon as half the slots
-  are free again, not a run at a time as each one ends, and not held back by the pause;
+  are free again, not a run at a time as each one ends, and not held back by the pause (so
+  does a full batch of a shared fan-out's elements: the next claim follows the recording of
+  their ends);
 - a claim that found nothing is followed by none until work is announced (or the poll): an
   idle worker claims a lone run as soon as it is told of it.
 """
@@ -73,7 +75,9 @@ class ClaimLoop:
                     await self.runner.work_available.wait()
             if not claimed:  # an idle worker claims at once when told of work
                 continue
-            if self.runner.worker_saturated:  # a backlog: claim as half the slots free up
+            if self.runner.worker_saturated or self.runner.elements.backlog:
+                # A backlog: claim as half the slots free up (or, for a fan-out's elements,
+                # as their ends are recorded).
                 await self._slots_freed(self.concurrency // 2)
             else:  # the queue drained: let what comes next gather into one claim
                 await asyncio.sleep(claimed_at + self.claim_interval - loop.time())

@@ -12,6 +12,8 @@ from tests.polling import until
 
 
 class NoSharedElements:
+    backlog = False
+
     async def claim(self, poll_interval: float) -> int:
         return 0
 
@@ -94,5 +96,30 @@ async def test_a_saturated_worker_claims_again_once_half_its_slots_are_free() ->
 
         await until(lambda: len(runner.claimed_at) == 2, deadline=5)
         assert len(runner.in_flight) == 4  # both slots taken in one claim
+    finally:
+        await worker.stop()
+
+
+class FullElementBatches:
+    """A shared fan-out with more elements than a claim has room for."""
+
+    backlog = True
+
+    async def claim(self, poll_interval: float) -> int:
+        return 100
+
+
+async def test_a_full_batch_of_elements_is_followed_by_the_next_claim_as_their_ends_land() -> None:
+    """Not held back by the pause that gathers runs: a 10,000-element fan-out would wait it
+    at every batch."""
+    runner = Queue(0)  # no run queued: only the elements
+    runner.elements = FullElementBatches()  # type: ignore[assignment]
+    worker = ClaimLoop(cast(Runner, runner), concurrency=10, poll_interval=60, claim_interval=30)
+    await worker.start()
+    try:
+        await until(lambda: len(runner.claimed_at) == 1)
+        runner.work_available.set()  # the elements' ends were recorded
+
+        await until(lambda: len(runner.claimed_at) >= 2, deadline=5)
     finally:
         await worker.stop()
