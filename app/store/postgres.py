@@ -28,7 +28,9 @@ with no watched run sends nothing.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -105,9 +107,7 @@ class PostgresPath:
         one statement and one round trip (`queue.PG_CLAIM`); also whether it met a keyed run
         (the caller's portable claim takes it and those after it, counting its key's runs)."""
         expires = now + timedelta(seconds=lease_seconds)
-        async with self.engine.connect() as connection:
-            raw = (await connection.get_raw_connection()).driver_connection
-            assert raw is not None
+        async with self._connection() as raw:
             rows = await raw.fetch(queue.PG_CLAIM, self.owner, now, expires, limit)
         claims = [
             Claim(
@@ -188,9 +188,7 @@ class PostgresPath:
         its run is watched, None when it did not hold its lease and wrote nothing)."""
         rounds = _rounds(_units(batch))
         answers: list[Any] = [None] * len(batch)
-        async with self.engine.connect() as connection:
-            raw = (await connection.get_raw_connection()).driver_connection
-            assert raw is not None
+        async with self._connection() as raw:
             if len(rounds) == 1 and len(rounds[0]) == 1:
                 # One statement for the whole batch: its pipeline is a transaction of its
                 # own (asyncpg's `fetchmany` syncs once), without BEGIN and COMMIT round trips.
@@ -204,10 +202,16 @@ class PostgresPath:
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         """A read, in autocommit: one round trip."""
+        async with self._connection() as raw:
+            return await raw.fetchrow(sql, *args)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """A pool connection's asyncpg connection, for the statements of `queries/`."""
         async with self.engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
-            return await raw.fetchrow(sql, *args)
+            yield raw
 
 
 def _units(batch: list[_Write]) -> list[_Unit]:

@@ -205,8 +205,7 @@ PG_CLAIM = f"""WITH due AS (
     RETURNING pg_notify('{RUN_EVENTS}', run_id)
 )
 SELECT c.id, c.definition_id, c.inputs, c.taken_over, c.traceparent, c.woken,
-    (SELECT n FROM first_keyed) IS NOT NULL AS keyed_met,
-    (SELECT count(*) FROM started_events) AS watched_started
+    (SELECT n FROM first_keyed) IS NOT NULL AS keyed_met
 FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true
 ORDER BY c.n"""
 
