@@ -4,11 +4,10 @@ next one, in one transaction, each write getting its own answer.
 The fast paths of the run store (`postgres.PostgresPath`, `sqlite.SqlitePath`) queue their
 writes here and give the function that commits a batch. A lone write commits at once on its
 own; under load the writes of many runs share each commit, so the commits per run fall as the
-load rises. One refused write must not fail the others of its batch: a batch function either
-answers a write with `Refused(error)` or raises, and then each write of the batch is
-committed again on its own (PostgreSQL and SQLite: refusals are rare, and undoing a batch
-costs less than a savepoint around every write), unless the failure is a passing one (the
-store is unreachable): that one fails them all.
+load rises. One refused write must not fail the others of its batch: a batch function that
+fails raises, and then each write of the batch is committed again on its own (refusals are
+rare, and undoing a batch costs less than a savepoint around every write), unless the
+failure is a passing one (the store is unreachable): that one fails them all.
 """
 
 from __future__ import annotations
@@ -23,14 +22,6 @@ from app.errors import LeaseLostError
 from app.store.database import is_passing_failure
 
 W = TypeVar("W")
-
-
-@dataclass(frozen=True)
-class Refused:
-    """The answer of a write the store refused (a constraint), the others of its batch
-    committed: the write's caller gets `error` raised."""
-
-    error: BaseException
 
 
 @dataclass
@@ -86,7 +77,7 @@ class GroupCommit(Generic[W]):
                             pending.done.set_exception(error)
                 else:
                     for pending, answer in zip(batch, answers, strict=True):
-                        _answer(pending, answer)
+                        pending.done.set_result(answer)
         except asyncio.CancelledError:  # the process is stopping: no writer waits forever
             for pending in [*batch, *self._pending]:
                 if not pending.done.done():
@@ -101,18 +92,11 @@ class GroupCommit(Generic[W]):
         except Exception as error:
             pending.done.set_exception(error)
         else:
-            _answer(pending, answer)
+            pending.done.set_result(answer)
 
     async def _commit_batch(self, batch: list[_Pending[W]]) -> list[Any]:
         self.commits += 1
         return await self._commit([pending.write for pending in batch])
-
-
-def _answer(pending: _Pending[Any], answer: Any) -> None:
-    if isinstance(answer, Refused):
-        pending.done.set_exception(answer.error)
-    else:
-        pending.done.set_result(answer)
 
 
 class RunWrites(Generic[W]):
