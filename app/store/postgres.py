@@ -47,10 +47,7 @@ from app.store.run_progress import (
     Finished,
     Progress,
     Started,
-    end_values,
-    finish_values,
     json_text,
-    log_values,
     mergeable,
     merged_arguments,
     merges,
@@ -148,15 +145,14 @@ class PostgresPath:
 
     def _finished(self, run_id: str, finished: Finished) -> _Write:
         finish = finished.finish
-        task = (finish.key.step_id, finish.key.task_index, *finish_values(finished))
-        logged = (None, None, None) if finish.log is None else log_values(finish.log)
-        ended = finish.ended
-        if ended is None:
+        task = (finish.key.step_id, finish.key.task_index, *finished.values)
+        logged = finished.logged or (None, None, None)
+        if finished.run_end is None:
             released = list(finish.released)
             steps_finished = 1 if finish.step_finished else 0
             arguments = (*task, released, steps_finished, *logged)
             return self._held(run_id, tasks.PG_FINISH_TASK, *arguments, progress=finished)
-        arguments = (*task, *end_values(ended), *logged)
+        arguments = (*task, *finished.run_end, *logged)
         return self._held(run_id, tasks.PG_FINISH_TASK_AND_RUN, *arguments, progress=finished)
 
     @property

@@ -19,11 +19,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from app.domain.records import AttemptLog
 from app.domain.runs import TaskStatus
-from app.engine.store import RunEnd, TaskFinish
+from app.engine.store import TaskFinish
 from app.store.queries import runs, tasks
 from app.store.start_marks import StartMark
 
@@ -39,10 +39,40 @@ class Started:
 
 @dataclass(frozen=True)
 class Finished:
-    """A task finishes, with its start mark when it was not written on its own."""
+    """A task finishes, with its start mark when it was not written on its own. Its values
+    as the statements take them are encoded once, whether the finish is written alone or
+    merged."""
 
     finish: TaskFinish
     mark: StartMark | None
+
+    @cached_property
+    def values(self) -> tuple[Any, ...]:
+        """Status, outputs, error, time, and the start mark's attempt and time (or NULLs)."""
+        finish = self.finish
+        attempt, started_at = self.mark or (None, None)
+        outputs, error = json_text(finish.outputs), json_text(runs.error_value(finish.error))
+        return (finish.status.value, outputs, error, finish.at, attempt, started_at)
+
+    @cached_property
+    def logged(self) -> tuple[Any, ...] | None:
+        """The attempt's log: attempt, lines, truncated; None when it logged nothing."""
+        log = self.finish.log
+        if log is None:
+            return None
+        return (log.attempt, json_text(tasks.log_lines(log)), log.truncated)
+
+    @cached_property
+    def run_end(self) -> tuple[Any, ...] | None:
+        """The run's end it writes: status, outputs, error; None when the run goes on."""
+        ended = self.finish.ended
+        if ended is None:
+            return None
+        return (
+            ended.status.value,
+            json_text(ended.outputs),
+            json_text(runs.error_value(ended.error)),
+        )
 
 
 Progress = Started | Finished
@@ -90,16 +120,16 @@ def merged_arguments(parts: Sequence[Progress]) -> tuple[Any, ...]:
         finish = part.finish
         step_id = finish.key.step_id
         queued_at = queued.pop(step_id, (None, False))[0]
-        finishes.append((step_id, *finish_values(part), queued_at))
+        finishes.append((step_id, *part.values, queued_at))
         done.add(step_id)
         for released in finish.released:
             if released not in done:  # each row is written once by the statement
                 queued.setdefault(released, (finish.at, False))
         steps_finished += finish.step_finished
-        if finish.log is not None:
-            logs.append((step_id, *log_values(finish.log), finish.at))
-        if finish.ended is not None:
-            end = (*end_values(finish.ended), finish.at)
+        if part.logged is not None:
+            logs.append((step_id, *part.logged, finish.at))
+        if part.run_end is not None:
+            end = (*part.run_end, finish.at)
     return (
         None if started is None else started.at,
         0 if started is None else started.steps,
@@ -111,25 +141,6 @@ def merged_arguments(parts: Sequence[Progress]) -> tuple[Any, ...]:
         *end,
         *_columns(logs, 5),
     )
-
-
-def finish_values(finished: Finished) -> tuple[Any, ...]:
-    """A finish as the statements take it: status, outputs, error, time, and its start mark's
-    attempt and time (or NULLs)."""
-    finish = finished.finish
-    attempt, started_at = finished.mark or (None, None)
-    outputs, error = json_text(finish.outputs), json_text(runs.error_value(finish.error))
-    return (finish.status.value, outputs, error, finish.at, attempt, started_at)
-
-
-def end_values(ended: RunEnd) -> tuple[Any, ...]:
-    """A run's end as the statements take it: status, outputs, error."""
-    return (ended.status.value, json_text(ended.outputs), json_text(runs.error_value(ended.error)))
-
-
-def log_values(log: AttemptLog) -> tuple[Any, ...]:
-    """An attempt's log as the statements take it: attempt, lines, truncated."""
-    return (log.attempt, json_text(tasks.log_lines(log)), log.truncated)
 
 
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
