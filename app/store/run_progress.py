@@ -10,7 +10,9 @@ of the row versions, and one round trip instead of four.
 The merged statement is the composition of the ones it replaces, for the cases the engine
 produces (`mergeable`); a test writes the same progress both ways and compares every row. It
 writes no events: a watched run's statement changes nothing and answers so, and its parts
-are then written one by one, with their events, in the same transaction (`postgres.py`).
+are then written one by one right after it, with their events, each checking the lease again:
+in the batch's transaction, or each in its own when the batch was that one statement
+(`postgres.py`).
 """
 
 from __future__ import annotations
