@@ -184,17 +184,16 @@ class PostgresPath:
         its run is watched, None when it did not hold its lease and wrote nothing)."""
         rounds = _rounds(_units(batch))
         answers: list[Any] = [None] * len(batch)
-        async with self._connection() as raw:
-            if len(rounds) == 1 and len(rounds[0]) == 1:
-                # One statement for the whole batch: its pipeline is a transaction of its
-                # own (asyncpg's `fetchmany` syncs once), without BEGIN and COMMIT round trips.
-                await _apply(raw, rounds, answers)
-                await _notify(raw, batch, answers)
-                return answers
-            async with raw.transaction():
-                await _apply(raw, rounds, answers)
-                await _notify(raw, batch, answers)
-            return answers
+        # One statement for the whole batch: its pipeline is a transaction of its own
+        # (asyncpg's `fetchmany` syncs once), without BEGIN and COMMIT round trips.
+        one_statement = len(rounds) == 1 and len(rounds[0]) == 1
+        async with (
+            self._connection() as raw,
+            contextlib.nullcontext() if one_statement else raw.transaction(),
+        ):
+            await _apply(raw, rounds, answers)
+            await _notify(raw, batch, answers)
+        return answers
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         """A read, in autocommit: one round trip."""
