@@ -7,7 +7,7 @@ Every method is one transaction. A store that fails for a passing reason raises
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -40,6 +40,13 @@ class RunRepository(Protocol):
     async def create(self, run: NewRunRow) -> Creation:
         """Create the run (a queued one notifies the workers), unless its idempotency key is
         taken or its version is no longer current."""
+
+    def create_later(self, run: NewRunRow) -> Awaitable[Creation] | None:
+        """For a run this process executes at once (it holds its lease; no idempotency key):
+        create it in the commit of its execution's first progress, not one of its own (a
+        flow of pure steps commits once in all). Its `Creation` once committed; if the run
+        was not created, its execution's writes raise `LeaseLostError` meanwhile. None where
+        the store cannot: `create` it then."""
 
     async def create_all(self, batch: Sequence[NewRunRow]) -> Creation:
         """Create queued runs of one version in one transaction: all of them, or none when

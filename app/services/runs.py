@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -153,22 +153,34 @@ class RunService:
 
         A repeated idempotency key waits as long for the run the first request made, wherever
         it runs: the answer is the one the first request would have had."""
-        new = await self._create(
-            caller,
-            name,
-            inputs,
-            version,
-            idempotency_key,
-            RunStatus.RUNNING,
-            traceparent,
-            priority=priority,
-        )
-        if new.launch is None:
-            return StartedRun(await self._when_finished(new.run_id, wait), created=False)
-        if new.queued:
-            self.runner.work_available.set()
-            return StartedRun(await self._when_finished(new.run_id, wait), created=True)
-        task = self.runner.launch(new.launch)
+        for _ in range(STALE_VERSION_ATTEMPTS):
+            new = await self._create(
+                caller,
+                name,
+                inputs,
+                version,
+                idempotency_key,
+                RunStatus.RUNNING,
+                traceparent,
+                priority=priority,
+            )
+            if new.launch is None:
+                return StartedRun(await self._when_finished(new.run_id, wait), created=False)
+            if new.queued:
+                self.runner.work_available.set()
+                return StartedRun(await self._when_finished(new.run_id, wait), created=True)
+            task = self.runner.launch(new.launch)
+            if new.created_later is None or await new.created_later is Creation.CREATED:
+                return await self._executed(new, task, wait, caller)
+            # Stale after all: the store refused the run's writes, so it did nothing.
+            await asyncio.wait({task})
+            self._versions.pop((name, version), None)
+        raise ConflictError(f"flow {name!r} kept changing while a run was being started")
+
+    async def _executed(
+        self, new: _Created, task: asyncio.Task[RunResult | None], wait: float, caller: Caller
+    ) -> StartedRun:
+        """The run `execute` launched here, once it finished or after `wait` seconds."""
         if wait > 0:
             deadline = time.monotonic() + wait
             done, _ = await asyncio.wait({task}, timeout=wait)
@@ -327,7 +339,10 @@ class RunService:
                 priority=priority,
                 concurrency=concurrency,
             )
-            creation = await self.repository.create(run)
+            # A run executed here at once is created with its first progress (one commit
+            # for a flow of pure steps); `execute` learns afterwards whether it was.
+            later = self.repository.create_later(run) if holds else None
+            creation = Creation.CREATED if later else await self.repository.create(run)
             if creation is Creation.CREATED:
                 launch = Launch(run.run_id, definition_id, values, run.traceparent)
                 return _Created(
@@ -339,6 +354,7 @@ class RunService:
                     queued=not holds,
                     priority=priority,
                     concurrency=concurrency,
+                    created_later=later,
                 )
             if creation is Creation.KEY_TAKEN:  # lost the race to an identical request
                 assert idempotency_key is not None
@@ -713,6 +729,8 @@ class _Created:
     queued: bool = False  # created queued: a claim starts it
     priority: int = 0
     concurrency: RunConcurrency | None = None
+    # Its `Creation` once committed, when the store creates it with its first progress.
+    created_later: Awaitable[Creation] | None = None
 
     @property
     def created(self) -> bool:

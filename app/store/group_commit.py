@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from app.domain.records import Creation
 from app.errors import LeaseLostError
 from app.store.database import is_passing_failure
 
@@ -46,12 +47,17 @@ class GroupCommit(Generic[W]):
         # may already be committing.
         return await asyncio.shield(self.queue(write))
 
-    def queue(self, write: W) -> asyncio.Future[Any]:
-        """Queue `write` for the next commit without waiting: the future of its answer."""
+    def queue(self, write: W, *, linger: bool = False) -> asyncio.Future[Any]:
+        """Queue `write` for the next commit without waiting: the future of its answer.
+
+        `linger`: when this write starts a commit, the commit first lets the tasks ready now
+        run, so that what they queue at once joins it (a run created to be executed here at
+        once: its start and its pure steps' finishes)."""
         pending = _Pending(write)
         self._pending.append(pending)
         if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_pending(), name="group-commit")
+            committing = self._commit_pending(linger)
+            self._committer = asyncio.create_task(committing, name="group-commit")
         return pending.done
 
     async def aclose(self) -> None:
@@ -59,10 +65,12 @@ class GroupCommit(Generic[W]):
         if self._committer is not None:
             await asyncio.shield(self._committer)
 
-    async def _commit_pending(self) -> None:
+    async def _commit_pending(self, linger: bool) -> None:
         """Commit the queued writes, batch after batch, until none is left."""
         batch: list[_Pending[W]] = []
         try:
+            if linger:
+                await asyncio.sleep(0)  # one turn of the loop: the tasks ready now run first
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
@@ -112,13 +120,25 @@ class RunWrites(Generic[W]):
     async def write(self, run_id: str, write: W) -> None:
         """Commit `write` (with the run's writes queued before it); `LeaseLostError` if one of
         them was refused."""
-        _applied(run_id, await self.writes.submit(write))
-        if run_id in self._unchecked:
+        answer = await self.writes.submit(write)
+        if run_id in self._unchecked:  # queued before it: their refusal is the cause
             await self.committed(run_id)
+        _applied(run_id, answer)
 
     def write_later(self, run_id: str, write: W) -> None:
         """Queue `write` for the next commit without waiting for it."""
-        done = self.writes.queue(write)
+        self._later(run_id, self.writes.queue(write))
+
+    def create_later(self, run_id: str, write: W) -> asyncio.Future[Any]:
+        """Queue the creation of a run this process executes at once, without waiting: its
+        writes join the same commit (`GroupCommit.queue`'s `linger`). The future of its
+        answer, a `Creation`; the run's writes after it raise `LeaseLostError` if the run
+        was not created (its version went stale), as the store refuses them."""
+        done = self.writes.queue(write, linger=True)
+        self._later(run_id, done)
+        return done
+
+    def _later(self, run_id: str, done: asyncio.Future[Any]) -> None:
         done.add_done_callback(_retrieved)  # checked later, or never if the run broke
         self._unchecked[run_id].append(done)
 
@@ -138,6 +158,13 @@ class RunWrites(Generic[W]):
 def _applied(run_id: str, answer: Any) -> None:
     if answer is None:  # not "not watched": not applied at all
         raise LeaseLostError(f"run {run_id}: this worker no longer holds its lease")
+    if answer in _NOT_CREATED:
+        raise LeaseLostError(f"run {run_id}: it was not created ({answer})")
+
+
+# The answers of a creation queued with `create_later` that did not create the run (a
+# `Creation`, or PostgreSQL's text of one: they compare equal).
+_NOT_CREATED = (Creation.KEY_TAKEN, Creation.STALE)
 
 
 def _retrieved(done: asyncio.Future[Any]) -> None:

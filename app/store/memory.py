@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,6 +114,9 @@ class MemoryRunStore:
     async def source_of(self, definition_id: int) -> tuple[str, Format]:
         version = self.state.versions[definition_id]
         return version.source, version.format
+
+    def create_later(self, run: NewRunRow) -> Awaitable[Creation] | None:
+        return None  # nothing to save: `create` writes a dictionary
 
     async def create(self, run: NewRunRow) -> Creation:
         version = self.state.versions.get(run.definition_id)

@@ -28,6 +28,7 @@ with no watched run sends nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -94,8 +95,13 @@ class PostgresPath:
     async def create(self, run: NewRunRow) -> Creation:
         """A run created, in one statement: with its lease (`/execute`), or queued, the
         workers notified by the commit that creates it (`runs.PG_CREATE`)."""
-        arguments = runs.pg_create_arguments(run, json_text(run.inputs) or "null")
-        return Creation(await self._writes.submit(_Write(runs.PG_CREATE, arguments)))
+        return Creation(await self._writes.submit(_created(run)))
+
+    def create_later(self, run: NewRunRow) -> asyncio.Future[Any]:
+        """`create` for a run this process executes at once (it holds its lease), in the
+        commit of its first progress rather than one of its own (`RunWrites.create_later`):
+        the future of its `Creation`'s text."""
+        return self._runs.create_later(run.run_id, _created(run))
 
     async def claim(
         self, now: datetime, lease_seconds: float, limit: int
@@ -207,6 +213,11 @@ class PostgresPath:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             yield raw
+
+
+def _created(run: NewRunRow) -> _Write:
+    arguments = runs.pg_create_arguments(run, json_text(run.inputs) or "null")
+    return _Write(runs.PG_CREATE, arguments)
 
 
 def _units(batch: list[_Write]) -> list[_Unit]:

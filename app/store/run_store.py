@@ -26,8 +26,9 @@ MariaDB's other processes poll.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -139,6 +140,13 @@ class SqlRunStore:
                 raise
             return Creation.KEY_TAKEN
         return Creation.CREATED
+
+    def create_later(self, run: NewRunRow) -> Awaitable[Creation] | None:
+        """`create`, in the commit of the run's first progress (the fast paths queue it)."""
+        plain = not run.forked_from and run.parent_run_id is None and run.idempotency_key is None
+        if self.fast is None or not plain or run.lease_owner is None:
+            return None
+        return _creation(self.fast.create_later(run))
 
     async def create_all(self, batch: Sequence[NewRunRow]) -> Creation:
         """Create queued runs of one version in one transaction (and notify the workers
@@ -611,6 +619,11 @@ class SqlRunStore:
 
 def _nobody_watches(_run_id: str) -> None:
     pass
+
+
+async def _creation(answer: asyncio.Future[Any]) -> Creation:
+    with passing_failures_translated():
+        return Creation(await asyncio.shield(answer))
 
 
 async def _end(held: events.Recorder, run_id: str, ended: RunEnd) -> None:

@@ -23,6 +23,7 @@ portable path's transactions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -74,12 +75,14 @@ class SqlitePath:
 
     async def create(self, run: NewRunRow) -> Creation:
         """The run and a pending task per step, unless its key is taken or its version stale."""
-        encode = self._encode.row
-        row = encode(RUNS, runs.run_row(run))
-        pending = [encode(TASKS, runs.pending_task(run.run_id, step)) for step in run.step_ids]
-        write = _Write(run.run_id, transitions.create, (row, pending, run.latest_only))
-        answer: Creation = await self._writes.submit(write)
+        answer: Creation = await self._writes.submit(self._created(run))
         return answer
+
+    def create_later(self, run: NewRunRow) -> asyncio.Future[Any]:
+        """`create` for a run this process executes at once (it holds its lease), in the
+        commit of its first progress rather than one of its own (`RunWrites.create_later`):
+        the future of its `Creation`."""
+        return self._runs.create_later(run.run_id, self._created(run))
 
     async def start_new_run(self, run: NewRun) -> None:
         encode = self._encode
@@ -164,6 +167,12 @@ class SqlitePath:
     async def aclose(self) -> None:
         """Let the writes already queued commit."""
         await self._writes.aclose()
+
+    def _created(self, run: NewRunRow) -> _Write:
+        encode = self._encode.row
+        row = encode(RUNS, runs.run_row(run))
+        pending = [encode(TASKS, runs.pending_task(run.run_id, step)) for step in run.step_ids]
+        return _Write(run.run_id, transitions.create, (row, pending, run.latest_only))
 
     def _task(self, run_id: str, key: TaskKey, mark: StartMark | None) -> dict[str, Any]:
         """The parameters that name a task, with its unwritten start mark (`tasks.task_values`)."""

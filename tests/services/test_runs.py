@@ -16,6 +16,7 @@ from app.worker.claim_loop import ClaimLoop
 from tests.callers import admin
 from tests.polling import until
 from tests.services import sample_tasks
+from tests.services.conftest import opened_services
 
 CHAIN = """
 flow: Chain
@@ -60,6 +61,45 @@ async def test_execute_persists_the_run_and_every_step(services: Services) -> No
         ("third", TaskStatus.COMPLETED, 1),
     ]
     assert all(step.finished_at and step.started_at for step in run.steps)
+
+
+def versioned(version: int) -> str:
+    """A flow whose first step has an effect (it counts its calls) and whose outputs say
+    which version ran."""
+    return f"""
+flow: Versioned
+steps:
+  - task: Count
+    id: counted
+    inputs: {{name: counted}}
+  - set: {{id: version, values: {{number: {version}}}}}
+outputs: {{version: "${{version.number}}", calls: "${{counted.calls}}"}}
+"""
+
+
+async def test_execute_runs_the_version_another_process_registered_meanwhile(
+    migrated_store_url: str,
+) -> None:
+    async with (
+        opened_services(migrated_store_url) as here,
+        opened_services(migrated_store_url) as elsewhere,
+    ):
+        caller = await admin(here)
+        await here.flows.register(caller, versioned(1))
+        first = await here.runs.execute(caller, "Versioned", {}, wait=10)  # version 1 known
+        await elsewhere.flows.register(await admin(elsewhere), versioned(2))
+
+        second = await here.runs.execute(caller, "Versioned", {}, wait=10)
+
+        assert first.run.outputs == {"version": 1, "calls": 1}
+        # The run this process created for version 1 was refused at its commit, before its
+        # first step ran; the run of version 2 is the only other one.
+        assert (second.run.version, second.run.outputs) == (2, {"version": 2, "calls": 2})
+        listed = (await here.runs.list_runs(caller)).items
+        assert [(run.version, run.status) for run in listed] == [
+            (2, RunStatus.COMPLETED),
+            (1, RunStatus.COMPLETED),
+        ]
 
 
 async def test_bad_inputs_create_no_run(services: Services) -> None:

@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.domain.runs import RunStatus, TaskStatus
+from app.domain.clock import utcnow
+from app.domain.runs import RunStatus, TaskKey, TaskStatus
+from app.engine.store import RunEnd, TaskFinish
 from app.store.database import session_factory
 from app.store.models import (
     EVENTS,
@@ -27,6 +29,16 @@ from app.store.models import (
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def pure_finish(
+    step_id: str, released: tuple[str, ...] = (), end: RunEnd | None = None
+) -> TaskFinish:
+    """A `set` step's finish: pure, so the store may commit it with a later write."""
+    return TaskFinish(
+        TaskKey(step_id), TaskStatus.COMPLETED, {step_id: 1}, None, utcnow(), released,
+        ended=end, pure=True,
+    )  # fmt: skip
 
 
 def owner_of(name: str) -> str:

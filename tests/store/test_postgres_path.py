@@ -28,7 +28,7 @@ from app.store.queries import queue, tasks
 from app.store.run_store import SqlRunStore
 from tests import polling
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
-from tests.store.samples import T0, add_definition, owner_of
+from tests.store.samples import T0, add_definition, owner_of, pure_finish
 
 
 @pytest.fixture
@@ -117,12 +117,24 @@ def leased_run(run_id: str, definition_id: int) -> NewRunRow:
     return replace(new_run(run_id, definition_id), lease_expires_at=utcnow() + timedelta(minutes=5))
 
 
-def finish(step_id: str, released: tuple[str, ...] = (), end: RunEnd | None = None) -> TaskFinish:
-    """A `set` step's finish: pure, so the store may commit it with a later write."""
-    return TaskFinish(
-        TaskKey(step_id), TaskStatus.COMPLETED, {step_id: 1}, None, utcnow(), released,
-        ended=end, pure=True,
-    )  # fmt: skip
+async def test_a_run_created_later_is_one_commit_with_its_chain_of_pure_steps(
+    engine: AsyncEngine,
+) -> None:
+    store = SqlRunStore(engine, "w1")
+    assert store.fast is not None
+    creation = store.create_later(leased_run("r1", await add_definition(engine)))
+    assert creation is not None
+
+    await store.run_started(NewRun("r1", "f", {"n": 1}, ["a", "b"], ["a"], utcnow()))
+    await store.task_finished("r1", pure_finish("a", released=("b",)))
+    ended = RunEnd(RunStatus.COMPLETED, {"b": 1}, None, utcnow())
+    await store.task_finished("r1", pure_finish("b", end=ended))
+
+    assert await creation is Creation.CREATED
+    assert store.fast.commits == 1
+    run = await store.get("r1")
+    assert run is not None
+    assert (run.status, run.outputs) == (RunStatus.COMPLETED, {"b": 1})
 
 
 async def test_a_chain_of_pure_steps_is_one_commit_applied_in_order(engine: AsyncEngine) -> None:
@@ -134,9 +146,9 @@ async def test_a_chain_of_pure_steps_is_one_commit_applied_in_order(engine: Asyn
 
     # Neither the start nor `a` waits for its commit: they go with the run's end, in order.
     await store.run_started(started)
-    await store.task_finished("r1", finish("a", released=("b",)))
+    await store.task_finished("r1", pure_finish("a", released=("b",)))
     ended = RunEnd(RunStatus.COMPLETED, {"b": 1}, None, utcnow())
-    await store.task_finished("r1", finish("b", end=ended))
+    await store.task_finished("r1", pure_finish("b", end=ended))
 
     assert store.fast.commits - commits == 1
     run = await store.get("r1")
@@ -155,7 +167,7 @@ async def test_a_refused_write_nobody_waited_for_raises_when_the_run_is_committe
     await store.create(leased_run("r1", await add_definition(engine)))
     await other.run_started(NewRun("r1", "f", {"n": 1}, ["a", "b"], ["a"], utcnow()))
 
-    await other.task_finished("r1", finish("a", released=("b",)))  # w1 holds the lease
+    await other.task_finished("r1", pure_finish("a", released=("b",)))  # w1 holds the lease
 
     with pytest.raises(LeaseLostError):
         await other.committed("r1")

@@ -30,7 +30,7 @@ from app.store.sqlite import SqliteEncoder, SqlitePath
 from app.store.types import UTCDateTime
 from tests import polling
 from tests.databases import migrate_to_head, store_engine
-from tests.store.samples import add_definition, owner_of
+from tests.store.samples import add_definition, owner_of, pure_finish
 
 LEASE = timedelta(seconds=60)
 
@@ -134,6 +134,23 @@ async def test_writes_submitted_together_commit_in_one_transaction(engine: Async
 
     assert fast_path(store).commits == 2
     assert [row[4] for row in rows(engine, "task_runs")] == ["queued", "pending"] * 8
+
+
+async def test_a_run_created_later_is_one_commit_with_its_chain_of_pure_steps(
+    engine: AsyncEngine,
+) -> None:
+    store = SqlRunStore(engine, "w1")
+    creation = store.create_later(new_run("r1", await add_definition(engine)))
+    assert creation is not None
+
+    await store.run_started(NewRun("r1", "f", {}, ["a", "b"], ["a"], utcnow()))
+    await store.task_finished("r1", pure_finish("a", released=("b",)))
+    ended = RunEnd(RunStatus.COMPLETED, {"b": 1}, None, utcnow())
+    await store.task_finished("r1", pure_finish("b", end=ended))
+
+    assert await creation is Creation.CREATED
+    assert fast_path(store).commits == 1
+    assert [row[4] for row in rows(engine, "task_runs")] == ["completed", "completed"]
 
 
 async def test_a_refused_write_does_not_fail_the_others_of_its_batch(engine: AsyncEngine) -> None:

@@ -7,10 +7,13 @@ from datetime import timedelta
 
 import pytest
 
+from app.domain.clock import utcnow
 from app.domain.records import Creation, OmittedValue, StepRecord
 from app.domain.runs import RunError, RunStatus, TaskStatus
-from app.errors import UnknownFlowError, UnknownVersionError
-from tests.store.contract.conftest import LEASE, T0, Stores, new_run
+from app.engine.store import NewRun, RunEnd
+from app.errors import LeaseLostError, UnknownFlowError, UnknownVersionError
+from tests.store.contract.conftest import LEASE, T0, RunPorts, Stores, new_run
+from tests.store.samples import pure_finish
 
 
 async def test_a_run_is_created_with_a_pending_task_per_step_in_order(stores: Stores) -> None:
@@ -71,6 +74,51 @@ async def test_a_run_of_a_version_no_longer_current_is_not_created(stores: Store
         await store.locate("f", 3)
     with pytest.raises(UnknownFlowError):
         await store.locate("g", None)
+
+
+async def chain_executed(store: RunPorts, run_id: str) -> None:
+    """What the engine writes of a run of two pure steps, `a` then `b`."""
+    await store.run_started(NewRun(run_id, "f", {"n": 1}, ["a", "b"], ["a"], utcnow()))
+    await store.task_finished(run_id, pure_finish("a", released=("b",)))
+    ended = RunEnd(RunStatus.COMPLETED, {"b": 1}, None, utcnow())
+    await store.task_finished(run_id, pure_finish("b", end=ended))
+
+
+async def test_a_run_created_later_exists_once_its_execution_is_written(stores: Stores) -> None:
+    definition_id = await stores.flow("f", await stores.user("u1"))
+    store = stores.of("api")
+    creation = store.create_later(new_run("r1", definition_id, owner="api", latest_only=True))
+    if creation is None:
+        pytest.skip("this store creates every run at once (`create`)")
+
+    await chain_executed(store, "r1")
+
+    assert await creation is Creation.CREATED
+    run = await store.get("r1")
+    assert run is not None
+    assert (run.status, run.outputs, run.remaining_steps) == (RunStatus.COMPLETED, {"b": 1}, 0)
+    assert [(step.step_id, step.status) for step in run.steps] == [
+        ("a", TaskStatus.COMPLETED),
+        ("b", TaskStatus.COMPLETED),
+    ]
+
+
+async def test_a_stale_run_created_later_refuses_its_writes_and_leaves_nothing(
+    stores: Stores,
+) -> None:
+    user = await stores.user("u1")
+    first = await stores.flow("f", user)
+    await stores.version("f")
+    store = stores.of("api")
+    creation = store.create_later(new_run("r1", first, owner="api", latest_only=True))
+    if creation is None:
+        pytest.skip("this store creates every run at once (`create`)")
+
+    with pytest.raises(LeaseLostError, match="not created"):
+        await chain_executed(store, "r1")
+
+    assert await creation is Creation.STALE
+    assert await store.get("r1") is None
 
 
 async def test_an_active_run_ends_once_and_its_tasks_are_cancelled(stores: Stores) -> None:
