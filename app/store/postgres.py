@@ -45,6 +45,7 @@ from app.engine.store import NewRun, TaskFinish
 from app.store.group_commit import GroupCommit, RunWrites
 from app.store.queries import events, queue, runs, tasks, versions
 from app.store.run_progress import (
+    Created,
     Finished,
     Progress,
     Started,
@@ -75,6 +76,7 @@ class _Unit:
     write: _Write
     positions: list[int]
     parts: list[_Write]
+    creates: bool = False  # the first position is the run's creation (`create_later`)
 
 
 class PostgresPath:
@@ -101,7 +103,7 @@ class PostgresPath:
         """`create` for a run this process executes at once (it holds its lease), in the
         commit of its first progress rather than one of its own (`RunWrites.create_later`):
         the future of its `Creation`'s text."""
-        return self._runs.create_later(run.run_id, _created(run))
+        return self._runs.create_later(run.run_id, _created(run, later=True))
 
     async def claim(
         self, now: datetime, lease_seconds: float, limit: int
@@ -215,9 +217,10 @@ class PostgresPath:
             yield raw
 
 
-def _created(run: NewRunRow) -> _Write:
+def _created(run: NewRunRow, *, later: bool = False) -> _Write:
+    """The run's creation; `later`: merged with the progress it is queued before."""
     arguments = runs.pg_create_arguments(run, json_text(run.inputs) or "null")
-    return _Write(runs.PG_CREATE, arguments)
+    return _Write(runs.PG_CREATE, arguments, progress=Created(arguments) if later else None)
 
 
 def _units(batch: list[_Write]) -> list[_Unit]:
@@ -247,6 +250,10 @@ def _merged(batch: list[_Write], segment: list[int]) -> list[_Unit]:
     progress = [part.progress for part in parts if part.progress is not None]
     if not merges(progress):
         return [_Unit(part, [position], []) for part, position in zip(parts, segment, strict=True)]
+    if isinstance(progress[0], Created):  # a new run: inserted as it is now
+        arguments = (*progress[0].arguments, *merged_arguments(progress))
+        write = _Write(tasks.PG_CREATE_WITH_PROGRESS, arguments)
+        return [_Unit(write, segment, parts, creates=True)]
     run_id, owner, now = parts[-1].args[:3]  # the latest time: the strictest lease check
     arguments = (run_id, owner, now, *merged_arguments(progress))
     return [_Unit(_Write(tasks.PG_PROGRESS, arguments, transition=True), segment, parts)]
@@ -263,7 +270,14 @@ async def _apply(raw: Any, rounds: list[dict[str, list[_Unit]]], answers: list[A
 
 async def _answer(raw: Any, unit: _Unit, answer: Any, answers: list[Any]) -> None:
     """Record a unit's answer for each write it covers. A merged one that answers that its
-    run is watched wrote nothing: its parts are written one by one, with their events."""
+    run is watched wrote nothing: its parts are written one by one, with their events. A
+    creation's answers: its `Creation`, then for each part, not watched (a run nobody knew
+    of), or refused when the run was not created."""
+    if unit.creates:
+        answers[unit.positions[0]] = answer
+        for position in unit.positions[1:]:
+            answers[position] = False if answer == Creation.CREATED else None
+        return
     if unit.parts and answer is True:
         for position, part in zip(unit.positions, unit.parts, strict=True):
             answers[position] = await raw.fetchval(part.sql, *part.args)

@@ -31,6 +31,13 @@ from app.store.start_marks import StartMark
 
 
 @dataclass(frozen=True)
+class Created:
+    """A run created with its first progress (`create_later`): `PG_CREATE`'s parameters."""
+
+    arguments: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class Started:
     """A new run starts: `steps` to run, `ready` queued."""
 
@@ -77,14 +84,14 @@ class Finished:
         )
 
 
-Progress = Started | Finished
+Progress = Created | Started | Finished
 
 
 def mergeable(progress: Progress) -> bool:
     """Whether the progress may be merged with the run's next: a start, or the finish of a
     step's own task (not a fan-out's other elements) that does not cancel others unless it
     ends the run (which cancels every unfinished task anyway)."""
-    if isinstance(progress, Started):
+    if not isinstance(progress, Finished):
         return True
     finish = progress.finish
     return (
@@ -95,9 +102,14 @@ def mergeable(progress: Progress) -> bool:
 
 
 def merges(parts: Sequence[Progress]) -> bool:
-    """Whether consecutive mergeable parts of one run form one statement: a start only
-    first, an end only last, each task once."""
-    if len(parts) < 2 or any(isinstance(part, Started) for part in parts[1:]):
+    """Whether consecutive mergeable parts of one run form one statement: a creation only
+    first and followed by the start, a start only first (after the creation), an end only
+    last, each task once."""
+    created = bool(parts) and isinstance(parts[0], Created)
+    progress = parts[1:] if created else parts
+    if len(parts) < 2 or (created and not isinstance(progress[0], Started)):
+        return False
+    if any(isinstance(part, Created | Started) for part in progress[1:]):
         return False
     finished = [part.finish for part in parts if isinstance(part, Finished)]
     if any(finish.ended is not None for finish in finished[:-1]):
@@ -106,7 +118,10 @@ def merges(parts: Sequence[Progress]) -> bool:
 
 
 def merged_arguments(parts: Sequence[Progress]) -> tuple[Any, ...]:
-    """`PG_PROGRESS`'s parameters after the lease check's three ($4 on)."""
+    """`PG_PROGRESS`'s parameters after the lease check's three ($4 on); a creation first
+    adds none (its own come before them: `PG_CREATE_WITH_PROGRESS`)."""
+    if isinstance(parts[0], Created):
+        parts = parts[1:]
     started = parts[0] if isinstance(parts[0], Started) else None
     queued: dict[str, tuple[datetime, bool]] = {}  # step -> (queued at, by the start)
     if started is not None:

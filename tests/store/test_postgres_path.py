@@ -328,6 +328,10 @@ PROGRESS: dict[str, tuple[list[str] | None, list[TaskFinish]]] = {
         [done("a", 1, status=TaskStatus.SKIPPED, released=("b", "c")),
          done("b", 2, released=("d",), pure=False)],
     ),
+    "a start, then a step with effects while two steps wait": (
+        ["a"],
+        [done("a", 1, released=("b",), pure=False)],
+    ),
     "finishes without a start (a claimed run)": (
         None,
         [done("a", 1, released=("b",)), done("b", 2, released=("c",), pure=False)],
@@ -388,6 +392,30 @@ async def test_a_runs_merged_progress_writes_what_its_statements_one_by_one_writ
     merged, one_by_one = await rows_of(engine, "merged"), await rows_of(engine, "one-by-one")
     assert merged == one_by_one
     assert [task["status"] for task in merged["tasks"]] != ["pending"] * len(STEPS)
+
+
+@pytest.mark.parametrize("case", [case for case, (ready, _) in PROGRESS.items() if ready])
+async def test_a_run_created_with_its_progress_is_written_as_created_then_progressed(
+    engine: AsyncEngine, case: str
+) -> None:
+    """A run created later and started in the same batch is one statement
+    (`PG_CREATE_WITH_PROGRESS`); its rows must be those of its creation, then its progress
+    one statement per transition."""
+    store = SqlRunStore(engine, "w1")
+    definition_id = await add_definition(engine)
+    created = replace(leased_run("merged", definition_id), step_ids=STEPS)
+    creation = store.create_later(created)
+    assert creation is not None
+    await apply_progress(store, "merged", case)
+    await store.committed("merged")
+    assert await creation is Creation.CREATED
+    await store.create(replace(created, run_id="one-by-one"))
+    assert await store.watch("one-by-one") is not None
+    await apply_progress(store, "one-by-one", case)
+    await store.committed("one-by-one")
+
+    merged, one_by_one = await rows_of(engine, "merged"), await rows_of(engine, "one-by-one")
+    assert merged == one_by_one
 
 
 async def test_a_merged_progress_reads_only_its_own_tasks_however_wide_the_fan_out(

@@ -367,3 +367,60 @@ PG_PROGRESS = f"""{PG_HOLD}, live AS (
     RETURNING pg_notify('{RUNS_QUEUED}', '')
 )
 {_APPLIED}"""
+
+# A run created with its progress (`PostgresPath`: a run `/execute` creates and executes at
+# once, `create_later`): `PG_CREATE`'s parameters ($1-$16), then `PG_PROGRESS`'s from $4 on
+# ($17-$39). Its rows are inserted as `PG_CREATE` then `PG_PROGRESS` would leave them (a test
+# compares), unless the creation is refused: then nothing is written. Its answer is
+# `PG_CREATE`'s. A run nobody knew of until now has no watchers: no events.
+_NEW_ENDS = "$31::varchar IS NOT NULL"
+PG_CREATE_WITH_PROGRESS = f"""
+WITH version AS (
+    SELECT definition.id FROM flow_definitions AS definition
+    WHERE definition.id = $3 AND NOT ($11 AND EXISTS (
+        SELECT 1 FROM flow_definitions AS newer
+        WHERE newer.name = definition.name AND newer.version > definition.version
+    ))
+), run AS (
+    INSERT INTO flow_runs (id, flow_name, definition_id, status, inputs, remaining_steps,
+        idempotency_key, created_at, lease_owner, lease_expires_at, created_by, traceparent,
+        priority, concurrency_key, concurrency_limit, started_at, outputs, error, finished_at)
+    SELECT $1, $2, version.id, COALESCE($31::varchar, $4), $5::jsonb,
+        CASE WHEN {_NEW_ENDS} THEN 0 ELSE $18::integer - $19::integer END, $7, $8,
+        CASE WHEN {_NEW_ENDS} THEN NULL ELSE $9 END,
+        CASE WHEN {_NEW_ENDS} THEN NULL ELSE $10::timestamptz END, $12, $13, $14, $15, $16,
+        $17::timestamptz, $32::jsonb, $33::jsonb, $34::timestamptz
+    FROM version
+    ON CONFLICT (idempotency_key, flow_name, created_by) DO NOTHING
+    RETURNING id
+), tasks AS (
+    INSERT INTO task_runs (run_id, step_id, task_index, status, attempts, outputs, error,
+        started_at, finished_at, lease_owner, available_at)
+    SELECT run.id, step.id, 0,
+        CASE WHEN f.step_id IS NOT NULL THEN f.status
+            WHEN {_NEW_ENDS} THEN 'cancelled'
+            WHEN q.step_id IS NOT NULL THEN 'queued' ELSE 'pending' END,
+        COALESCE(f.attempt, 0), f.outputs::jsonb, f.error::jsonb, f.started,
+        CASE WHEN f.step_id IS NOT NULL THEN f.at WHEN {_NEW_ENDS} THEN $34 END,
+        CASE WHEN f.step_id IS NOT NULL THEN $9 END, COALESCE(f.queued_at, q.at)
+    FROM run, unnest($6::text[]) WITH ORDINALITY AS step(id, position)
+    LEFT JOIN unnest($20::varchar[], $21::text[], $22::text[], $23::text[], $24::timestamptz[],
+        $25::integer[], $26::timestamptz[], $27::timestamptz[])
+        AS f (step_id, status, outputs, error, at, attempt, started, queued_at)
+        ON f.step_id = step.id
+    LEFT JOIN unnest($28::varchar[], $29::timestamptz[], $30::boolean[])
+        AS q (step_id, at, by_start) ON q.step_id = step.id
+    ORDER BY step.position
+), logged AS (
+    INSERT INTO task_logs (run_id, step_id, task_index, attempt, lines, truncated, created_at)
+    SELECT run.id, l.step_id, 0, l.attempt, l.lines::jsonb, l.truncated, l.at
+    FROM run, unnest($35::text[], $36::integer[], $37::text[], $38::boolean[],
+        $39::timestamptz[]) AS l (step_id, attempt, lines, truncated, at)
+), concurrency_key AS (
+    INSERT INTO concurrency_keys (name)
+    SELECT $15::text FROM run WHERE $15::text IS NOT NULL
+    ON CONFLICT (name) DO NOTHING
+)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM run) THEN 'created'
+    WHEN EXISTS (SELECT 1 FROM version) THEN 'key taken' ELSE 'stale' END
+"""
