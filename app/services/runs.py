@@ -163,6 +163,7 @@ class RunService:
                 RunStatus.RUNNING,
                 traceparent,
                 priority=priority,
+                awaited=wait <= 0,  # answered at once, as it stands then: running
             )
             if new.launch is None:
                 return StartedRun(await self._when_finished(new.run_id, wait), created=False)
@@ -294,9 +295,11 @@ class RunService:
         *,
         parent: ParentStep | None = None,
         priority: int = 0,
+        awaited: bool = False,
     ) -> _Created:
         """A new run, or the run an earlier request of the caller made on the flow with the
-        same idempotency key.
+        same idempotency key. `awaited`: the run this process executes at once is created
+        on its own too, not with its first progress (`create_later`).
 
         The flow's version is looked up once per process and remembered; the statement that
         creates the run checks that it is still current (the latest, unless one was asked
@@ -341,7 +344,7 @@ class RunService:
             )
             # A run executed here at once is created with its first progress (one commit
             # for a flow of pure steps); `execute` learns afterwards whether it was.
-            later = self.repository.create_later(run) if holds else None
+            later = self.repository.create_later(run) if holds and not awaited else None
             creation = Creation.CREATED if later else await self.repository.create(run)
             if creation is Creation.CREATED:
                 launch = Launch(run.run_id, definition_id, values, run.traceparent)

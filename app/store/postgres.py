@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.domain.clock import utcnow
 from app.domain.records import Claim, Creation, NewRunRow
@@ -85,6 +85,7 @@ class PostgresPath:
         self.owner = owner
         self._writes = GroupCommit(self._commit)
         self._runs = RunWrites(self._writes)
+        self._committing: AsyncConnection | None = None  # the group commit's (`_commit`)
 
     async def locate(self, name: str, number: int | None) -> tuple[int, int] | None:
         """(id, version) in one round trip; None when not found."""
@@ -169,8 +170,9 @@ class PostgresPath:
         return self._writes.commits
 
     async def aclose(self) -> None:
-        """Let the writes already queued commit."""
+        """Let the writes already queued commit; give the group commit's connection back."""
         await self._writes.aclose()
+        await self._close_committing()
 
     async def committed(self, run_id: str) -> None:
         await self._runs.committed(run_id)
@@ -195,13 +197,30 @@ class PostgresPath:
         # One statement for the whole batch: its pipeline is a transaction of its own
         # (asyncpg's `fetchmany` syncs once), without BEGIN and COMMIT round trips.
         one_statement = len(rounds) == 1 and len(rounds[0]) == 1
-        async with (
-            self._connection() as raw,
-            contextlib.nullcontext() if one_statement else raw.transaction(),
-        ):
-            await _apply(raw, rounds, answers)
-            await _notify(raw, batch, answers)
+        raw = await self._committing_connection()
+        try:
+            async with contextlib.nullcontext() if one_statement else raw.transaction():
+                await _apply(raw, rounds, answers)
+                await _notify(raw, batch, answers)
+        except BaseException:  # perhaps broken: the pool checks it (and replaces it)
+            await self._close_committing()
+            raise
         return answers
+
+    async def _committing_connection(self) -> Any:
+        """The group commit's asyncpg connection: a pool connection it keeps between
+        commits, which only it uses, one batch at a time (a checkout from the pool and back
+        took the time of three round trips)."""
+        if self._committing is None:
+            self._committing = await self.engine.connect()
+        raw = (await self._committing.get_raw_connection()).driver_connection
+        assert raw is not None
+        return raw
+
+    async def _close_committing(self) -> None:
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing.close()
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         """A read, in autocommit: one round trip."""

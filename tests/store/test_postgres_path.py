@@ -5,7 +5,7 @@ does (runs created, keys taken, stale versions) is in the contract suite
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -39,6 +39,24 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
             yield opened
 
 
+StoreOf = Callable[[str], SqlRunStore]
+
+
+@pytest.fixture
+async def store_of(engine: AsyncEngine) -> AsyncIterator[StoreOf]:
+    """The run store of a worker on `engine`, closed after the test (its group commit keeps
+    a connection)."""
+    opened: list[SqlRunStore] = []
+
+    def open_store(owner: str) -> SqlRunStore:
+        opened.append(SqlRunStore(engine, owner))
+        return opened[-1]
+
+    yield open_store
+    for store in opened:
+        await store.aclose()
+
+
 def new_run(run_id: str, definition_id: int, key: str | None = None) -> NewRunRow:
     return NewRunRow(
         run_id,
@@ -62,8 +80,9 @@ async def count(engine: AsyncEngine, column: InstrumentedAttribute[Any]) -> int:
 
 async def test_a_refused_statement_does_not_fail_the_others_of_its_group_commit(
     engine: AsyncEngine,
+    store_of: StoreOf,
 ) -> None:
-    store = SqlRunStore(engine, "w1")
+    store = store_of("w1")
     definition_id = await add_definition(engine)
 
     answers = await asyncio.gather(  # submitted together: one group commit
@@ -84,8 +103,9 @@ async def test_a_refused_statement_does_not_fail_the_others_of_its_group_commit(
 
 async def test_queued_runs_created_together_are_one_commit_and_one_notification(
     engine: AsyncEngine,
+    store_of: StoreOf,
 ) -> None:
-    store = SqlRunStore(engine, "api")
+    store = store_of("api")
     definition_id = await add_definition(engine)
     heard: list[str] = []
     dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -119,8 +139,9 @@ def leased_run(run_id: str, definition_id: int) -> NewRunRow:
 
 async def test_a_run_created_later_is_one_commit_with_its_chain_of_pure_steps(
     engine: AsyncEngine,
+    store_of: StoreOf,
 ) -> None:
-    store = SqlRunStore(engine, "w1")
+    store = store_of("w1")
     assert store.fast is not None
     creation = store.create_later(leased_run("r1", await add_definition(engine)))
     assert creation is not None
@@ -137,8 +158,10 @@ async def test_a_run_created_later_is_one_commit_with_its_chain_of_pure_steps(
     assert (run.status, run.outputs) == (RunStatus.COMPLETED, {"b": 1})
 
 
-async def test_a_chain_of_pure_steps_is_one_commit_applied_in_order(engine: AsyncEngine) -> None:
-    store = SqlRunStore(engine, "w1")
+async def test_a_chain_of_pure_steps_is_one_commit_applied_in_order(
+    engine: AsyncEngine, store_of: StoreOf
+) -> None:
+    store = store_of("w1")
     assert store.fast is not None
     await store.create(leased_run("r1", await add_definition(engine)))
     commits = store.fast.commits
@@ -162,8 +185,9 @@ async def test_a_chain_of_pure_steps_is_one_commit_applied_in_order(engine: Asyn
 
 async def test_a_refused_write_nobody_waited_for_raises_when_the_run_is_committed(
     engine: AsyncEngine,
+    store_of: StoreOf,
 ) -> None:
-    store, other = SqlRunStore(engine, "w1"), SqlRunStore(engine, "w2")
+    store, other = store_of("w1"), store_of("w2")
     await store.create(leased_run("r1", await add_definition(engine)))
     await other.run_started(NewRun("r1", "f", {"n": 1}, ["a", "b"], ["a"], utcnow()))
 
@@ -202,11 +226,11 @@ async def queue_runs(store: SqlRunStore, definition_id: int, count: int) -> None
 
 @pytest.mark.parametrize("case", FINISHES)
 async def test_a_finish_reads_only_its_own_run_however_many_runs_wait(
-    engine: AsyncEngine, case: str
+    engine: AsyncEngine, store_of: StoreOf, case: str
 ) -> None:
     """The planner, with a new database's stale statistics, must not walk the queue's rows
     (by a status index) to find the run's own."""
-    store = SqlRunStore(engine, "w1")
+    store = store_of("w1")
     definition_id = await add_definition(engine)
     await queue_runs(store, definition_id, 300)
     await store.create(leased_run("r1", definition_id))
@@ -266,12 +290,13 @@ async def task_pages_read_on_the_generic_plan(engine: AsyncEngine, sql: str, arg
 
 async def test_an_elements_finish_reads_only_its_own_task_however_wide_the_fan_out(
     engine: AsyncEngine,
+    store_of: StoreOf,
 ) -> None:
     """As a pool connection runs it after a few calls: PostgreSQL's cached generic plan,
     the parameters unknown to the planner. It once walked every element of the run's
     fan-outs at each element's finish (the released steps' lookup), whose cost grew with the
     fan-out's width."""
-    store = SqlRunStore(engine, "w1")
+    store = store_of("w1")
     await store.create(leased_run("r1", await add_definition(engine)))
     await store.run_started(NewRun("r1", "f", {"n": 1}, ["a", "b"], ["a"], utcnow()))
     await store.committed("r1")
@@ -373,12 +398,12 @@ async def rows_of(engine: AsyncEngine, run_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", PROGRESS)
 async def test_a_runs_merged_progress_writes_what_its_statements_one_by_one_write(
-    engine: AsyncEngine, case: str
+    engine: AsyncEngine, store_of: StoreOf, case: str
 ) -> None:
     """An unwatched run's progress in one batch is one statement (`PG_PROGRESS`); a watched
     run's is written one statement per transition, with its events. The rows must not
     differ."""
-    store = SqlRunStore(engine, "w1")
+    store = store_of("w1")
     definition_id = await add_definition(engine)
     created = replace(leased_run("merged", definition_id), step_ids=STEPS)
     for run_id in ("merged", "one-by-one"):
@@ -396,12 +421,12 @@ async def test_a_runs_merged_progress_writes_what_its_statements_one_by_one_writ
 
 @pytest.mark.parametrize("case", [case for case, (ready, _) in PROGRESS.items() if ready])
 async def test_a_run_created_with_its_progress_is_written_as_created_then_progressed(
-    engine: AsyncEngine, case: str
+    engine: AsyncEngine, store_of: StoreOf, case: str
 ) -> None:
     """A run created later and started in the same batch is one statement
     (`PG_CREATE_WITH_PROGRESS`); its rows must be those of its creation, then its progress
     one statement per transition."""
-    store = SqlRunStore(engine, "w1")
+    store = store_of("w1")
     definition_id = await add_definition(engine)
     created = replace(leased_run("merged", definition_id), step_ids=STEPS)
     creation = store.create_later(created)
@@ -420,12 +445,13 @@ async def test_a_run_created_with_its_progress_is_written_as_created_then_progre
 
 async def test_a_merged_progress_reads_only_its_own_tasks_however_wide_the_fan_out(
     engine: AsyncEngine,
+    store_of: StoreOf,
 ) -> None:
     """On the generic plan a pool connection caches, with the statistics autovacuum keeps:
     the steps after a 2,000-element fan-out, merged, find their rows by key, not by walking
     the run's tasks. (With a new database's stale statistics they walk the run's entries of
     the unique index, 11 pages here: once per merged progress, never per element.)"""
-    store = SqlRunStore(engine, "w1")
+    store = store_of("w1")
     await store.create(replace(leased_run("r1", await add_definition(engine)), step_ids=STEPS))
     await store.run_started(NewRun("r1", "f", {"n": 1}, STEPS, ["a"], utcnow()))
     await store.committed("r1")
@@ -448,10 +474,11 @@ async def test_a_merged_progress_reads_only_its_own_tasks_however_wide_the_fan_o
 
 async def test_a_claim_reads_the_queue_by_index_and_takes_runs_by_address(
     engine: AsyncEngine,
+    store_of: StoreOf,
 ) -> None:
     """With a new database's stale statistics, an update of the claimed runs by id took a
     sequential scan of every run."""
-    store = SqlRunStore(engine, "w1")
+    store = store_of("w1")
     await queue_runs(store, await add_definition(engine), 300)
     now = utcnow()
 
