@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -117,44 +117,68 @@ def merges(parts: Sequence[Progress]) -> bool:
     return len({finish.key.step_id for finish in finished}) == len(finished)
 
 
-def merged_arguments(parts: Sequence[Progress]) -> tuple[Any, ...]:
-    """`PG_PROGRESS`'s parameters after the lease check's three ($4 on); a creation first
-    adds none (its own come before them: `PG_CREATE_WITH_PROGRESS`)."""
+@dataclass
+class Fold:
+    """What a run's merged parts leave, step by step (`fold`)."""
+
+    started: Started | None = None
+    steps_finished: int = 0
+    finished: list[tuple[Finished, datetime | None]] = field(default_factory=list)  # queued at
+    queued: dict[str, tuple[datetime, bool]] = field(default_factory=dict)  # at, by the start
+    ended: Finished | None = None  # the finish that ends the run
+    logged: list[Finished] = field(default_factory=list)
+
+
+def fold(parts: Sequence[Progress]) -> Fold:
+    """The parts that `merges` accepted, folded: each task row is written once, the steps
+    still queued at the end apart from those that finished, the run's end."""
     if isinstance(parts[0], Created):
         parts = parts[1:]
-    started = parts[0] if isinstance(parts[0], Started) else None
-    queued: dict[str, tuple[datetime, bool]] = {}  # step -> (queued at, by the start)
-    if started is not None:
-        queued.update((step_id, (started.at, True)) for step_id in started.ready)
-    finishes: list[tuple[Any, ...]] = []
-    logs: list[tuple[Any, ...]] = []
+    folded = Fold()
+    if isinstance(parts[0], Started):
+        folded.started = parts[0]
+        folded.queued.update((step_id, (parts[0].at, True)) for step_id in parts[0].ready)
     done: set[str] = set()
-    steps_finished = 0
-    end: tuple[Any, ...] = (None, None, None, None)
     for part in parts:
         if not isinstance(part, Finished):
             continue
         finish = part.finish
         step_id = finish.key.step_id
-        queued_at = queued.pop(step_id, (None, False))[0]
-        finishes.append((step_id, *part.values, queued_at))
+        folded.finished.append((part, folded.queued.pop(step_id, (None, False))[0]))
         done.add(step_id)
         for released in finish.released:
-            if released not in done:  # each row is written once by the statement
-                queued.setdefault(released, (finish.at, False))
-        steps_finished += finish.step_finished
+            if released not in done:  # each row is written once
+                folded.queued.setdefault(released, (finish.at, False))
+        folded.steps_finished += finish.step_finished
         if part.logged is not None:
-            logs.append((step_id, *part.logged, finish.at))
+            folded.logged.append(part)
         if part.run_end is not None:
-            end = (*part.run_end, finish.at)
+            folded.ended = part
+    return folded
+
+
+def merged_arguments(parts: Sequence[Progress]) -> tuple[Any, ...]:
+    """`PG_PROGRESS`'s parameters after the lease check's three ($4 on); a creation first
+    adds none (its own come before them: `PG_CREATE_WITH_PROGRESS`)."""
+    folded = fold(parts)
+    started, ended = folded.started, folded.ended
+    finishes = [
+        (part.finish.key.step_id, *part.values, queued_at) for part, queued_at in folded.finished
+    ]
+    logs = [
+        (part.finish.key.step_id, *(part.logged or ()), part.finish.at) for part in folded.logged
+    ]
+    end = (None, None, None, None)
+    if ended is not None and ended.run_end is not None:
+        end = (*ended.run_end, ended.finish.at)
     return (
         None if started is None else started.at,
         0 if started is None else started.steps,
-        steps_finished,
+        folded.steps_finished,
         *_columns(finishes, 8),
-        list(queued),
-        [at for at, _ in queued.values()],
-        [by_start for _, by_start in queued.values()],
+        list(folded.queued),
+        [at for at, _ in folded.queued.values()],
+        [by_start for _, by_start in folded.queued.values()],
         *end,
         *_columns(logs, 5),
     )

@@ -26,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,15 @@ from app.store.group_commit import GroupCommit, RunWrites
 from app.store.models import EVENTS, RUNS, TASK_LOGS, TASKS
 from app.store.queries import events, runs, tasks
 from app.store.queries import sqlite_transitions as transitions
+from app.store.run_progress import (
+    Created,
+    Finished,
+    Progress,
+    Started,
+    fold,
+    mergeable,
+    merges,
+)
 from app.store.start_marks import StartMark
 from app.store.types import UTCDateTime
 
@@ -54,6 +64,7 @@ class _Write:
     run_id: str
     apply: Callable[..., Any]
     args: tuple[Any, ...]
+    progress: Progress | None = None  # what a batch may merge with the run's creation
 
 
 class SqlitePath:
@@ -82,7 +93,7 @@ class SqlitePath:
         """`create` for a run this process executes at once (it holds its lease), in the
         commit of its first progress rather than one of its own (`RunWrites.create_later`):
         the future of its `Creation`."""
-        return self._runs.create_later(run.run_id, self._created(run))
+        return self._runs.create_later(run.run_id, self._created(run, later=True))
 
     async def start_new_run(self, run: NewRun) -> None:
         encode = self._encode
@@ -96,7 +107,9 @@ class SqlitePath:
             "steps": json.dumps(list(run.ready)),
         }
         # Not waited for: a start lost in a crash loses nothing the run did.
-        self._runs.write_later(run.run_id, self._held(run.run_id, transitions.start_run, started))
+        write = self._held(run.run_id, transitions.start_run, started)
+        progress = Started(run.started_at, len(run.steps), run.ready)
+        self._runs.write_later(run.run_id, replace(write, progress=progress))
 
     async def expand(self, run_id: str, step_id: str, count: int) -> None:
         """Elements 1..count-1 of a fan-out, queued: rows the statement makes."""
@@ -153,6 +166,7 @@ class SqlitePath:
                 "event": encode.row(EVENTS, events.run_event(run_id, end.status, end.at, failure)),
             }
         write = self._held(run_id, transitions.finish, finished, recorded, logged, ended)
+        write = replace(write, progress=Finished(finish, mark))
         if finish.pure and ended is None:
             self._runs.write_later(run_id, write)
         else:
@@ -168,11 +182,83 @@ class SqlitePath:
         """Let the writes already queued commit."""
         await self._writes.aclose()
 
-    def _created(self, run: NewRunRow) -> _Write:
+    def _created(self, run: NewRunRow, *, later: bool = False) -> _Write:
+        """The run's creation; `later`: merged with the progress it is queued before."""
         encode = self._encode.row
         row = encode(RUNS, runs.run_row(run))
         pending = [encode(TASKS, runs.pending_task(run.run_id, step)) for step in run.step_ids]
-        return _Write(run.run_id, transitions.create, (row, pending, run.latest_only))
+        arguments = (row, pending, run.latest_only)
+        created = Created(arguments) if later else None
+        return _Write(run.run_id, transitions.create, arguments, progress=created)
+
+    def _created_with_progress(self, parts: Sequence[Progress]) -> _Write:
+        """A run's creation and the progress queued after it in one batch, as one write: its
+        rows inserted as the creation and that progress, one by one, would leave them (a test
+        compares). A run nobody knew of has no watchers: no events."""
+        created = parts[0]
+        assert isinstance(created, Created)
+        row, pending, latest_only = created.arguments
+        folded = fold(parts)
+        assert folded.started is not None
+        encode = self._encode
+        ended = folded.ended.finish.ended if folded.ended is not None else None
+        run = {
+            **row,
+            "started_at": encode.time(folded.started.at),
+            "remaining_steps": folded.started.steps - folded.steps_finished,
+            "outputs": encode.json(None),
+            "error": encode.json(None),
+            "finished_at": None,
+        }
+        if ended is not None:
+            run.update(
+                status=ended.status.value,
+                outputs=encode.json(ended.outputs),
+                error=encode.json(runs.error_value(ended.error)),
+                finished_at=encode.time(ended.at),
+                remaining_steps=0,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        finished = {part.finish.key.step_id: (part, at) for part, at in folded.finished}
+        tasks_ = []
+        for task in pending:
+            step_id = task["step_id"]
+            values = {
+                **task,
+                **dict.fromkeys(("outputs", "error", "started_at", "finished_at")),
+                **dict.fromkeys(("lease_owner", "available_at")),
+            }
+            if step_id in finished:
+                part, queued_at = finished[step_id]
+                finish = part.finish
+                attempt, started_at = part.mark or (None, None)
+                values.update(
+                    status=finish.status.value,
+                    outputs=encode.json(finish.outputs),
+                    error=encode.json(runs.error_value(finish.error)),
+                    finished_at=encode.time(finish.at),
+                    started_at=encode.time(started_at),
+                    lease_owner=self.owner,
+                    available_at=encode.time(queued_at),
+                )
+                if attempt is not None:
+                    values["attempts"] = attempt
+            elif step_id in folded.queued:
+                values.update(status=TaskStatus.QUEUED.value)
+                values["available_at"] = encode.time(folded.queued[step_id][0])
+            if ended is not None and step_id not in finished:
+                values.update(status=TaskStatus.CANCELLED.value, finished_at=encode.time(ended.at))
+            tasks_.append(values)
+        logs = [
+            encode.row(
+                TASK_LOGS,
+                tasks.log_values(row["id"], part.finish.key, part.finish.log, part.finish.at),
+            )
+            for part in folded.logged
+            if part.finish.log is not None
+        ]
+        return _Write(row["id"], transitions.create, (run, tasks_, latest_only, logs))
 
     def _task(self, run_id: str, key: TaskKey, mark: StartMark | None) -> dict[str, Any]:
         """The parameters that name a task, with its unwritten start mark (`tasks.task_values`)."""
@@ -196,6 +282,42 @@ class SqlitePath:
 
     async def _commit(self, batch: list[_Write]) -> list[Any]:
         """One transaction for the batch, on the connection's thread; each write's answer."""
+        units = self._units(batch)
+        done = await self._commit_units([write for write, _ in units])
+        answers: list[Any] = [None] * len(batch)
+        for (_, positions), answer in zip(units, done, strict=True):
+            answers[positions[0]] = answer
+            for position in positions[1:]:  # a run created with its progress: not watched
+                answers[position] = False if answer == Creation.CREATED else None
+        return answers
+
+    def _units(self, batch: list[_Write]) -> list[tuple[_Write, list[int]]]:
+        """The batch's writes in order, each run created later merged with the progress
+        queued after it where it may be (`run_progress.merges`), at the creation's place."""
+        writes_of: dict[str, list[int]] = defaultdict(list)
+        for position, write in enumerate(batch):
+            writes_of[write.run_id].append(position)
+        merged: dict[int, tuple[_Write, list[int]]] = {}
+        for positions in writes_of.values():
+            if not isinstance(batch[positions[0]].progress, Created):
+                continue
+            segment = [positions[0]]
+            for position in positions[1:]:
+                progress = batch[position].progress
+                if progress is None or not mergeable(progress):
+                    break
+                segment.append(position)
+            parts = [progress for position in segment if (progress := batch[position].progress)]
+            if merges(parts):
+                merged[segment[0]] = (self._created_with_progress(parts), segment)
+        covered = {position for _, segment in merged.values() for position in segment[1:]}
+        return [
+            merged.get(position, (write, [position]))
+            for position, write in enumerate(batch)
+            if position not in covered
+        ]
+
+    async def _commit_units(self, batch: list[_Write]) -> list[Any]:
         async with self.engine.connect() as connection:
             pooled = await connection.get_raw_connection()
             driver = pooled.driver_connection  # the aiosqlite connection

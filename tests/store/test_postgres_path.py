@@ -18,16 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.domain.clock import utcnow
-from app.domain.records import AttemptLog, Creation, LogLine, NewRunRow
-from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
-from app.engine.store import NewRun, RunEnd, TaskFinish
+from app.domain.records import Creation, NewRunRow
+from app.domain.runs import RunStatus, TaskStatus
+from app.engine.store import NewRun, RunEnd
 from app.errors import LeaseLostError
-from app.store.models import RUNS, TASK_LOGS, TASKS, FlowRunRow, TaskRunRow
+from app.store.models import FlowRunRow, TaskRunRow
 from app.store.notifications import RUNS_QUEUED
 from app.store.queries import queue, tasks
 from app.store.run_store import SqlRunStore
 from tests import polling
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
+from tests.store.progress_cases import PROGRESS, STEPS, apply_progress, rows_of
 from tests.store.samples import T0, add_definition, owner_of, pure_finish
 
 
@@ -308,92 +309,6 @@ async def test_an_elements_finish_reads_only_its_own_task_however_wide_the_fan_o
 
     pages_read = await task_pages_read_on_the_generic_plan(engine, tasks.PG_FINISH_TASK, arguments)
     assert pages_read <= 5  # the element's own row: an index descent, its heap page
-
-
-# A run's progress reported within one group commit, as the engine reports it: each case is a
-# start (or none) and finishes, the last of which is waited for. Times are fixed, so two runs
-# given the same progress must end with the same rows.
-STEPS = ["a", "b", "c", "d"]
-AT = [T0 + timedelta(seconds=n) for n in range(10)]
-LOG = AttemptLog(1, (LogLine(AT[2], "info", "said"),), truncated=False)
-
-
-def done(
-    step_id: str,
-    at: int,
-    *,
-    status: TaskStatus = TaskStatus.COMPLETED,
-    released: tuple[str, ...] = (),
-    end: RunStatus | None = None,
-    log: AttemptLog | None = None,
-    pure: bool = True,
-) -> TaskFinish:
-    error = RunError(step_id, "Boom", "broke") if status is TaskStatus.FAILED else None
-    outputs = None if error else {step_id: at}
-    ended = None if end is None else RunEnd(end, None if error else {"z": at}, error, AT[at])
-    return TaskFinish(
-        TaskKey(step_id), status, outputs, error, AT[at], released, ended=ended, log=log,
-        pure=pure,
-    )  # fmt: skip
-
-
-PROGRESS: dict[str, tuple[list[str] | None, list[TaskFinish]]] = {
-    "a chain to its end": (
-        ["a"],
-        [done("a", 1, released=("b",)), done("b", 2, released=("c",), log=LOG),
-         done("c", 3, released=("d",)), done("d", 4, end=RunStatus.COMPLETED)],
-    ),
-    "a failure that ends the run while a released step waits": (
-        ["a", "b"],
-        [done("a", 1, released=("c",)), done("b", 2, status=TaskStatus.FAILED,
-         end=RunStatus.FAILED)],
-    ),
-    "a skipped step, then a step with effects (no end)": (
-        ["a"],
-        [done("a", 1, status=TaskStatus.SKIPPED, released=("b", "c")),
-         done("b", 2, released=("d",), pure=False)],
-    ),
-    "a start, then a step with effects while two steps wait": (
-        ["a"],
-        [done("a", 1, released=("b",), pure=False)],
-    ),
-    "finishes without a start (a claimed run)": (
-        None,
-        [done("a", 1, released=("b",)), done("b", 2, released=("c",), pure=False)],
-    ),
-}  # fmt: skip
-
-
-async def apply_progress(store: SqlRunStore, run_id: str, case: str) -> None:
-    ready, finishes = PROGRESS[case]
-    if ready is not None:
-        await store.run_started(NewRun(run_id, "f", {"n": 1}, STEPS, ready, AT[0]))
-    for finish in finishes[:-1]:
-        await store.task_started(run_id, finish.key, 1, finish.at - timedelta(seconds=0.5))
-        await store.task_finished(run_id, finish)
-    await store.task_finished(run_id, finishes[-1])  # its start mark written on its own
-
-
-async def rows_of(engine: AsyncEngine, run_id: str) -> dict[str, Any]:
-    async with engine.connect() as connection:
-        run = (await connection.execute(select(RUNS).where(RUNS.c.id == run_id))).one()
-        tasks_ = (
-            await connection.execute(
-                select(TASKS).where(TASKS.c.run_id == run_id).order_by(TASKS.c.step_id)
-            )
-        ).all()
-        logs = (
-            await connection.execute(select(TASK_LOGS).where(TASK_LOGS.c.run_id == run_id))
-        ).all()
-    return {
-        "run": {k: v for k, v in run._mapping.items() if k not in {"id", "watched"}},
-        "tasks": [
-            {k: v for k, v in t._mapping.items() if k not in {"id", "run_id"}} for t in tasks_
-        ],
-        "logs": [
-            {k: v for k, v in log._mapping.items() if k not in {"id", "run_id"}} for log in logs
-        ],
-    }
 
 
 @pytest.mark.parametrize("case", PROGRESS)

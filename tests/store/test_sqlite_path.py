@@ -30,6 +30,7 @@ from app.store.sqlite import SqliteEncoder, SqlitePath
 from app.store.types import UTCDateTime
 from tests import polling
 from tests.databases import migrate_to_head, store_engine
+from tests.store.progress_cases import PROGRESS, STEPS, apply_progress, rows_of
 from tests.store.samples import add_definition, owner_of, pure_finish
 
 LEASE = timedelta(seconds=60)
@@ -151,6 +152,29 @@ async def test_a_run_created_later_is_one_commit_with_its_chain_of_pure_steps(
     assert await creation is Creation.CREATED
     assert fast_path(store).commits == 1
     assert [row[4] for row in rows(engine, "task_runs")] == ["completed", "completed"]
+
+
+@pytest.mark.parametrize("case", [case for case, (ready, _) in PROGRESS.items() if ready])
+async def test_a_run_created_with_its_progress_is_written_as_created_then_progressed(
+    engine: AsyncEngine, case: str
+) -> None:
+    """A run created later and started in the same batch is one write (`SqlitePath`); its
+    rows must be those of its creation, then its progress one transition at a time."""
+    store = SqlRunStore(engine, "w1")
+    created = new_run("merged", await add_definition(engine), steps=tuple(STEPS))
+    creation = store.create_later(created)
+    assert creation is not None
+    await apply_progress(store, "merged", case)
+    await store.committed("merged")
+    assert await creation is Creation.CREATED
+    assert fast_path(store).commits == 1
+    await store.create(replace(created, run_id="one-by-one"))
+    assert await store.watch("one-by-one") is not None
+    await apply_progress(store, "one-by-one", case)
+    await store.committed("one-by-one")
+
+    merged, one_by_one = await rows_of(engine, "merged"), await rows_of(engine, "one-by-one")
+    assert merged == one_by_one
 
 
 async def test_a_refused_write_does_not_fail_the_others_of_its_batch(engine: AsyncEngine) -> None:

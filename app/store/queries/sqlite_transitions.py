@@ -111,9 +111,11 @@ def create(
     run: Parameters,
     tasks: Sequence[Parameters],
     latest_only: bool,
+    logs: Sequence[Parameters] = (),
 ) -> Creation:
-    """The run row and its pending tasks, unless its version is stale or its idempotency key
-    taken."""
+    """The run row and its pending tasks (or, for a run created with its progress, its rows
+    as they stand after it, and its tasks' logs), unless its version is stale or its
+    idempotency key taken."""
     found = cursor.execute(VERSION, {"id": run["definition_id"]}).fetchone()
     if found is None:
         return Creation.STALE
@@ -130,6 +132,7 @@ def create(
     if run["concurrency_key"] is not None:
         cursor.execute(ADD_KEY, {"name": run["concurrency_key"]})
     _insert_all(cursor, "task_runs", tasks)
+    _insert_all(cursor, "task_logs", logs)
     return Creation.CREATED
 
 
