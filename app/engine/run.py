@@ -259,6 +259,9 @@ class RunExecution:
             error = ChildRunError("a `flow` step runs a child run in the service, not here")
             return TaskOutcome(wait.key, TaskStatus.FAILED, None, _run_error(step_id, error))
         child = wait.child
+        # Starting a child is an effect: it comes after the steps before it are recorded
+        # (and after the run itself, when it is created with its first progress).
+        await self.store.committed(self.run_id)
         try:
             return await self.children.start(
                 self.run_id,
