@@ -5,13 +5,14 @@ written one statement per transition (tests/store/test_postgres_path.py, test_sq
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.domain.records import AttemptLog, LogLine
+from app.domain.records import AttemptLog, Creation, LogLine, NewRunRow
 from app.domain.runs import RunError, RunStatus, TaskKey, TaskStatus
 from app.engine.store import NewRun, RunEnd, TaskFinish
 from app.store.models import RUNS, TASK_LOGS, TASKS
@@ -102,3 +103,21 @@ async def rows_of(engine: AsyncEngine, run_id: str) -> dict[str, Any]:
             {k: v for k, v in log._mapping.items() if k not in {"id", "run_id"}} for log in logs
         ],
     }
+
+
+async def created_both_ways(
+    store: SqlRunStore, engine: AsyncEngine, created: NewRunRow, case: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rows of `created` (run "merged") created later, with the case's progress in the
+    same batch, and of the same run ("one-by-one") created on its own, watched, so that its
+    progress is written one transition at a time."""
+    creation = store.create_later(replace(created, run_id="merged"))
+    assert creation is not None
+    await apply_progress(store, "merged", case)
+    await store.committed("merged")
+    assert await creation is Creation.CREATED
+    await store.create(replace(created, run_id="one-by-one"))
+    assert await store.watch("one-by-one") is not None
+    await apply_progress(store, "one-by-one", case)
+    await store.committed("one-by-one")
+    return await rows_of(engine, "merged"), await rows_of(engine, "one-by-one")

@@ -28,7 +28,13 @@ from app.store.queries import queue, tasks
 from app.store.run_store import SqlRunStore
 from tests import polling
 from tests.databases import fresh_store_database, migrate_to_head, store_engine
-from tests.store.progress_cases import PROGRESS, STEPS, apply_progress, rows_of
+from tests.store.progress_cases import (
+    PROGRESS,
+    STEPS,
+    apply_progress,
+    created_both_ways,
+    rows_of,
+)
 from tests.store.samples import T0, add_definition, owner_of, pure_finish
 
 
@@ -344,17 +350,9 @@ async def test_a_run_created_with_its_progress_is_written_as_created_then_progre
     store = store_of("w1")
     definition_id = await add_definition(engine)
     created = replace(leased_run("merged", definition_id), step_ids=STEPS)
-    creation = store.create_later(created)
-    assert creation is not None
-    await apply_progress(store, "merged", case)
-    await store.committed("merged")
-    assert await creation is Creation.CREATED
-    await store.create(replace(created, run_id="one-by-one"))
-    assert await store.watch("one-by-one") is not None
-    await apply_progress(store, "one-by-one", case)
-    await store.committed("one-by-one")
 
-    merged, one_by_one = await rows_of(engine, "merged"), await rows_of(engine, "one-by-one")
+    merged, one_by_one = await created_both_ways(store, engine, created, case)
+
     assert merged == one_by_one
 
 

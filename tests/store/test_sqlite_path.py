@@ -30,7 +30,7 @@ from app.store.sqlite import SqliteEncoder, SqlitePath
 from app.store.types import UTCDateTime
 from tests import polling
 from tests.databases import migrate_to_head, store_engine
-from tests.store.progress_cases import PROGRESS, STEPS, apply_progress, rows_of
+from tests.store.progress_cases import PROGRESS, STEPS, created_both_ways
 from tests.store.samples import add_definition, owner_of, pure_finish
 
 LEASE = timedelta(seconds=60)
@@ -162,18 +162,9 @@ async def test_a_run_created_with_its_progress_is_written_as_created_then_progre
     rows must be those of its creation, then its progress one transition at a time."""
     store = SqlRunStore(engine, "w1")
     created = new_run("merged", await add_definition(engine), steps=tuple(STEPS))
-    creation = store.create_later(created)
-    assert creation is not None
-    await apply_progress(store, "merged", case)
-    await store.committed("merged")
-    assert await creation is Creation.CREATED
-    assert fast_path(store).commits == 1
-    await store.create(replace(created, run_id="one-by-one"))
-    assert await store.watch("one-by-one") is not None
-    await apply_progress(store, "one-by-one", case)
-    await store.committed("one-by-one")
 
-    merged, one_by_one = await rows_of(engine, "merged"), await rows_of(engine, "one-by-one")
+    merged, one_by_one = await created_both_ways(store, engine, created, case)
+
     assert merged == one_by_one
 
 

@@ -129,14 +129,23 @@ def pg_create_arguments(run: NewRunRow, inputs: str) -> tuple[Any, ...]:
 # deleted). The key's lock row is added with the run (queries/queue.py). A queued run notifies
 # the workers with its commit: PostgreSQL delivers one notification however many runs the
 # transaction queued.
-PG_CREATE = f"""
-WITH version AS (
+PG_CURRENT_VERSION = """version AS (
     SELECT definition.id FROM flow_definitions AS definition
     WHERE definition.id = $3 AND NOT ($11 AND EXISTS (
         SELECT 1 FROM flow_definitions AS newer
         WHERE newer.name = definition.name AND newer.version > definition.version
     ))
-), run AS (
+)"""
+# What follows the run's insert (`run`): its concurrency key's row, and the `Creation`.
+PG_CREATED = """concurrency_key AS (
+    INSERT INTO concurrency_keys (name)
+    SELECT $15::text FROM run WHERE $15::text IS NOT NULL
+    ON CONFLICT (name) DO NOTHING
+)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM run) THEN 'created'
+    WHEN EXISTS (SELECT 1 FROM version) THEN 'key taken' ELSE 'stale' END"""
+PG_CREATE = f"""
+WITH {PG_CURRENT_VERSION}, run AS (
     INSERT INTO flow_runs (id, flow_name, definition_id, status, inputs, remaining_steps,
         idempotency_key, created_at, lease_owner, lease_expires_at, created_by, traceparent,
         priority, concurrency_key, concurrency_limit)
@@ -150,13 +159,7 @@ WITH version AS (
     SELECT run.id, step.id, 0, 'pending', 0
     FROM run, unnest($6::text[]) WITH ORDINALITY AS step(id, position)
     ORDER BY step.position
-), concurrency_key AS (
-    INSERT INTO concurrency_keys (name)
-    SELECT $15::text FROM run WHERE $15::text IS NOT NULL
-    ON CONFLICT (name) DO NOTHING
-)
-SELECT CASE WHEN EXISTS (SELECT 1 FROM run) THEN 'created'
-    WHEN EXISTS (SELECT 1 FROM version) THEN 'key taken' ELSE 'stale' END
+), {PG_CREATED}
 """
 
 

@@ -22,7 +22,12 @@ from app.store.models import RUNS, TASK_LOGS, TASKS
 from app.store.notifications import RUNS_QUEUED
 from app.store.queries.events import PG_APPLIED, pg_events
 from app.store.queries.queue import PG_HOLD
-from app.store.queries.runs import PG_UNFINISHED, UNFINISHED_TASK_VALUES
+from app.store.queries.runs import (
+    PG_CREATED,
+    PG_CURRENT_VERSION,
+    PG_UNFINISHED,
+    UNFINISHED_TASK_VALUES,
+)
 from app.store.types import UTCDateTime
 
 _APPLIED = PG_APPLIED
@@ -375,13 +380,7 @@ PG_PROGRESS = f"""{PG_HOLD}, live AS (
 # `PG_CREATE`'s. A run nobody knew of until now has no watchers: no events.
 _NEW_ENDS = "$31::varchar IS NOT NULL"
 PG_CREATE_WITH_PROGRESS = f"""
-WITH version AS (
-    SELECT definition.id FROM flow_definitions AS definition
-    WHERE definition.id = $3 AND NOT ($11 AND EXISTS (
-        SELECT 1 FROM flow_definitions AS newer
-        WHERE newer.name = definition.name AND newer.version > definition.version
-    ))
-), run AS (
+WITH {PG_CURRENT_VERSION}, run AS (
     INSERT INTO flow_runs (id, flow_name, definition_id, status, inputs, remaining_steps,
         idempotency_key, created_at, lease_owner, lease_expires_at, created_by, traceparent,
         priority, concurrency_key, concurrency_limit, started_at, outputs, error, finished_at)
@@ -416,11 +415,5 @@ WITH version AS (
     SELECT run.id, l.step_id, 0, l.attempt, l.lines::jsonb, l.truncated, l.at
     FROM run, unnest($35::text[], $36::integer[], $37::text[], $38::boolean[],
         $39::timestamptz[]) AS l (step_id, attempt, lines, truncated, at)
-), concurrency_key AS (
-    INSERT INTO concurrency_keys (name)
-    SELECT $15::text FROM run WHERE $15::text IS NOT NULL
-    ON CONFLICT (name) DO NOTHING
-)
-SELECT CASE WHEN EXISTS (SELECT 1 FROM run) THEN 'created'
-    WHEN EXISTS (SELECT 1 FROM version) THEN 'key taken' ELSE 'stale' END
+), {PG_CREATED}
 """
