@@ -3,6 +3,7 @@ that keep an expression from running code or exhausting the process."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import warnings
 from collections.abc import Iterator, Mapping
@@ -711,6 +712,34 @@ def test_the_time_budget_is_per_evaluation(monkeypatch: pytest.MonkeyPatch) -> N
     for _ in range(3):
         now[0] += 10.0  # much time passes between evaluations, none within one
         assert expression.evaluate({}) == 6
+
+
+def test_a_garbage_collection_during_an_evaluation_does_not_count_against_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(evaluation.time, "thread_time", lambda: now[0])
+
+    def slow_collection(phase: str, _info: dict[str, int]) -> None:
+        if phase == "stop":  # before the evaluator's callback reads the clock
+            now[0] += 0.5  # half a second in the collector, over a large process's heap
+
+    class Collecting(Mapping[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            gc.collect()  # as an allocation may trigger one
+            return 1
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(("value",))
+
+        def __len__(self) -> int:
+            return 1
+
+    gc.callbacks.insert(0, slow_collection)
+    try:
+        assert evaluate("step.value + 1", step=Collecting()) == 2
+    finally:
+        gc.callbacks.remove(slow_collection)
 
 
 def test_a_misbehaving_scope_value_never_leaks_a_raw_exception() -> None:
