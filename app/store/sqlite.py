@@ -24,6 +24,7 @@ portable path's transactions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 from collections import defaultdict
@@ -63,8 +64,12 @@ class _Write:
 
     run_id: str
     apply: Callable[..., Any]
-    args: tuple[Any, ...]
+    args: tuple[Any, ...] | Callable[[], tuple[Any, ...]]  # or what makes them, when applied
     progress: Progress | None = None  # what a batch may merge with the run's creation
+
+    def applied(self, cursor: sqlite3.Cursor) -> Any:
+        args = self.args() if callable(self.args) else self.args
+        return self.apply(cursor, *args)
 
 
 class SqlitePath:
@@ -129,6 +134,21 @@ class SqlitePath:
         await self._transition(run_id, transitions.mark_started, started)
 
     async def finish(self, run_id: str, finish: TaskFinish, mark: StartMark | None) -> None:
+        # Its parameters are made as it is applied, on the connection's thread: never, when
+        # the run's creation takes the finish along (`_units`).
+        arguments = functools.partial(
+            self._finish_arguments, self._lease_check(run_id), run_id, finish, mark
+        )
+        write = _Write(run_id, transitions.finish, arguments, Finished(finish, mark))
+        if finish.pure and finish.ended is None:
+            self._runs.write_later(run_id, write)
+        else:
+            await self._runs.write(run_id, write)
+
+    def _finish_arguments(
+        self, held: dict[str, Any], run_id: str, finish: TaskFinish, mark: StartMark | None
+    ) -> tuple[Any, ...]:
+        """`transitions.finish`'s parameters after the cursor."""
         encode = self._encode
         finished = self._task(run_id, finish.key, mark)
         finished.update(
@@ -142,10 +162,11 @@ class SqlitePath:
             steps=json.dumps(list(finish.released)),
             step_finished=finish.step_finished,
         )
+        # Events are written for a watched run only: made then.
         recorded = (
-            []
+            None
             if mark is None
-            else [encode.row(EVENTS, e) for e in events.started_and_finished(run_id, finish, mark)]
+            else lambda: self._encoded(events.started_and_finished(run_id, finish, mark))
         )
         log = finish.log
         logged = (
@@ -163,14 +184,11 @@ class SqlitePath:
                 "result": encode.json(end.outputs),
                 "failure": encode.json(failure),
                 "at": encode.time(end.at),
-                "event": encode.row(EVENTS, events.run_event(run_id, end.status, end.at, failure)),
+                "event": lambda: self._encoded(
+                    [events.run_event(run_id, end.status, end.at, failure)]
+                )[0],
             }
-        write = self._held(run_id, transitions.finish, finished, recorded, logged, ended)
-        write = replace(write, progress=Finished(finish, mark))
-        if finish.pure and ended is None:
-            self._runs.write_later(run_id, write)
-        else:
-            await self._runs.write(run_id, write)
+        return held, finished, recorded, logged, ended
 
     async def committed(self, run_id: str) -> None:
         await self._runs.committed(run_id)
@@ -181,6 +199,9 @@ class SqlitePath:
     async def aclose(self) -> None:
         """Let the writes already queued commit."""
         await self._writes.aclose()
+
+    def _encoded(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self._encode.row(EVENTS, row) for row in rows]
 
     def _created(self, run: NewRunRow, *, later: bool = False) -> _Write:
         """The run's creation; `later`: merged with the progress it is queued before."""
@@ -277,8 +298,11 @@ class SqlitePath:
 
     def _held(self, run_id: str, apply: Callable[..., Any], *args: Any) -> _Write:
         """A transition that first checks this worker holds the run's lease."""
-        held = {"run": run_id, "owner": self.owner, "now": self._encode.time(utcnow())}
-        return _Write(run_id, apply, (held, *args))
+        return _Write(run_id, apply, (self._lease_check(run_id), *args))
+
+    def _lease_check(self, run_id: str) -> dict[str, Any]:
+        """The lease check's parameters (`transitions.HOLD`), as of now."""
+        return {"run": run_id, "owner": self.owner, "now": self._encode.time(utcnow())}
 
     async def _commit(self, batch: list[_Write]) -> list[Any]:
         """One transaction for the batch, on the connection's thread; each write's answer."""
@@ -342,7 +366,7 @@ def _commit_on_thread(connection: sqlite3.Connection, batch: list[_Write]) -> li
     # fail to upgrade when another process (the command line) wrote meanwhile.
     cursor.execute("BEGIN IMMEDIATE")
     try:
-        answers = [write.apply(cursor, *write.args) for write in batch]
+        answers = [write.applied(cursor) for write in batch]
         connection.commit()
     except BaseException:
         if connection.in_transaction:
@@ -371,7 +395,9 @@ class SqliteEncoder:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; use timezone-aware UTC")
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        if value.tzinfo is not UTC:  # the service's own times are UTC already
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def row(self, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
         """The row to insert: its values encoded, with the columns' Python-side defaults for

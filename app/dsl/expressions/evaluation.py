@@ -35,6 +35,7 @@ from app.errors import (
 
 Scope = Mapping[str, Any]
 
+
 class _GarbageCollection:
     """The CPU time the interpreter spent collecting garbage so far (`gc.callbacks`)."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from app.domain.records import Creation
@@ -236,24 +236,25 @@ def finish(
     cursor: sqlite3.Cursor,
     held: Parameters,
     finished: Parameters,
-    events: Sequence[Parameters],
+    events: Callable[[], Sequence[Parameters]] | None,
     log: Parameters | None,
     ended: Parameters | None,
 ) -> bool | None:
     """`finished`: the task's update, with `failed`, `released` and `step_finished`; `events`:
-    those of its start mark and finish when its start mark is taken along (else none: the
-    finish's event is read from the row); `ended`: the run's end, with its event."""
+    those of its start mark and finish when its start mark is taken along (else None: the
+    finish's event is read from the row); `ended`: the run's end, with its event. The events
+    are made (`events()`, `ended["event"]()`) only for a watched run."""
     checked = _hold(cursor, held)
     if checked is None:
         return None
     watched, parent = checked
-    if not events:  # started long ago: the finish's event as the row now says
+    if events is None:  # started long ago: the finish's event as the row now says
         cursor.execute(FINISH_TASK, finished)
         if watched:
             cursor.execute(TASK_CHANGED, finished)
     else:  # the usual short step: its start and its end, known here
         if watched:
-            _insert_all(cursor, "run_events", events)
+            _insert_all(cursor, "run_events", events())
         cursor.execute(FINISH_TASK, finished)
     if log is not None:
         cursor.execute(insert_text("task_logs", tuple(log)), log)
@@ -271,7 +272,8 @@ def finish(
                 cursor.execute(CANCELLED_BEFORE, ended)
             cursor.execute(CANCEL_UNFINISHED, ended)
             if watched:
-                cursor.execute(insert_text("run_events", tuple(ended["event"])), ended["event"])
+                event = ended["event"]()
+                cursor.execute(insert_text("run_events", tuple(event)), event)
             if parent is not None:
                 cursor.execute(WAKE_PARENT, {"parent": parent, "at": ended["at"]})
     elif finished["step_finished"]:
