@@ -182,7 +182,9 @@ class TaskRunner:
         context = TaskContext.for_attempt(
             self.run_id, self.flow, step.id, index, attempt, timeout=timeout, log=log
         )
-        deadline = _NO_DEADLINE if timeout is None else asyncio.timeout(timeout)
+        # A pure task (`set`, `log`, `fail`) awaits nothing: no deadline could stop it.
+        bounded = timeout is not None and not task.spec.pure
+        deadline = asyncio.timeout(timeout) if bounded else _NO_DEADLINE
         try:
             async with deadline, self._connection(step, task) as connection:
                 outputs = await task.invoke(
