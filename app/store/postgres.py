@@ -239,7 +239,7 @@ class PostgresPath:
 def _created(run: NewRunRow, *, later: bool = False) -> _Write:
     """The run's creation; `later`: merged with the progress it is queued before."""
     arguments = runs.pg_create_arguments(run, json_text(run.inputs) or "null")
-    return _Write(runs.PG_CREATE, arguments, progress=Created(arguments) if later else None)
+    return _Write(runs.PG_CREATE, arguments, progress=Created(run) if later else None)
 
 
 def _units(batch: list[_Write]) -> list[_Unit]:
@@ -270,7 +270,7 @@ def _merged(batch: list[_Write], segment: list[int]) -> list[_Unit]:
     if not merges(progress):
         return [_Unit(part, [position], []) for part, position in zip(parts, segment, strict=True)]
     if isinstance(progress[0], Created):  # a new run: inserted as it is now
-        arguments = (*progress[0].arguments, *merged_arguments(progress))
+        arguments = (*parts[0].args, *merged_arguments(progress))  # PG_CREATE's, then
         write = _Write(tasks.PG_CREATE_WITH_PROGRESS, arguments)
         return [_Unit(write, segment, parts, creates=True)]
     run_id, owner, now = parts[-1].args[:3]  # the latest time: the strictest lease check

@@ -24,6 +24,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from app.domain.records import NewRunRow
 from app.domain.runs import TaskStatus
 from app.engine.store import TaskFinish
 from app.store.queries import runs, tasks
@@ -32,9 +33,9 @@ from app.store.start_marks import StartMark
 
 @dataclass(frozen=True)
 class Created:
-    """A run created with its first progress (`create_later`): `PG_CREATE`'s parameters."""
+    """A run created with its first progress (`create_later`)."""
 
-    arguments: tuple[Any, ...]
+    run: NewRunRow
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,6 +101,14 @@ class SqlitePath:
         return self._runs.create_later(run.run_id, self._created(run, later=True))
 
     async def start_new_run(self, run: NewRun) -> None:
+        arguments = functools.partial(self._start_arguments, self._lease_check(run.run_id), run)
+        progress = Started(run.started_at, len(run.steps), run.ready)
+        write = _Write(run.run_id, transitions.start_run, arguments, progress)
+        # Not waited for: a start lost in a crash loses nothing the run did.
+        self._runs.write_later(run.run_id, write)
+
+    def _start_arguments(self, held: dict[str, Any], run: NewRun) -> tuple[Any, ...]:
+        """`transitions.start_run`'s parameters after the cursor (made as it is applied)."""
         encode = self._encode
         started = {
             "run": run.run_id,
@@ -111,10 +119,7 @@ class SqlitePath:
             "ready": bool(run.ready),
             "steps": json.dumps(list(run.ready)),
         }
-        # Not waited for: a start lost in a crash loses nothing the run did.
-        write = self._held(run.run_id, transitions.start_run, started)
-        progress = Started(run.started_at, len(run.steps), run.ready)
-        self._runs.write_later(run.run_id, replace(write, progress=progress))
+        return held, started
 
     async def expand(self, run_id: str, step_id: str, count: int) -> None:
         """Elements 1..count-1 of a fan-out, queued: rows the statement makes."""
@@ -205,20 +210,29 @@ class SqlitePath:
 
     def _created(self, run: NewRunRow, *, later: bool = False) -> _Write:
         """The run's creation; `later`: merged with the progress it is queued before."""
+        arguments = functools.partial(self._creation_arguments, run)
+        return _Write(run.run_id, transitions.create, arguments, Created(run) if later else None)
+
+    def _creation_arguments(self, run: NewRunRow) -> tuple[Any, ...]:
+        """`transitions.create`'s parameters after the cursor (made as it is applied): the
+        run's row and its pending tasks'."""
         encode = self._encode.row
         row = encode(RUNS, runs.run_row(run))
         pending = [encode(TASKS, runs.pending_task(run.run_id, step)) for step in run.step_ids]
-        arguments = (row, pending, run.latest_only)
-        created = Created(arguments) if later else None
-        return _Write(run.run_id, transitions.create, arguments, progress=created)
+        return row, pending, run.latest_only
 
     def _created_with_progress(self, parts: Sequence[Progress]) -> _Write:
         """A run's creation and the progress queued after it in one batch, as one write: its
         rows inserted as the creation and that progress, one by one, would leave them (a test
-        compares). A run nobody knew of has no watchers: no events."""
+        compares). A run nobody knew of has no watchers: no events. Its parameters are made
+        as it is applied, as a finish's are."""
         created = parts[0]
         assert isinstance(created, Created)
-        row, pending, latest_only = created.arguments
+        arguments = functools.partial(self._progressed_rows, created.run, parts)
+        return _Write(created.run.run_id, transitions.create, arguments)
+
+    def _progressed_rows(self, new: NewRunRow, parts: Sequence[Progress]) -> tuple[Any, ...]:
+        row, pending, latest_only = self._creation_arguments(new)
         folded = fold(parts)
         assert folded.started is not None
         encode = self._encode
@@ -279,7 +293,7 @@ class SqlitePath:
             for part in folded.logged
             if part.finish.log is not None
         ]
-        return _Write(row["id"], transitions.create, (run, tasks_, latest_only, logs))
+        return run, tasks_, latest_only, logs
 
     def _task(self, run_id: str, key: TaskKey, mark: StartMark | None) -> dict[str, Any]:
         """The parameters that name a task, with its unwritten start mark (`tasks.task_values`)."""
