@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
@@ -718,7 +719,7 @@ def test_a_garbage_collection_during_an_evaluation_does_not_count_against_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = [0.0]
-    monkeypatch.setattr(evaluation.time, "thread_time", lambda: now[0])
+    monkeypatch.setattr(time, "thread_time", lambda: now[0])
 
     def slow_collection(phase: str, _info: dict[str, int]) -> None:
         if phase == "stop":  # before the evaluator's callback reads the clock
