@@ -56,7 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await worker.stop()
             await services.close(grace=settings.shutdown_grace_seconds)
 
-    app = FastAPI(title="Flow Manager", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Flow Manager",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Its HTTP spans join ours when tracing is on (OTEL_*); metrics are Prometheus's and
+        # logs the standard library's JSON lines, so it need not look for OpenTelemetry
+        # providers of either at every request (the logs' is an environment lookup each time).
+        telemetry={"metrics": False, "logs": False},
+    )
     app.state.settings = settings
     register_routes(app, settings)
     return app

@@ -86,6 +86,7 @@ class PostgresPath:
         self._writes = GroupCommit(self._commit)
         self._runs = RunWrites(self._writes)
         self._committing: AsyncConnection | None = None  # the group commit's (`_commit`)
+        self._committing_raw: Any = None  # its asyncpg connection
 
     async def locate(self, name: str, number: int | None) -> tuple[int, int] | None:
         """(id, version) in one round trip; None when not found."""
@@ -213,12 +214,13 @@ class PostgresPath:
         took the time of three round trips)."""
         if self._committing is None:
             self._committing = await self.engine.connect()
-        raw = (await self._committing.get_raw_connection()).driver_connection
-        assert raw is not None
-        return raw
+            raw = (await self._committing.get_raw_connection()).driver_connection
+            assert raw is not None
+            self._committing_raw = raw
+        return self._committing_raw
 
     async def _close_committing(self) -> None:
-        committing, self._committing = self._committing, None
+        committing, self._committing, self._committing_raw = self._committing, None, None
         if committing is not None:
             await committing.close()
 
