@@ -345,7 +345,7 @@ class RunService:
             # A run executed here at once is created with its first progress (one commit
             # for a flow of pure steps); `execute` learns afterwards whether it was.
             later = self.repository.create_later(run) if holds and not awaited else None
-            creation = Creation.CREATED if later else await self.repository.create(run)
+            creation = Creation.CREATED if later is not None else await self.repository.create(run)
             if creation is Creation.CREATED:
                 launch = Launch(run.run_id, definition_id, values, run.traceparent)
                 return _Created(

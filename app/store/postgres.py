@@ -49,6 +49,7 @@ from app.store.run_progress import (
     Finished,
     Progress,
     Started,
+    created_part_answer,
     json_text,
     mergeable,
     merged_arguments,
@@ -297,7 +298,7 @@ async def _answer(raw: Any, unit: _Unit, answer: Any, answers: list[Any]) -> Non
     if unit.creates:
         answers[unit.positions[0]] = answer
         for position in unit.positions[1:]:
-            answers[position] = False if answer == Creation.CREATED else None
+            answers[position] = created_part_answer(answer)
         return
     if unit.parts and answer is True:
         for position, part in zip(unit.positions, unit.parts, strict=True):

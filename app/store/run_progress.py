@@ -24,7 +24,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from app.domain.records import NewRunRow
+from app.domain.records import Creation, NewRunRow
 from app.domain.runs import TaskStatus
 from app.engine.store import TaskFinish
 from app.store.queries import runs, tasks
@@ -86,6 +86,13 @@ class Finished:
 
 
 Progress = Created | Started | Finished
+
+
+def created_part_answer(creation: Any) -> bool | None:
+    """What each part merged with a run's creation answers, given the creation's answer (a
+    `Creation`, or PostgreSQL's text of one): not watched, since nobody knew of the run; or
+    refused (None), when the run was not created."""
+    return False if creation == Creation.CREATED else None
 
 
 def mergeable(progress: Progress) -> bool:

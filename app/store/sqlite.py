@@ -49,6 +49,7 @@ from app.store.run_progress import (
     Finished,
     Progress,
     Started,
+    created_part_answer,
     fold,
     mergeable,
     merges,
@@ -325,8 +326,8 @@ class SqlitePath:
         answers: list[Any] = [None] * len(batch)
         for (_, positions), answer in zip(units, done, strict=True):
             answers[positions[0]] = answer
-            for position in positions[1:]:  # a run created with its progress: not watched
-                answers[position] = False if answer == Creation.CREATED else None
+            for position in positions[1:]:  # merged with the run's creation
+                answers[position] = created_part_answer(answer)
         return answers
 
     def _units(self, batch: list[_Write]) -> list[tuple[_Write, list[int]]]:
