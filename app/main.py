@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             concurrency=settings.worker_concurrency,
             poll_interval=settings.poll_interval,
             claim_interval=settings.claim_interval,
+            claimers=lambda: services.heartbeat.claiming_workers,
         )
         try:
             await services.register_flow_files()

@@ -310,6 +310,7 @@ class WorkerRecord:
     pid: int
     started_at: datetime
     last_heartbeat: datetime
+    claims_runs: bool
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,11 @@ class Services:
             flow_manager=FlowManagerService(flows, runs, settings.max_wait_seconds),
             workers=WorkerService(store),
             heartbeat=Heartbeat(
-                store, settings.heartbeat_seconds, worker_id, on_beat=runner.renew_leases
+                store,
+                settings.heartbeat_seconds,
+                worker_id,
+                on_beat=runner.renew_leases,
+                claims_runs=settings.embedded_worker or not serving,
             ),
             listener=listener,
             authenticator=authenticator,

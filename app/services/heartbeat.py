@@ -2,8 +2,9 @@
 
 Every process that executes runs (an API process, embedded worker or not, and a standalone
 worker) registers as `host:pid:random` and beats every `interval` seconds, a third of a lease:
-each beat says it is alive (`GET /workers`), forgets workers long silent, and renews its runs'
-leases, stopping the runs it lost (cancelled or taken over elsewhere).
+each beat says it is alive (`GET /workers`), forgets workers long silent, counts the live
+workers that claim queued runs (`claiming_workers`: the claim loop spaces its claims by it), and
+renews its runs' leases, stopping the runs it lost (cancelled or taken over elsewhere).
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from app.background import stop_task
 from app.domain.clock import utcnow
+from app.store.queries.workers import Workers
 from app.store.unit_of_work import Store
 
 logger = logging.getLogger(__name__)
 
 # A worker silent for this many beats died (a clean stop removes its row): any worker forgets it.
 FORGET_AFTER_BEATS = 30
+# A worker that missed no more than one beat is counted among the live claiming workers.
+ALIVE_WITHIN_BEATS = 2
 
 
 def new_worker_id() -> str:
@@ -38,13 +42,19 @@ class Heartbeat:
         interval: float,
         worker_id: str,
         on_beat: Callable[[], Awaitable[None]] | None = None,
+        *,
+        claims_runs: bool = False,
     ) -> None:
+        """`claims_runs`: this process claims queued runs (it runs a claim loop)."""
         self.store = store
         self.interval = interval
         self.worker_id = worker_id
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.on_beat = on_beat
+        self.claims_runs = claims_runs
+        # The live workers that claim queued runs, this one included, as of the last beat.
+        self.claiming_workers = 1
         self._loop: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -70,14 +80,23 @@ class Heartbeat:
         async with self.store.write() as tx:
             alive = await tx.workers.heartbeat(self.worker_id, now)
             await tx.workers.prune(now - timedelta(seconds=self.interval * FORGET_AFTER_BEATS))
+            await self._count_claiming(tx.workers, now)
         if not alive:  # someone pruned us: say we are here again
             await self._register()
         if self.on_beat is not None:
             await self.on_beat()
 
     async def _register(self) -> None:
+        now = utcnow()
         async with self.store.write() as tx:
-            await tx.workers.register(self.worker_id, self.hostname, self.pid, utcnow())
+            await tx.workers.register(
+                self.worker_id, self.hostname, self.pid, now, claims_runs=self.claims_runs
+            )
+            await self._count_claiming(tx.workers, now)
+
+    async def _count_claiming(self, workers: Workers, now: datetime) -> None:
+        alive_since = now - timedelta(seconds=self.interval * ALIVE_WITHIN_BEATS)
+        self.claiming_workers = max(1, await workers.claiming(alive_since))
 
     async def _beat_forever(self) -> None:
         while True:

@@ -407,6 +407,8 @@ class WorkerRow(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_heartbeat: Mapped[datetime] = mapped_column(UTCDateTime)
+    # It claims queued runs (a standalone worker, or an API process with its embedded worker).
+    claims_runs: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 # The tables themselves, for Core statements: on the hot paths the ORM's statement building

@@ -48,6 +48,7 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
         concurrency=concurrency or settings.worker_concurrency,
         poll_interval=settings.poll_interval,
         claim_interval=settings.claim_interval,
+        claimers=lambda: services.heartbeat.claiming_workers,
     )
     stop = asyncio.Event()
     stop_metrics = None

@@ -117,6 +117,7 @@ async def test_requests_in_flight_do_not_set_off_the_collector(tmp_path: Path) -
             requests = (client.post("/flows/Greet/execute", json=body) for _ in range(16))
             return [answer.status_code for answer in await asyncio.gather(*requests)]
 
+        assert gc.get_threshold()[0] >= YOUNGEST_GENERATION_THRESHOLD
         await sixteen_at_once()  # the first ones fill caches that live on
         before = gc.get_stats()[0]["collections"]
         statuses = await sixteen_at_once() + await sixteen_at_once()

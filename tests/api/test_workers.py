@@ -22,6 +22,7 @@ async def test_the_embedded_worker_is_listed_with_a_fresh_heartbeat(
     async with serve(settings) as client:
         (worker,) = (await client.get("/workers")).json()
         assert worker["pid"] == os.getpid()
+        assert worker["claims_runs"] is True  # its embedded worker claims queued runs
         assert worker["id"].startswith(f"{worker['hostname']}:{os.getpid()}:")
         first = datetime.fromisoformat(worker["last_heartbeat"])
 
@@ -47,3 +48,4 @@ async def test_an_api_without_the_embedded_worker_is_listed_for_its_execute_runs
     workers: list[Any] = answer.json()
     assert answer.status_code == 200
     assert [worker["pid"] for worker in workers] == [os.getpid()]
+    assert workers[0]["claims_runs"] is False  # it claims no queued run

@@ -47,7 +47,7 @@ STORE_TABLES = {
     "concurrency_keys",
     "fan_outs",
 }
-HEAD = "0013_queued_tasks_index"
+HEAD = "0014_workers_claim_runs"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where alembic.ini is
 T0_NAIVE = datetime(2026, 1, 1)  # as SQLite and MariaDB keep UTC; PostgreSQL reads it as UTC
 

@@ -28,6 +28,32 @@ async def test_register_beat_list_and_remove(store: Store) -> None:
         assert [worker.id for worker in await tx.workers.all()] == ["h:2:b"]
 
 
+async def test_claiming_counts_the_live_workers_that_claim_queued_runs(store: Store) -> None:
+    async with store.write() as tx:
+        await tx.workers.register("h:1:worker", "h", 1, AT, claims_runs=True)
+        await tx.workers.register("h:2:api", "h", 2, AT)  # serves without an embedded worker
+        await tx.workers.register("h:3:silent", "h", 3, AT - timedelta(minutes=1), claims_runs=True)
+    async with store.read() as tx:
+        assert await tx.workers.claiming(alive_since=AT - timedelta(seconds=10)) == 1
+        listed = {worker.id: worker.claims_runs for worker in await tx.workers.all()}
+    assert listed == {"h:1:worker": True, "h:2:api": False, "h:3:silent": True}
+
+
+async def test_a_heartbeat_counts_the_live_claiming_workers_itself_included(store: Store) -> None:
+    async with store.write() as tx:
+        await tx.workers.register("h:1:other", "h", 1, datetime.now(UTC), claims_runs=True)
+    heartbeat = Heartbeat(store, 1.0, new_worker_id(), claims_runs=True)
+    await heartbeat.start()
+    try:
+        assert heartbeat.claiming_workers == 2
+        async with store.write() as tx:
+            await tx.workers.remove("h:1:other")  # it stopped
+        await heartbeat.beat()
+        assert heartbeat.claiming_workers == 1
+    finally:
+        await heartbeat.stop()
+
+
 async def test_a_pruned_worker_registers_again_on_its_next_beat(store: Store) -> None:
     heartbeat = Heartbeat(store, 0.02, new_worker_id())
     await heartbeat.start()

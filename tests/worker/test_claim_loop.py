@@ -52,6 +52,26 @@ async def test_claims_under_a_stream_of_submissions_are_at_least_the_interval_ap
     assert min(gaps) >= 0.049
 
 
+async def test_each_of_two_claiming_workers_pauses_two_claim_intervals() -> None:
+    # Together they claim the stream as often as one worker would, in batches as large.
+    runner = Queue()
+    worker = ClaimLoop(
+        cast(Runner, runner),
+        concurrency=10,
+        poll_interval=60,
+        claim_interval=0.05,
+        claimers=lambda: 2,
+    )
+    await worker.start()
+    try:
+        await until(lambda: len(runner.claimed_at) >= 3)
+    finally:
+        await worker.stop()
+
+    gaps = [b - a for a, b in zip(runner.claimed_at, runner.claimed_at[1:], strict=False)]
+    assert min(gaps) >= 0.099
+
+
 async def test_an_idle_worker_claims_a_lone_run_as_soon_as_it_is_told() -> None:
     runner = Queue(0)  # the first claim finds nothing
     worker = ClaimLoop(cast(Runner, runner), concurrency=10, poll_interval=60, claim_interval=30)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.records import WorkerRecord
@@ -19,9 +19,19 @@ class Workers:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def register(self, worker_id: str, hostname: str, pid: int, at: datetime) -> None:
+    async def register(
+        self, worker_id: str, hostname: str, pid: int, at: datetime, *, claims_runs: bool = False
+    ) -> None:
+        """`claims_runs`: the process claims queued runs (`claiming` counts it)."""
         self._session.add(
-            WorkerRow(id=worker_id, hostname=hostname, pid=pid, started_at=at, last_heartbeat=at)
+            WorkerRow(
+                id=worker_id,
+                hostname=hostname,
+                pid=pid,
+                started_at=at,
+                last_heartbeat=at,
+                claims_runs=claims_runs,
+            )
         )
         await self._session.flush()
 
@@ -40,6 +50,13 @@ class Workers:
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def claiming(self, alive_since: datetime) -> int:
+        """How many workers that claim queued runs were heard from since `alive_since`."""
+        statement = select(func.count()).where(
+            WorkerRow.claims_runs, WorkerRow.last_heartbeat >= alive_since
+        )
+        return int((await self._session.execute(statement)).scalar_one())
+
     async def remove(self, worker_id: str) -> None:
         await self._session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
 
@@ -47,6 +64,8 @@ class Workers:
         """Every registered worker, the most recently alive first."""
         statement = select(WorkerRow).order_by(WorkerRow.last_heartbeat.desc())
         return [
-            WorkerRecord(row.id, row.hostname, row.pid, row.started_at, row.last_heartbeat)
+            WorkerRecord(
+                row.id, row.hostname, row.pid, row.started_at, row.last_heartbeat, row.claims_runs
+            )
             for row in (await self._session.execute(statement)).scalars()
         ]
