@@ -177,6 +177,13 @@ class Services:
         hub = EventHub(run_store, limits)
         run_store.on_events(hub.wake)
         passwords = Passwords()
+        heartbeat = Heartbeat(
+            store,
+            settings.heartbeat_seconds,
+            worker_id,
+            on_beat=runner.renew_leases,
+            claims_runs=settings.embedded_worker or not serving,
+        )
         listener = None
         if store.notifies:
             handlers: dict[str, notifications.Handler] = {
@@ -184,6 +191,7 @@ class Services:
                 notifications.ELEMENTS_QUEUED: lambda _: runner.elements.wake(),
                 notifications.RUN_CANCELLED: runner.stop_local,
                 notifications.ACCESS_CHANGED: changes.forget,
+                notifications.WORKERS_CHANGED: lambda _: heartbeat.recount(),
             }
             if serving:  # only the API streams events: a worker need not hear of them
                 handlers[notifications.RUN_EVENTS] = hub.notified
@@ -200,13 +208,7 @@ class Services:
             runner=runner,
             flow_manager=FlowManagerService(flows, runs, settings.max_wait_seconds),
             workers=WorkerService(store),
-            heartbeat=Heartbeat(
-                store,
-                settings.heartbeat_seconds,
-                worker_id,
-                on_beat=runner.renew_leases,
-                claims_runs=settings.embedded_worker or not serving,
-            ),
+            heartbeat=heartbeat,
             listener=listener,
             authenticator=authenticator,
             users=UserService(store, passwords, changes),

@@ -56,6 +56,7 @@ class Heartbeat:
         # The live workers that claim queued runs, this one included, as of the last beat.
         self.claiming_workers = 1
         self._loop: asyncio.Task[None] | None = None
+        self._recounting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Register and start beating; a store that is down now is retried on every beat."""
@@ -66,6 +67,7 @@ class Heartbeat:
         self._loop = asyncio.create_task(self._beat_forever(), name="worker-heartbeat")
 
     async def stop(self) -> None:
+        await stop_task(self._recounting)
         if self._loop is not None:
             await stop_task(self._loop)
             self._loop = None
@@ -93,6 +95,19 @@ class Heartbeat:
                 self.worker_id, self.hostname, self.pid, now, claims_runs=self.claims_runs
             )
             await self._count_claiming(tx.workers, now)
+
+    def recount(self) -> None:
+        """Count the live claiming workers again, soon (a worker came or went): the others
+        would otherwise learn of it on their next beat only."""
+        if self._recounting is None or self._recounting.done():
+            self._recounting = asyncio.create_task(self._recount(), name="worker-recount")
+
+    async def _recount(self) -> None:
+        try:
+            async with self.store.read() as tx:
+                await self._count_claiming(tx.workers, utcnow())
+        except Exception:  # the next beat counts again
+            logger.exception("counting the claiming workers failed")
 
     async def _count_claiming(self, workers: Workers, now: datetime) -> None:
         alive_since = now - timedelta(seconds=self.interval * ALIVE_WITHIN_BEATS)

@@ -1,5 +1,6 @@
 """PostgreSQL `LISTEN/NOTIFY`: wake the workers when runs are queued, cancel runs anywhere,
-forget cached credentials and permissions when access changes.
+forget cached credentials and permissions when access changes, recount the claiming workers
+when one comes or goes.
 
 A notification is sent inside the transaction that makes the change, so PostgreSQL delivers it
 only once the change is committed (and never when it rolls back). Notifications are a fast
@@ -29,6 +30,7 @@ RUN_CANCELLED = "flow_manager_run_cancelled"  # payload: the run id
 ACCESS_CHANGED = "flow_manager_access_changed"  # payload: empty; users, keys or shares changed
 RUN_EVENTS = "flow_manager_run_events"  # payload: run ids, comma-separated, with new events
 ELEMENTS_QUEUED = "flow_manager_elements_queued"  # payload: empty; a fan-out was shared
+WORKERS_CHANGED = "flow_manager_workers_changed"  # payload: empty; a worker came or went
 
 RECONNECT_DELAY = 1.0  # seconds between attempts to reopen a lost listening connection
 

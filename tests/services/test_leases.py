@@ -345,3 +345,22 @@ async def test_a_limited_run_ending_wakes_the_worker_for_its_key_next_run(
 
     assert [run.status for run in finished] == [RunStatus.COMPLETED] * 2
     assert sample_tasks.calls["limited"] == 2
+
+
+async def test_a_worker_joining_or_leaving_is_counted_by_the_others_at_once(
+    postgres_store: str,
+) -> None:
+    # Leases of a minute: a beat every 20 s; only the notification is fast.
+    async with opened_services(postgres_store, lease_seconds=60) as first:
+        await first.start()
+        assert first.listener is not None
+        await until(first.listener.listening.is_set)
+        assert first.heartbeat.claiming_workers == 1
+
+        async with opened_services(postgres_store, lease_seconds=60) as second:
+            await second.start()
+            assert second.heartbeat.claiming_workers == 2  # counted as it registered
+
+            await until(lambda: first.heartbeat.claiming_workers == 2, deadline=5)
+
+        await until(lambda: first.heartbeat.claiming_workers == 1, deadline=5)

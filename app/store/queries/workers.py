@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.records import WorkerRecord
 from app.store.models import WorkerRow
+from app.store.notifications import WORKERS_CHANGED, notify
 
 
 class Workers:
@@ -34,6 +35,8 @@ class Workers:
             )
         )
         await self._session.flush()
+        if claims_runs:
+            await notify(self._session, WORKERS_CHANGED)
 
     async def heartbeat(self, worker_id: str, at: datetime) -> bool:
         """Record that the worker is alive; False when its row is gone (pruned or never
@@ -59,6 +62,7 @@ class Workers:
 
     async def remove(self, worker_id: str) -> None:
         await self._session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
+        await notify(self._session, WORKERS_CHANGED)
 
     async def all(self) -> Sequence[WorkerRecord]:
         """Every registered worker, the most recently alive first."""
