@@ -102,15 +102,16 @@ class SqlitePath:
         return self._runs.create_later(run.run_id, self._created(run, later=True))
 
     async def start_new_run(self, run: NewRun) -> None:
-        arguments = functools.partial(self._start_arguments, self._lease_check(run.run_id), run)
+        arguments = functools.partial(self._start_arguments, run)
         progress = Started(run.started_at, len(run.steps), run.ready)
         write = _Write(run.run_id, transitions.start_run, arguments, progress)
         # Not waited for: a start lost in a crash loses nothing the run did.
         self._runs.write_later(run.run_id, write)
 
-    def _start_arguments(self, held: dict[str, Any], run: NewRun) -> tuple[Any, ...]:
+    def _start_arguments(self, run: NewRun) -> tuple[Any, ...]:
         """`transitions.start_run`'s parameters after the cursor (made as it is applied)."""
         encode = self._encode
+        held = self._lease_check(run.run_id)
         started = {
             "run": run.run_id,
             "at": encode.time(run.started_at),
@@ -142,9 +143,7 @@ class SqlitePath:
     async def finish(self, run_id: str, finish: TaskFinish, mark: StartMark | None) -> None:
         # Its parameters are made as it is applied, on the connection's thread: never, when
         # the run's creation takes the finish along (`_units`).
-        arguments = functools.partial(
-            self._finish_arguments, self._lease_check(run_id), run_id, finish, mark
-        )
+        arguments = functools.partial(self._finish_arguments, run_id, finish, mark)
         write = _Write(run_id, transitions.finish, arguments, Finished(finish, mark))
         if finish.pure and finish.ended is None:
             self._runs.write_later(run_id, write)
@@ -152,10 +151,11 @@ class SqlitePath:
             await self._runs.write(run_id, write)
 
     def _finish_arguments(
-        self, held: dict[str, Any], run_id: str, finish: TaskFinish, mark: StartMark | None
+        self, run_id: str, finish: TaskFinish, mark: StartMark | None
     ) -> tuple[Any, ...]:
         """`transitions.finish`'s parameters after the cursor."""
         encode = self._encode
+        held = self._lease_check(run_id)
         finished = self._task(run_id, finish.key, mark)
         finished.update(
             state=finish.status.value,
@@ -316,7 +316,9 @@ class SqlitePath:
         return _Write(run_id, apply, (self._lease_check(run_id), *args))
 
     def _lease_check(self, run_id: str) -> dict[str, Any]:
-        """The lease check's parameters (`transitions.HOLD`), as of now."""
+        """The lease check's parameters (`transitions.HOLD`), as of now: for a start or a
+        finish, as it is applied (the lease is checked as of its commit, and not at all when
+        the run's creation takes the write along)."""
         return {"run": run_id, "owner": self.owner, "now": self._encode.time(utcnow())}
 
     async def _commit(self, batch: list[_Write]) -> list[Any]:
@@ -399,8 +401,13 @@ class SqliteEncoder:
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self.json: Callable[[Any], Any] = _processor(JSON(), dialect)
+        self._json = _processor(JSON(), dialect)
+        self._null = self._json(None)  # most of a write's JSON values: outputs and errors unset
         self._tables: dict[str, tuple[dict[str, Callable[[Any], Any]], dict[str, Any]]] = {}
+
+    def json(self, value: Any) -> Any:
+        """A value of a JSON column, as its processor writes it."""
+        return self._null if value is None else self._json(value)
 
     @staticmethod
     def time(value: datetime | None) -> str | None:
@@ -412,7 +419,8 @@ class SqliteEncoder:
             raise ValueError("naive datetimes are not stored; use timezone-aware UTC")
         if value.tzinfo is not UTC:  # the service's own times are UTC already
             value = value.astimezone(UTC)
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        # Without its offset, "+00:00" (six characters): a third cheaper than `replace`.
+        return value.isoformat(" ", "microseconds")[:-6]
 
     def row(self, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
         """The row to insert: its values encoded, with the columns' Python-side defaults for
