@@ -10,6 +10,10 @@ identical service, SQLAlchemy's and the fast path's group commits). Targets on a
 with PostgreSQL: p50 <= 10 ms for one client, >= 400 runs/s with 16 clients; SQLite at least as
 fast as PostgreSQL on both.
 
+With `--store both`, each round measures SQLite then PostgreSQL, and the end prints SQLite's
+runs/s and p50 over PostgreSQL's for each round and their median: `--rounds 4` or more on a
+machine whose speed drifts.
+
 `--auth on` serves with AUTH=on and sends an API key with every request (the key's check, its
 cache, the permission check and the run rate limiter, set too high to refuse, all on the
 path); `both` alternates servers without and with it, `--rounds` times (A, B, A, B), since
@@ -191,25 +195,29 @@ BENCH_KEY = "fm_bench-admin-key-" + uuid.uuid4().hex  # ADMIN_API_KEY of an --au
 WITH_AUTH = {"AUTH": "on", "ADMIN_API_KEY": BENCH_KEY, "RUNS_PER_MINUTE": str(10**9)}
 
 
-async def bench_store(store: str, requests: int, auth: bool) -> None:
+async def bench_store(store: str, requests: int, auth: bool) -> dict[int, Measurement]:
+    """The store's measurements, by number of clients."""
     with tempfile.TemporaryDirectory() as directory:
         if store == "sqlite":
             url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
-            await report(store, url, requests, None, auth)
+            measured = await report(store, url, requests, None, auth)
             print(f"  commits per run: {await sqlite_commits_per_run(url):.1f}")
-        else:
-            async with postgres_database() as name:
-                url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-                await report(store, url, requests, name, auth)
+            return measured
+        async with postgres_database() as name:
+            url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+            return await report(store, url, requests, name, auth)
 
 
-async def report(store: str, url: str, requests: int, pg_name: str | None, auth: bool) -> None:
+async def report(
+    store: str, url: str, requests: int, pg_name: str | None, auth: bool
+) -> dict[int, Measurement]:
     headers = {"Authorization": f"Bearer {BENCH_KEY}"} if auth else {}
     with server(url, WITH_AUTH if auth else None) as base:
         await wait_for_key(base, headers)
         async with httpx.AsyncClient(base_url=base, headers=headers) as client:
             await client.post("/flows", content=CHAIN, headers={"content-type": "application/yaml"})
         await measure(base, 4, 200, headers)  # warm-up: imports, pools, caches
+        measurements = {}
         for clients in (1, 16):
             before = await postgres_commits(pg_name) if pg_name else 0
             measured = await measure(base, clients, requests, headers)
@@ -223,6 +231,8 @@ async def report(store: str, url: str, requests: int, pg_name: str | None, auth:
                 commits = (await postgres_commits(pg_name) - before) / requests
                 line += f"  commits/run {commits:.1f}"
             print(line, flush=True)
+            measurements[clients] = measured
+    return measurements
 
 
 async def wait_for_key(base: str, headers: Mapping[str, str]) -> None:
@@ -244,10 +254,35 @@ def main() -> None:
     arguments = parser.parse_args()
     stores = ["sqlite", "postgresql"] if arguments.store == "both" else [arguments.store]
     modes = {"off": [False], "on": [True], "both": [False, True]}[arguments.auth]
-    for store in stores:
-        for _ in range(arguments.rounds):
-            for auth in modes:  # the server's loop, and lighter
-                uvloop.run(bench_store(store, arguments.requests, auth))
+    rounds: list[dict[tuple[str, bool], dict[int, Measurement]]] = []
+    for _ in range(arguments.rounds):  # A, B, A, B: this machine's speed drifts
+        measured = {}
+        for store in stores:
+            for auth in modes:
+                # The server's loop, and lighter.
+                measured[store, auth] = uvloop.run(bench_store(store, arguments.requests, auth))
+        rounds.append(measured)
+    if len(stores) == 2:
+        print_ratios(rounds, modes)
+
+
+def print_ratios(
+    rounds: list[dict[tuple[str, bool], dict[int, Measurement]]], modes: list[bool]
+) -> None:
+    """SQLite's runs/s over PostgreSQL's, measured one after the other in each round (the
+    target: at least 1 with 16 clients), and its p50 over PostgreSQL's (at most 1 with one)."""
+    for auth in modes:
+        for clients in (1, 16):
+            pairs = [(r["sqlite", auth][clients], r["postgresql", auth][clients]) for r in rounds]
+            rates = [sqlite.rate / postgresql.rate for sqlite, postgresql in pairs]
+            p50s = [sqlite.p50 / postgresql.p50 for sqlite, postgresql in pairs]
+            print(
+                f"SQLite / PostgreSQL, auth {'on ' if auth else 'off'} {clients:>2} clients:"
+                f" runs/s {', '.join(f'{ratio:.2f}' for ratio in rates)}"
+                f" (median {statistics.median(rates):.2f});"
+                f" p50 {', '.join(f'{ratio:.2f}' for ratio in p50s)}"
+                f" (median {statistics.median(p50s):.2f})"
+            )
 
 
 if __name__ == "__main__":
