@@ -53,7 +53,7 @@ class Heartbeat:
         self.pid = os.getpid()
         self.on_beat = on_beat
         self.claims_runs = claims_runs
-        # The live workers that claim queued runs, this one included, as of the last beat.
+        # The live workers that claim queued runs, as of the last count (this one, until then).
         self.claiming_workers = 1
         self._loop: asyncio.Task[None] | None = None
         self._recounting: asyncio.Task[None] | None = None
@@ -111,7 +111,7 @@ class Heartbeat:
 
     async def _count_claiming(self, workers: Workers, now: datetime) -> None:
         alive_since = now - timedelta(seconds=self.interval * ALIVE_WITHIN_BEATS)
-        self.claiming_workers = max(1, await workers.claiming(alive_since))
+        self.claiming_workers = await workers.claiming(alive_since)
 
     async def _beat_forever(self) -> None:
         while True:

@@ -313,12 +313,12 @@ class SqlitePath:
 
     def _held(self, run_id: str, apply: Callable[..., Any], *args: Any) -> _Write:
         """A transition that first checks this worker holds the run's lease."""
-        return _Write(run_id, apply, (self._lease_check(run_id), *args))
+        return _Write(run_id, apply, lambda: (self._lease_check(run_id), *args))
 
     def _lease_check(self, run_id: str) -> dict[str, Any]:
-        """The lease check's parameters (`transitions.HOLD`), as of now: for a start or a
-        finish, as it is applied (the lease is checked as of its commit, and not at all when
-        the run's creation takes the write along)."""
+        """The lease check's parameters (`transitions.HOLD`), made as its write is applied:
+        the lease is checked as of the commit (and not at all for a start or a finish the
+        run's creation takes along)."""
         return {"run": run_id, "owner": self.owner, "now": self._encode.time(utcnow())}
 
     async def _commit(self, batch: list[_Write]) -> list[Any]:
