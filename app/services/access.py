@@ -14,6 +14,7 @@ notifications, so nothing is cached there: every request reads the store.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from cachetools import TTLCache
 
 from app.domain.access import Caller, FlowAccess, Permission
 from app.errors import FlowManagerError, ForbiddenError, NotFoundError, UnknownFlowError
+from app.services.loading_cache import LoadingCache
 from app.store.unit_of_work import Store
 
 CACHE_ENTRIES = 10_000
@@ -59,11 +61,13 @@ def new_cache(seconds: float) -> TTLCache[Any, Any] | None:
 class FlowAccessPolicy:
     def __init__(self, store: Store, *, cache_seconds: float) -> None:
         self.store = store
-        self._cache = new_cache(cache_seconds)
+        # "No such flow" is never remembered: the flow may be registered next.
+        self._access = LoadingCache[tuple[str, str], FlowAccess | None](
+            new_cache(cache_seconds), keep=lambda found: found is not None
+        )
 
     def forget(self) -> None:
-        if self._cache is not None:
-            self._cache.clear()
+        self._access.forget()
 
     async def require(
         self,
@@ -82,15 +86,11 @@ class FlowAccessPolicy:
         check(caller, flow, await self.access(flow, caller.user_id), needed, unseen)
 
     async def access(self, flow: str, user_id: str) -> FlowAccess | None:
-        key = (flow, user_id)
-        cached = self._cache.get(key) if self._cache is not None else None
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
+        return await self._access.get((flow, user_id), functools.partial(self._read, flow, user_id))
+
+    async def _read(self, flow: str, user_id: str) -> FlowAccess | None:
         async with self.store.read() as tx:
-            found = await tx.flows.access(flow, user_id)
-        if found is not None and self._cache is not None:  # "no such flow" is never cached
-            self._cache[key] = found
-        return found
+            return await tx.flows.access(flow, user_id)
 
 
 def check(

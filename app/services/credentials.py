@@ -6,9 +6,10 @@ apart. A key this random cannot be guessed from its hash, so a fast hash is enou
 the check of every request cheap (GitHub and Stripe keep theirs the same way); passwords, which
 people choose, get Argon2 instead (`passwords.py`).
 
-`Authenticator.caller` runs on every request. What it read of a credential is cached by the
-secret's hash until access changes (`access.py`) or `AUTH_CACHE_SECONDS` pass, and an expiry
-is checked on every use, so a revoked or expired key is refused at once. `last_used_at` is
+`Authenticator.caller` runs on every request. What it read of a credential is cached by its
+kind and the secret's hash (a burst of requests with a new key reads it once: `LoadingCache`)
+until access changes (`access.py`) or `AUTH_CACHE_SECONDS` pass, and an expiry is checked on
+every use, so a revoked or expired key is refused at once. `last_used_at` is
 kept in memory and written every `KEY_USAGE_FLUSH_SECONDS`, many keys in one statement, never
 a commit per request.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import secrets
@@ -30,6 +32,7 @@ from app.domain.clock import utcnow
 from app.domain.records import CredentialHolder
 from app.errors import AuthenticationError
 from app.services.access import new_cache
+from app.services.loading_cache import LoadingCache
 from app.store.unit_of_work import Store
 
 logger = logging.getLogger(__name__)
@@ -77,9 +80,9 @@ class Authenticator:
         self.store = store
         self.required = required
         self._find_local_admin: Callable[[], Awaitable[Caller]] | None = None
-        self._local_admin: Caller | None = None
+        self._local_admin = LoadingCache[tuple[()], Caller]({})  # one value, found once
         self.flush_seconds = flush_seconds
-        self._cache = new_cache(cache_seconds)
+        self._known = LoadingCache[tuple[str, str], _Known](new_cache(cache_seconds))
         self._used: dict[str, datetime] = {}
         self._flusher: asyncio.Task[None] | None = None
 
@@ -95,9 +98,8 @@ class Authenticator:
         await self.flush_usage()
 
     def forget(self) -> None:
-        self._local_admin = None  # it may have been deleted, or lost its admin rights
-        if self._cache is not None:
-            self._cache.clear()
+        self._local_admin.forget()  # it may have been deleted, or lost its admin rights
+        self._known.forget()
 
     async def caller(self, secret: str | None, *, kind: str = KEY) -> Caller:
         """The caller a credential of `kind` stands for; AuthenticationError when it is
@@ -105,25 +107,21 @@ class Authenticator:
         if secret is None:
             if self.required or self._find_local_admin is None:
                 raise AuthenticationError()
-            if self._local_admin is None:
-                self._local_admin = await self._find_local_admin()
-            return self._local_admin
+            return await self._local_admin.get((), self._find_local_admin)
         if len(secret) > MAX_SECRET_LENGTH:
             raise AuthenticationError("the credential is not valid")
         digest = hash_secret(secret)
         now = utcnow()
-        known = self._cache.get(digest) if self._cache is not None else None
-        if known is None:
-            known = await self._look_up(digest, kind, now)
-            if self._cache is not None:
-                self._cache[digest] = known
+        known = await self._known.get(
+            (kind, digest), functools.partial(self._look_up, digest, kind)
+        )
         if known.expires_at is not None and known.expires_at <= now:
             raise AuthenticationError(_EXPIRED[kind])
         if known.caller.key_id is not None:
             self._used[known.caller.key_id] = now
         return known.caller
 
-    async def _look_up(self, digest: str, kind: str, now: datetime) -> _Known:
+    async def _look_up(self, digest: str, kind: str) -> _Known:
         async with self.store.read() as tx:
             holder = await tx.credentials.find_by_hash(digest)
         if holder is None or holder.user_deleted or holder.credential.kind != kind:

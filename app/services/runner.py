@@ -10,13 +10,15 @@ finished (`FlowExecutor.resume`). It owns the process's one cache of parsed defi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from cachetools import LRUCache
 
 from app.domain.clock import utcnow
 from app.domain.records import Claim
@@ -26,6 +28,7 @@ from app.engine.executor import FlowExecutor
 from app.engine.run import RunResult
 from app.errors import LeaseLostError, StoreUnavailableError
 from app.services.elements import SharedElements
+from app.services.loading_cache import LoadingCache
 from app.services.observability import logs
 from app.services.observability.metrics import Metrics
 from app.services.observability.traces import NO_TRACING, Tracing
@@ -77,8 +80,7 @@ class Runner:
         self.work_available = asyncio.Event()  # wakes the worker loop
         self.worker_saturated = False  # the worker left queued work for want of a free slot
         self._limited: set[str] = set()  # runs in flight with a concurrency key
-        self._definitions: OrderedDict[int, FlowDefinition] = OrderedDict()
-        self._loading: dict[int, asyncio.Future[FlowDefinition]] = {}
+        self._definitions = LoadingCache[int, FlowDefinition](LRUCache(DEFINITION_CACHE_SIZE))
         # This process's part of the shared fan-outs: elements any worker may claim.
         self.elements = SharedElements(
             repository,
@@ -128,17 +130,11 @@ class Runner:
         """The parsed definition of a stored version (versions never change: cached by id).
 
         Loaded once however many runs ask at the same moment: a worker that claims 100 runs
-        of a new version reads it once, not on 100 connections.
+        of a new version reads it once, not on 100 connections (`LoadingCache`).
         """
-        definition = self._definitions.get(definition_id)
-        if definition is not None:
-            return definition
-        loading = self._loading.get(definition_id)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load_definition(definition_id))
-            self._loading[definition_id] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(definition_id, None))
-        return await asyncio.shield(loading)
+        return await self._definitions.get(
+            definition_id, functools.partial(self._load_definition, definition_id)
+        )
 
     # Leases and lifecycle.
 
@@ -274,8 +270,4 @@ class Runner:
         parsed = await asyncio.to_thread(  # off the event loop: it may be large
             self.executor.parse, source, format=format
         )
-        definition = parsed.definition
-        self._definitions[definition_id] = definition
-        if len(self._definitions) > DEFINITION_CACHE_SIZE:
-            self._definitions.popitem(last=False)
-        return definition
+        return parsed.definition

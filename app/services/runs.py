@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+from cachetools import LRUCache
 
 from app.domain.access import Caller, Permission
 from app.domain.clock import utcnow
@@ -58,6 +61,7 @@ from app.errors import (
 from app.services.access import FlowAccessPolicy
 from app.services.cursors import CursorCodec
 from app.services.limits import RunRateLimiter
+from app.services.loading_cache import LoadingCache
 from app.services.observability.metrics import Metrics
 from app.services.observability.traces import NO_TRACING, Tracing
 from app.services.ports import RunRepository
@@ -98,7 +102,9 @@ class RunService:
         self.metrics = metrics
         self._cursors = CursorCodec(cursor_secret) if cursor_secret else None
         # (name, version asked for) -> (id, version) found; checked when a run is created.
-        self._versions: dict[tuple[str, int | None], tuple[int, int]] = {}
+        self._versions = LoadingCache[tuple[str, int | None], tuple[int, int]](
+            LRUCache(VERSION_CACHE_SIZE)
+        )
 
     # Starting runs.
 
@@ -175,7 +181,7 @@ class RunService:
                 return await self._executed(new, task, wait, caller)
             # Stale after all: the store refused the run's writes, so it did nothing.
             await asyncio.wait({task})
-            self._versions.pop((name, version), None)
+            self._versions.forget((name, version))
         raise ConflictError(f"flow {name!r} kept changing while a run was being started")
 
     async def _executed(
@@ -265,7 +271,7 @@ class RunService:
             if await self.repository.create_all(rows) is Creation.CREATED:
                 self.runner.work_available.set()
                 return [_queued(row, number, caller.username) for row in rows]
-            self._versions.pop((name, version), None)  # stale: a version came or went
+            self._versions.forget((name, version))  # stale: a version came or went
         raise ConflictError(f"flow {name!r} kept changing while its runs were being started")
 
     async def _when_finished(self, run_id: str, wait: float) -> RunRecord:
@@ -364,18 +370,14 @@ class RunService:
                 existing = await self.repository.id_for_key(idempotency_key, name, caller.user_id)
                 assert existing is not None
                 return _Created(existing)
-            self._versions.pop((name, version), None)  # stale: a version came or went
+            self._versions.forget((name, version))  # stale: a version came or went
         raise ConflictError(f"flow {name!r} kept changing while a run was being started")
 
     async def _located(self, name: str, version: int | None) -> tuple[int, int]:
         """(id, version) of the flow's latest version (or of `version`), remembered."""
-        located = self._versions.get((name, version))
-        if located is None:
-            located = await self.repository.locate(name, version)
-            if len(self._versions) >= VERSION_CACHE_SIZE:
-                self._versions.clear()
-            self._versions[name, version] = located
-        return located
+        return await self._versions.get(
+            (name, version), functools.partial(self.repository.locate, name, version)
+        )
 
     # Reading runs.
 

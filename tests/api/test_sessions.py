@@ -99,6 +99,7 @@ async def test_signing_out_ends_the_session_at_once(ada: As, client: httpx.Async
 async def test_a_session_cannot_be_used_as_a_bearer_key(ada: As, client: httpx.AsyncClient) -> None:
     await sign_in(client)
     session = client.cookies["fm_session"]
+    assert (await client.get("/me")).status_code == 200  # known (and cached) as a session
     client.cookies.clear()
 
     response = await client.get("/me", headers={"Authorization": f"Bearer {session}"})

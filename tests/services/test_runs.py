@@ -102,6 +102,29 @@ async def test_execute_runs_the_version_another_process_registered_meanwhile(
         ]
 
 
+async def test_a_burst_of_first_runs_looks_the_flows_version_up_once(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caller = await admin(services)
+    await services.flows.register(caller, CHAIN)
+    lookups = 0
+    locate = services.run_store.locate
+
+    async def counted(name: str, number: int | None) -> tuple[int, int]:
+        nonlocal lookups
+        lookups += 1
+        return await locate(name, number)
+
+    monkeypatch.setattr(services.run_store, "locate", counted)
+
+    started = await asyncio.gather(
+        *(services.runs.start(caller, "Chain", {"n": n}) for n in range(20))
+    )
+
+    assert len({one.run.run_id for one in started}) == 20
+    assert lookups == 1
+
+
 async def test_bad_inputs_create_no_run(services: Services) -> None:
     await services.flows.register(await admin(services), CHAIN)
 
