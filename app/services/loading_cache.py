@@ -36,8 +36,8 @@ class LoadingCache(Generic[K, V]):
         still shared. `keep`: which values are remembered ("no such flow" need not be)."""
         self._values = values
         self._keep = keep
+        # The reads in flight; one `forget` detached is stale: its value is not remembered.
         self._loading: dict[K, asyncio.Future[V]] = {}
-        self._generation = 0  # counts `forget`s: a read older than the last one is stale
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """The value of `key`: remembered, or the one a read in flight will give, or
@@ -49,7 +49,7 @@ class LoadingCache(Generic[K, V]):
                 return value  # type: ignore[return-value]
         loading = self._loading.get(key)
         if loading is None:
-            loading = asyncio.ensure_future(self._load(key, load, self._generation))
+            loading = asyncio.ensure_future(load())
             self._loading[key] = loading
             loading.add_done_callback(functools.partial(self._landed, key))
         return await asyncio.shield(loading)
@@ -57,7 +57,6 @@ class LoadingCache(Generic[K, V]):
     def forget(self, key: K | None = None) -> None:
         """Forget every value, or `key`'s, after a change: the reads in flight may predate it,
         so later callers start their own, and what those reads return is not remembered."""
-        self._generation += 1
         if key is None:
             self._loading.clear()
             if self._values is not None:
@@ -67,14 +66,13 @@ class LoadingCache(Generic[K, V]):
             if self._values is not None:
                 self._values.pop(key, None)
 
-    async def _load(self, key: K, load: Callable[[], Awaitable[V]], generation: int) -> V:
-        value = await load()
-        if self._values is not None and generation == self._generation and self._keep(value):
-            self._values[key] = value
-        return value
-
     def _landed(self, key: K, loading: asyncio.Future[V]) -> None:
-        if self._loading.get(key) is loading:
-            del self._loading[key]
-        if not loading.cancelled():
-            loading.exception()  # retrieved: no "never retrieved" warning when nobody waited
+        """Remember what a read gave, unless it failed or `forget` detached it. Runs before
+        its waiters resume (their callbacks come after this one)."""
+        # The exception is retrieved here: no "never retrieved" warning when nobody waited.
+        failed = loading.cancelled() or loading.exception() is not None
+        if self._loading.get(key) is not loading:
+            return
+        del self._loading[key]
+        if not failed and self._values is not None and self._keep(loading.result()):
+            self._values[key] = loading.result()

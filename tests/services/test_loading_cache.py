@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 from cachetools import LRUCache
@@ -139,6 +140,21 @@ async def test_a_bounded_cache_forgets_its_least_recently_used_value() -> None:
         return key.upper()
 
     for key in ("a", "b", "a", "c", "a", "b"):
-        await cache.get(key, lambda key=key: read(key))  # type: ignore[misc]
+        await cache.get(key, functools.partial(read, key))
 
     assert reads == ["a", "b", "c", "b"]
+
+
+async def test_forgetting_one_key_leaves_the_reads_of_others_remembered() -> None:
+    cache = LoadingCache[str, str]({})
+    other = Source()
+    reading = asyncio.create_task(cache.get("other", other.read))
+    await asyncio.sleep(0)
+
+    cache.forget("key")
+    other.release.set()
+    await reading
+    other.value = "second"
+
+    assert await cache.get("other", other.read) == "first"
+    assert other.reads == 1
